@@ -1,0 +1,1 @@
+"""verl CPU platform and `hf` rollout backend (registered here; inert unless ``VERL_PLATFORM=cpu``)."""

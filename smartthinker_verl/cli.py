@@ -1,0 +1,44 @@
+"""The ``smartthinker-verl`` console script: ``convert | eval | report | check-config``.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``; the
+module is imported only when its subcommand runs, so ``smartthinker-verl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("smartthinker_verl.convert", "FSDP checkpoint of a run -> Hugging Face model (verified)"),
+    "eval": ("smartthinker_verl.evaluation.cli", "generate and grade on benchmark parquet files, or grade a JSONL"),
+    "report": ("smartthinker_verl.evaluation.report", "Markdown table and plot comparing evaluation results"),
+    "check-config": ("smartthinker_verl.recipe_config", "compose and validate a recipe's config without GPUs"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Build only the parser of the chosen subcommand (importing every module would slow every call down).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = argparse.ArgumentParser(prog="smartthinker-verl", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(_module=module)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``SmartThinkerConfig``: the estimator's options, their defaults (the paper's) and their validation.
+
+Set under ``algorithm.smartthinker`` in verl's config (absent means all defaults)::
+
+    algorithm:
+      adv_estimator: smartthinker
+      norm_adv_by_std_in_grpo: true     # verl's own key, honoured (false = Dr. GRPO style, no division by std)
+      smartthinker:
+        optimal_length: reference       # reference | argmax
+        penalty: one_sided              # one_sided | symmetric
+        coefficient: dynamic            # dynamic | fixed
+        fixed_coefficient: null         # required (> 0) when coefficient=fixed
+        correct_threshold: 0.5          # a response is correct when its score >= this
+        epsilon: 1.0e-6                 # added to the group std in the GRPO normalisation
+
+On the command line, keys the recipe yaml does not define need a leading ``+``:
+``+algorithm.smartthinker.penalty=symmetric``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+OptimalLengthRule = Literal["reference", "argmax"]
+PenaltyRule = Literal["one_sided", "symmetric"]
+CoefficientRule = Literal["dynamic", "fixed"]
+
+CONFIG_KEY = "smartthinker"
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimal_length": ("reference", "argmax"),
+    "penalty": ("one_sided", "symmetric"),
+    "coefficient": ("dynamic", "fixed"),
+}
+
+
+class SmartThinkerConfigError(ValueError):
+    """An invalid ``algorithm.smartthinker`` option; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class SmartThinkerConfig:
+    """Options of the SmartThinker estimator. The defaults reproduce the paper (arXiv 2603.08000).
+
+    Attributes:
+        optimal_length: ``reference`` — the paper's case table for l_opt (ALGORITHM.md section 1);
+            ``argmax`` — the exact argmax of the fitted log-ratio log N(l; m2, v2) - log N(l; m1, v1) on
+            [min(l), max(l)].
+        penalty: ``one_sided`` — s_i = max(0, l_i - l_opt) for correct responses (the paper);
+            ``symmetric`` — s_i = |l_i - l_opt| for correct responses (ablation).
+        coefficient: ``dynamic`` — coef = p_err / (max_{correct} s - mean s) (the paper); ``fixed`` — a constant
+            ``fixed_coefficient`` (ablation), applied to mixed groups only.
+        fixed_coefficient: the constant coefficient when ``coefficient == "fixed"`` (per token of excess length).
+        correct_threshold: a response is correct when its outcome score >= this.
+        epsilon: added to the group std in the GRPO normalisation (verl's default 1e-6).
+    """
+
+    optimal_length: OptimalLengthRule = "reference"
+    penalty: PenaltyRule = "one_sided"
+    coefficient: CoefficientRule = "dynamic"
+    fixed_coefficient: float | None = None
+    correct_threshold: float = 0.5
+    epsilon: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for key, choices in _CHOICES.items():
+            value = getattr(self, key)
+            if value not in choices:
+                raise SmartThinkerConfigError(
+                    f"algorithm.{CONFIG_KEY}.{key}={value!r} is not valid: use one of {', '.join(choices)}"
+                )
+        if self.coefficient == "fixed":
+            if self.fixed_coefficient is None:
+                raise SmartThinkerConfigError(
+                    f"algorithm.{CONFIG_KEY}.coefficient=fixed needs algorithm.{CONFIG_KEY}.fixed_coefficient: "
+                    f"set it to a positive number (reward per token of excess length), e.g. 1e-4"
+                )
+            _require_finite(self.fixed_coefficient, "fixed_coefficient", positive=True)
+        elif self.fixed_coefficient is not None:
+            _require_finite(self.fixed_coefficient, "fixed_coefficient", positive=True)
+        _require_finite(self.correct_threshold, "correct_threshold")
+        _require_finite(self.epsilon, "epsilon", positive=True)
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any] | None) -> SmartThinkerConfig:
+        """Build from a plain mapping (e.g. ``config.algorithm.smartthinker``); None or empty means defaults."""
+        if options is None:
+            return cls()
+        if not isinstance(options, Mapping):
+            raise SmartThinkerConfigError(
+                f"algorithm.{CONFIG_KEY} must be a mapping of options, got {type(options).__name__}"
+            )
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise SmartThinkerConfigError(
+                f"unknown key(s) algorithm.{CONFIG_KEY}.{', '.join(unknown)}: the options are {', '.join(sorted(known))}"
+            )
+        values = dict(options)
+        for key in ("fixed_coefficient", "correct_threshold", "epsilon"):
+            if values.get(key) is not None:
+                values[key] = _as_float(values[key], key)
+        return cls(**values)
+
+    @classmethod
+    def from_algorithm_config(cls, algorithm_config: Any) -> SmartThinkerConfig:
+        """Build from verl's ``config.algorithm`` (an OmegaConf DictConfig, a dict, a dataclass, or None)."""
+        if algorithm_config is None:
+            return cls()
+        options = _get(algorithm_config, CONFIG_KEY)
+        if options is not None and not isinstance(options, Mapping):
+            try:  # OmegaConf DictConfig -> plain dict
+                from omegaconf import OmegaConf
+
+                options = OmegaConf.to_container(options, resolve=True)
+            except Exception as error:
+                raise SmartThinkerConfigError(
+                    f"algorithm.{CONFIG_KEY} could not be read as a mapping of options ({error})"
+                ) from error
+        return cls.from_mapping(options)
+
+
+def _get(container: Any, key: str) -> Any:
+    if isinstance(container, Mapping) or hasattr(container, "get"):
+        try:
+            return container.get(key)
+        except Exception:  # dataclass-like objects without .get semantics
+            pass
+    return getattr(container, key, None)
+
+
+def _as_float(value: Any, key: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as error:
+        raise SmartThinkerConfigError(f"algorithm.{CONFIG_KEY}.{key}={value!r} is not a number") from error
+
+
+def _require_finite(value: Any, key: str, positive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SmartThinkerConfigError(f"algorithm.{CONFIG_KEY}.{key}={value!r} must be a finite number")
+    if positive and value <= 0:
+        raise SmartThinkerConfigError(f"algorithm.{CONFIG_KEY}.{key}={value!r} must be > 0")

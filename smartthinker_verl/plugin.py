@@ -1,0 +1,45 @@
+"""The ``verl.plugins`` entry point: importing this module registers SmartThinker into verl.
+
+verl imports every ``verl.plugins`` entry point inside ``import verl``, in every process that imports verl (the
+driver, Ray's TaskRunner, worker actors, reward-loop workers, rollout servers). Registration is therefore
+
+- idempotent: each registration module runs once per process (Python's import cache), and registering the same
+  object twice is a no-op in verl's registries;
+- loud: verl swallows a failing entry point and logs it at DEBUG only, so the user would later see a puzzling
+  "Unknown advantage estimator". Any import error here is logged at ERROR with the fix, then re-raised.
+
+Deployments that cannot pip-install on every node set ``VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+logger = logging.getLogger(__name__)
+
+#: Modules whose import registers something into verl, in order.
+REGISTRATION_MODULES: tuple[str, ...] = (
+    "smartthinker_verl.advantage",  # advantage estimator `smartthinker` (alias `grpo_smartthinker`)
+    "smartthinker_verl.reward_manager",  # reward-loop manager `smartthinker`
+    "smartthinker_verl.metrics",  # smartthinker/... statistics into verl's logged metrics
+    "smartthinker_verl.backends.cpu",  # CPU platform + `hf` rollout; inert unless VERL_PLATFORM=cpu
+)
+
+
+def register_all() -> None:
+    """Import every registration module; surface (never hide) a failure."""
+    for module_name in REGISTRATION_MODULES:
+        try:
+            importlib.import_module(module_name)
+        except Exception:
+            logger.exception(
+                "smartthinker-verl failed to register %s: verl will not know SmartThinker's names in this process. "
+                "Fix the error above (reinstall with `pip install -e .` or `make install`; check the verl version "
+                "is exactly the pinned one) and run again.",
+                module_name,
+            )
+            raise
+
+
+register_all()

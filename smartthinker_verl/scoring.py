@@ -1,0 +1,120 @@
+"""Math grading: the ``</think>`` gate, then math-verify on the final answer, in a process pool with time limits.
+
+math-verify runs in worker processes (:mod:`smartthinker_verl.grading_pool`), so every function here is safe to call
+from threads, as verl's reward loop does; a hung or crashed grading scores 0 and the pool carries on.
+
+Grading rules (the paper's):
+
+- ``require_think_close`` (default, as in the paper): a response that never closes its thinking (no ``</think>``,
+  e.g. truncated at the length limit) scores 0. R1-Distill puts ``<think>`` in the prompt, so only the closing tag
+  is looked for. Models that do not think in tags turn the gate off.
+- The graded text is what follows the LAST ``</think>`` (the whole response when there is none and the gate is
+  off); math-verify extracts the final answer (``\\boxed{}`` first, then LaTeX / plain expressions).
+- An empty response scores 0 without a grading call; an answer that exceeds the time limit scores 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from smartthinker_verl.grading_pool import get_pool
+
+logger = logging.getLogger(__name__)
+
+THINK_CLOSE = "</think>"
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    """The grade of one response.
+
+    Attributes:
+        score: 1.0 if correct else 0.0.
+        correct: the final answer matches the ground truth (and, when required, the thinking was closed).
+        think_closed: ``</think>`` occurs in the response.
+        answer: the text that was graded (after the last ``</think>``); empty when nothing was graded.
+        timed_out: grading exceeded the time limit (or its worker crashed); scored 0.
+    """
+
+    score: float
+    correct: bool
+    think_closed: bool
+    answer: str
+    timed_out: bool = False
+
+
+def split_answer(response: str, require_think_close: bool = True) -> tuple[bool, str | None]:
+    """Return ``(think_closed, text to grade)``; the text is None when the response must score 0 ungraded."""
+    think_closed = THINK_CLOSE in response
+    if think_closed:
+        answer = response.rsplit(THINK_CLOSE, 1)[1]
+    elif require_think_close:
+        return False, None
+    else:
+        answer = response
+    return think_closed, (answer if answer.strip() else None)
+
+
+def grade(response: str, ground_truth: str, *, require_think_close: bool = True) -> GradeResult:
+    """Grade one response against its ground truth (thread-safe; math-verify runs in a worker process)."""
+    if not isinstance(ground_truth, str) or not ground_truth.strip():
+        raise ValueError(f"ground truth {ground_truth!r} is empty or not a string; fix the dataset row")
+    think_closed, answer = split_answer(response or "", require_think_close)
+    if answer is None:
+        return GradeResult(score=0.0, correct=False, think_closed=think_closed, answer="")
+    correct, timed_out = get_pool().verify(answer, ground_truth.strip())
+    return GradeResult(
+        score=1.0 if correct else 0.0, correct=correct, think_closed=think_closed, answer=answer, timed_out=timed_out
+    )
+
+
+def grade_batch(
+    responses: Sequence[str], ground_truths: Sequence[str], *, require_think_close: bool = True
+) -> list[GradeResult]:
+    """Grade many responses in parallel (as many at once as the pool has processes). Order is preserved."""
+    if len(responses) != len(ground_truths):
+        raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths: pass one per response")
+    if not responses:
+        return []
+    with ThreadPoolExecutor(max_workers=get_pool().num_processes) as threads:
+        return list(
+            threads.map(
+                lambda pair: grade(pair[0], pair[1], require_think_close=require_think_close),
+                zip(responses, ground_truths, strict=True),
+            )
+        )
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: dict | None = None,
+    require_think_close: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """verl's ``custom_reward_function`` contract: grade one decoded response.
+
+    Use with ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring`` and ``name=compute_score``; turn
+    the gate off with ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``.
+
+    Returns:
+        ``{"score": 1.0 | 0.0, "acc": same, "think_closed": bool}``.
+    """
+    result = grade(solution_str, ground_truth, require_think_close=_as_bool(require_think_close))
+    return {"score": result.score, "acc": result.score, "think_closed": result.think_closed}
+
+
+def _as_bool(value: Any) -> bool:
+    """Accept booleans and the strings a Hydra override may produce."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"require_think_close={value!r}: use true or false")
