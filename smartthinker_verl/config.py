@@ -98,7 +98,8 @@ class SmartThinkerConfig:
         unknown = sorted(set(options) - known)
         if unknown:
             raise SmartThinkerConfigError(
-                f"unknown key(s) algorithm.{CONFIG_KEY}.{', '.join(unknown)}: the options are {', '.join(sorted(known))}"
+                f"unknown key(s) {', '.join(f'algorithm.{CONFIG_KEY}.{key}' for key in unknown)}: "
+                f"the options are {', '.join(sorted(known))}"
             )
         values = dict(options)
         for key in ("fixed_coefficient", "correct_threshold", "epsilon"):
