@@ -1,0 +1,54 @@
+"""Plugin registration: idempotent, in every process that imports verl, and loud when something breaks."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+import verl  # noqa: F401
+from smartthinker_verl import plugin
+
+
+def test_registering_twice_is_a_no_op():
+    plugin.register_all()
+    plugin.register_all()
+    importlib.reload(importlib.import_module("smartthinker_verl.metrics"))  # re-wrapping the logger is skipped too
+    from verl.utils.tracking import Tracking
+
+    assert getattr(Tracking.log, "_smartthinker_hook", False)
+    assert not getattr(Tracking.log.__wrapped__, "_smartthinker_hook", False)
+
+
+def test_a_failing_registration_is_logged_at_error_and_raised(monkeypatch, caplog):
+    monkeypatch.setattr(plugin, "REGISTRATION_MODULES", ("smartthinker_verl.no_such_module",))
+    with caplog.at_level(logging.ERROR, logger="smartthinker_verl.plugin"), pytest.raises(ModuleNotFoundError):
+        plugin.register_all()
+    assert "failed to register smartthinker_verl.no_such_module" in caplog.text
+    assert "make install" in caplog.text
+
+
+def test_external_modules_route_registers_without_the_entry_point():
+    """Nodes without the pip install: VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin, entry points off."""
+    env = dict(os.environ, VERL_USE_EXTERNAL_PLUGINS="none", VERL_USE_EXTERNAL_MODULES="smartthinker_verl.plugin")
+    code = (
+        "import verl\n"
+        "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER\n"
+        "print('smartthinker' in ADV_ESTIMATOR_REGISTRY, 'smartthinker' in REWARD_MANAGER)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True True"
+
+
+def test_entry_points_off_means_not_registered():
+    """Sanity check of the test above: with both routes off, verl does not know the names."""
+    env = dict(os.environ, VERL_USE_EXTERNAL_PLUGINS="none")
+    env.pop("VERL_USE_EXTERNAL_MODULES", None)
+    code = "import verl\nfrom verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\nprint('smartthinker' in ADV_ESTIMATOR_REGISTRY)\n"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,122 @@
+"""The `smartthinker` reward-loop manager on real verl DataProto items decoded with the real Qwen tokenizer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import verl  # noqa: F401  (plugin loaded through the entry point)
+from smartthinker_verl.reward_manager import EXTRA_KEYS
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+
+PROMPT = "What is 2 + 2? Please reason step by step, and put your final answer within \\boxed{}."
+RESPONSE_WIDTH = 64
+
+
+def trainer_config(require_think_close=None, response_length=RESPONSE_WIDTH):
+    reward = {"custom_reward_function": {"path": None, "name": "compute_score"}}
+    if require_think_close is not None:
+        reward["custom_reward_function"]["reward_kwargs"] = {"require_think_close": require_think_close}
+    return OmegaConf.create({"reward": reward, "actor_rollout_ref": {"rollout": {"response_length": response_length}}})
+
+
+def make_item(tokenizer, response_text: str, ground_truth="4", truncate_to=None) -> DataProto:
+    """One trajectory laid out as verl's agent loop hands it to the reward loop (left-padded prompt, right-padded
+    response, one attention mask over both)."""
+    prompt_ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    prompt_ids = torch.tensor(prompt_ids)[None]
+    response_ids = tokenizer(response_text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    response_ids = response_ids[:, : truncate_to or RESPONSE_WIDTH]
+    valid = response_ids.shape[1]
+    pad = tokenizer.pad_token_id
+    responses = torch.full((1, RESPONSE_WIDTH), pad)
+    responses[0, :valid] = response_ids[0]
+    attention = torch.cat([torch.ones_like(prompt_ids), (torch.arange(RESPONSE_WIDTH) < valid)[None].long()], dim=1)
+    return DataProto.from_dict(
+        tensors={
+            "prompts": prompt_ids,
+            "responses": responses,
+            "input_ids": torch.cat([prompt_ids, responses], dim=1),
+            "attention_mask": attention,
+        },
+        non_tensors={
+            "data_source": np.array(["openai/gsm8k"], dtype=object),
+            "reward_model": np.array([{"style": "rule", "ground_truth": ground_truth}], dtype=object),
+            "extra_info": np.array([{"split": "test", "index": 0}], dtype=object),
+        },
+    )
+
+
+def run_manager(config, tokenizer, items):
+    async def score_all():
+        cls = get_reward_manager_cls("smartthinker")
+        manager = cls(config=config, tokenizer=tokenizer, compute_score=None)
+        return await asyncio.gather(*(manager.run_single(item) for item in items))
+
+    return asyncio.run(score_all())
+
+
+def test_scores_and_extras_for_every_response(qwen_tokenizer):
+    texts = [
+        "<think>2 plus 2 is 4.</think>\nThe answer is \\boxed{4}.",  # Qwen3 shape: tags in the response
+        "2 plus 2 is 4.\n</think>\n\n\\boxed{4}",  # R1-Distill shape: <think> was in the prompt
+        "<think>2 plus 2 is 5.</think> \\boxed{5}",
+        "<think>2 plus 2 is 4, so \\boxed{4}",  # never closes its thinking
+        "",  # empty response
+    ]
+    results = run_manager(trainer_config(), qwen_tokenizer, [make_item(qwen_tokenizer, t) for t in texts])
+    assert [r["reward_score"] for r in results] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    for result in results:
+        assert tuple(sorted(result["reward_extra_info"])) == tuple(sorted(EXTRA_KEYS))
+    assert [r["reward_extra_info"]["think_closed"] for r in results] == [True, True, True, False, False]
+    assert results[0]["reward_extra_info"]["acc"] == 1.0
+    assert results[4]["reward_extra_info"]["response_length"] == 0
+    assert results[0]["reward_extra_info"]["response_length"] == len(
+        qwen_tokenizer(texts[0], add_special_tokens=False)["input_ids"]
+    )
+
+
+def test_truncated_response_is_flagged_and_scores_zero(qwen_tokenizer):
+    long_text = "<think>" + "let me think again. " * 40 + "</think> \\boxed{4}"
+    (result,) = run_manager(trainer_config(), qwen_tokenizer, [make_item(qwen_tokenizer, long_text)])
+    assert result["reward_extra_info"]["truncated"] is True
+    assert result["reward_extra_info"]["response_length"] == RESPONSE_WIDTH
+    assert result["reward_score"] == 0.0  # the length limit cut the thinking before </think>
+
+
+@pytest.mark.parametrize("gate", [False, "false"])
+def test_think_gate_can_be_turned_off_from_verls_config(qwen_tokenizer, gate):
+    items = [make_item(qwen_tokenizer, "2 plus 2 is 4, so \\boxed{4}")]
+    (result,) = run_manager(trainer_config(require_think_close=gate), qwen_tokenizer, items)
+    assert result["reward_score"] == 1.0 and result["reward_extra_info"]["think_closed"] is False
+
+
+def test_custom_scorer_still_gets_the_extras(qwen_tokenizer):
+    calls = []
+
+    def half_credit(data_source, solution_str, ground_truth, extra_info):
+        calls.append((data_source, ground_truth))
+        return 0.5
+
+    async def score():
+        cls = get_reward_manager_cls("smartthinker")
+        manager = cls(config=trainer_config(), tokenizer=qwen_tokenizer, compute_score=half_credit)
+        return await manager.run_single(make_item(qwen_tokenizer, "</think>\\boxed{4}"))
+
+    result = asyncio.run(score())
+    assert result["reward_score"] == 0.5 and calls == [("openai/gsm8k", "4")]
+    assert tuple(sorted(result["reward_extra_info"])) == tuple(sorted(EXTRA_KEYS))
+
+
+def test_missing_ground_truth_names_the_fix(qwen_tokenizer):
+    item = make_item(qwen_tokenizer, "</think>\\boxed{4}")
+    item.non_tensor_batch["reward_model"] = np.array([{"style": "rule"}], dtype=object)
+    with pytest.raises(ValueError, match="data_preprocess"):
+        run_manager(trainer_config(), qwen_tokenizer, [item])
