@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
-
 import verl  # noqa: F401  (loads the plugin through its entry point, as in every verl process)
-from smartthinker_verl import metrics
-from smartthinker_verl.advantage import SmartThinkerEstimatorError
+from omegaconf import OmegaConf
 from verl import DataProto
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
 from verl.trainer.ppo.ray_trainer import compute_advantage
+
+from smartthinker_verl import metrics
+from smartthinker_verl.advantage import SmartThinkerEstimatorError
 
 WORKED_LENGTHS = [1200, 1800, 2500, 3100, 4000, 5200, 6500, 8000]
 WORKED_CORRECT = [1, 1, 1, 1, 0, 1, 0, 0]

@@ -38,7 +38,7 @@ def reference_group(lengths, correct, rule, penalty, coefficient, fixed=None):
     elif k == 0:
         l_opt = hi
     else:
-        good = [x for x, a in zip(lengths, correct) if a]
+        good = [x for x, a in zip(lengths, correct, strict=True) if a]
         m2 = sum(good) / k
         v2 = sum((x - m2) ** 2 for x in good) / k
         equal = math.isclose(v1, v2, rel_tol=1e-12, abs_tol=0.0)
@@ -57,16 +57,16 @@ def reference_group(lengths, correct, rule, penalty, coefficient, fixed=None):
             else:
                 l_opt = hi if _log_ratio(hi, m1, v1, m2, v2) > _log_ratio(lo, m1, v1, m2, v2) else lo
     s = []
-    for x, a in zip(lengths, correct):
+    for x, a in zip(lengths, correct, strict=True):
         excess = (x - l_opt) if penalty == "one_sided" else abs(x - l_opt)
         s.append(excess if a and excess > 1e-6 else 0.0)
     mixed = 0 < k < n
     if coefficient == "fixed":
         coef = fixed if mixed else 0.0
     else:
-        gap = max([si for si, a in zip(s, correct) if a], default=0.0) - sum(s) / n
+        gap = max([si for si, a in zip(s, correct, strict=True) if a], default=0.0) - sum(s) / n
         coef = (1 - k / n) / gap if mixed and gap > 1e-6 else 0.0
-    rewards = [float(a) - coef * si for a, si in zip(correct, s)]
+    rewards = [float(a) - coef * si for a, si in zip(correct, s, strict=True)]
     return l_opt, coef, s, rewards
 
 

@@ -6,11 +6,11 @@ import json
 import math
 
 import torch
-
 import verl  # noqa: F401
+from verl.utils.tracking import Tracking
+
 from smartthinker_verl import metrics
 from smartthinker_verl.calibration import calibrate
-from verl.utils.tracking import Tracking
 
 
 def test_step_metrics_cover_every_name_and_handle_missing_classes():

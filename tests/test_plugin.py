@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 import verl  # noqa: F401
+
 from smartthinker_verl import plugin
 
 
@@ -49,6 +49,10 @@ def test_entry_points_off_means_not_registered():
     """Sanity check of the test above: with both routes off, verl does not know the names."""
     env = dict(os.environ, VERL_USE_EXTERNAL_PLUGINS="none")
     env.pop("VERL_USE_EXTERNAL_MODULES", None)
-    code = "import verl\nfrom verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\nprint('smartthinker' in ADV_ESTIMATOR_REGISTRY)\n"
+    code = (
+        "import verl\n"
+        "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "print('smartthinker' in ADV_ESTIMATOR_REGISTRY)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"

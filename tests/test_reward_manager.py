@@ -7,12 +7,12 @@ import asyncio
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
-
 import verl  # noqa: F401  (plugin loaded through the entry point)
-from smartthinker_verl.reward_manager import EXTRA_KEYS
+from omegaconf import OmegaConf
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+
+from smartthinker_verl.reward_manager import EXTRA_KEYS
 
 PROMPT = "What is 2 + 2? Please reason step by step, and put your final answer within \\boxed{}."
 RESPONSE_WIDTH = 64
