@@ -24,6 +24,7 @@ install_requires = [
     "fastapi",
     "uvicorn",
     "math-verify==0.9.0",
+    "datasets",
     "pyarrow",
     "pandas",
     "tqdm",

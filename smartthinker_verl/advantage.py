@@ -107,7 +107,8 @@ def shaped_advantages(
         if options.coefficient == "dynamic":
             # eq. 3 makes the most-penalised correct response's advantage exactly 0 (others > 0); rounding can
             # leave a tiny negative value there. Correct responses never get a negative advantage under this rule.
-            advantage = torch.where(result.correct & result.groups.shaped[group_ids], advantage.clamp(min=0), advantage)
+            shaped = result.groups.shaped.index_select(0, group_ids)
+            advantage = torch.where(result.correct & shaped, advantage.clamp(min=0), advantage)
         advantages = advantage.unsqueeze(-1) * response_mask
     return advantages, result
 

@@ -98,6 +98,11 @@ def _segment_sum(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int)
     return torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add_(0, group_ids, values)
 
 
+def _gather(per_group: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """Per-group values broadcast to responses: ``per_group[group_ids]`` (index_select is the fast path)."""
+    return per_group.index_select(0, group_ids)
+
+
 def _segment_extreme(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int, reduce: str) -> torch.Tensor:
     fill = float("inf") if reduce == "amin" else float("-inf")
     out = torch.full((num_groups,), fill, dtype=values.dtype, device=values.device)
@@ -201,15 +206,15 @@ def calibrate(
     size = torch.bincount(group_ids, minlength=num_groups)
     if bool((size == 0).any()):
         raise ValueError("every group id in [0, num_groups) must have at least one response")
-    num_correct = torch.bincount(group_ids, weights=accuracy, minlength=num_groups).round().to(torch.int64)
+    num_correct = _segment_sum(correct.to(torch.int64), group_ids, num_groups)
     size_f, k_f = size.to(DTYPE), num_correct.to(DTYPE)
 
     # Gaussian fits (population variances, two-pass for accuracy).
     m1 = _segment_sum(length, group_ids, num_groups) / size_f
-    v1 = _segment_sum((length - m1[group_ids]) ** 2, group_ids, num_groups) / size_f
+    v1 = _segment_sum((length - _gather(m1, group_ids)) ** 2, group_ids, num_groups) / size_f
     k_safe = k_f.clamp(min=1)
     m2 = _segment_sum(length * accuracy, group_ids, num_groups) / k_safe
-    v2 = _segment_sum(((length - m2[group_ids]) ** 2) * accuracy, group_ids, num_groups) / k_safe
+    v2 = _segment_sum(((length - _gather(m2, group_ids)) ** 2) * accuracy, group_ids, num_groups) / k_safe
     none_correct = num_correct == 0
     m2 = torch.where(none_correct, torch.full_like(m2, float("nan")), m2)
     v2 = torch.where(none_correct, torch.full_like(v2, float("nan")), v2)
@@ -219,7 +224,7 @@ def calibrate(
     l_opt = optimal_lengths(optimal_length, num_correct, size, m1, v1, m2, v2, min_length, max_length)
 
     # Penalty (eq. 2): correct responses only; rounding noise is no penalty.
-    excess = length - l_opt[group_ids]
+    excess = length - _gather(l_opt, group_ids)
     s = excess.clamp(min=0) if penalty == "one_sided" else excess.abs()
     s = torch.where(correct & (s > LENGTH_TOLERANCE), s, torch.zeros_like(s))
 
@@ -235,7 +240,7 @@ def calibrate(
     else:
         coef = torch.where(mixed, torch.full_like(m1, float(fixed_coefficient)), torch.zeros_like(m1))
 
-    coef_i = coef[group_ids]
+    coef_i = _gather(coef, group_ids)
     shaped_reward = accuracy - coef_i * s  # eq. 4
     shaped = (coef > 0) & (max_correct_s > 0)
 
@@ -259,7 +264,7 @@ def calibrate(
         lengths=length,
         correct=correct,
         group_ids=group_ids,
-        optimal_length=l_opt[group_ids],
+        optimal_length=_gather(l_opt, group_ids),
         penalty=s,
         coefficient=coef_i,
         shaped_reward=shaped_reward,
@@ -292,9 +297,9 @@ def grpo_normalize(
     mean = _segment_sum(rewards, group_ids, num_groups) / size.to(rewards.dtype)
     rewards64 = rewards.to(DTYPE)
     mean64 = _segment_sum(rewards64, group_ids, num_groups) / size.to(DTYPE)
-    var64 = _segment_sum((rewards64 - mean64[group_ids]) ** 2, group_ids, num_groups) / (size - 1).clamp(min=1)
+    var64 = _segment_sum((rewards64 - _gather(mean64, group_ids)) ** 2, group_ids, num_groups) / (size - 1).clamp(min=1)
     single = size == 1
     mean = torch.where(single, torch.zeros_like(mean), mean)
     std = torch.where(single, torch.ones_like(mean), var64.sqrt().to(rewards.dtype))
-    centered = rewards - mean[group_ids]
-    return centered / (std[group_ids] + epsilon) if norm_by_std else centered
+    centered = rewards - _gather(mean, group_ids)
+    return centered / (_gather(std, group_ids) + epsilon) if norm_by_std else centered

@@ -43,7 +43,7 @@ METRIC_NAMES: tuple[str, ...] = (
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean of ``values[mask]``; NaN when the mask is empty (e.g. no incorrect response this step)."""
     count = int(mask.sum())
-    return float(values[mask].double().sum() / count) if count else float("nan")
+    return float((values.double() * mask).sum() / count) if count else float("nan")
 
 
 def step_metrics(result: Any) -> dict[str, float]:
