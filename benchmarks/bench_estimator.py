@@ -14,9 +14,8 @@ import time
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-
 import verl  # noqa: F401  (registers smartthinker through the plugin entry point)
+from omegaconf import OmegaConf
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
 DEFAULT_SHAPES = ("512x8192x8", "4096x16384x16", "32768x1024x8")
