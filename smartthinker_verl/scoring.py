@@ -103,10 +103,15 @@ def compute_score(
     the gate off with ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``.
 
     Returns:
-        ``{"score": 1.0 | 0.0, "acc": same, "think_closed": bool}``.
+        ``{"score": 1.0 | 0.0, "acc": same, "think_closed": bool, "grading_timed_out": bool}``.
     """
     result = grade(solution_str, ground_truth, require_think_close=_as_bool(require_think_close))
-    return {"score": result.score, "acc": result.score, "think_closed": result.think_closed}
+    return {
+        "score": result.score,
+        "acc": result.score,
+        "think_closed": result.think_closed,
+        "grading_timed_out": result.timed_out,
+    }
 
 
 def _as_bool(value: Any) -> bool:

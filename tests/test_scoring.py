@@ -94,7 +94,7 @@ def test_unparseable_ground_truth_is_a_data_error_not_a_wrong_answer():
 
 def test_compute_score_follows_verls_custom_reward_function_contract():
     out = scoring.compute_score("openai/gsm8k", "</think>\\boxed{72}", "72", {"index": 0})
-    assert out == {"score": 1.0, "acc": 1.0, "think_closed": True}
+    assert out == {"score": 1.0, "acc": 1.0, "think_closed": True, "grading_timed_out": False}
     # the gate off through verl's reward_kwargs, which may arrive as a string from a Hydra override
     out = scoring.compute_score("openai/gsm8k", "\\boxed{72}", "72", None, require_think_close="false")
     assert out["score"] == 1.0
