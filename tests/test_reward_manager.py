@@ -120,3 +120,23 @@ def test_missing_ground_truth_names_the_fix(qwen_tokenizer):
     item.non_tensor_batch["reward_model"] = np.array([{"style": "rule"}], dtype=object)
     with pytest.raises(ValueError, match="data_preprocess"):
         run_manager(trainer_config(), qwen_tokenizer, [item])
+
+
+@pytest.mark.parametrize("manager", ["smartthinker", "naive"])
+def test_scorer_loaded_by_verl_as_custom_reward_function(qwen_tokenizer, manager):
+    """The recipe's wiring: verl loads pkg://smartthinker_verl.scoring and passes reward_kwargs (the gate)."""
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = trainer_config(require_think_close=False)
+    config.reward.custom_reward_function.path = "pkg://smartthinker_verl.scoring"
+    compute_score = get_custom_reward_fn(config)
+    items = [make_item(qwen_tokenizer, t) for t in ["so \\boxed{4}", "so \\boxed{5}"]]
+
+    async def score_all():
+        cls = get_reward_manager_cls(manager)
+        instance = cls(config=config, tokenizer=qwen_tokenizer, compute_score=compute_score)
+        return await asyncio.gather(*(instance.run_single(item) for item in items))
+
+    results = asyncio.run(score_all())
+    assert [r["reward_score"] for r in results] == [1.0, 0.0]
+    assert all(r["reward_extra_info"]["think_closed"] is False for r in results)
