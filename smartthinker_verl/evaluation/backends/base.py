@@ -1,0 +1,113 @@
+"""What every generation backend shares: sampling settings, completions, chat-template rendering."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+#: ``finish_reason`` values: the model ended the response / the token limit cut it off.
+STOP, LENGTH = "stop", "length"
+
+
+class BackendError(RuntimeError):
+    """A backend cannot run as asked; the message names what is missing and the fix."""
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """The sampling protocol, identical for every benchmark (defaults: the paper's, ALGORITHM.md section 7).
+
+    ``top_k`` is never applied (all backends sample from the full nucleus), and neither is any repetition penalty
+    or default a model's ``generation_config.json`` might carry.
+    """
+
+    temperature: float = 0.6
+    top_p: float = 1.0
+    max_tokens: int = 32768
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled response: decoded text (special tokens skipped), its token count and why it ended."""
+
+    text: str
+    num_tokens: int
+    finish_reason: str
+
+
+class GenerationBackend(Protocol):
+    """A model that renders chat prompts and samples one completion per prompt with fixed settings."""
+
+    name: str
+
+    def encode(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of the chat-templated prompt (generation prompt added)."""
+        ...
+
+    def generate(self, prompts: Sequence[list[int]], seeds: Sequence[int]) -> list[Completion]:
+        """One completion per prompt, sampled with that prompt's seed (see :func:`sample_seed`).
+
+        Prompts may repeat; repeats with different seeds are independent samples.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the model (GPU memory, worker processes)."""
+        ...
+
+
+def sample_seed(base_seed: int, *parts: object) -> int:
+    """A stable 31-bit seed for one sample, e.g. ``sample_seed(seed, benchmark, problem_id, sample_index)``.
+
+    Seeding each sample by its identity (not by the order of generation) keeps a resumed or extended run from
+    replaying the random numbers of the samples already generated, which would make new samples copies of old ones.
+    """
+    key = "\x1f".join(map(str, (base_seed, *parts))).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % (2**31 - 1)
+
+
+def combined_seed(seeds: Sequence[int]) -> int:
+    """One seed for a batch of samples, from their own seeds (for backends that seed a whole batch at once)."""
+    return sample_seed(0, *seeds)
+
+
+def load_chat_template(path: str | Path | None) -> str | None:
+    """The Jinja text of ``--chat-template FILE`` (``None`` keeps the tokenizer's own template)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(f"--chat-template {path} does not exist; pass a Jinja template file")
+    return path.read_text(encoding="utf-8")
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]], chat_template: str | None = None) -> list[int]:
+    """Apply the chat template (with the generation prompt) and tokenize, exactly once for every backend.
+
+    The template's own special tokens (BOS, role markers) are kept; no extra BOS is added on top.
+    """
+    if chat_template is None and not getattr(tokenizer, "chat_template", None):
+        raise BackendError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; pass --chat-template FILE "
+            "(a Jinja template) to evaluate a model without one"
+        )
+    text = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=False, chat_template=chat_template
+    )
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,269 @@
+"""``smartthinker-verl eval``: generate and grade on benchmark parquet files, or grade a generations JSONL.
+
+Generate, grade and summarise (the paper's protocol is the default: temperature 0.6, top-p 1.0, 32,768 tokens)::
+
+    smartthinker-verl eval --model MODEL_DIR --data data/aime25/test.parquet data/amc23/test.parquet \\
+        data/math500/test.parquet --k 16 --backend vllm --out evals/base
+
+writes ``evals/base/generations/<benchmark>.jsonl`` (one line per sample; rerun the same command to resume),
+``evals/base/res.json`` (metrics) and ``evals/base/res.graded.jsonl`` (per-sample grades). Grade existing
+generations::
+
+    smartthinker-verl eval --generations evals/base/generations/aime25.jsonl --k 1 4 --out aime25_res.json
+
+``--k`` lists the k of pass@k to report; when generating, the largest k is the number of samples per problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from smartthinker_verl.data import RowSchemaError
+from smartthinker_verl.evaluation.backends import BACKENDS, BackendError, SamplingSettings
+from smartthinker_verl.evaluation.metrics import MetricsError
+from smartthinker_verl.evaluation.records import RecordError
+
+logger = logging.getLogger(__name__)
+
+#: Samples per problem when --k is not given (the authors' evaluation scripts; peers use 16).
+DEFAULT_SAMPLES = 4
+#: Samples per vLLM call when --chunk-size is not given (each chunk is on disk before the next starts).
+DEFAULT_VLLM_CHUNK = 1024
+#: Errors reported as one line (exit code 2) instead of a traceback: bad input, with the fix in the message.
+USER_ERRORS = (BackendError, MetricsError, RecordError, RowSchemaError, FileNotFoundError, ValueError)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--data",
+        nargs="+",
+        metavar="[NAME=]FILE.parquet",
+        help="benchmark parquet files (verl rows); named after the file, or its folder for data/NAME/test.parquet",
+    )
+    source.add_argument("--generations", nargs="+", metavar="FILE.jsonl", help="grade existing generations")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder (with --data) or res.json path (with --generations; a folder gets res.json inside)",
+    )
+    parser.add_argument(
+        "--k",
+        type=int,
+        nargs="+",
+        help=f"k of pass@k to report; with --data the largest is the samples per problem (default {DEFAULT_SAMPLES}: "
+        "the authors' setting, peers use 16); with --generations the default is 1 and powers of two up to the "
+        "smallest sample count",
+    )
+    parser.add_argument("--require-think-close", action="store_true", help="score 0 without </think> (as training)")
+    parser.add_argument("--label", help="model name in reports (default: the model folder's name)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    gen = parser.add_argument_group("generation (with --data)")
+    gen.add_argument("--model", help="Hugging Face model folder or hub id")
+    gen.add_argument("--backend", choices=BACKENDS, default="vllm", help="vllm (GPUs) or hf (transformers)")
+    gen.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default 0.6; 0: greedy)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0: off)")
+    gen.add_argument("--max-tokens", type=int, default=32768, help="new tokens per response (default 32768)")
+    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    gen.add_argument("--chat-template", help="Jinja file replacing the tokenizer's chat template")
+    gen.add_argument("--trust-remote-code", action="store_true")
+    gen.add_argument("--limit", type=int, help="first N problems of each file only (smoke tests)")
+    gen.add_argument("--chunk-size", type=int, help="samples per backend call, saved before the next call")
+    gen.add_argument("--overwrite", action="store_true", help="delete the output folder's generations first")
+    gen.add_argument("--generate-only", action="store_true", help="stop after generating (grade later)")
+    gen.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model")
+    gen.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm")
+    gen.add_argument("--max-model-len", type=int, help="vllm: context length (default: the model's)")
+    gen.add_argument("--enforce-eager", action="store_true", help="vllm: no CUDA graphs")
+    gen.add_argument("--dtype", default="auto", help="auto | bfloat16 | float16 | float32")
+    gen.add_argument("--device", default="auto", help="hf: auto | cpu | cuda[:N]")
+    gen.add_argument("--batch-size", type=int, default=8, help="hf: sequences per generate call")
+
+    grade = parser.add_argument_group("grading existing generations (with --generations)")
+    grade.add_argument("--tokenizer", help="count response tokens with this tokenizer where lines lack them")
+    grade.add_argument(
+        "--group-by",
+        choices=("benchmark", "data_source", "file"),
+        default="benchmark",
+        help="benchmark: a line's `benchmark`, else its `data_source`, else its file name",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _generate_and_grade(args) if args.data else _grade_files(args)
+    except USER_ERRORS as error:
+        logger.debug("eval failed", exc_info=True)
+        print(f"smartthinker-verl eval: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _progress(args: argparse.Namespace, **kwargs: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(disable=args.no_progress, **kwargs)
+
+
+def _grade_groups(
+    args: argparse.Namespace, groups: dict[str, list[dict[str, Any]]]
+) -> dict[str, tuple[list[dict[str, Any]], list[Any]]]:
+    """Grade every group's records in one parallel pass; ``{name: (records, results)}``."""
+    from smartthinker_verl.evaluation.grading import grade_records
+
+    flat = [r for records in groups.values() for r in records]
+    with _progress(args, total=len(flat), desc="grading", unit="answer") as bar:
+        results = grade_records(flat, require_think_close=args.require_think_close, progress=bar)
+    graded, start = {}, 0
+    for name, records in groups.items():
+        graded[name] = (records, results[start : start + len(records)])
+        start += len(records)
+    return graded
+
+
+def _write_outputs(
+    args: argparse.Namespace, graded: dict[str, tuple[list[dict[str, Any]], list[Any]]], meta: dict[str, Any]
+) -> Path:
+    from smartthinker_verl.evaluation.grading import graded_record
+    from smartthinker_verl.evaluation.records import write_records
+    from smartthinker_verl.evaluation.summary import summarize, write_results
+
+    ks = sorted(set(args.k)) if args.k else None
+    results = summarize(graded, ks=ks, meta=meta)
+    out = Path(args.out)
+    res_path = out if out.suffix == ".json" else out / "res.json"
+    write_results(results, res_path)
+    graded_path = res_path.with_suffix(".graded.jsonl")
+    lines = (graded_record(r, g) for records, grades in graded.values() for r, g in zip(records, grades, strict=True))
+    write_records(lines, graded_path)
+    _print_summary(results, res_path, graded_path)
+    return res_path
+
+
+def _print_summary(results: dict[str, Any], res_path: Path, graded_path: Path) -> None:
+    k_max = max(results["ks"])
+    columns = ["benchmark", "problems", "samples", "pass@1", *([f"pass@{k_max}"] if k_max > 1 else []), "tokens"]
+    rows = []
+    for name, m in [*results["benchmarks"].items(), ("overall", results)]:
+        se = m["pass@1_stderr"]
+        pass1 = f"{100 * m['pass@1']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
+        cells = [name, str(m["num_problems"]), f"{m['samples_per_problem']:.4g}", pass1]
+        if k_max > 1:
+            cells.append(f"{100 * m[f'pass@{k_max}']:.1f}")
+        cells.append(f"{m['mean_response_tokens']:.0f}")
+        trunc = m["truncation_rate"]
+        rows.append([*cells, "-" if trunc is None else f"{100 * trunc:.1f}%"])
+    columns.append("truncated")
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    for row in [columns, *rows]:
+        print(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    print(f"metrics: {res_path}\nper-sample grades: {graded_path}")
+
+
+def _generate_and_grade(args: argparse.Namespace) -> int:
+    from smartthinker_verl.evaluation import generation
+    from smartthinker_verl.evaluation.backends import make_backend
+    from smartthinker_verl.evaluation.problems import load_benchmarks
+
+    if not args.model:
+        raise ValueError("--data needs --model (the model to sample from)")
+    if Path(args.out).suffix == ".json":
+        raise ValueError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
+    if args.k and min(args.k) < 1:
+        raise ValueError(f"--k values must be positive, got {args.k}")
+    samples = max(args.k) if args.k else DEFAULT_SAMPLES
+    if not args.k:
+        args.k = [1, samples]
+    settings = SamplingSettings(
+        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
+    )
+    benchmarks = load_benchmarks(args.data, limit=args.limit)
+    config = generation.run_config(
+        model=args.model,
+        backend=args.backend,
+        settings=settings,
+        chat_template=args.chat_template,
+        extra={"samples_per_problem": samples, "data": [str(p) for p in args.data]},
+    )
+    out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
+
+    if args.backend == "vllm":
+        options: dict[str, Any] = {
+            "tensor_parallel_size": args.tensor_parallel_size,
+            "dtype": args.dtype,
+            "gpu_memory_utilization": args.gpu_memory_utilization,
+            "max_model_len": args.max_model_len,
+            "enforce_eager": args.enforce_eager,
+        }
+        chunk_size = args.chunk_size or DEFAULT_VLLM_CHUNK
+    else:
+        options = {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size}
+        chunk_size = args.chunk_size or args.batch_size
+    options.update(chat_template=args.chat_template, trust_remote_code=args.trust_remote_code)
+    backend = make_backend(args.backend, args.model, settings, **options)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for name, problems in benchmarks.items():
+            path = generation.generations_path(out_dir, name)
+            with _progress(args, total=len(problems) * samples, desc=f"generating {name}", unit="sample") as bar:
+                groups[name] = generation.generate_benchmark(
+                    backend, problems, samples, path, chunk_size=chunk_size, seed=args.seed, progress=bar
+                )
+            logger.info("%s: %d samples in %s", name, len(groups[name]), path)
+    finally:
+        backend.close()
+    if args.generate_only:
+        print(f"generations: {out_dir / 'generations'}; grade them with --generations")
+        return 0
+    meta = {
+        "model": args.model,
+        "label": args.label or Path(args.model.rstrip("/")).name,
+        "settings": config,
+        "require_think_close": args.require_think_close,
+    }
+    _write_outputs(args, _grade_groups(args, groups), meta)
+    return 0
+
+
+def _grade_files(args: argparse.Namespace) -> int:
+    import json
+
+    from smartthinker_verl.evaluation.grading import count_response_tokens
+    from smartthinker_verl.evaluation.records import read_records, validate_for_grading
+    from smartthinker_verl.evaluation.summary import group_name
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    settings: dict[str, Any] | None = None
+    for path in map(Path, args.generations):
+        records = read_records(path)
+        if not records:
+            raise RecordError(f"{path} holds no generations")
+        if args.tokenizer:
+            count_response_tokens(records, args.tokenizer)
+        validate_for_grading(records, path, need_tokens=True)
+        file_name = path.name.removesuffix(".jsonl")
+        for record in records:
+            groups.setdefault(group_name(record, args.group_by, file_name), []).append(record)
+        run_config_path = path.parent.parent / "eval_config.json"  # written by `eval --data` next to generations/
+        if settings is None and run_config_path.is_file():
+            settings = json.loads(run_config_path.read_text())
+    model = (settings or {}).get("model")
+    meta = {
+        "model": model,
+        "label": args.label or (Path(model.rstrip("/")).name if model else Path(args.generations[0]).stem),
+        "settings": settings,
+        "generations": [str(p) for p in args.generations],
+        "require_think_close": args.require_think_close,
+    }
+    _write_outputs(args, _grade_groups(args, groups), meta)
+    return 0

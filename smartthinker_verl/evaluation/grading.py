@@ -1,0 +1,112 @@
+"""Grade generation records with the training scorer (:mod:`smartthinker_verl.scoring`).
+
+At evaluation the ``</think>`` gate is off by default (``require_think_close=False``): the answer is read after the
+last ``</think>``, or from the whole response when there is none. ``--require-think-close`` grades as training does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from smartthinker_verl.evaluation.metrics import GradedSample
+from smartthinker_verl.evaluation.records import record_key
+
+logger = logging.getLogger(__name__)
+
+#: Responses sent to the scorer per call (progress is reported between calls).
+GRADE_CHUNK = 256
+
+
+def ground_truth_text(value: Any) -> str:
+    """A record's ground truth as the scorer wants it: a string (numbers such as ``27.0`` converted)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"ground truth {value!r} is not an answer; fix the generations file")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def grade_records(
+    records: Sequence[dict[str, Any]], *, require_think_close: bool = False, progress: Any = None
+) -> list[Any]:
+    """Grade every record's ``response`` against its ``ground_truth``, in parallel; one GradeResult per record.
+
+    Args:
+        records: dicts with ``response`` and ``ground_truth``.
+        require_think_close: score 0 for responses without ``</think>`` (the training rule).
+        progress: a tqdm-like object updated after each chunk (optional).
+    """
+    from smartthinker_verl.scoring import grade_batch
+
+    results: list[Any] = []
+    for start in range(0, len(records), GRADE_CHUNK):
+        chunk = records[start : start + GRADE_CHUNK]
+        results.extend(
+            grade_batch(
+                [r["response"] or "" for r in chunk],
+                [ground_truth_text(r["ground_truth"]) for r in chunk],
+                require_think_close=require_think_close,
+            )
+        )
+        if progress is not None:
+            progress.update(len(chunk))
+    timeouts = sum(r.timed_out for r in results)
+    if timeouts:
+        logger.warning("%d of %d answers hit the grading time limit and scored 0", timeouts, len(results))
+    return results
+
+
+def count_response_tokens(records: Sequence[dict[str, Any]], tokenizer_path: str | Path) -> None:
+    """Fill in ``response_tokens`` (in place) where missing, counting with the tokenizer at ``tokenizer_path``."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+    missing = [r for r in records if r.get("response_tokens") is None]
+    if not missing:
+        return
+    encoded = tokenizer([r["response"] or "" for r in missing], add_special_tokens=False)["input_ids"]
+    for record, ids in zip(missing, encoded, strict=True):
+        record["response_tokens"] = len(ids)
+    logger.info("counted response tokens of %d records with %s", len(missing), tokenizer_path)
+
+
+def graded_samples(records: Sequence[dict[str, Any]], results: Sequence[Any], prefix: str = "") -> list[GradedSample]:
+    """Join records and their grades into :class:`GradedSample` s (problem ids prefixed with ``prefix``)."""
+    samples = []
+    for record, result in zip(records, results, strict=True):
+        problem_id, sample = record_key(record)
+        samples.append(
+            GradedSample(
+                problem_id=prefix + problem_id,
+                sample=sample,
+                correct=bool(result.correct),
+                response_tokens=int(record["response_tokens"]),
+                finish_reason=record.get("finish_reason"),
+                think_closed=bool(result.think_closed),
+                timed_out=bool(result.timed_out),
+            )
+        )
+    return samples
+
+
+def graded_record(record: dict[str, Any], result: Any) -> dict[str, Any]:
+    """One line of the ``*.graded.jsonl`` file: the sample's identity and its grade (not the response)."""
+    problem_id, sample = record_key(record)
+    return {
+        "id": record["id"],
+        "sample": sample,
+        "benchmark": record.get("benchmark"),
+        "data_source": record.get("data_source"),
+        "ground_truth": record["ground_truth"],
+        "correct": bool(result.correct),
+        "think_closed": bool(result.think_closed),
+        "timed_out": bool(result.timed_out),
+        "answer_tail": result.answer[-200:],
+        "response_tokens": record.get("response_tokens"),
+        "finish_reason": record.get("finish_reason"),
+    }

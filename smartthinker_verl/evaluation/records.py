@@ -1,0 +1,169 @@
+"""The generations JSONL: one line per sample, append-only, so an interrupted run resumes where it stopped.
+
+A line (``GENERATION_FIELDS`` are always written by ``eval``; grading needs only ``id``, ``ground_truth``,
+``response`` and ``response_tokens`` or a tokenizer)::
+
+    {"id": 17, "sample": 3, "benchmark": "aime25", "data_source": "math-ai/aime25", "ground_truth": "70",
+     "response": "...</think> ... \\boxed{70}", "response_tokens": 8123, "finish_reason": "stop",
+     "prompt_tokens": 96}
+
+A run killed mid-write leaves at most one partial last line; :func:`read_records` with ``repair=True`` cuts it off
+(it is regenerated), while a malformed line anywhere else is an error, since silently dropping data would bias
+the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+logger = logging.getLogger(__name__)
+
+#: Fields every line written by ``eval`` carries.
+GENERATION_FIELDS: tuple[str, ...] = (
+    "id",
+    "sample",
+    "benchmark",
+    "data_source",
+    "ground_truth",
+    "response",
+    "response_tokens",
+    "finish_reason",
+    "prompt_tokens",
+)
+
+
+class RecordError(ValueError):
+    """A generations file is malformed; the message names the file, the line and the fix."""
+
+
+def record_key(record: dict[str, Any]) -> tuple[str, int]:
+    """The identity of a sample: ``(str(id), sample)``; ``sample`` defaults to 0 for files without it."""
+    return str(record["id"]), int(record.get("sample", 0))
+
+
+def _repair_tail(path: Path) -> None:
+    """Make ``path`` end with a complete line: drop a partial last line, or add the missing newline."""
+    with path.open("rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # Find the start of the last line.
+        block = min(size, 1 << 20)
+        start = size
+        while start > 0:
+            lo = max(0, start - block)
+            f.seek(lo)
+            chunk = f.read(start - lo)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                start = lo + cut + 1
+                break
+            start = lo
+        f.seek(start)
+        tail = f.read(size - start)
+        try:
+            json.loads(tail)
+        except json.JSONDecodeError:
+            logger.warning("%s: dropping a partial last line (%d bytes) left by an interrupted run", path, len(tail))
+            f.truncate(start)
+        else:
+            f.seek(size)
+            f.write(b"\n")
+
+
+def iter_records(path: str | Path, *, repair: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield the records of a JSONL file, skipping blank lines.
+
+    Args:
+        path: the JSONL file.
+        repair: cut off (in the file itself) a partial last line left by a killed run; without it such a line is
+            skipped with a warning.
+
+    Raises :class:`RecordError` for a malformed line that is not the partial last line, or a line that is not an
+    object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; pass a generations JSONL written by `smartthinker-verl eval`")
+    if repair:
+        _repair_tail(path)
+    with path.open("r", encoding="utf-8") as f:
+        lines = f.readlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines) and not line.endswith("\n"):
+                logger.warning("%s: skipping a partial last line %d (interrupted run?)", path, number)
+                continue
+            raise RecordError(f"{path}:{number}: not valid JSON ({error}); fix or delete that line") from error
+        if not isinstance(record, dict):
+            raise RecordError(f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}")
+        yield record
+
+
+def read_records(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
+    """All records of a JSONL file (see :func:`iter_records`)."""
+    return list(iter_records(path, repair=repair))
+
+
+def validate_for_grading(records: Iterable[dict[str, Any]], path: str | Path, *, need_tokens: bool) -> None:
+    """Check that every record has what grading needs; raise :class:`RecordError` naming the first gap."""
+    for number, record in enumerate(records, start=1):
+        missing = [f for f in ("id", "ground_truth", "response") if record.get(f) is None]
+        if need_tokens and record.get("response_tokens") is None:
+            missing.append("response_tokens")
+        if missing:
+            hint = " (or pass --tokenizer to count response tokens)" if "response_tokens" in missing else ""
+            raise RecordError(f"{path}: record {number} lacks {missing}{hint}")
+        if not isinstance(record["response"], str):
+            raise RecordError(f"{path}: record {number}: response must be a string")
+
+
+class RecordWriter:
+    """Appends records to a JSONL file, one line each, flushed and synced after every :meth:`write_many`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = self.path.open("a", encoding="utf-8")
+
+    def write_many(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append ``records``; return how many were written. The lines are on disk when this returns."""
+        count = 0
+        for record in records:
+            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_records(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``records`` to a new JSONL file (replacing it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path

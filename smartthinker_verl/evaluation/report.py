@@ -1,0 +1,262 @@
+"""``smartthinker-verl report``: compare evaluations in a Markdown table (as in the paper) and a plot.
+
+    smartthinker-verl report evals/smartthinker/res.json --baseline evals/base/res.json \\
+        --out report.md --plot report.png
+
+Table: one row per model, per benchmark ``mean tokens / pass@1 %``, their unweighted average over benchmarks and,
+with ``--baseline``, the compression ``1 - tokens / baseline tokens`` (averaged over benchmarks); a second table
+gives each benchmark's compression and accuracy change. Plot: pass@1 against mean response tokens for every model
+and benchmark, with a dashed line from the baseline to each model on the same benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smartthinker_verl.evaluation.metrics import compression
+
+logger = logging.getLogger(__name__)
+
+#: Paper order first, then any other benchmark alphabetically; display names of the known ones.
+KNOWN_BENCHMARKS: dict[str, str] = {
+    "aime24": "AIME24",
+    "aime25": "AIME25",
+    "amc23": "AMC23",
+    "math500": "MATH500",
+    "gsm8k": "GSM8K",
+}
+MISSING = "–"
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One evaluated model: its label and per-benchmark metrics (from ``res.json``)."""
+
+    label: str
+    benchmarks: dict[str, dict[str, Any]]
+
+    def tokens(self, benchmark: str) -> float | None:
+        return (self.benchmarks.get(benchmark) or {}).get("mean_response_tokens")
+
+    def accuracy(self, benchmark: str) -> float | None:
+        """pass@1 in percent."""
+        value = (self.benchmarks.get(benchmark) or {}).get("pass@1")
+        return None if value is None else 100.0 * value
+
+    def accuracy_stderr(self, benchmark: str) -> float | None:
+        value = (self.benchmarks.get(benchmark) or {}).get("pass@1_stderr")
+        return None if value is None else 100.0 * value
+
+
+def display_name(benchmark: str) -> str:
+    key = benchmark.lower().replace("-", "").replace("_", "")
+    return KNOWN_BENCHMARKS.get(key, benchmark)
+
+
+def order_benchmarks(names: set[str] | Sequence[str]) -> list[str]:
+    """The paper's order (AIME24, AIME25, AMC23, MATH500, GSM8K), then the rest alphabetically."""
+    known = list(KNOWN_BENCHMARKS.values())
+
+    def key(name: str) -> tuple[int, str]:
+        shown = display_name(name)
+        return (known.index(shown), name) if shown in known else (len(known), name)
+
+    return sorted(set(names), key=key)
+
+
+def model_result(results: dict[str, Any], label: str | None, path: str | Path) -> ModelResult:
+    """A :class:`ModelResult` from a loaded ``res.json``; label: given, else the file's, else its folder's name."""
+    path = Path(path)
+    fallback = path.parent.name if path.name == "res.json" else path.stem
+    return ModelResult(label=label or results.get("label") or fallback, benchmarks=dict(results["benchmarks"]))
+
+
+def _row_label(model: ModelResult, baseline: ModelResult | None) -> str:
+    return model.label + (" (baseline)" if model is baseline else "")
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    return None if not values or any(v is None for v in values) else sum(values) / len(values)  # type: ignore[arg-type]
+
+
+def _cell(tokens: float | None, accuracy: float | None, stderr: float | None = None) -> str:
+    if tokens is None or accuracy is None:
+        return MISSING
+    acc = f"{accuracy:.1f}" + (f" ± {stderr:.1f}" if stderr is not None else "")
+    return f"{tokens:.0f} / {acc}"
+
+
+def _percent(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def average_compression(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
+    """Mean over ``benchmarks`` of ``1 - tokens / baseline tokens`` (in [-inf, 1]); None if any is missing."""
+    values = []
+    for b in benchmarks:
+        tokens, base = model.tokens(b), baseline.tokens(b)
+        values.append(None if tokens is None or not base else compression(tokens, base))
+    return _mean(values)
+
+
+def markdown_tables(
+    models: Sequence[ModelResult], baseline: ModelResult | None = None, *, show_stderr: bool = False
+) -> str:
+    """The comparison as Markdown: the main table, and per-benchmark compression when there is a baseline.
+
+    Rows: the baseline first (when given), then ``models`` in order. Cells: ``tokens / pass@1 %``.
+    """
+    rows = ([baseline] if baseline is not None else []) + list(models)
+    if not rows:
+        raise ValueError("no results to report; pass at least one res.json")
+    benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
+    header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
+    if baseline is not None:
+        header.append("Compression")
+    lines = [
+        "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
+        + ("; Compression = 1 - tokens / baseline tokens, averaged over benchmarks." if baseline else "."),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for model in rows:
+        cells = [_row_label(model, baseline)]
+        for b in benchmarks:
+            stderr = model.accuracy_stderr(b) if show_stderr else None
+            cells.append(_cell(model.tokens(b), model.accuracy(b), stderr))
+        cells.append(
+            _cell(_mean([model.tokens(b) for b in benchmarks]), _mean([model.accuracy(b) for b in benchmarks]))
+        )
+        if baseline is not None:
+            value = None if model is baseline else average_compression(model, baseline, benchmarks)
+            cells.append(MISSING if value is None else f"{100 * value:.1f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    if baseline is not None and models:
+        lines += [
+            "",
+            f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:",
+            "",
+            "| " + " | ".join(["Model", *(display_name(b) for b in benchmarks), "Average"]) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(benchmarks) + 1)) + "|",
+        ]
+        for model in models:
+            cells, comps, deltas = [model.label], [], []
+            for b in benchmarks:
+                tokens, base_tokens = model.tokens(b), baseline.tokens(b)
+                acc, base_acc = model.accuracy(b), baseline.accuracy(b)
+                comp = None if tokens is None or not base_tokens else 100 * compression(tokens, base_tokens)
+                delta = None if acc is None or base_acc is None else acc - base_acc
+                comps.append(comp)
+                deltas.append(delta)
+                cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
+            comp, delta = _mean(comps), _mean(deltas)
+            cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_tokens(
+    models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path, *, title: str | None = None
+) -> Path:
+    """Write a PNG: pass@1 (%) against mean response tokens, one colour per model, one marker per benchmark."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise RuntimeError(f"the plot needs matplotlib ({error}): pip install -e .[plot], or pass --no-plot") from error
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    rows = ([baseline] if baseline is not None else []) + list(models)
+    benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for i, model in enumerate(rows):
+        color = colors[i % len(colors)]
+        for j, b in enumerate(benchmarks):
+            tokens, acc = model.tokens(b), model.accuracy(b)
+            if tokens is None or acc is None:
+                continue
+            ax.scatter(tokens, acc, color=color, marker=markers[j % len(markers)], s=60, zorder=3)
+            if baseline is not None and model is not baseline:
+                base_tokens, base_acc = baseline.tokens(b), baseline.accuracy(b)
+                if base_tokens is not None and base_acc is not None:
+                    ax.plot([base_tokens, tokens], [base_acc, acc], color=color, ls="--", lw=1, alpha=0.6)
+    ax.set_xlabel("mean response tokens")
+    ax.set_ylabel("pass@1 (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "Accuracy vs response length")
+    model_handles = [
+        Line2D([], [], color=colors[i % len(colors)], marker="o", ls="", label=_row_label(m, baseline))
+        for i, m in enumerate(rows)
+    ]
+    bench_handles = [
+        Line2D([], [], color="grey", marker=markers[j % len(markers)], ls="", label=display_name(b))
+        for j, b in enumerate(benchmarks)
+    ]
+    # Legends outside the axes, so that they never hide a point.
+    first = ax.legend(handles=model_handles, title="model", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    ax.add_artist(first)
+    second = ax.legend(handles=bench_handles, title="benchmark", loc="lower left", bbox_to_anchor=(1.02, 0), fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight", bbox_extra_artists=[first, second])
+    plt.close(fig)
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("results", nargs="+", metavar="RES.json", help="res.json files of `smartthinker-verl eval`")
+    parser.add_argument("--baseline", metavar="RES.json", help="the base model's res.json (compression reference)")
+    parser.add_argument("--labels", nargs="+", help="model names, one per RES.json (default: from each res.json)")
+    parser.add_argument("--baseline-label", help="name of the baseline (default: from its res.json)")
+    parser.add_argument("--out", help="write the Markdown here (default: print it)")
+    parser.add_argument("--plot", help="PNG path of the plot (default: next to --out, else report.png)")
+    parser.add_argument("--no-plot", action="store_true", help="tables only")
+    parser.add_argument("--stderr", action="store_true", help="show the standard error of pass@1 per benchmark")
+
+
+def run(args: argparse.Namespace) -> int:
+    from smartthinker_verl.evaluation.summary import load_results
+
+    try:
+        if args.labels and len(args.labels) != len(args.results):
+            raise ValueError(f"{len(args.labels)} --labels for {len(args.results)} results: give one per RES.json")
+        labels = args.labels or [None] * len(args.results)
+        models = [model_result(load_results(p), label, p) for p, label in zip(args.results, labels, strict=True)]
+        baseline = (
+            model_result(load_results(args.baseline), args.baseline_label, args.baseline) if args.baseline else None
+        )
+    except (ValueError, FileNotFoundError) as error:
+        print(f"smartthinker-verl report: error: {error}", file=sys.stderr)
+        return 2
+    text = markdown_tables(models, baseline, show_stderr=args.stderr)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"table: {args.out}")
+    else:
+        print(text)
+    if not args.no_plot:
+        plot_path = args.plot or (str(Path(args.out).with_suffix(".png")) if args.out else "report.png")
+        try:
+            plot_accuracy_vs_tokens(models, baseline, plot_path)
+        except RuntimeError as error:
+            print(f"smartthinker-verl report: error: {error}", file=sys.stderr)
+            return 2
+        print(f"plot: {plot_path}")
+    return 0

@@ -1,0 +1,86 @@
+"""``res.json``: the metrics of an evaluation, per benchmark and overall.
+
+Layout::
+
+    {"model": ..., "label": ..., "settings": {...}, "ks": [1, 4],
+     "pass@1": ..., "pass@4": ..., "mean_response_tokens": ..., ...   # overall (all problems pooled)
+     "benchmarks": {"aime25": {"pass@1": ..., ...}, "math500": {...}},
+     "benchmark_average": {"pass@1": ..., "mean_response_tokens": ...}}  # unweighted mean over benchmarks
+
+With a single benchmark the top-level metrics are that benchmark's. The per-benchmark metrics are those of
+:func:`smartthinker_verl.evaluation.metrics.compute_metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from smartthinker_verl.evaluation.grading import graded_samples
+from smartthinker_verl.evaluation.metrics import compute_metrics
+
+GROUP_BY = ("benchmark", "data_source", "file")
+#: Metrics averaged over benchmarks (unweighted, as the paper's "Average" column).
+AVERAGED = ("pass@1", "mean_response_tokens", "mean_response_tokens_correct", "mean_response_tokens_incorrect")
+
+
+def group_name(record: dict[str, Any], group_by: str, file_name: str) -> str:
+    """The benchmark a record counts towards.
+
+    ``benchmark``: its ``benchmark`` field, else its ``data_source``, else its file's name; ``data_source``: its
+    ``data_source`` (else the file's name); ``file``: the name of the file it came from.
+    """
+    if group_by == "file":
+        return file_name
+    if group_by == "data_source":
+        return str(record.get("data_source") or file_name)
+    if group_by == "benchmark":
+        return str(record.get("benchmark") or record.get("data_source") or file_name)
+    raise ValueError(f"--group-by {group_by!r}: choose one of {GROUP_BY}")
+
+
+def summarize(
+    groups: dict[str, tuple[Sequence[dict[str, Any]], Sequence[Any]]],
+    *,
+    ks: Sequence[int] | None,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """Build ``res.json`` from ``{benchmark: (records, grade results)}``; ``meta`` (model, settings) goes first."""
+    if not groups:
+        raise ValueError("nothing to summarise: no generations were found")
+    benchmarks: dict[str, dict[str, Any]] = {}
+    pooled = []
+    for name, (records, results) in groups.items():
+        benchmarks[name] = compute_metrics(graded_samples(records, results), ks)
+        pooled.extend(graded_samples(records, results, prefix=f"{name}/"))
+    overall = compute_metrics(pooled, ks)
+    average = {}
+    for key in AVERAGED:
+        values = [b[key] for b in benchmarks.values() if b.get(key) is not None]
+        average[key] = sum(values) / len(values) if len(values) == len(benchmarks) else None
+    ks_reported = sorted(int(k.split("@")[1]) for k in overall if k.startswith("pass@") and not k.endswith("stderr"))
+    return {**meta, "ks": ks_reported, **overall, "benchmarks": benchmarks, "benchmark_average": average}
+
+
+def write_results(results: dict[str, Any], path: str | Path) -> Path:
+    """Write ``res.json`` (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a ``res.json``; a file without ``benchmarks`` is refused with the command that makes one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; create it with `smartthinker-verl eval ... --out`")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
+    if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
+        raise ValueError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
+    return results
