@@ -1,0 +1,91 @@
+# Shared environment and launcher of the SmartThinker recipes. Sourced by recipes/run_*.sh, never run.
+#
+# A recipe sets its settings (RECIPE_MODEL_PATH, RECIPE_TOTAL_STEPS, ...) and then calls
+# `smartthinker_run "$@"`. What users may override by environment (defaults in brackets):
+#   MODEL_PATH   [the recipe's model]      local directory or Hugging Face id
+#   DATA_DIR     [<repo>/data]             holds deepscaler/train.parquet, aime25/ amc23/ math500/test.parquet
+#   NGPUS        [4]                       GPUs per node
+#   NNODES       [1]                       nodes
+#   PROJECT      [smartthinker]            trainer.project_name (wandb project)
+#   EXPERIMENT   [built from the settings] trainer.experiment_name (wandb run, checkpoint folder)
+#   PYTHON       [<repo>/.venv/bin/python if present, else python3]
+# Arguments: `--dry-run` (first) composes and validates without GPUs and prints the resolved YAML on stdout;
+# every other argument is a Hydra override (key=value, +new.key=value, ~key) applied last.
+
+if [[ "${BASH_SOURCE[0]}" == "${0}" ]]; then
+    echo "recipes/common.sh is sourced by the recipes, not run" >&2
+    exit 2
+fi
+
+SMARTTHINKER_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x "${SMARTTHINKER_REPO_ROOT}/.venv/bin/python" ]]; then
+        PYTHON="${SMARTTHINKER_REPO_ROOT}/.venv/bin/python"
+    else
+        PYTHON="python3"
+    fi
+fi
+
+DATA_DIR="${DATA_DIR:-${SMARTTHINKER_REPO_ROOT}/data}"
+NGPUS="${NGPUS:-4}"
+NNODES="${NNODES:-1}"
+PROJECT="${PROJECT:-smartthinker}"
+EXPERIMENT="${EXPERIMENT:-}"
+
+# The plugin reaches every Ray process through `import verl`, also where the package is not pip-installed
+# (code shipped only by a Ray job's working_dir); the source tree goes on the path for the same reason.
+export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-smartthinker_verl.plugin}"
+export PYTHONPATH="${SMARTTHINKER_REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
+export HYDRA_FULL_ERROR=1
+
+smartthinker_log() {
+    echo "[smartthinker $(date -u +%H:%M:%S)] $*" >&2
+}
+
+# smartthinker_run [--dry-run] [OVERRIDE ...]: build the recipe's overrides and start (or dry-run) training.
+smartthinker_run() {
+    local mode=""
+    if [[ "${1:-}" == "--dry-run" ]]; then
+        mode="--dry-run"
+        shift
+    fi
+    local arg
+    for arg in "$@"; do
+        if [[ "${arg}" == --* ]]; then
+            smartthinker_log "unknown option ${arg}: only --dry-run (as the first argument) is an option;" \
+                "everything else is a Hydra override key=value"
+            return 2
+        fi
+    done
+
+    : "${RECIPE_MODEL_PATH:?the recipe must set RECIPE_MODEL_PATH}"
+    : "${RECIPE_TOTAL_STEPS:?the recipe must set RECIPE_TOTAL_STEPS}"
+    local model_path="${MODEL_PATH:-${RECIPE_MODEL_PATH}}"
+
+    local overrides=(
+        "actor_rollout_ref.model.path='${model_path}'"
+        "data.train_files='${DATA_DIR}/deepscaler/train.parquet'"
+        "data.val_files=['${DATA_DIR}/aime25/test.parquet','${DATA_DIR}/amc23/test.parquet','${DATA_DIR}/math500/test.parquet']"
+        "trainer.n_gpus_per_node=${NGPUS}"
+        "trainer.nnodes=${NNODES}"
+        "trainer.project_name='${PROJECT}'"
+        "trainer.total_training_steps=${RECIPE_TOTAL_STEPS}"
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=${RECIPE_ROLLOUT_TP:-1}"
+        "actor_rollout_ref.rollout.gpu_memory_utilization=${RECIPE_GPU_MEMORY_UTILIZATION:-0.6}"
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${RECIPE_MAX_TOKEN_LEN_PER_GPU:-32768}"
+    )
+    if [[ -n "${EXPERIMENT}" ]]; then
+        overrides+=("trainer.experiment_name='${EXPERIMENT}'")
+    fi
+    if [[ -n "${RECIPE_EXTRA_OVERRIDES+x}" ]]; then
+        overrides+=("${RECIPE_EXTRA_OVERRIDES[@]}")
+    fi
+    # The user's arguments come last, so they win.
+    overrides+=("$@")
+
+    smartthinker_log "${RECIPE_NAME:-recipe}: model ${model_path}, data ${DATA_DIR}, ${NNODES} node(s) x ${NGPUS} GPU(s)" \
+        "${mode:+(dry run)}"
+    # Preflight (plugin import, registered names, batch sizes, data files) runs in Python before anything starts.
+    "${PYTHON}" -m smartthinker_verl.train ${mode:+"${mode}"} "${overrides[@]}"
+}

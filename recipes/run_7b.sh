@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# SmartThinker on DeepSeek-R1-Distill-Qwen-7B (the paper: 75 steps, 64 prompts x 8 rollouts, 4 GPUs of 96 GB).
+# Usage:
+#   bash recipes/run_7b.sh [--dry-run] [HYDRA_OVERRIDE ...]
+# Environment and arguments: see recipes/common.sh.
+set -euo pipefail
+
+# ---- settings -------------------------------------------------------------------------------------------------
+RECIPE_NAME="run_7b"
+RECIPE_MODEL_PATH="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+RECIPE_TOTAL_STEPS=75
+# Two GPUs per vLLM engine leave room for the KV cache of 512 rollouts of up to 8000 tokens.
+RECIPE_ROLLOUT_TP=2
+RECIPE_GPU_MEMORY_UTILIZATION=0.6
+# Smaller packs than 1.5B: activations of a 7B model (one sequence is at most 1500 + 8000 tokens).
+RECIPE_MAX_TOKEN_LEN_PER_GPU=16384
+RECIPE_EXTRA_OVERRIDES=()
+# ----------------------------------------------------------------------------------------------------------------
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+smartthinker_run "$@"

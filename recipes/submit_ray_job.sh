@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Submit a SmartThinker training run (or any command from this repo) to a Ray cluster as a Ray job.
+#
+#   bash recipes/submit_ray_job.sh [OPTIONS] [--] [HYDRA_OVERRIDE ...]
+#
+# Options:
+#   --address URL        Ray dashboard address [$RAY_ADDRESS, else http://127.0.0.1:8265]
+#   --recipe NAME        recipe to run in the job: run_1.5b | run_7b | run_qwen3_4b [run_1.5b]
+#   --entrypoint CMD     run CMD in the job instead of a recipe (e.g. "python -m smartthinker_verl.cluster_check");
+#                        Hydra overrides are then not allowed
+#   --env KEY=VALUE      extra environment variable of the job (repeatable)
+#   --submission-id ID   job id [smartthinker-<recipe or entry>-<UTC time>-<random>]
+#   --wait               follow the job's logs until it ends; exit 0 only if it SUCCEEDED
+#   --print-runtime-env  print the runtime environment YAML and exit without submitting
+#   -h, --help           this help
+# Everything else (after the options, or after --) is passed to the recipe as Hydra overrides.
+#
+# The job's runtime environment ships this repository as `working_dir` (without .git, .venv, data, checkpoints,
+# outputs, wandb) and sets VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin, so every Ray process that imports
+# verl registers SmartThinker even on nodes where the package is not pip-installed (verl and the other
+# dependencies must be installed there). Forwarded when set here: MODEL_PATH DATA_DIR NGPUS NNODES PROJECT
+# EXPERIMENT WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME (secrets end up in the job's runtime env,
+# visible on the dashboard: prefer credentials configured on the nodes). DATA_DIR defaults to this checkout's
+# absolute data/ directory: the nodes must see it at that path (a shared filesystem), or set DATA_DIR.
+set -euo pipefail
+
+# ---- settings -------------------------------------------------------------------------------------------------
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ADDRESS="${RAY_ADDRESS:-http://127.0.0.1:8265}"
+RECIPE="run_1.5b"
+ENTRYPOINT=""
+WAIT=0
+PRINT_ONLY=0
+SUBMISSION_ID=""
+EXTRA_ENV=()
+FORWARDED_ENV=(MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME)
+# gitignore syntax, relative to the repository root.
+EXCLUDES=("/.git/" "/.venv/" "/data/" "/checkpoints/" "/outputs/" "/wandb/" "__pycache__/" ".pytest_cache/" ".ruff_cache/")
+RAY_BIN="${RAY_BIN:-ray}"
+if ! command -v "${RAY_BIN}" >/dev/null 2>&1 && [[ -x "${REPO_ROOT}/.venv/bin/ray" ]]; then
+    RAY_BIN="${REPO_ROOT}/.venv/bin/ray"
+fi
+# ----------------------------------------------------------------------------------------------------------------
+
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+die() { echo "submit_ray_job.sh: $*" >&2; exit 2; }
+
+OVERRIDES=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --address) [[ $# -ge 2 ]] || die "--address needs a URL"; ADDRESS="$2"; shift 2 ;;
+        --recipe) [[ $# -ge 2 ]] || die "--recipe needs a name"; RECIPE="${2%.sh}"; shift 2 ;;
+        --entrypoint) [[ $# -ge 2 ]] || die "--entrypoint needs a command"; ENTRYPOINT="$2"; shift 2 ;;
+        --env)
+            [[ $# -ge 2 && "$2" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env needs KEY=VALUE (KEY a variable name)"
+            EXTRA_ENV+=("$2"); shift 2 ;;
+        --submission-id) [[ $# -ge 2 ]] || die "--submission-id needs an id"; SUBMISSION_ID="$2"; shift 2 ;;
+        --wait) WAIT=1; shift ;;
+        --print-runtime-env) PRINT_ONLY=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; OVERRIDES+=("$@"); break ;;
+        --*) die "unknown option $1 (see --help); Hydra overrides have the form key=value" ;;
+        *) OVERRIDES+=("$1"); shift ;;
+    esac
+done
+
+if [[ -n "${ENTRYPOINT}" ]]; then
+    [[ ${#OVERRIDES[@]} -eq 0 ]] || die "Hydra overrides (${OVERRIDES[*]}) apply to a recipe, not to --entrypoint"
+    # `ray job submit` shell-quotes each word it is given: a command line travels as `bash -c CMD`.
+    JOB_ARGV=(bash -c "${ENTRYPOINT}")
+    NAME_PART="$(basename "${ENTRYPOINT%% *}")"
+    [[ "${ENTRYPOINT}" == *" -m "* ]] && NAME_PART="$(sed -E 's/.* -m ([^ ]+).*/\1/' <<<"${ENTRYPOINT}")"
+else
+    [[ -f "${REPO_ROOT}/recipes/${RECIPE}.sh" ]] \
+        || die "no recipe recipes/${RECIPE}.sh (use run_1.5b, run_7b or run_qwen3_4b)"
+    JOB_ARGV=(bash "recipes/${RECIPE}.sh" ${OVERRIDES[@]+"${OVERRIDES[@]}"})
+    NAME_PART="${RECIPE}"
+    # The nodes read the data where this checkout has it, unless told otherwise.
+    export DATA_DIR="${DATA_DIR:-${REPO_ROOT}/data}"
+    [[ -d "${DATA_DIR}" ]] || echo "submit_ray_job.sh: warning: DATA_DIR=${DATA_DIR} does not exist here;" \
+        "the job fails unless the nodes have it (see docs/gpu.md)" >&2
+fi
+NAME_PART="${NAME_PART//[^A-Za-z0-9._-]/_}"
+JOB_COMMAND="$(printf '%q ' "${JOB_ARGV[@]}")"
+JOB_COMMAND="${JOB_COMMAND% }"
+SUBMISSION_ID="${SUBMISSION_ID:-smartthinker-${NAME_PART}-$(date -u +%Y%m%d-%H%M%S)-${RANDOM}}"
+
+# ---- runtime environment (YAML; values JSON-quoted, which YAML reads as strings) --------------------------------
+json_quote() { "${PYTHON:-python3}" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+RUNTIME_ENV_DIR="$(mktemp -d "${TMPDIR:-/tmp}/smartthinker-submit.XXXXXX")"
+trap 'rm -rf "${RUNTIME_ENV_DIR}"' EXIT
+RUNTIME_ENV="${RUNTIME_ENV_DIR}/runtime_env.yaml"
+# The plugin module is always in the list (kept with any modules the caller already names).
+EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-}"
+[[ ",${EXTERNAL_MODULES}," == *",smartthinker_verl.plugin,"* ]] \
+    || EXTERNAL_MODULES="${EXTERNAL_MODULES:+${EXTERNAL_MODULES},}smartthinker_verl.plugin"
+{
+    echo "working_dir: $(json_quote "${REPO_ROOT}")"
+    echo "excludes:"
+    for pattern in "${EXCLUDES[@]}"; do echo "  - $(json_quote "${pattern}")"; done
+    echo "env_vars:"
+    echo "  VERL_USE_EXTERNAL_MODULES: $(json_quote "${EXTERNAL_MODULES}")"
+    for name in "${FORWARDED_ENV[@]}"; do
+        if [[ -n "${!name:-}" ]]; then echo "  ${name}: $(json_quote "${!name}")"; fi
+    done
+    for pair in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
+        echo "  ${pair%%=*}: $(json_quote "${pair#*=}")"
+    done
+} >"${RUNTIME_ENV}"
+
+if [[ ${PRINT_ONLY} -eq 1 ]]; then
+    cat "${RUNTIME_ENV}"
+    echo "# entrypoint: ${JOB_COMMAND}"
+    exit 0
+fi
+
+# A token-protected cluster (Ray writes ~/.ray/auth_token) rejects clients that do not send the token.
+if [[ -f "${HOME}/.ray/auth_token" && -z "${RAY_AUTH_MODE:-}" ]]; then
+    export RAY_AUTH_MODE=token
+fi
+
+echo "submit_ray_job.sh: submitting ${SUBMISSION_ID} to ${ADDRESS}: ${JOB_COMMAND}" >&2
+"${RAY_BIN}" job submit --address "${ADDRESS}" --runtime-env "${RUNTIME_ENV}" --submission-id "${SUBMISSION_ID}" \
+    --no-wait -- "${JOB_ARGV[@]}" >&2
+
+echo "${SUBMISSION_ID}"
+cat >&2 <<EOF
+job id:  ${SUBMISSION_ID}
+logs:    ${RAY_BIN} job logs --address ${ADDRESS} --follow ${SUBMISSION_ID}
+status:  ${RAY_BIN} job status --address ${ADDRESS} ${SUBMISSION_ID}
+stop:    ${RAY_BIN} job stop --address ${ADDRESS} ${SUBMISSION_ID}
+EOF
+
+if [[ ${WAIT} -eq 1 ]]; then
+    "${RAY_BIN}" job logs --address "${ADDRESS}" --follow "${SUBMISSION_ID}" >&2 || true
+    STATUS="$("${RAY_BIN}" job status --address "${ADDRESS}" "${SUBMISSION_ID}" 2>&1 || true)"
+    if grep -qiE "succeeded" <<<"${STATUS}"; then
+        echo "submit_ray_job.sh: job ${SUBMISSION_ID} SUCCEEDED" >&2
+    else
+        echo "${STATUS}" >&2
+        echo "submit_ray_job.sh: job ${SUBMISSION_ID} did not succeed (FAILED or STOPPED)" >&2
+        exit 1
+    fi
+fi

@@ -1,0 +1,500 @@
+"""Compose and validate a SmartThinker recipe config without GPUs (the ``check-config`` subcommand).
+
+The recipe config is ``config/smartthinker_trainer.yaml`` (package data): verl's ``ppo_trainer`` plus the
+SmartThinker deltas. :func:`compose_config` builds it with Hydra's compose API from that file and Hydra override
+strings (``key=value``, ``+new.key=value``, ``~key``), exactly as ``python -m smartthinker_verl.train`` does before
+training, so what ``check-config`` and the recipes' ``--dry-run`` print is what would run.
+
+:func:`validate_config` runs verl's own ``validate_config`` plus the checks verl leaves to the first GPU minutes:
+the plugin imports, the advantage estimator and reward manager are registered, the scorer loads, batch sizes
+divide, ``algorithm.use_kl_in_reward`` is off, ``algorithm.smartthinker`` is a valid ``SmartThinkerConfig``,
+interpolations resolve, and the data files exist (a warning for a dry run, an error for a real run). Every problem
+is reported at once, each naming the key and the fix.
+
+Command line: ``smartthinker-verl check-config [--strict-files] [-o FILE] [OVERRIDE ...]`` prints the resolved config
+as YAML on stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import importlib
+import logging
+import re
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+logger = logging.getLogger(__name__)
+
+#: Directory of the recipe yaml files (package data).
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+#: The recipe config every recipe composes.
+DEFAULT_CONFIG_NAME = "smartthinker_trainer"
+#: Estimator names that read correctness from the score and need ``algorithm.smartthinker``.
+SMARTTHINKER_ESTIMATORS = ("smartthinker", "grpo_smartthinker")
+#: The module whose import registers every SmartThinker name into verl.
+PLUGIN_MODULE = "smartthinker_verl.plugin"
+#: Path prefixes that are not local files (checked by the cluster, not here).
+_REMOTE_PREFIXES = ("hdfs://", "s3://", "gs://", "gcs://", "http://", "https://", "oss://")
+
+
+class RecipeConfigError(ValueError):
+    """The recipe config is invalid; the message lists every problem with the key and the fix."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid recipe config ({len(self.problems)} problem(s)):\n{lines}")
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of :func:`validate_config`: ``errors`` make the config unusable, ``warnings`` do not."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise RecipeConfigError(self.errors)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send ``print`` output of verl (and anything else) to stderr, so stdout carries only the YAML."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+# --------------------------------------------------------------------------------------------------- composing
+
+
+def compose_config(
+    overrides: Sequence[str] = (),
+    *,
+    config_name: str = DEFAULT_CONFIG_NAME,
+    config_dir: str | Path | None = None,
+) -> DictConfig:
+    """Compose the recipe config with Hydra's compose API.
+
+    Args:
+        overrides: Hydra override strings, e.g. ``["trainer.total_epochs=7", "+algorithm.smartthinker.x=1"]``.
+        config_name: yaml file (without ``.yaml``) in ``config_dir``.
+        config_dir: directory of recipe yaml files; default: this package's ``config/``.
+
+    Returns:
+        The composed, unresolved config (interpolations stay, as verl expects). ``trainer.experiment_name`` is
+        filled from :func:`build_run_name` when the yaml or the overrides leave it null.
+
+    Raises:
+        RecipeConfigError: an override names an unknown key, has bad syntax, or the yaml does not exist.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    directory = Path(config_dir) if config_dir is not None else CONFIG_DIR
+    if not (directory / f"{config_name}.yaml").is_file():
+        raise RecipeConfigError(
+            [
+                f"config {config_name!r} not found: {directory / (config_name + '.yaml')} does not exist. "
+                f"Fix: pass --config-name with one of {sorted(p.stem for p in directory.glob('*.yaml'))}."
+            ]
+        )
+    bad = _unparsable_overrides(overrides)
+    if bad:
+        raise RecipeConfigError(bad)
+    if GlobalHydra.instance().is_initialized():  # e.g. called from inside another Hydra app
+        GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(directory.resolve()), version_base=None):
+            config = compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise RecipeConfigError([_explain_override_error(exc)]) from exc
+    if config.trainer.get("experiment_name") is None:
+        config.trainer.experiment_name = build_run_name(config)
+    return config
+
+
+def _unparsable_overrides(overrides: Sequence[str]) -> list[str]:
+    """One problem per override that is not valid Hydra syntax, naming the override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    problems = []
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except HydraException as exc:
+            problems.append(
+                f"override {override!r} is not valid Hydra syntax ({' '.join(str(exc).split())}). Fix: write "
+                "key=value, +new.key=value or ~key; quote values with special characters: key='a,b'."
+            )
+    return problems
+
+
+def _explain_override_error(exc: Exception) -> str:
+    """Turn Hydra's override errors into one line that names the key and the fix."""
+    message = " ".join(str(exc).split())
+    cause = exc.__cause__
+    while cause is not None:  # Hydra wraps the OmegaConf error that names the key
+        message += f" ({' '.join(str(cause).split())})"
+        cause = cause.__cause__
+    missing = re.search(r"Could not override '([^']+)'", message) or re.search(
+        r"Key '([^']+)' is not in struct", message
+    )
+    if missing:
+        key = missing.group(1)
+        return (
+            f"{key}: no such key in the recipe config ({message}). Fix: check the spelling against "
+            f"`smartthinker-verl check-config` output, or add a new key with a leading '+' (+{key}=VALUE)."
+        )
+    return f"bad override: {message}. Fix: use Hydra syntax key=value, +new.key=value or ~key."
+
+
+def build_run_name(config: DictConfig) -> str:
+    """A run name from what matters: model, estimator, non-default SmartThinker options, group size, batch, lr.
+
+    Example: ``deepseek-r1-distill-qwen-1.5b-smartthinker-g8-b64-lr1e-06-resp8000``; an ablation with
+    ``algorithm.smartthinker.penalty=symmetric`` gets ``-symmetric`` after the estimator.
+    """
+    model = Path(str(config.actor_rollout_ref.model.path).rstrip("/")).name.lower() or "model"
+    algorithm = config.algorithm
+    parts = [model, str(algorithm.adv_estimator)]
+    options = algorithm.get("smartthinker")
+    if algorithm.adv_estimator in SMARTTHINKER_ESTIMATORS and isinstance(options, DictConfig):
+        if options.get("optimal_length", "reference") != "reference":
+            parts.append(f"lopt-{options.optimal_length}")
+        if options.get("penalty", "one_sided") != "one_sided":
+            parts.append(str(options.penalty))
+        if options.get("coefficient", "dynamic") != "dynamic":
+            parts.append(f"coef-{options.coefficient}{options.get('fixed_coefficient') or ''}")
+    if not algorithm.get("norm_adv_by_std_in_grpo", True):
+        parts.append("nostd")
+    rollout = config.actor_rollout_ref.rollout
+    parts += [
+        f"g{rollout.n}",
+        f"b{config.data.train_batch_size}",
+        f"lr{config.actor_rollout_ref.actor.optim.lr:g}",
+        f"resp{config.data.max_response_length}",
+    ]
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", "-".join(parts))
+
+
+def render_yaml(config: DictConfig) -> str:
+    """The config as YAML with every interpolation resolved (what verl's TaskRunner will see)."""
+    return OmegaConf.to_yaml(config, resolve=True)
+
+
+# -------------------------------------------------------------------------------------------------- validation
+
+
+def validate_config(config: DictConfig, *, require_files: bool) -> ValidationReport:
+    """Run verl's ``validate_config`` and SmartThinker's own checks; collect every problem.
+
+    Args:
+        config: a composed recipe config (not modified).
+        require_files: missing data files (and a missing local model directory) are errors when true (a real
+            run), warnings when false (a dry run on a machine without the data).
+
+    Returns:
+        The report; call ``report.raise_if_errors()`` to turn errors into :class:`RecipeConfigError`.
+    """
+    report = ValidationReport()
+    resolved = _check_resolves(config, report)
+    if resolved is None:
+        return report
+    _check_batch_sizes(resolved, report)
+    _check_kl(resolved, report)
+    if _check_plugin(report):
+        _check_estimator(resolved, report)
+        _check_reward(resolved, report)
+    _check_smartthinker_options(resolved, report)
+    _check_verl(resolved, report)
+    _check_paths(resolved, report, require_files=require_files)
+    for warning in report.warnings:
+        logger.warning("%s", warning)
+    return report
+
+
+def _check_resolves(config: DictConfig, report: ValidationReport) -> DictConfig | None:
+    from omegaconf.errors import OmegaConfBaseException
+
+    resolved = copy.deepcopy(config)
+    try:
+        OmegaConf.resolve(resolved)
+    except OmegaConfBaseException as exc:
+        report.errors.append(
+            f"{getattr(exc, 'full_key', '?')}: interpolation does not resolve ({' '.join(str(exc).split())}). "
+            "Fix: set the referenced key, or replace the ${...} value."
+        )
+        return None
+    return resolved
+
+
+def _check_batch_sizes(config: DictConfig, report: ValidationReport) -> None:
+    """Divisibility that verl checks late (or only on GPUs): prompts, mini-batches, GPUs, micro-batches."""
+    data, actor, rollout, trainer = (
+        config.data,
+        config.actor_rollout_ref.actor,
+        config.actor_rollout_ref.rollout,
+        config.trainer,
+    )
+    n_gpus = int(trainer.n_gpus_per_node) * int(trainer.nnodes)
+    train_bs, mini_bs, n = int(data.train_batch_size), int(actor.ppo_mini_batch_size), int(rollout.n)
+    if n_gpus <= 0:
+        report.errors.append(
+            f"trainer.n_gpus_per_node * trainer.nnodes = {n_gpus}: need at least one GPU. "
+            "Fix: set NGPUS/NNODES (recipes) or trainer.n_gpus_per_node / trainer.nnodes."
+        )
+        return
+    if mini_bs <= 0 or train_bs % mini_bs != 0:
+        report.errors.append(
+            f"data.train_batch_size={train_bs} is not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size="
+            f"{mini_bs} (both count prompts). Fix: choose a mini-batch that divides the batch, e.g. "
+            f"actor_rollout_ref.actor.ppo_mini_batch_size={_largest_divisor_at_most(train_bs, mini_bs)}."
+        )
+    if (train_bs * n) % n_gpus != 0:
+        report.errors.append(
+            f"data.train_batch_size * actor_rollout_ref.rollout.n = {train_bs} * {n} = {train_bs * n} responses do "
+            f"not split evenly over {n_gpus} GPUs. Fix: make the product a multiple of trainer.n_gpus_per_node * "
+            "trainer.nnodes."
+        )
+    sp = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
+    dp = n_gpus // sp if sp > 0 and n_gpus % sp == 0 else 0
+    if dp == 0:
+        report.errors.append(
+            f"actor_rollout_ref.actor.ulysses_sequence_parallel_size={sp} does not divide the {n_gpus} GPUs. "
+            "Fix: use a divisor of the GPU count."
+        )
+    elif mini_bs > 0 and (mini_bs * n) % dp != 0:
+        report.errors.append(
+            f"actor_rollout_ref.actor.ppo_mini_batch_size * rollout.n = {mini_bs * n} responses per mini-batch do "
+            f"not split over {dp} data-parallel ranks. Fix: make ppo_mini_batch_size * rollout.n a multiple of {dp}."
+        )
+    elif not actor.use_dynamic_bsz and actor.get("ppo_micro_batch_size_per_gpu"):
+        per_gpu, micro = mini_bs * n // dp, int(actor.ppo_micro_batch_size_per_gpu)
+        if per_gpu % micro != 0:
+            report.errors.append(
+                f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro} does not divide the {per_gpu} "
+                "responses each GPU gets per mini-batch. Fix: choose a divisor, or set "
+                "actor_rollout_ref.actor.use_dynamic_bsz=true."
+            )
+    tp = int(rollout.get("tensor_model_parallel_size", 1) or 1)
+    if tp <= 0 or n_gpus % tp != 0:
+        report.errors.append(
+            f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the {n_gpus} GPUs. "
+            "Fix: use a divisor of the GPU count."
+        )
+    if actor.use_dynamic_bsz:
+        longest = int(data.max_prompt_length) + int(data.max_response_length)
+        if int(actor.ppo_max_token_len_per_gpu) < longest:
+            report.errors.append(
+                f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={actor.ppo_max_token_len_per_gpu} is below one "
+                f"full sequence (data.max_prompt_length + data.max_response_length = {longest}). Fix: raise it to "
+                f"at least {longest}."
+            )
+
+
+def _largest_divisor_at_most(value: int, bound: int) -> int:
+    return max((d for d in range(1, max(1, min(value, bound)) + 1) if value % d == 0), default=1)
+
+
+def _check_kl(config: DictConfig, report: ValidationReport) -> None:
+    if config.algorithm.adv_estimator in SMARTTHINKER_ESTIMATORS and config.algorithm.get("use_kl_in_reward", False):
+        report.errors.append(
+            "algorithm.use_kl_in_reward=true: the SmartThinker estimator reads correctness from the score, and a KL "
+            "penalty in the reward hides it (the paper uses no KL). Fix: algorithm.use_kl_in_reward=false; for a KL "
+            "term use actor_rollout_ref.actor.use_kl_loss=true instead."
+        )
+
+
+def _check_plugin(report: ValidationReport) -> bool:
+    """Import the plugin ourselves: verl swallows a failing entry point and only says 'Unknown ...' later."""
+    try:
+        import verl  # noqa: F401  (loads entry points and VERL_USE_EXTERNAL_MODULES)
+
+        importlib.import_module(PLUGIN_MODULE)
+    except Exception as exc:  # any import-time failure must reach the user
+        report.errors.append(
+            f"the plugin {PLUGIN_MODULE} does not import: {type(exc).__name__}: {exc}. Fix: install the project "
+            "(`pip install -e .`, or `make install`) with verl pinned as in setup.py, and read the traceback above."
+        )
+        return False
+    return True
+
+
+def _check_estimator(config: DictConfig, report: ValidationReport) -> None:
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    name = str(config.algorithm.adv_estimator)
+    if name not in ADV_ESTIMATOR_REGISTRY:
+        report.errors.append(
+            f"algorithm.adv_estimator={name!r} is not a registered advantage estimator. Fix: use one of "
+            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is 'smartthinker')."
+        )
+
+
+def _check_reward(config: DictConfig, report: ValidationReport) -> None:
+    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+    from verl.trainer.ppo.reward import resolve_reward_manager_cls
+    from verl.utils.import_utils import load_extern_object
+
+    manager = config.reward.reward_manager
+    try:
+        resolve_reward_manager_cls(config)
+    except Exception as exc:
+        known = sorted(REWARD_MANAGER) if manager.source == "register" else "a class in reward_manager.module.path"
+        report.errors.append(
+            f"reward.reward_manager.name={manager.name!r} (source={manager.source}) does not resolve: {exc}. "
+            f"Fix: use one of {known} (SmartThinker's is 'smartthinker')."
+        )
+    function = config.reward.get("custom_reward_function") or {}
+    if function.get("path"):
+        try:
+            scorer = load_extern_object(module_path=function.path, object_name=function.name)
+        except Exception as exc:
+            report.errors.append(
+                f"reward.custom_reward_function (path={function.path}, name={function.name}) does not load: "
+                f"{type(exc).__name__}: {exc}. Fix: point path at a module (pkg://dotted.module or a .py file) "
+                "that defines that function; SmartThinker's is pkg://smartthinker_verl.scoring, compute_score."
+            )
+        else:
+            if not callable(scorer):
+                report.errors.append(
+                    f"reward.custom_reward_function.name={function.name!r} in {function.path} is not callable. "
+                    "Fix: name a function."
+                )
+
+
+def _check_smartthinker_options(config: DictConfig, report: ValidationReport) -> None:
+    algorithm = config.algorithm
+    if algorithm.adv_estimator not in SMARTTHINKER_ESTIMATORS:
+        if algorithm.get("smartthinker") is not None:
+            logger.info(
+                "algorithm.adv_estimator=%s: the algorithm.smartthinker options are ignored", algorithm.adv_estimator
+            )
+        return
+    try:
+        from smartthinker_verl.config import SmartThinkerConfig
+    except Exception as exc:
+        report.errors.append(
+            f"smartthinker_verl.config does not import ({type(exc).__name__}: {exc}). Fix: reinstall the project."
+        )
+        return
+    try:
+        SmartThinkerConfig.from_algorithm_config(algorithm)
+    except Exception as exc:
+        message = str(exc) if "algorithm.smartthinker" in str(exc) else f"algorithm.smartthinker: {exc}"
+        if "Fix" not in message:
+            message += ". Fix: change or remove that option (the options and their values: smartthinker_verl/config.py)"
+        report.errors.append(message)
+
+
+def _check_verl(config: DictConfig, report: ValidationReport) -> None:
+    """verl's own ``validate_config`` (it prints; stdout is kept for the YAML)."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config as verl_validate_config
+
+    try:
+        with stdout_to_stderr(), warnings.catch_warnings():
+            # need_critic warns that a non-GAE estimator disables the critic: expected here.
+            warnings.filterwarnings("ignore", message="Disabled critic")
+            verl_validate_config(
+                config=config,
+                use_reference_policy=need_reference_policy(config),
+                use_critic=need_critic(config),
+            )
+    except Exception as exc:  # verl raises AssertionError, ValueError and others
+        report.errors.append(
+            f"verl's validate_config rejected the config: {type(exc).__name__}: {' '.join(str(exc).split())}. "
+            "Fix: change the key it names."
+        )
+
+
+def _as_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, ListConfig | list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _check_paths(config: DictConfig, report: ValidationReport, *, require_files: bool) -> None:
+    target = report.errors if require_files else report.warnings
+    for key in ("data.train_files", "data.val_files"):
+        value = OmegaConf.select(config, key)
+        files = _as_list(value)
+        if not files:
+            report.errors.append(f"{key} is empty. Fix: point it at the parquet files of data_preprocess/.")
+        for name in files:
+            if name.startswith(_REMOTE_PREFIXES):
+                continue
+            if not Path(name).expanduser().is_file():
+                target.append(
+                    f"{key}: {name} does not exist. Fix: write it with data_preprocess/ (see docs/gpu.md), set "
+                    "DATA_DIR for the recipes, or override the key."
+                )
+    model = str(config.actor_rollout_ref.model.path)
+    looks_local = model.startswith(("/", "./", "../", "~"))
+    if looks_local and not Path(model).expanduser().exists():
+        target.append(
+            f"actor_rollout_ref.model.path: {model} does not exist. Fix: set MODEL_PATH (recipes) to a local "
+            "checkpoint directory or a Hugging Face model id."
+        )
+
+
+# ------------------------------------------------------------------------------------------------------ the CLI
+
+
+def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) -> DictConfig:
+    """Compose, validate and return the config; raise :class:`RecipeConfigError` listing every problem."""
+    with stdout_to_stderr():
+        config = compose_config(overrides, config_name=config_name)
+        validate_config(config, require_files=require_files).raise_if_errors()
+    return config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="Hydra overrides, e.g. trainer.total_epochs=7 algorithm.smartthinker.penalty=symmetric",
+    )
+    parser.add_argument(
+        "--config-name",
+        default=DEFAULT_CONFIG_NAME,
+        help=f"recipe yaml in {CONFIG_DIR} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strict-files",
+        action="store_true",
+        help="treat missing data files / model directory as errors (a real run does); default: warnings",
+    )
+    parser.add_argument("-o", "--output", type=Path, help="also write the resolved YAML to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = prepare(args.overrides, config_name=args.config_name, require_files=args.strict_files)
+    except RecipeConfigError as exc:
+        logger.error("%s", exc)
+        return 2
+    text = render_yaml(config)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        logger.info("wrote %s", args.output)
+    sys.stdout.write(text)
+    logger.info("config OK: %s", config.trainer.experiment_name)
+    return 0

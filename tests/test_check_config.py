@@ -1,0 +1,214 @@
+"""`smartthinker-verl check-config` and smartthinker_verl.recipe_config: compose the recipe yaml over verl's real
+`ppo_trainer` config, validate with verl's real validate_config and the real plugin registries, and report every
+problem with the key and the fix. All in process (no GPUs, no Ray).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smartthinker_verl import cli, recipe_config
+from smartthinker_verl.recipe_config import RecipeConfigError, build_run_name, compose_config, validate_config
+
+
+def errors_for(*overrides: str, require_files: bool = False) -> list[str]:
+    return validate_config(compose_config(overrides), require_files=require_files).errors
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    for relative in ("deepscaler/train.parquet", "aime25/test.parquet", "amc23/test.parquet", "math500/test.parquet"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"")
+    return tmp_path
+
+
+def data_overrides(root: Path) -> list[str]:
+    val = ",".join(f"'{root}/{name}/test.parquet'" for name in ("aime25", "amc23", "math500"))
+    return [f"data.train_files='{root}/deepscaler/train.parquet'", f"data.val_files=[{val}]"]
+
+
+def test_recipe_yaml_composes_verls_ppo_trainer_with_the_smartthinker_deltas() -> None:
+    config = compose_config()
+    # Deltas from the recipe yaml...
+    assert config.algorithm.adv_estimator == "smartthinker"
+    assert config.reward.reward_manager.name == "smartthinker"
+    assert config.data.train_batch_size == 64 and config.actor_rollout_ref.rollout.n == 8
+    # ...on top of verl's own defaults (composed, not copied).
+    assert config.algorithm.gamma == 1.0 and config.actor_rollout_ref.actor.clip_ratio == 0.2
+    assert config.trainer.use_v1 is True
+    # The options block mirrors SmartThinkerConfig's fields and defaults exactly.
+    from smartthinker_verl.config import SmartThinkerConfig
+
+    assert SmartThinkerConfig.from_algorithm_config(config.algorithm) == SmartThinkerConfig()
+    assert set(config.algorithm.smartthinker) == set(SmartThinkerConfig.__dataclass_fields__)
+
+
+def test_default_config_is_valid_and_missing_data_is_only_a_warning() -> None:
+    report = validate_config(compose_config(), require_files=False)
+    assert report.errors == []
+    assert any("data.train_files" in w and "does not exist" in w for w in report.warnings)
+
+
+def test_missing_data_is_an_error_for_a_real_run() -> None:
+    errors = errors_for("data.train_files=/nowhere/train.parquet", require_files=True)
+    assert any(e.startswith("data.train_files: /nowhere/train.parquet does not exist") and "Fix" in e for e in errors)
+
+
+def test_existing_data_gives_no_warning(data_dir: Path) -> None:
+    report = validate_config(compose_config(data_overrides(data_dir)), require_files=True)
+    assert report.errors == [] and report.warnings == []
+
+
+def test_missing_local_model_directory_is_reported() -> None:
+    report = validate_config(compose_config(["actor_rollout_ref.model.path=/no/such/model"]), require_files=False)
+    assert any("actor_rollout_ref.model.path: /no/such/model does not exist" in w for w in report.warnings)
+
+
+def test_kl_in_reward_is_refused() -> None:
+    errors = errors_for("algorithm.use_kl_in_reward=True")
+    assert len(errors) == 1 and errors[0].startswith("algorithm.use_kl_in_reward=true") and "Fix" in errors[0]
+
+
+def test_kl_in_reward_is_allowed_for_a_plain_grpo_baseline() -> None:
+    assert errors_for("algorithm.adv_estimator=grpo", "algorithm.use_kl_in_reward=True") == []
+
+
+def test_unknown_smartthinker_option_without_plus_names_the_key_and_the_plus_fix() -> None:
+    with pytest.raises(RecipeConfigError) as caught:
+        compose_config(["algorithm.smartthinker.gamma=1"])
+    (problem,) = caught.value.problems
+    assert problem.startswith("algorithm.smartthinker.gamma: no such key")
+    assert "+algorithm.smartthinker.gamma=VALUE" in problem
+
+
+def test_unknown_smartthinker_option_with_plus_is_refused_by_smartthinker_config() -> None:
+    (error,) = errors_for("+algorithm.smartthinker.gamma=1")
+    assert "algorithm.smartthinker.gamma" in error and "optimal_length" in error
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("algorithm.smartthinker.penalty=both", "algorithm.smartthinker.penalty='both' is not valid"),
+        ("algorithm.smartthinker.coefficient=fixed", "needs algorithm.smartthinker.fixed_coefficient"),
+        ("algorithm.smartthinker.epsilon=0", "algorithm.smartthinker.epsilon=0.0 must be > 0"),
+    ],
+)
+def test_invalid_smartthinker_values_are_refused(override: str, message: str) -> None:
+    (error,) = errors_for(override)
+    assert message in error
+
+
+def test_fixed_coefficient_ablation_is_valid_and_named() -> None:
+    overrides = ["algorithm.smartthinker.coefficient=fixed", "algorithm.smartthinker.fixed_coefficient=1e-4"]
+    config = compose_config(overrides)
+    assert validate_config(config, require_files=False).errors == []
+    assert "-coef-fixed0.0001-" in config.trainer.experiment_name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "messages"),
+    [
+        (["data.train_batch_size=60"], ["data.train_batch_size=60 is not a multiple of"]),
+        (
+            ["trainer.n_gpus_per_node=3"],
+            ["do not split evenly over 3 GPUs", "do not split over 3 data-parallel ranks"],
+        ),
+        (
+            ["actor_rollout_ref.actor.use_dynamic_bsz=false", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=3"],
+            ["ppo_micro_batch_size_per_gpu=3 does not divide the 32 responses"],
+        ),
+        (["actor_rollout_ref.actor.ppo_max_token_len_per_gpu=4096"], ["is below one full sequence"]),
+        (["actor_rollout_ref.rollout.tensor_model_parallel_size=3"], ["tensor_model_parallel_size=3 does not divide"]),
+    ],
+)
+def test_indivisible_batch_sizes_are_refused(overrides: list[str], messages: list[str]) -> None:
+    errors = errors_for(*overrides)
+    for message in messages:
+        assert any(message in e and "Fix" in e for e in errors), errors
+
+
+def test_verls_own_validation_runs() -> None:
+    errors = errors_for("actor_rollout_ref.actor.loss_agg_mode=bogus")
+    assert any(e.startswith("verl's validate_config rejected the config") and "bogus" in e for e in errors)
+
+
+def test_unregistered_estimator_and_reward_manager_list_the_registered_names() -> None:
+    errors = errors_for("algorithm.adv_estimator=nope", "reward.reward_manager.name=nope")
+    estimator = next(e for e in errors if e.startswith("algorithm.adv_estimator='nope'"))
+    assert "'smartthinker'" in estimator and "'grpo'" in estimator
+    manager = next(e for e in errors if e.startswith("reward.reward_manager.name='nope'"))
+    assert "'smartthinker'" in manager and "'naive'" in manager
+
+
+def test_a_scorer_that_does_not_load_is_reported() -> None:
+    (error,) = errors_for("reward.custom_reward_function.name=no_such_function")
+    assert error.startswith("reward.custom_reward_function") and "no_such_function" in error
+
+
+def test_a_plugin_that_does_not_import_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recipe_config, "PLUGIN_MODULE", "smartthinker_verl._no_such_plugin")
+    errors = errors_for()
+    assert any("smartthinker_verl._no_such_plugin does not import" in e and "pip install -e ." in e for e in errors)
+
+
+def test_bad_override_syntax_names_the_override() -> None:
+    with pytest.raises(RecipeConfigError) as caught:
+        compose_config(["trainer.total_epochs=[", "trainer.save_freq=5"])
+    (problem,) = caught.value.problems
+    assert problem.startswith("override 'trainer.total_epochs=[' is not valid Hydra syntax")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    errors = errors_for("algorithm.use_kl_in_reward=True", "data.train_batch_size=60", "reward.reward_manager.name=x")
+    assert len(errors) == 3
+
+
+def test_run_name_follows_the_settings() -> None:
+    assert build_run_name(compose_config()) == "deepseek-r1-distill-qwen-1.5b-smartthinker-g8-b64-lr1e-06-resp8000"
+    config = compose_config(
+        [
+            "actor_rollout_ref.model.path=/m/Qwen3-4B/",
+            "algorithm.smartthinker.penalty=symmetric",
+            "data.max_response_length=4096",
+        ]
+    )
+    assert config.trainer.experiment_name == "qwen3-4b-smartthinker-symmetric-g8-b64-lr1e-06-resp4096"
+    assert compose_config(["trainer.experiment_name=mine"]).trainer.experiment_name == "mine"
+
+
+def test_check_config_cli_prints_only_the_resolved_yaml(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "resolved.yaml"
+    code = cli.main(["check-config", "trainer.total_epochs=7", "-o", str(out_file)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    config = yaml.safe_load(captured.out)
+    assert config["trainer"]["total_epochs"] == 7
+    assert config["trainer"]["default_local_dir"].startswith("checkpoints/smartthinker/")  # resolved
+    assert out_file.read_text() == captured.out
+    assert "[validate_config]" in captured.err  # verl's print went to stderr
+
+
+def test_check_config_cli_strict_files_and_bad_override_exit_2(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert cli.main(["check-config", "--strict-files", "data.train_files=/nowhere.parquet"]) == 2
+    assert capsys.readouterr().out == ""
+    assert "data.train_files: /nowhere.parquet does not exist" in caplog.text
+    assert cli.main(["check-config", "algorithm.use_kl_in_reward=True"]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_check_config_console_script_runs() -> None:
+    script = Path(sys.executable).parent / "smartthinker-verl"
+    if not script.exists():
+        pytest.skip("console script not installed next to this interpreter")
+    done = subprocess.run([str(script), "check-config", "data.train_batch_size=32"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert yaml.safe_load(done.stdout)["data"]["train_batch_size"] == 32

@@ -1,0 +1,228 @@
+"""The GPU recipes (recipes/run_*.sh) end to end on CPU: `--dry-run` composes the real verl config, validates it
+(verl's validate_config + SmartThinker's checks, real plugin registration) and prints it as YAML on stdout.
+
+A real run is only started here where the preflight must stop it (missing data); training itself needs GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+
+#: recipe -> (model, paper's training steps, rollout tensor parallel size)
+RECIPE_SETTINGS = {
+    "run_1.5b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", 150, 1),
+    "run_7b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 75, 2),
+    "run_qwen3_4b.sh": ("Qwen/Qwen3-4B-Thinking-2507", 50, 1),
+}
+
+
+def run_recipe(recipe: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("MODEL_PATH", "DATA_DIR", "EXPERIMENT")}
+    environment.update({"PYTHON": sys.executable, "NGPUS": "4", "NNODES": "1", "PROJECT": "smartthinker", **env})
+    return subprocess.run(
+        ["bash", str(RECIPES / recipe), *args], capture_output=True, text=True, env=environment, timeout=300
+    )
+
+
+def write_data_files(root: Path) -> None:
+    """Placeholders at the paths the recipes read (the dry run checks existence, not content)."""
+    for relative in ("deepscaler/train.parquet", "aime25/test.parquet", "amc23/test.parquet", "math500/test.parquet"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(b"")
+
+
+def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: Path) -> None:
+    done = run_recipe("run_1.5b.sh", "--dry-run", "trainer.total_epochs=7", DATA_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-4000:]
+    config = yaml.safe_load(done.stdout)  # stdout is only the YAML
+
+    assert config["trainer"]["total_epochs"] == 7  # the override
+    data, actor_rollout_ref, algorithm = config["data"], config["actor_rollout_ref"], config["algorithm"]
+    actor, rollout = actor_rollout_ref["actor"], actor_rollout_ref["rollout"]
+    # The paper's setup (ALGORITHM.md section 7).
+    assert (data["train_batch_size"], rollout["n"], actor["ppo_mini_batch_size"]) == (64, 8, 16)
+    assert actor["optim"]["lr"] == pytest.approx(1e-6)
+    assert rollout["temperature"] == pytest.approx(0.6) and rollout["top_p"] == 1.0
+    assert (data["max_prompt_length"], data["max_response_length"]) == (1500, 8000)
+    assert (rollout["prompt_length"], rollout["response_length"]) == (1500, 8000)
+    assert actor["loss_agg_mode"] == "token-mean"
+    assert actor["use_kl_loss"] is False and algorithm["use_kl_in_reward"] is False
+    assert actor["entropy_coeff"] == 0
+    assert rollout["name"] == "vllm" and actor["strategy"] == "fsdp"
+    trainer = config["trainer"]
+    assert (trainer["save_freq"], trainer["n_gpus_per_node"], trainer["nnodes"]) == (25, 4, 1)
+    assert trainer["logger"] == ["console", "wandb"]
+    assert trainer["total_training_steps"] == 150
+    # SmartThinker plugged in.
+    assert algorithm["adv_estimator"] == "smartthinker"
+    assert algorithm["smartthinker"] == {
+        "optimal_length": "reference",
+        "penalty": "one_sided",
+        "coefficient": "dynamic",
+        "fixed_coefficient": None,
+        "correct_threshold": 0.5,
+        "epsilon": pytest.approx(1e-6),
+    }
+    assert config["reward"]["reward_manager"]["name"] == "smartthinker"
+    assert config["reward"]["custom_reward_function"]["path"] == "pkg://smartthinker_verl.scoring"
+    assert config["reward"]["custom_reward_function"]["name"] == "compute_score"
+    assert config["reward"]["custom_reward_function"]["reward_kwargs"] == {"require_think_close": True}
+    # Recipe wiring: data under DATA_DIR, run name from what matters.
+    assert data["train_files"] == f"{tmp_path}/deepscaler/train.parquet"
+    assert data["val_files"] == [f"{tmp_path}/{name}/test.parquet" for name in ("aime25", "amc23", "math500")]
+    assert trainer["experiment_name"] == "deepseek-r1-distill-qwen-1.5b-smartthinker-g8-b64-lr1e-06-resp8000"
+    assert trainer["default_local_dir"] == f"checkpoints/smartthinker/{trainer['experiment_name']}"
+    # A dry run reports missing data as warnings (and still succeeds); verl's own print stays off stdout.
+    assert "WARNING" in done.stderr and f"{tmp_path}/deepscaler/train.parquet does not exist" in done.stderr
+    assert "[validate_config]" not in done.stdout
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE_SETTINGS))
+def test_each_recipe_dry_run_has_its_model_steps_and_env_overrides(recipe: str, tmp_path: Path) -> None:
+    model, steps, tensor_parallel = RECIPE_SETTINGS[recipe]
+    write_data_files(tmp_path)
+    done = run_recipe(recipe, "--dry-run", DATA_DIR=str(tmp_path), NGPUS="8", PROJECT="p1")
+    assert done.returncode == 0, done.stderr[-4000:]
+    config = yaml.safe_load(done.stdout)
+    assert config["actor_rollout_ref"]["model"]["path"] == model
+    assert config["trainer"]["total_training_steps"] == steps
+    assert config["actor_rollout_ref"]["rollout"]["tensor_model_parallel_size"] == tensor_parallel
+    assert config["trainer"]["n_gpus_per_node"] == 8 and config["trainer"]["project_name"] == "p1"
+    assert config["trainer"]["experiment_name"].startswith(Path(model).name.lower() + "-smartthinker-")
+    assert "does not exist" not in done.stderr  # every data file is there
+
+
+def test_environment_overrides_model_nodes_and_experiment(tmp_path: Path) -> None:
+    model_dir = tmp_path / "my-model"
+    model_dir.mkdir()
+    write_data_files(tmp_path)
+    done = run_recipe(
+        "run_qwen3_4b.sh",
+        "--dry-run",
+        "algorithm.smartthinker.penalty=symmetric",
+        MODEL_PATH=str(model_dir),
+        DATA_DIR=str(tmp_path),
+        NNODES="2",
+        EXPERIMENT="ablation-sym",
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    config = yaml.safe_load(done.stdout)
+    assert config["actor_rollout_ref"]["model"]["path"] == str(model_dir)
+    assert config["trainer"]["nnodes"] == 2
+    assert config["trainer"]["experiment_name"] == "ablation-sym"
+    assert config["algorithm"]["smartthinker"]["penalty"] == "symmetric"
+
+
+def test_real_run_stops_before_launch_when_data_is_missing(tmp_path: Path) -> None:
+    done = run_recipe("run_1.5b.sh", "trainer.total_epochs=1", DATA_DIR=str(tmp_path / "nowhere"))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "data.train_files" in done.stderr and "Fix:" in done.stderr
+    assert "launching" not in done.stderr  # nothing was started
+
+
+def test_bad_overrides_fail_the_dry_run_with_clear_errors(tmp_path: Path) -> None:
+    """Every problem is reported at once (more cases, in process: tests/test_check_config.py)."""
+    done = run_recipe(
+        "run_1.5b.sh",
+        "--dry-run",
+        "algorithm.use_kl_in_reward=True",
+        "+algorithm.smartthinker.gamma=1",
+        "data.train_batch_size=60",
+        DATA_DIR=str(tmp_path),
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "3 problem(s)" in done.stderr
+    assert "algorithm.use_kl_in_reward=true" in done.stderr
+    assert "unknown key(s) algorithm.smartthinker.gamma" in done.stderr
+    assert "data.train_batch_size=60 is not a multiple of" in done.stderr
+    assert done.stderr.count("Fix") >= 3
+
+
+def test_options_other_than_a_leading_dry_run_are_refused() -> None:
+    done = run_recipe("run_1.5b.sh", "trainer.total_epochs=7", "--dry-run")
+    assert done.returncode == 2
+    assert "only --dry-run (as the first argument)" in done.stderr
+
+
+def test_recipes_are_strict_bash_with_settings_at_the_top() -> None:
+    for recipe in RECIPE_SETTINGS:
+        text = (RECIPES / recipe).read_text()
+        assert text.startswith("#!/usr/bin/env bash")
+        assert "set -euo pipefail" in text
+        assert text.index("RECIPE_MODEL_PATH=") < text.index("source ")
+        subprocess.run(["bash", "-n", str(RECIPES / recipe)], check=True)
+    subprocess.run(["bash", "-n", str(RECIPES / "common.sh")], check=True)
+    subprocess.run(["bash", "-n", str(RECIPES / "submit_ray_job.sh")], check=True)
+
+
+def test_common_sh_refuses_to_be_run_directly() -> None:
+    done = subprocess.run(["bash", str(RECIPES / "common.sh")], capture_output=True, text=True)
+    assert done.returncode == 2 and "sourced" in done.stderr
+
+
+def test_submit_script_builds_the_runtime_env_for_a_recipe(tmp_path: Path) -> None:
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "MODEL_PATH": "/models/x", "WANDB_MODE": "offline"}
+    done = subprocess.run(
+        ["bash", str(RECIPES / "submit_ray_job.sh"), "--print-runtime-env", "--recipe", "run_7b",
+         "--env", "EXTRA=1 2", "trainer.total_epochs=7", "data.val_files=['a b.parquet']"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    body, entry = done.stdout.rsplit("# entrypoint: ", 1)
+    runtime_env = yaml.safe_load(body)
+    assert runtime_env["working_dir"] == str(REPO)
+    assert "/.venv/" in runtime_env["excludes"] and "/data/" in runtime_env["excludes"]
+    assert runtime_env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "smartthinker_verl.plugin"
+    assert runtime_env["env_vars"]["DATA_DIR"] == str(tmp_path)
+    assert runtime_env["env_vars"]["MODEL_PATH"] == "/models/x"
+    assert runtime_env["env_vars"]["EXTRA"] == "1 2"
+    # The entrypoint is shell-quoted: a shell gives the recipe exactly the overrides given here.
+    words = subprocess.run(["bash", "-c", f"printf '%s\\n' {entry.strip()}"], capture_output=True, text=True)
+    assert words.stdout.splitlines() == [
+        "bash", "recipes/run_7b.sh", "trainer.total_epochs=7", "data.val_files=['a b.parquet']"
+    ]  # fmt: skip
+
+
+def test_submit_script_refuses_overrides_with_a_custom_entrypoint() -> None:
+    done = subprocess.run(
+        ["bash", str(RECIPES / "submit_ray_job.sh"), "--entrypoint", "python -c 1", "trainer.total_epochs=7"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "not to --entrypoint" in done.stderr
+
+
+def test_real_run_hands_the_validated_config_to_verls_run_ppo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process, up to the hand-off: verl's run_ppo needs GPUs and vLLM, so here (only) it is replaced."""
+    import verl.trainer.main_ppo as main_ppo
+
+    from smartthinker_verl import train
+
+    write_data_files(tmp_path)
+    calls = []
+    monkeypatch.setattr(
+        main_ppo, "run_ppo", lambda config, task_runner_class: calls.append((config, task_runner_class))
+    )
+    code = train.main(
+        [
+            f"data.train_files={tmp_path}/deepscaler/train.parquet",
+            f"data.val_files=[{tmp_path}/aime25/test.parquet,{tmp_path}/amc23/test.parquet]",
+            "trainer.total_epochs=7",
+        ]
+    )
+    assert code == 0
+    ((config, runner),) = calls
+    assert runner is main_ppo.TaskRunnerV1
+    assert config.trainer.total_epochs == 7 and config.algorithm.adv_estimator == "smartthinker"
+    assert config.trainer.experiment_name.endswith("-smartthinker-g8-b64-lr1e-06-resp8000")
