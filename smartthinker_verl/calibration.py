@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 #: Excess lengths (tokens) below this are rounding noise, not a penalty.
@@ -89,9 +90,10 @@ def group_ids_from_index(index: np.ndarray | list | torch.Tensor) -> tuple[torch
         keys = np.asarray(index, dtype=object) if not isinstance(index, np.ndarray) else index
     if keys.ndim != 1:
         raise ValueError(f"index must be 1-D (one group key per response), got shape {keys.shape}")
-    mapping: dict = {}
-    ids = np.fromiter((mapping.setdefault(key, len(mapping)) for key in keys.tolist()), dtype=np.int64, count=len(keys))
-    return torch.from_numpy(ids), len(mapping)
+    codes, uniques = pd.factorize(keys)  # hash-based, in C; -1 marks a missing key
+    if len(codes) and int(codes.min()) < 0:
+        raise ValueError("index holds a missing group key (None/NaN): every response needs its prompt's uid")
+    return torch.from_numpy(codes.astype(np.int64, copy=False)), len(uniques)
 
 
 def _segment_sum(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int) -> torch.Tensor:

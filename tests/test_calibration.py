@@ -257,3 +257,10 @@ def test_bad_inputs_raise_clear_errors(kwargs, message):
 def test_empty_group_id_is_refused():
     with pytest.raises(ValueError, match="at least one response"):
         calibrate(torch.tensor([1.0]), torch.tensor([True]), torch.tensor([1]), num_groups=2)
+
+
+def test_group_ids_follow_first_appearance_and_refuse_missing_keys():
+    ids, count = group_ids_from_index(np.array(["b", "a", "b", "c", "a"], dtype=object))
+    assert ids.tolist() == [0, 1, 0, 2, 1] and count == 3
+    with pytest.raises(ValueError, match="missing group key"):
+        group_ids_from_index(np.array(["a", None], dtype=object))
