@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from smartthinker_verl.recipe_config import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare, render_yaml
 
@@ -74,8 +75,19 @@ def main(argv: list[str] | None = None) -> int:
         config.trainer.nnodes,
         config.trainer.n_gpus_per_node,
     )
+    save_run_config(config)
     launch(config)
     return 0
+
+
+def save_run_config(config) -> Path:
+    """Keep the resolved config beside the checkpoints (``<default_local_dir>/config.yaml``): ``smartthinker-verl
+    convert`` reads it for the model card (base model, algorithm options, data)."""
+    path = Path(config.trainer.default_local_dir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_yaml(config))
+    logger.info("resolved config saved to %s", path)
+    return path
 
 
 if __name__ == "__main__":
