@@ -87,7 +87,9 @@ def shaped_advantages(
             raise SmartThinkerEstimatorError(
                 f"non-finite outcome scores at responses {bad}: check the reward manager / scorer output"
             )
-        lengths = response_mask.sum(dim=-1)
+        # One float copy of the mask serves both the lengths and, multiplied in place, the output.
+        mask = response_mask.to(dtype=token_level_rewards.dtype, copy=True)
+        lengths = mask.sum(dim=-1)
         group_ids, num_groups = group_ids_from_index(index)
         group_ids = group_ids.to(scores.device)
         result = calibrate(
@@ -109,7 +111,7 @@ def shaped_advantages(
             # leave a tiny negative value there. Correct responses never get a negative advantage under this rule.
             shaped = result.groups.shaped.index_select(0, group_ids)
             advantage = torch.where(result.correct & shaped, advantage.clamp(min=0), advantage)
-        advantages = advantage.unsqueeze(-1) * response_mask
+        advantages = mask.mul_(advantage.unsqueeze(-1))
     return advantages, result
 
 
