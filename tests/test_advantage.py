@@ -185,3 +185,17 @@ def test_step_statistics_are_recorded_for_the_logger():
     assert logged["smartthinker/all_wrong_group_frac"] == pytest.approx(1 / 3)
     correct_lengths = [1200, 1800, 2500, 3100, 5200, 10, 20, 30, 40]
     assert logged["smartthinker/length_correct/mean"] == pytest.approx(np.mean(correct_lengths))
+
+
+@pytest.mark.parametrize("mask_dtype", [torch.int64, torch.float32, torch.bool])
+def test_inputs_are_not_modified_whatever_the_mask_dtype(mask_dtype):
+    data = make_batch(WORKED_LENGTHS, WORKED_CORRECT, ["q"] * 8)
+    mask = data.batch["response_mask"].to(mask_dtype)
+    rewards = data.batch["token_level_rewards"]
+    mask_before, rewards_before = mask.clone(), rewards.clone()
+    adv, _ = get_adv_estimator_fn("smartthinker")(
+        token_level_rewards=rewards, response_mask=mask, index=data.non_tensor_batch["uid"], config=algorithm_config()
+    )
+    assert torch.equal(mask, mask_before) and torch.equal(rewards, rewards_before)
+    assert adv.dtype == torch.float32
+    assert adv[:, 0].tolist() == pytest.approx(WORKED_ADVANTAGES, abs=1e-5)
