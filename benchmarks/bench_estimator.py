@@ -1,9 +1,10 @@
 """Time the `smartthinker` estimator against verl's `grpo_vectorized` on the same batches.
 
 Target: SmartThinker at most 1.2x grpo_vectorized on every batch. Calls are interleaved, best of ``--repeats`` is
-reported (the least disturbed run: this machine is shared). Batches are laid out as verl's trainer holds them: float32 token_level_rewards with the 0/1 score on the last valid token, an int64 response_mask, uid strings.
+reported (the least disturbed run: this machine is shared). Batches are laid out as verl's trainer holds them:
+float32 token_level_rewards with the 0/1 score on the last valid token, an int64 response_mask, uid strings.
 
-    python benchmarks/bench_estimator.py [--repeats 5] [--device cpu|cuda] [--shapes 512x8192x8 ...]
+    python benchmarks/bench_estimator.py [--repeats 15] [--device cpu|cuda] [--shapes 512x8192x8 ...]
 """
 
 from __future__ import annotations
