@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fast end-to-end run on CPU: verl's own trainer (`python -m verl.trainer.main_ppo`) with SmartThinker's
-# estimator and reward manager on a tiny random Qwen2 (plumbing, not behaviour: its answers are never right).
+# estimator and reward manager on a tiny Qwen2 (random weights briefly fitted offline to the answer format, so that
+# some answers are right and the length shaping acts; see smartthinker_verl/assets.py).
 # 3 training steps, a validation pass, a checkpoint, then the checkpoint converted to a Hugging Face model.
 # Usage:
 #   bash recipes/run_tiny_cpu.sh [HYDRA_OVERRIDE ...]
@@ -73,10 +74,5 @@ stv_log "training done in $((SECONDS - START)) s; metrics: ${METRICS}"
 
 STEP="$(cat "${CKPT_DIR}/latest_checkpointed_iteration.txt")"
 stv_log "converting checkpoint global_step_${STEP} -> ${OUTPUT_DIR}/hf"
-if [[ -x "${STV_REPO_ROOT}/.venv/bin/smartthinker-verl" ]] && "${PYTHON}" -c "import smartthinker_verl.convert" 2>/dev/null; then
-    "${STV_REPO_ROOT}/.venv/bin/smartthinker-verl" convert "${CKPT_DIR}" --out "${OUTPUT_DIR}/hf"
-else
-    "${PYTHON}" -m verl.model_merger merge --backend fsdp \
-        --local_dir "${CKPT_DIR}/global_step_${STEP}/actor" --target_dir "${OUTPUT_DIR}/hf"
-fi
+"${PYTHON}" -m smartthinker_verl.cli convert "${CKPT_DIR}" --out "${OUTPUT_DIR}/hf"
 stv_log "done in $((SECONDS - START)) s: checkpoint ${CKPT_DIR}/global_step_${STEP}, model ${OUTPUT_DIR}/hf"
