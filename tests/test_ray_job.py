@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from smartthinker_verl.backends.cpu.runtime import processes_using
+
 REPO = Path(__file__).resolve().parents[1]
 SUBMIT = REPO / "recipes" / "submit_ray_job.sh"
 BIN = Path(sys.executable).parent
@@ -53,21 +55,6 @@ def _env() -> dict[str, str]:
     # have written one; head and client would then need it): deterministic, and nothing outside 127.0.0.1 reaches it.
     env["RAY_AUTH_MODE"] = "disabled"
     return env
-
-
-def _processes_using(marker: str) -> list[int]:
-    """Pids whose command line mentions ``marker`` (our cluster's unique temp dir)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +100,7 @@ def ray_head() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             head.kill()
             head.wait()
-        for pid in _processes_using(temp_dir):  # anything of OUR cluster that outlived the head
+        for pid in processes_using(temp_dir):  # anything of OUR cluster that outlived the head
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
