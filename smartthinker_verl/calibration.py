@@ -100,6 +100,16 @@ def _segment_sum(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int)
     return torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add_(0, group_ids, values)
 
 
+def _all_finite_non_negative(values: torch.Tensor) -> bool:
+    lowest, highest = torch.aminmax(values)
+    return bool(lowest >= 0) and bool(highest < float("inf"))  # NaN fails both comparisons
+
+
+def _all_in_range(ids: torch.Tensor, upper: int) -> bool:
+    lowest, highest = (int(x) for x in torch.aminmax(ids))
+    return lowest >= 0 and highest < upper
+
+
 def _gather(per_group: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
     """Per-group values broadcast to responses: ``per_group[group_ids]`` (index_select is the fast path)."""
     return per_group.index_select(0, group_ids)
@@ -195,13 +205,13 @@ def calibrate(
         raise ValueError("coefficient='fixed' needs fixed_coefficient > 0")
     device = lengths.device
     length = lengths.to(DTYPE)
-    if length.numel() and not bool(torch.isfinite(length).all() and (length >= 0).all()):
+    if length.numel() and not _all_finite_non_negative(length):
         raise ValueError("lengths must be finite and non-negative (number of valid response tokens)")
     correct = correct.to(torch.bool)
     group_ids = group_ids.to(device=device, dtype=torch.int64)
     if num_groups is None:
         num_groups = int(group_ids.max()) + 1 if group_ids.numel() else 0
-    if group_ids.numel() and (int(group_ids.min()) < 0 or int(group_ids.max()) >= num_groups):
+    if group_ids.numel() and not _all_in_range(group_ids, num_groups):
         raise ValueError(f"group_ids must lie in [0, {num_groups})")
 
     accuracy = correct.to(DTYPE)

@@ -40,10 +40,9 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
-    """Mean of ``values[mask]``; NaN when the mask is empty (e.g. no incorrect response this step)."""
-    count = int(mask.sum())
-    return float((values.double() * mask).sum() / count) if count else float("nan")
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values[mask]`` as a 0-d float64 tensor; NaN when the mask is empty (e.g. no incorrect response)."""
+    return (values.double() * mask).sum() / mask.sum()  # 0 / 0 = NaN
 
 
 def step_metrics(result: Any) -> dict[str, float]:
@@ -58,15 +57,16 @@ def step_metrics(result: Any) -> dict[str, float]:
     values = {
         "optimal_length/mean": _masked_mean(groups.optimal_length, mixed),
         "coefficient/mean": _masked_mean(groups.coefficient, mixed),
-        "shaped_group_frac": float(groups.shaped.double().mean()),
-        "penalized_frac": float((result.coefficient * result.penalty > 0).double().mean()),
+        "shaped_group_frac": groups.shaped.double().mean(),
+        "penalized_frac": (result.coefficient * result.penalty > 0).double().mean(),
         "length_correct/mean": _masked_mean(result.lengths, correct),
         "length_incorrect/mean": _masked_mean(result.lengths, ~correct),
-        "accuracy/mean": float(correct.double().mean()),
-        "all_correct_group_frac": float((groups.num_correct == groups.size).double().mean()),
-        "all_wrong_group_frac": float((groups.num_correct == 0).double().mean()),
+        "accuracy/mean": correct.double().mean(),
+        "all_correct_group_frac": (groups.num_correct == groups.size).double().mean(),
+        "all_wrong_group_frac": (groups.num_correct == 0).double().mean(),
     }
-    return {PREFIX + name: values[name] for name in METRIC_NAMES}
+    scalars = torch.stack([values[name] for name in METRIC_NAMES]).tolist()  # one device-to-host copy
+    return {PREFIX + name: value for name, value in zip(METRIC_NAMES, scalars, strict=True)}
 
 
 class _PendingMetrics:
