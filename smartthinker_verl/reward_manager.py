@@ -60,7 +60,7 @@ class SmartThinkerRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
-        self.require_think_close = scoring._as_bool(
+        self.require_think_close = scoring.parse_bool(
             _select(config, "reward.custom_reward_function.reward_kwargs.require_think_close", True)
         )
         # With no custom function configured, verl passes None: grade with ours (the gate is read above).

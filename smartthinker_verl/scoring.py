@@ -105,7 +105,7 @@ def compute_score(
     Returns:
         ``{"score": 1.0 | 0.0, "acc": same, "think_closed": bool, "grading_timed_out": bool}``.
     """
-    result = grade(solution_str, ground_truth, require_think_close=_as_bool(require_think_close))
+    result = grade(solution_str, ground_truth, require_think_close=parse_bool(require_think_close))
     return {
         "score": result.score,
         "acc": result.score,
@@ -114,7 +114,7 @@ def compute_score(
     }
 
 
-def _as_bool(value: Any) -> bool:
+def parse_bool(value: Any) -> bool:
     """Accept booleans and the strings a Hydra override may produce."""
     if isinstance(value, bool):
         return value
