@@ -49,17 +49,32 @@ def make_batch(lengths, scores, uids, width=None):
     return data
 
 
-def test_both_names_are_registered_after_import_verl_in_a_fresh_process():
+def test_found_through_verls_registry_and_called_by_verl_in_a_fresh_process():
+    """A new interpreter: `import verl` loads the plugin; verl's own compute_advantage resolves and calls it."""
     code = (
-        "import json, verl\n"
+        "import json, numpy as np, torch, verl\n"
+        "from omegaconf import OmegaConf\n"
+        "from verl import DataProto\n"
         "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "from verl.trainer.ppo.ray_trainer import compute_advantage\n"
         "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER\n"
+        f"lengths, scores = {WORKED_LENGTHS}, {WORKED_CORRECT}\n"
+        "mask = (torch.arange(8100)[None] < torch.tensor(lengths)[:, None]).long()\n"
+        "rewards = torch.zeros(8, 8100)\n"
+        "rewards[torch.arange(8), torch.tensor(lengths) - 1] = torch.tensor(scores, dtype=torch.float32)\n"
+        "data = DataProto.from_dict(tensors={'token_level_rewards': rewards, 'response_mask': mask},"
+        " non_tensors={'uid': np.array(['q'] * 8, dtype=object)})\n"
+        "config = OmegaConf.create({'norm_adv_by_std_in_grpo': True, 'use_kl_in_reward': False})\n"
+        "out = compute_advantage(data, adv_estimator='grpo_smartthinker', config=config)\n"
         "print(json.dumps({'est': sorted(k for k in ADV_ESTIMATOR_REGISTRY if 'smartthinker' in k),"
-        " 'rm': REWARD_MANAGER['smartthinker'].__module__}))\n"
+        " 'rm': REWARD_MANAGER['smartthinker'].__module__,"
+        " 'adv': out.batch['advantages'][:, 0].tolist()}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    assert found == {"est": ["grpo_smartthinker", "smartthinker"], "rm": "smartthinker_verl.reward_manager"}
+    assert found["est"] == ["grpo_smartthinker", "smartthinker"]
+    assert found["rm"] == "smartthinker_verl.reward_manager"
+    assert found["adv"] == pytest.approx(WORKED_ADVANTAGES, abs=1e-5)
 
 
 def test_worked_example_through_verls_compute_advantage():
