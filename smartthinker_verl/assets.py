@@ -96,11 +96,32 @@ def _tiny_corpus() -> list[str]:
     return lines
 
 
+def random_tiny_qwen2(tokenizer, *, seed: int = 0, max_position_embeddings: int = 2048):
+    """A randomly initialised Qwen2 (hidden 64, 2 layers, tied embeddings) sized to ``tokenizer``'s vocabulary."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return Qwen2ForCausalLM(config)
+
+
 def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: int = 200) -> None:
     """Write a tiny Qwen2 (random, then ``warm_up_steps`` format steps) and its BPE tokenizer (ChatML) to ``out``."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import GenerationConfig, PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -123,21 +144,7 @@ def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: i
     tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(out)
 
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = Qwen2ForCausalLM(config)
+    model = random_tiny_qwen2(tokenizer, seed=seed)
     if warm_up_steps > 0:
         warm_up_tiny(model, tokenizer, seed=seed, steps=warm_up_steps)
     model.save_pretrained(out, safe_serialization=True)

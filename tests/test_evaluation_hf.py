@@ -58,23 +58,9 @@ def _tiny_tokenizer():
 
 def _save_random_qwen2(tokenizer, path: Path) -> Path:
     """A random 2-layer Qwen2 (hidden 64) sized to ``tokenizer``, saved with it as a Hugging Face folder."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from smartthinker_verl.assets import random_tiny_qwen2
 
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(config).save_pretrained(path)
+    random_tiny_qwen2(tokenizer, max_position_embeddings=512).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
