@@ -27,7 +27,7 @@ from verl.trainer.ppo.core_algos import register_adv_est
 
 from smartthinker_verl import metrics
 from smartthinker_verl.calibration import CalibrationResult, calibrate, group_ids_from_index, grpo_normalize
-from smartthinker_verl.config import SmartThinkerConfig
+from smartthinker_verl.config import SmartThinkerConfig, select
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,6 @@ ESTIMATOR_ALIASES = ("grpo_smartthinker",)
 
 class SmartThinkerEstimatorError(ValueError):
     """The estimator cannot run with the given inputs or configuration; the message names the fix."""
-
-
-def _config_value(config: Any, key: str, default: Any) -> Any:
-    if config is None:
-        return default
-    getter = getattr(config, "get", None)
-    value = getter(key, default) if callable(getter) else getattr(config, key, default)
-    return default if value is None else value
 
 
 def shaped_advantages(
@@ -135,14 +127,14 @@ def compute_smartthinker_outcome_advantage(
     Returns:
         ``(advantages, returns)``, both ``[bs, L]`` (the same tensor, as verl's GRPO).
     """
-    if _config_value(config, "use_kl_in_reward", False):
+    if select(config, "use_kl_in_reward", False):
         raise SmartThinkerEstimatorError(
             "algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the smartthinker "
             "estimator cannot read correctness from them. Set algorithm.use_kl_in_reward=False and, if you want a "
             "KL term, use the KL loss instead: actor_rollout_ref.actor.use_kl_loss=True"
         )
     options = SmartThinkerConfig.from_algorithm_config(config)
-    norm_by_std = bool(_config_value(config, "norm_adv_by_std_in_grpo", True))
+    norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
     advantages, result = shaped_advantages(token_level_rewards, response_mask, index, options, norm_by_std)
     metrics.record(metrics.step_metrics(result))
     return advantages, advantages

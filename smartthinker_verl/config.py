@@ -112,7 +112,7 @@ class SmartThinkerConfig:
         """Build from verl's ``config.algorithm`` (an OmegaConf DictConfig, a dict, a dataclass, or None)."""
         if algorithm_config is None:
             return cls()
-        options = _get(algorithm_config, CONFIG_KEY)
+        options = select(algorithm_config, CONFIG_KEY)
         if options is not None and not isinstance(options, Mapping):
             try:  # OmegaConf DictConfig -> plain dict
                 from omegaconf import OmegaConf
@@ -125,13 +125,19 @@ class SmartThinkerConfig:
         return cls.from_mapping(options)
 
 
-def _get(container: Any, key: str) -> Any:
-    if isinstance(container, Mapping) or hasattr(container, "get"):
+def select(config: Any, dotted_key: str, default: Any = None) -> Any:
+    """``config.a.b.c`` for ``dotted_key="a.b.c"`` on OmegaConf configs, dicts or dataclasses; ``default`` when a
+    level is missing or the value is None."""
+    node = config
+    for part in dotted_key.split("."):
+        if node is None:
+            return default
+        getter = getattr(node, "get", None)
         try:
-            return container.get(key)
-        except Exception:  # dataclass-like objects without .get semantics
-            pass
-    return getattr(container, key, None)
+            node = getter(part, None) if callable(getter) else getattr(node, part, None)
+        except Exception:  # dataclass-like objects whose .get has other semantics
+            node = getattr(node, part, None)
+    return default if node is None else node
 
 
 def _as_float(value: Any, key: str) -> float:

@@ -28,6 +28,7 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from smartthinker_verl import scoring
+from smartthinker_verl.config import select
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +36,6 @@ MANAGER_NAME = "smartthinker"
 
 #: Keys of ``reward_extra_info``; verl requires the same keys for every response of a batch.
 EXTRA_KEYS: tuple[str, ...] = ("acc", "response_length", "think_closed", "truncated", "grading_timed_out")
-
-
-def _select(config: Any, dotted: str, default: Any) -> Any:
-    node = config
-    for part in dotted.split("."):
-        if node is None:
-            return default
-        getter = getattr(node, "get", None)
-        node = getter(part, None) if callable(getter) else getattr(node, part, None)
-    return default if node is None else node
 
 
 @register(MANAGER_NAME)
@@ -61,12 +52,12 @@ class SmartThinkerRewardManager(RewardManagerBase):
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
         self.require_think_close = scoring.parse_bool(
-            _select(config, "reward.custom_reward_function.reward_kwargs.require_think_close", True)
+            select(config, "reward.custom_reward_function.reward_kwargs.require_think_close", True)
         )
         # With no custom function configured, verl passes None: grade with ours (the gate is read above).
         self.custom_score_fn = compute_score
         self.is_async_score_fn = compute_score is not None and inspect.iscoroutinefunction(compute_score)
-        self.max_response_length = _select(config, "actor_rollout_ref.rollout.response_length", None)
+        self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
 
     def _score(self, data_source: str, response: str, ground_truth: str, extra_info: dict) -> dict[str, Any]:
         if self.custom_score_fn is None:
