@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_calibration_check.py
 
-Imports only ``smartthinker_verl.calibration`` (pure torch). The baseline is plain GRPO built from the same segment
+Imports only ``smartthinker_verl.shaping`` (pure torch). The baseline is plain GRPO built from the same segment
 reductions (score sum, group mean/std, broadcast); the SmartThinker path adds the length sum and the calibration.
 """
 
@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from smartthinker_verl.calibration import calibrate, grpo_normalize
+from smartthinker_verl.shaping import calibrate, grpo_normalize
 
 SHAPES = ((512, 8192, 8), (4096, 16384, 16), (32768, 1024, 8))
 

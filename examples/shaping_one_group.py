@@ -49,7 +49,8 @@ def main() -> None:
     from smartthinker_verl.advantage import shaped_advantages
     from smartthinker_verl.config import SmartThinkerConfig
 
-    _, result = shaped_advantages(rewards, mask, ["q"] * len(LENGTHS), SmartThinkerConfig.from_algorithm_config(config))
+    _, output = shaped_advantages(rewards, mask, ["q"] * len(LENGTHS), SmartThinkerConfig.from_algorithm_config(config))
+    result = output.detail  # SmartThinker's CalibrationResult
 
     group = result.groups
     print(f"group: {len(LENGTHS)} responses, {int(group.num_correct[0])} correct")

@@ -1,24 +1,29 @@
-"""verl adapter: the advantage estimator ``smartthinker`` (alias ``grpo_smartthinker``).
+"""The one verl adapter: every length-shaping method as a verl advantage estimator.
 
 verl 0.9.1 calls a registered estimator from ``compute_advantage`` (in the TaskRunner process) as::
 
     fn(token_level_rewards=[bs, L], response_mask=[bs, L], config=<config.algorithm>, index=<uid array [bs]>)
 
-This adapter only unpacks those arguments; the maths is in :mod:`smartthinker_verl.calibration`:
+For each method of :data:`smartthinker_verl.shaping.METHODS` (``smartthinker``, alias ``grpo_smartthinker``, and
+the baselines beside it) this module registers such a function. It only unpacks verl's arguments; the maths is in
+:mod:`smartthinker_verl.shaping`:
 
 - length l_i = ``response_mask.sum(-1)``; outcome score = ``token_level_rewards.sum(-1)`` (verl puts the reward
-  manager's score on the last valid token); correct a_i = score >= ``correct_threshold``; group = ``index``;
-- shaped reward r_i = score_i - coef_g * s_i (eqs. 1-4; with a 1/0 scorer score_i = a_i, as in the paper);
+  manager's score on the last valid token); correct = score >= ``correct_threshold``; group = ``index``;
+- the method's shaped reward r_i (SmartThinker: r_i = score_i - coef_g * s_i, eqs. 1-4);
 - GRPO: A_i = (r_i - mean_g r) / (std_g r + epsilon), or r_i - mean_g r when
-  ``algorithm.norm_adv_by_std_in_grpo=False``; broadcast over the response tokens (zero outside the mask).
+  ``algorithm.norm_adv_by_std_in_grpo=False``; broadcast over the response tokens (zero outside the mask). In the
+  groups the method shaped, advantages within rounding noise of 0 are set to exactly 0 (the pivot response of
+  eq. 3 sits at the group mean); nothing else is rewritten.
 
-A batch where no group is shaped gives verl's ``grpo`` advantages. The step's statistics go to
-:mod:`smartthinker_verl.metrics`, which merges them into verl's logged metrics.
+A batch where no group is shaped gives verl's ``grpo`` advantages bit for bit. The step's statistics go to
+:mod:`smartthinker_verl.metrics` as ``<method>/<name>``, which merges them into verl's logged metrics.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,8 +31,10 @@ import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from smartthinker_verl import metrics
-from smartthinker_verl.calibration import CalibrationResult, calibrate, group_ids_from_index, grpo_normalize
-from smartthinker_verl.config import SmartThinkerConfig, select
+from smartthinker_verl.config import MethodOptions, SmartThinkerError, select
+from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, get_method
+from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
+from smartthinker_verl.shaping.grpo import grpo_normalize, rounding_tolerance, zero_rounding_noise
 
 logger = logging.getLogger(__name__)
 
@@ -35,29 +42,11 @@ ESTIMATOR_NAME = "smartthinker"
 ESTIMATOR_ALIASES = ("grpo_smartthinker",)
 
 
-class SmartThinkerEstimatorError(ValueError):
-    """The estimator cannot run with the given inputs or configuration; the message names the fix."""
+class SmartThinkerEstimatorError(SmartThinkerError, ValueError):
+    """An estimator cannot run with the given inputs or configuration; the message names the fix."""
 
 
-def shaped_advantages(
-    token_level_rewards: torch.Tensor,
-    response_mask: torch.Tensor,
-    index: np.ndarray | list,
-    options: SmartThinkerConfig,
-    norm_adv_by_std_in_grpo: bool = True,
-) -> tuple[torch.Tensor, CalibrationResult]:
-    """SmartThinker advantages for one batch.
-
-    Args:
-        token_level_rewards: ``[bs, L]`` rewards; the outcome score is their sum over tokens.
-        response_mask: ``[bs, L]`` 1 on valid response tokens.
-        index: ``[bs]`` group key per response (verl's ``uid``).
-        options: the SmartThinker options.
-        norm_adv_by_std_in_grpo: divide by the group std (GRPO) or not (Dr. GRPO).
-
-    Returns:
-        ``(advantages [bs, L] in the rewards' dtype, calibration result)``.
-    """
+def _validate_inputs(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, name: str) -> None:
     if token_level_rewards.shape != response_mask.shape or token_level_rewards.ndim != 2:
         raise SmartThinkerEstimatorError(
             f"token_level_rewards {tuple(token_level_rewards.shape)} and response_mask {tuple(response_mask.shape)} "
@@ -65,13 +54,38 @@ def shaped_advantages(
         )
     if index is None:
         raise SmartThinkerEstimatorError(
-            "the smartthinker estimator needs the group of every response (verl's `uid` as `index`); "
+            f"the {name} estimator needs the group of every response (verl's `uid` as `index`); "
             "use it with GRPO-style rollouts (actor_rollout_ref.rollout.n > 1)"
         )
     if len(index) != token_level_rewards.shape[0]:
         raise SmartThinkerEstimatorError(
             f"index has {len(index)} entries for {token_level_rewards.shape[0]} responses: pass one uid per response"
         )
+
+
+def shaped_advantages(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: np.ndarray | list,
+    options: MethodOptions,
+    norm_adv_by_std_in_grpo: bool = True,
+    method: ShapingMethod | str = ESTIMATOR_NAME,
+) -> tuple[torch.Tensor, ShapingOutput]:
+    """Advantages of one batch under a length-shaping method.
+
+    Args:
+        token_level_rewards: ``[bs, L]`` rewards; the outcome score is their sum over tokens.
+        response_mask: ``[bs, L]`` 1 on valid response tokens.
+        index: ``[bs]`` group key per response (verl's ``uid``).
+        options: the method's options (e.g. ``SmartThinkerConfig``).
+        norm_adv_by_std_in_grpo: divide by the group std (GRPO) or not (Dr. GRPO).
+        method: the method or its registered name.
+
+    Returns:
+        ``(advantages [bs, L] in the rewards' dtype, the method's ShapingOutput)``.
+    """
+    method = get_method(method) if isinstance(method, str) else method
+    _validate_inputs(token_level_rewards, response_mask, index, method.name)
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
         if not bool(torch.isfinite(scores).all()):
@@ -81,64 +95,71 @@ def shaped_advantages(
             )
         # One float copy of the mask serves both the lengths and, multiplied in place, the output.
         mask = response_mask.to(dtype=token_level_rewards.dtype, copy=True)
-        lengths = mask.sum(dim=-1)
         group_ids, num_groups = group_ids_from_index(index)
-        group_ids = group_ids.to(scores.device)
-        result = calibrate(
-            lengths,
-            scores >= options.correct_threshold,
-            group_ids,
-            num_groups,
-            optimal_length=options.optimal_length,
-            penalty=options.penalty,
-            coefficient=options.coefficient,
-            fixed_coefficient=options.fixed_coefficient,
-        )
-        rewards = (scores.to(torch.float64) - result.coefficient * result.penalty).to(scores.dtype)
-        advantage = grpo_normalize(
-            rewards, group_ids, num_groups, norm_by_std=norm_adv_by_std_in_grpo, epsilon=options.epsilon
-        )
-        if options.coefficient == "dynamic":
-            # eq. 3 makes the most-penalised correct response's advantage exactly 0 (others > 0); rounding can
-            # leave a tiny negative value there. Correct responses never get a negative advantage under this rule.
-            shaped = result.groups.shaped.index_select(0, group_ids)
-            advantage = torch.where(result.correct & shaped, advantage.clamp(min=0), advantage)
+        batch = GroupedBatch.build(
+            mask.sum(dim=-1), scores, group_ids.to(scores.device), num_groups,
+            correct_threshold=options.correct_threshold,
+        )  # fmt: skip
+        output = method.shape(batch, options)
+        rewards = output.rewards.to(scores.dtype)
+        norm = {"norm_by_std": norm_adv_by_std_in_grpo, "epsilon": options.epsilon}
+        advantage = grpo_normalize(rewards, batch.group_ids, num_groups, **norm)
+        if bool(output.shaped.any()):
+            tolerance = rounding_tolerance(rewards, batch.group_ids, num_groups, **norm)
+            advantage = zero_rounding_noise(advantage, tolerance, batch.per_group(output.shaped))
         advantages = mask.mul_(advantage.unsqueeze(-1))
-    return advantages, result
+    return advantages, output
 
 
-@register_adv_est(ESTIMATOR_NAME)
-def compute_smartthinker_outcome_advantage(
-    token_level_rewards: torch.Tensor,
-    response_mask: torch.Tensor,
-    index: np.ndarray | None = None,
-    config: Any = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """verl advantage estimator ``smartthinker``: GRPO on SmartThinker's length-calibrated rewards.
+def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """The verl estimator function of ``method`` (reads ``algorithm.<name>`` and ``norm_adv_by_std_in_grpo``)."""
 
-    Args:
-        token_level_rewards: ``[bs, L]`` (outcome score on the last valid token).
-        response_mask: ``[bs, L]``.
-        index: ``[bs]`` uid per response (the prompt's group).
-        config: verl's ``config.algorithm``; reads ``smartthinker.*``, ``norm_adv_by_std_in_grpo`` and refuses
-            ``use_kl_in_reward=True``.
-
-    Returns:
-        ``(advantages, returns)``, both ``[bs, L]`` (the same tensor, as verl's GRPO).
-    """
-    if select(config, "use_kl_in_reward", False):
-        raise SmartThinkerEstimatorError(
-            "algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the smartthinker "
-            "estimator cannot read correctness from them. Set algorithm.use_kl_in_reward=False and, if you want a "
-            "KL term, use the KL loss instead: actor_rollout_ref.actor.use_kl_loss=True"
+    def estimator(
+        token_level_rewards: torch.Tensor,
+        response_mask: torch.Tensor,
+        index: np.ndarray | None = None,
+        config: Any = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if select(config, "use_kl_in_reward", False):
+            raise SmartThinkerEstimatorError(
+                f"algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the {method.name} "
+                "estimator cannot read correctness from them. Set algorithm.use_kl_in_reward=False and, if you want "
+                "a KL term, use the KL loss instead: actor_rollout_ref.actor.use_kl_loss=True"
+            )
+        options = method.options_type.from_algorithm_config(config)
+        norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
+        advantages, output = shaped_advantages(
+            token_level_rewards, response_mask, index, options, norm_by_std, method=method
         )
-    options = SmartThinkerConfig.from_algorithm_config(config)
-    norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
-    advantages, result = shaped_advantages(token_level_rewards, response_mask, index, options, norm_by_std)
-    metrics.record(metrics.step_metrics(result))
-    return advantages, advantages
+        metrics.record(metrics.step_metrics(output.statistics, prefix=f"{method.name}/"))
+        return advantages, advantages
+
+    estimator.__name__ = f"compute_{method.name}_outcome_advantage"
+    estimator.__qualname__ = estimator.__name__
+    estimator.__doc__ = (
+        f"verl advantage estimator ``{method.name}``: GRPO on length-shaped rewards ({method.formula}).\n\n"
+        "Args: token_level_rewards ``[bs, L]`` (outcome score on the last valid token), response_mask ``[bs, L]``,\n"
+        f"index ``[bs]`` uid per response, config verl's ``config.algorithm`` (reads ``{method.name}.*`` and\n"
+        "``norm_adv_by_std_in_grpo``; refuses ``use_kl_in_reward=True``).\n\n"
+        "Returns: ``(advantages, returns)``, both ``[bs, L]`` (the same tensor, as verl's GRPO)."
+    )
+    return estimator
 
 
-for _alias in ESTIMATOR_ALIASES:
-    register_adv_est(_alias)(compute_smartthinker_outcome_advantage)
+_ESTIMATORS: dict[str, Callable[..., Any]] = {}
+
+
+def register_estimators() -> None:
+    """Register every shaping method (and its aliases) with verl's estimator registry; idempotent."""
+    for method in {id(m): m for m in METHODS.values()}.values():
+        if method.name in _ESTIMATORS:
+            continue
+        estimator = make_estimator(method)
+        _ESTIMATORS[method.name] = estimator
+        for name in (method.name, *method.aliases):
+            register_adv_est(name)(estimator)
+
+
+register_estimators()
+compute_smartthinker_outcome_advantage = _ESTIMATORS[ESTIMATOR_NAME]

@@ -1,4 +1,5 @@
-"""``SmartThinkerConfig``: the estimator's options, their defaults (the paper's) and their validation.
+"""Options of the length-shaping estimators (``MethodOptions`` and ``SmartThinkerConfig``), their defaults (the
+papers') and their validation; ``SmartThinkerError``, the base of the package's own errors.
 
 Set under ``algorithm.smartthinker`` in verl's config (absent means all defaults)::
 
@@ -23,7 +24,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 OptimalLengthRule = Literal["reference", "argmax"]
 PenaltyRule = Literal["one_sided", "symmetric"]
@@ -38,16 +39,107 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-class SmartThinkerConfigError(ValueError):
-    """An invalid ``algorithm.smartthinker`` option; the message names the key and the fix."""
+class SmartThinkerError(Exception):
+    """Base of every error smartthinker-verl raises for bad input or configuration (not for bugs).
+
+    Subclasses also derive from the built-in that fits (``ValueError``, ``FileNotFoundError``, ...), so callers may
+    catch either. The CLIs print these as one line with the fix and exit 2; anything else is a bug and keeps its
+    traceback.
+    """
 
 
-@dataclass(frozen=True)
-class SmartThinkerConfig:
+class SmartThinkerConfigError(SmartThinkerError, ValueError):
+    """An invalid ``algorithm.<method>`` option; the message names the key and the fix."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodOptions:
+    """Options every length-shaping method has; a method's options subclass this.
+
+    Attributes:
+        correct_threshold: a response is correct when its outcome score >= this.
+        epsilon: added to the group std in the GRPO normalisation (verl's default 1e-6).
+    """
+
+    #: The key under ``algorithm`` that holds the options (the method's estimator name).
+    config_key: ClassVar[str] = ""
+    #: Fields validated as finite numbers (``positive``: also > 0); None values are skipped.
+    numeric_fields: ClassVar[dict[str, bool]] = {"correct_threshold": False, "epsilon": True}
+    #: Fields restricted to a set of strings.
+    choice_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    correct_threshold: float = 0.5
+    epsilon: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for key, choices in self.choice_fields.items():
+            value = getattr(self, key)
+            if value not in choices:
+                raise SmartThinkerConfigError(
+                    f"algorithm.{self.config_key}.{key}={value!r} is not valid: use one of {', '.join(choices)}"
+                )
+        for key, positive in self.numeric_fields.items():
+            value = getattr(self, key)
+            if value is not None:
+                self._require_finite(value, key, positive)
+
+    def _require_finite(self, value: Any, key: str, positive: bool = False) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SmartThinkerConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be a finite number")
+        if positive and value <= 0:
+            raise SmartThinkerConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be > 0")
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any] | None) -> MethodOptions:
+        """Build from a plain mapping (e.g. ``config.algorithm.<key>``); None or empty means defaults."""
+        if options is None:
+            return cls()
+        if not isinstance(options, Mapping):
+            raise SmartThinkerConfigError(
+                f"algorithm.{cls.config_key} must be a mapping of options, got {type(options).__name__}"
+            )
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise SmartThinkerConfigError(
+                f"unknown key(s) {', '.join(f'algorithm.{cls.config_key}.{key}' for key in unknown)}: "
+                f"the options are {', '.join(sorted(known))}"
+            )
+        values = dict(options)
+        for key in cls.numeric_fields:
+            if values.get(key) is not None:
+                try:
+                    values[key] = float(values[key])
+                except (TypeError, ValueError) as error:
+                    raise SmartThinkerConfigError(
+                        f"algorithm.{cls.config_key}.{key}={values[key]!r} is not a number"
+                    ) from error
+        return cls(**values)
+
+    @classmethod
+    def from_algorithm_config(cls, algorithm_config: Any) -> MethodOptions:
+        """Build from verl's ``config.algorithm`` (an OmegaConf DictConfig, a dict, a dataclass, or None)."""
+        if algorithm_config is None:
+            return cls()
+        options = select(algorithm_config, cls.config_key)
+        if options is not None and not isinstance(options, Mapping):
+            try:  # OmegaConf DictConfig -> plain dict
+                from omegaconf import OmegaConf
+
+                options = OmegaConf.to_container(options, resolve=True)
+            except ValueError as error:
+                raise SmartThinkerConfigError(
+                    f"algorithm.{cls.config_key} could not be read as a mapping of options ({error})"
+                ) from error
+        return cls.from_mapping(options)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmartThinkerConfig(MethodOptions):
     """Options of the SmartThinker estimator. The defaults reproduce the paper (arXiv 2603.08000).
 
     Attributes:
-        optimal_length: ``reference`` — the paper's case table for l_opt (ALGORITHM.md section 1);
+        optimal_length: ``reference`` — the paper's case table for l_opt (docs/algorithm.md, section 1);
             ``argmax`` — the exact argmax of the fitted log-ratio log N(l; m2, v2) - log N(l; m1, v1) on
             [min(l), max(l)].
         penalty: ``one_sided`` — s_i = max(0, l_i - l_opt) for correct responses (the paper);
@@ -59,70 +151,22 @@ class SmartThinkerConfig:
         epsilon: added to the group std in the GRPO normalisation (verl's default 1e-6).
     """
 
+    config_key: ClassVar[str] = CONFIG_KEY
+    numeric_fields: ClassVar[dict[str, bool]] = {**MethodOptions.numeric_fields, "fixed_coefficient": True}
+    choice_fields: ClassVar[dict[str, tuple[str, ...]]] = _CHOICES
+
     optimal_length: OptimalLengthRule = "reference"
     penalty: PenaltyRule = "one_sided"
     coefficient: CoefficientRule = "dynamic"
     fixed_coefficient: float | None = None
-    correct_threshold: float = 0.5
-    epsilon: float = 1e-6
 
     def __post_init__(self) -> None:
-        for key, choices in _CHOICES.items():
-            value = getattr(self, key)
-            if value not in choices:
-                raise SmartThinkerConfigError(
-                    f"algorithm.{CONFIG_KEY}.{key}={value!r} is not valid: use one of {', '.join(choices)}"
-                )
-        if self.coefficient == "fixed":
-            if self.fixed_coefficient is None:
-                raise SmartThinkerConfigError(
-                    f"algorithm.{CONFIG_KEY}.coefficient=fixed needs algorithm.{CONFIG_KEY}.fixed_coefficient: "
-                    f"set it to a positive number (reward per token of excess length), e.g. 1e-4"
-                )
-            _require_finite(self.fixed_coefficient, "fixed_coefficient", positive=True)
-        elif self.fixed_coefficient is not None:
-            _require_finite(self.fixed_coefficient, "fixed_coefficient", positive=True)
-        _require_finite(self.correct_threshold, "correct_threshold")
-        _require_finite(self.epsilon, "epsilon", positive=True)
-
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any] | None) -> SmartThinkerConfig:
-        """Build from a plain mapping (e.g. ``config.algorithm.smartthinker``); None or empty means defaults."""
-        if options is None:
-            return cls()
-        if not isinstance(options, Mapping):
+        super().__post_init__()
+        if self.coefficient == "fixed" and self.fixed_coefficient is None:
             raise SmartThinkerConfigError(
-                f"algorithm.{CONFIG_KEY} must be a mapping of options, got {type(options).__name__}"
+                f"algorithm.{CONFIG_KEY}.coefficient=fixed needs algorithm.{CONFIG_KEY}.fixed_coefficient: "
+                f"set it to a positive number (reward per token of excess length), e.g. 1e-4"
             )
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise SmartThinkerConfigError(
-                f"unknown key(s) {', '.join(f'algorithm.{CONFIG_KEY}.{key}' for key in unknown)}: "
-                f"the options are {', '.join(sorted(known))}"
-            )
-        values = dict(options)
-        for key in ("fixed_coefficient", "correct_threshold", "epsilon"):
-            if values.get(key) is not None:
-                values[key] = _as_float(values[key], key)
-        return cls(**values)
-
-    @classmethod
-    def from_algorithm_config(cls, algorithm_config: Any) -> SmartThinkerConfig:
-        """Build from verl's ``config.algorithm`` (an OmegaConf DictConfig, a dict, a dataclass, or None)."""
-        if algorithm_config is None:
-            return cls()
-        options = select(algorithm_config, CONFIG_KEY)
-        if options is not None and not isinstance(options, Mapping):
-            try:  # OmegaConf DictConfig -> plain dict
-                from omegaconf import OmegaConf
-
-                options = OmegaConf.to_container(options, resolve=True)
-            except Exception as error:
-                raise SmartThinkerConfigError(
-                    f"algorithm.{CONFIG_KEY} could not be read as a mapping of options ({error})"
-                ) from error
-        return cls.from_mapping(options)
 
 
 def select(config: Any, dotted_key: str, default: Any = None) -> Any:
@@ -135,20 +179,6 @@ def select(config: Any, dotted_key: str, default: Any = None) -> Any:
         getter = getattr(node, "get", None)
         try:
             node = getter(part, None) if callable(getter) else getattr(node, part, None)
-        except Exception:  # dataclass-like objects whose .get has other semantics
+        except (TypeError, ValueError):  # dataclass-like objects whose .get has other semantics
             node = getattr(node, part, None)
     return default if node is None else node
-
-
-def _as_float(value: Any, key: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError) as error:
-        raise SmartThinkerConfigError(f"algorithm.{CONFIG_KEY}.{key}={value!r} is not a number") from error
-
-
-def _require_finite(value: Any, key: str, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SmartThinkerConfigError(f"algorithm.{CONFIG_KEY}.{key}={value!r} must be a finite number")
-    if positive and value <= 0:
-        raise SmartThinkerConfigError(f"algorithm.{CONFIG_KEY}.{key}={value!r} must be > 0")

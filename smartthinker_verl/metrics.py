@@ -1,9 +1,9 @@
-"""SmartThinker's per-step statistics and their hand-off to verl's logged metrics.
+"""The shaping methods' per-step statistics and their hand-off to verl's logged metrics.
 
 The estimator runs inside verl's ``compute_advantage`` (the TaskRunner process), which has no access to the
 trainer's ``metrics`` dict. Hand-off, without forking verl's training loop:
 
-1. the estimator reduces its per-response and per-group tensors to scalars (:func:`step_metrics`) and stores them
+1. the estimator reduces its method's statistics to scalars (:func:`step_metrics`) and stores them
    in this process's :data:`PENDING` buffer (:func:`record`);
 2. :func:`install_tracking_hook` wraps ``verl.utils.tracking.Tracking.log`` once per process; every call merges
    (and clears) the pending statistics into the logged dict, so they reach every configured backend (console,
@@ -18,55 +18,27 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Any
+from collections.abc import Mapping
 
 import torch
 
+from smartthinker_verl.shaping.smartthinker import METRIC_NAMES as SMARTTHINKER_METRIC_NAMES
+
 logger = logging.getLogger(__name__)
 
+#: SmartThinker's metric prefix and names (a contract: see the README's metrics table). Other shaping methods log
+#: under ``<method>/``, with the names their ``ShapingMethod.metric_names`` lists.
 PREFIX = "smartthinker/"
-
-#: Metric names (without the prefix), one row per training step. A contract: see the README's metrics table.
-METRIC_NAMES: tuple[str, ...] = (
-    "optimal_length/mean",
-    "coefficient/mean",
-    "shaped_group_frac",
-    "penalized_frac",
-    "length_correct/mean",
-    "length_incorrect/mean",
-    "accuracy/mean",
-    "all_correct_group_frac",
-    "all_wrong_group_frac",
-)
+METRIC_NAMES: tuple[str, ...] = SMARTTHINKER_METRIC_NAMES
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values[mask]`` as a 0-d float64 tensor; NaN when the mask is empty (e.g. no incorrect response)."""
-    return (values.double() * mask).sum() / mask.sum()  # 0 / 0 = NaN
-
-
-def step_metrics(result: Any) -> dict[str, float]:
-    """Reduce a :class:`smartthinker_verl.calibration.CalibrationResult` to the step's ``smartthinker/...`` scalars.
-
-    Group-level means (``optimal_length``, ``coefficient``) are taken over the mixed groups (some but not all
-    responses correct: the only groups where l_opt means something); NaN on a step without one (a gap in plots).
-    """
-    groups = result.groups
-    mixed = groups.mixed
-    correct = result.correct
-    values = {
-        "optimal_length/mean": _masked_mean(groups.optimal_length, mixed),
-        "coefficient/mean": _masked_mean(groups.coefficient, mixed),
-        "shaped_group_frac": groups.shaped.double().mean(),
-        "penalized_frac": (result.coefficient * result.penalty > 0).double().mean(),
-        "length_correct/mean": _masked_mean(result.lengths, correct),
-        "length_incorrect/mean": _masked_mean(result.lengths, ~correct),
-        "accuracy/mean": correct.double().mean(),
-        "all_correct_group_frac": (groups.num_correct == groups.size).double().mean(),
-        "all_wrong_group_frac": (groups.num_correct == 0).double().mean(),
-    }
-    scalars = torch.stack([values[name] for name in METRIC_NAMES]).tolist()  # one device-to-host copy
-    return {PREFIX + name: value for name, value in zip(METRIC_NAMES, scalars, strict=True)}
+def step_metrics(statistics: Mapping[str, torch.Tensor], prefix: str = PREFIX) -> dict[str, float]:
+    """A method's step statistics (0-d tensors) as ``{prefix + name: float}``, with one device-to-host copy."""
+    names = list(statistics)
+    if not names:
+        return {}
+    scalars = torch.stack([statistics[name].double().reshape(()) for name in names]).tolist()
+    return {prefix + name: value for name, value in zip(names, scalars, strict=True)}
 
 
 class _PendingMetrics:

@@ -33,7 +33,9 @@ def test_reads_options_from_verl_algorithm_config():
         }
     )
     config = SmartThinkerConfig.from_algorithm_config(algorithm)
-    assert config == SmartThinkerConfig("argmax", "symmetric", "fixed", 2e-4, 0.9)
+    assert config == SmartThinkerConfig(
+        optimal_length="argmax", penalty="symmetric", coefficient="fixed", fixed_coefficient=2e-4, correct_threshold=0.9
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,14 @@ import verl  # noqa: F401
 from verl.utils.tracking import Tracking
 
 from smartthinker_verl import metrics
-from smartthinker_verl.calibration import calibrate
+from smartthinker_verl.shaping import calibrate
+from smartthinker_verl.shaping.smartthinker import step_statistics
 
 
 def test_step_metrics_cover_every_name_and_handle_missing_classes():
     # one all-correct group only: no incorrect response, no mixed group
     result = calibrate(torch.tensor([5, 6, 7]), torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.int64))
-    values = metrics.step_metrics(result)
+    values = metrics.step_metrics(step_statistics(result))
     assert list(values) == [metrics.PREFIX + name for name in metrics.METRIC_NAMES]
     assert math.isnan(values["smartthinker/length_incorrect/mean"])
     assert math.isnan(values["smartthinker/optimal_length/mean"])  # no mixed group this step

@@ -1,0 +1,315 @@
+"""SmartThinker's length calibration for a whole batch at once (pure torch; never imports verl).
+
+Notation (docs/algorithm.md): a group is the responses to one prompt; for response i, ``l_i`` is its length in
+tokens, ``score_i`` its outcome score and ``a_i = [score_i >= correct_threshold]`` its correctness; per group
+G = size, k = number correct, p_err = 1 - k / G.
+
+1. Optimal length. Gaussians fitted to all lengths (m1, v1) and to the correct lengths (m2, v2), population
+   variances. P(correct | l) ~ N(l; m2, v2) / N(l; m1, v1), stationary at
+
+       l_opt = (v1 * m2 - v2 * m1) / (v1 - v2)                                          (eq. 1)
+
+   ``reference`` rule (the paper's case table): k = G -> min(l); k = 0 -> max(l); v2 < v1 -> eq. 1 clipped to
+   [min(l), max(l)]; v2 > v1 -> min(l); v2 == v1 and m2 < m1 -> max(l); v2 == v1 otherwise -> min(l).
+   ``argmax`` rule: the exact argmax of log N(l; m2, v2) - log N(l; m1, v1) over [min(l), max(l)] (eq. 1 when
+   v1 > v2 and inside the range, else the better end point; m2 when the correct lengths are all equal).
+2. Penalty, correct responses only: s_i = max(0, l_i - l_opt) (``one_sided``) or |l_i - l_opt| (``symmetric``);
+   s_i = 0 for incorrect responses.                                                      (eq. 2)
+3. Coefficient: coef = p_err / (max_{i: a_i = 1} s_i - mean_i s_i) (``dynamic``), 0 for groups that are all
+   correct, all wrong, or have no penalised response; or a constant for mixed groups (``fixed``).   (eq. 3)
+4. Shaped reward: r_i = score_i - coef * s_i; with the paper's 1/0 scorer score_i = a_i.   (eq. 4)
+
+With 1/0 scores and the dynamic coefficient the most-penalised correct response gets exactly the group's mean
+reward, so no correct answer is pushed below the mean. With partial-credit scores that guarantee holds only when the
+most-penalised correct response's score exceeds the group's mean score by at least p_err (docs/algorithm.md,
+"Partial credit"); the shaping itself is the same formula. Groups may be of any size, in any order, interleaved in
+the batch (:mod:`smartthinker_verl.shaping.groups`). Unlike a float32 implementation, a group whose correct
+responses all share one length (e.g. a single correct response) is never penalised: excesses below
+``LENGTH_TOLERANCE`` count as zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from smartthinker_verl.config import SmartThinkerConfig
+from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch
+from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
+
+#: Excess lengths (tokens) below this are rounding noise, not a penalty.
+LENGTH_TOLERANCE = 1e-6
+#: Relative tolerance under which the two fitted variances count as equal (the paper's v2 == v1 cases).
+VARIANCE_RTOL = 1e-12
+
+#: Per-step statistics (logged as ``smartthinker/<name>``), one row per training step; see the README's table.
+METRIC_NAMES: tuple[str, ...] = (
+    "optimal_length/mean",
+    "coefficient/mean",
+    "shaped_group_frac",
+    "penalized_frac",
+    "length_correct/mean",
+    "length_incorrect/mean",
+    "accuracy/mean",
+    "all_correct_group_frac",
+    "all_wrong_group_frac",
+)
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """Per-group statistics, each of shape ``[num_groups]`` (float64 unless stated)."""
+
+    size: torch.Tensor  # int64, G
+    num_correct: torch.Tensor  # int64, k
+    mean_length: torch.Tensor  # m1
+    var_length: torch.Tensor  # v1 (population)
+    mean_correct_length: torch.Tensor  # m2 (NaN when k = 0)
+    var_correct_length: torch.Tensor  # v2 (population; NaN when k = 0)
+    min_length: torch.Tensor
+    max_length: torch.Tensor
+    optimal_length: torch.Tensor  # l_opt (eq. 1)
+    coefficient: torch.Tensor  # coef (eq. 3)
+    max_correct_penalty: torch.Tensor  # max_{i: a_i = 1} s_i (0 when k = 0)
+    mean_penalty: torch.Tensor  # mean_i s_i
+    mixed: torch.Tensor  # bool: 0 < k < G
+    shaped: torch.Tensor  # bool: the length penalty changed at least one reward of the group
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Per-response tensors of shape ``[B]`` (float64 unless stated) and the per-group statistics."""
+
+    lengths: torch.Tensor
+    scores: torch.Tensor
+    correct: torch.Tensor  # bool
+    group_ids: torch.Tensor  # int64 in [0, num_groups)
+    optimal_length: torch.Tensor  # l_opt of the response's group
+    penalty: torch.Tensor  # s_i (eq. 2)
+    coefficient: torch.Tensor  # coef of the response's group
+    shaped_reward: torch.Tensor  # r_i (eq. 4)
+    groups: GroupStats
+
+
+@dataclass(frozen=True)
+class LengthFits:
+    """The two Gaussian fits and the length range of each group, ``[num_groups]`` float64 each."""
+
+    m1: torch.Tensor
+    v1: torch.Tensor
+    m2: torch.Tensor  # NaN when no response is correct
+    v2: torch.Tensor  # NaN when no response is correct
+    min_length: torch.Tensor
+    max_length: torch.Tensor
+
+
+def fit_lengths(batch: GroupedBatch) -> LengthFits:
+    """Population mean and variance of all lengths (m1, v1) and of the correct lengths (m2, v2), and min/max."""
+    _, m1, v1 = batch.moments(batch.lengths)
+    _, m2, v2 = batch.moments(batch.lengths, batch.correct)
+    return LengthFits(m1, v1, m2, v2, batch.group_min(batch.lengths), batch.group_max(batch.lengths))
+
+
+def _log_ratio(length: torch.Tensor, m1, v1, m2, v2) -> torch.Tensor:
+    """log N(l; m2, v2) - log N(l; m1, v1), for v1, v2 > 0 (the constants are kept)."""
+    return -((length - m2) ** 2) / (2 * v2) + ((length - m1) ** 2) / (2 * v1) - 0.5 * torch.log(v2 / v1)
+
+
+def optimal_lengths(rule: str, num_correct: torch.Tensor, size: torch.Tensor, fits: LengthFits) -> torch.Tensor:
+    """l_opt per group ``[num_groups]`` by the ``reference`` or ``argmax`` rule (eq. 1 and its case table)."""
+    m1, v1, lo, hi = fits.m1, fits.v1, fits.min_length, fits.max_length
+    all_correct = num_correct == size
+    none_correct = num_correct == 0
+    m2 = torch.where(none_correct, m1, fits.m2)
+    v2 = torch.where(none_correct, v1, fits.v2)
+    denominator = v1 - v2
+    closed_form = (v1 * m2 - v2 * m1) / torch.where(denominator == 0, torch.ones_like(v1), denominator)
+    closed_form = torch.minimum(torch.maximum(closed_form, lo), hi)
+    equal_var = torch.isclose(v2, v1, rtol=VARIANCE_RTOL, atol=0.0)
+
+    if rule == "reference":
+        l_opt = torch.where(v2 < v1, closed_form, lo)
+        l_opt = torch.where(equal_var & (m2 < m1), hi, l_opt)
+        l_opt = torch.where(equal_var & ~(m2 < m1), lo, l_opt)
+    elif rule == "argmax":
+        positive = (v1 > 0) & (v2 > 0)
+        v1_pos = torch.where(positive, v1, torch.ones_like(v1))
+        v2_pos = torch.where(positive, v2, torch.ones_like(v1))
+        at_min = _log_ratio(lo, m1, v1_pos, m2, v2_pos)
+        at_max = _log_ratio(hi, m1, v1_pos, m2, v2_pos)
+        best_end = torch.where(at_max > at_min, hi, lo)
+        interior = (v2 < v1) & ~equal_var  # concave log-ratio: eq. 1 (clipped) is the argmax
+        l_opt = torch.where(interior, closed_form, best_end)
+        # v2 = 0: the correct lengths are all m2 and the fitted ratio peaks there (a point mass).
+        l_opt = torch.where(~positive, m2, l_opt)
+    else:
+        raise ValueError(f"optimal_length rule {rule!r}: use 'reference' or 'argmax'")
+
+    l_opt = torch.where(all_correct, lo, l_opt)
+    return torch.where(none_correct, hi, l_opt)
+
+
+def penalties(batch: GroupedBatch, l_opt: torch.Tensor, rule: str) -> torch.Tensor:
+    """s_i (eq. 2), ``[B]``: correct responses only; an excess within ``LENGTH_TOLERANCE`` is no penalty."""
+    if rule not in ("one_sided", "symmetric"):
+        raise ValueError(f"penalty rule {rule!r}: use 'one_sided' or 'symmetric'")
+    excess = batch.lengths - batch.per_group(l_opt)
+    s = excess.clamp(min=0) if rule == "one_sided" else excess.abs()
+    return torch.where(batch.correct & (s > LENGTH_TOLERANCE), s, torch.zeros_like(s))
+
+
+def coefficients(
+    batch: GroupedBatch, s: torch.Tensor, rule: str, fixed_coefficient: float | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """coef per group (eq. 3), with max_{correct} s and mean s; ``[num_groups]`` each."""
+    max_correct_s = batch.group_max(torch.where(batch.correct, s, torch.zeros_like(s)))
+    mean_s = batch.group_sum(s) / batch.size.to(DTYPE)
+    mixed = batch.mixed
+    if rule == "dynamic":
+        gap = max_correct_s - mean_s
+        usable = mixed & (gap > LENGTH_TOLERANCE)
+        p_err = 1.0 - batch.num_correct.to(DTYPE) / batch.size.to(DTYPE)
+        coef = torch.where(usable, p_err / torch.where(usable, gap, torch.ones_like(gap)), torch.zeros_like(gap))
+    elif rule == "fixed":
+        if fixed_coefficient is None or not fixed_coefficient > 0:
+            raise ValueError("coefficient='fixed' needs fixed_coefficient > 0")
+        coef = torch.where(mixed, torch.full_like(mean_s, float(fixed_coefficient)), torch.zeros_like(mean_s))
+    else:
+        raise ValueError(f"coefficient rule {rule!r}: use 'dynamic' or 'fixed'")
+    return coef, max_correct_s, mean_s
+
+
+def calibrate_batch(
+    batch: GroupedBatch,
+    *,
+    optimal_length: str = "reference",
+    penalty: str = "one_sided",
+    coefficient: str = "dynamic",
+    fixed_coefficient: float | None = None,
+) -> CalibrationResult:
+    """SmartThinker's shaped rewards (eqs. 1-4) for a validated batch of groups (see :func:`calibrate`)."""
+    fits = fit_lengths(batch)
+    l_opt = optimal_lengths(optimal_length, batch.num_correct, batch.size, fits)
+    s = penalties(batch, l_opt, penalty)
+    coef, max_correct_s, mean_s = coefficients(batch, s, coefficient, fixed_coefficient)
+    coef_i = batch.per_group(coef)
+    shaped_reward = batch.scores - coef_i * s  # eq. 4
+    groups = GroupStats(
+        size=batch.size,
+        num_correct=batch.num_correct,
+        mean_length=fits.m1,
+        var_length=fits.v1,
+        mean_correct_length=fits.m2,
+        var_correct_length=fits.v2,
+        min_length=fits.min_length,
+        max_length=fits.max_length,
+        optimal_length=l_opt,
+        coefficient=coef,
+        max_correct_penalty=max_correct_s,
+        mean_penalty=mean_s,
+        mixed=batch.mixed,
+        shaped=(coef > 0) & (max_correct_s > 0),
+    )
+    return CalibrationResult(
+        lengths=batch.lengths,
+        scores=batch.scores,
+        correct=batch.correct,
+        group_ids=batch.group_ids,
+        optimal_length=batch.per_group(l_opt),
+        penalty=s,
+        coefficient=coef_i,
+        shaped_reward=shaped_reward,
+        groups=groups,
+    )
+
+
+def calibrate(
+    lengths: torch.Tensor,
+    scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    num_groups: int | None = None,
+    *,
+    correct_threshold: float = 0.5,
+    optimal_length: str = "reference",
+    penalty: str = "one_sided",
+    coefficient: str = "dynamic",
+    fixed_coefficient: float | None = None,
+) -> CalibrationResult:
+    """SmartThinker's shaped rewards (eqs. 1-4) for a batch of groups.
+
+    Args:
+        lengths: ``[B]`` response lengths in tokens (any real dtype; non-negative, finite).
+        scores: ``[B]`` outcome scores (any real dtype, finite; a bool tensor means 1/0 scores).
+        group_ids: ``[B]`` int64 dense group ids in ``[0, num_groups)`` (see ``group_ids_from_index``).
+        num_groups: number of groups (default ``group_ids.max() + 1``); every id below it must occur.
+        correct_threshold: a response is correct (a_i = 1) when its score >= this.
+        optimal_length, penalty, coefficient, fixed_coefficient: the rules (see ``SmartThinkerConfig``).
+
+    Returns:
+        :class:`CalibrationResult` with float64 ``[B]`` tensors and ``[num_groups]`` group statistics.
+    """
+    batch = GroupedBatch.build(lengths, scores, group_ids, num_groups, correct_threshold=correct_threshold)
+    return calibrate_batch(
+        batch,
+        optimal_length=optimal_length,
+        penalty=penalty,
+        coefficient=coefficient,
+        fixed_coefficient=fixed_coefficient,
+    )
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values[mask]`` as a 0-d float64 tensor; NaN when the mask is empty (e.g. no incorrect response)."""
+    return (values.double() * mask).sum() / mask.sum()  # 0 / 0 = NaN
+
+
+def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
+    """The step's statistics (:data:`METRIC_NAMES`, 0-d float64 tensors) of a :class:`CalibrationResult`.
+
+    Group-level means (``optimal_length``, ``coefficient``) are taken over the mixed groups (some but not all
+    responses correct: the only groups where l_opt means something); NaN on a step without one (a gap in plots).
+    """
+    groups = result.groups
+    mixed = groups.mixed
+    correct = result.correct
+    return {
+        "optimal_length/mean": _masked_mean(groups.optimal_length, mixed),
+        "coefficient/mean": _masked_mean(groups.coefficient, mixed),
+        "shaped_group_frac": groups.shaped.double().mean(),
+        "penalized_frac": (result.coefficient * result.penalty > 0).double().mean(),
+        "length_correct/mean": _masked_mean(result.lengths, correct),
+        "length_incorrect/mean": _masked_mean(result.lengths, ~correct),
+        "accuracy/mean": correct.double().mean(),
+        "all_correct_group_frac": (groups.num_correct == groups.size).double().mean(),
+        "all_wrong_group_frac": (groups.num_correct == 0).double().mean(),
+    }
+
+
+def shape(batch: GroupedBatch, options: SmartThinkerConfig) -> ShapingOutput:
+    """The registered method: SmartThinker's shaped rewards and step statistics for ``batch``."""
+    result = calibrate_batch(
+        batch,
+        optimal_length=options.optimal_length,
+        penalty=options.penalty,
+        coefficient=options.coefficient,
+        fixed_coefficient=options.fixed_coefficient,
+    )
+    return ShapingOutput(
+        rewards=result.shaped_reward,
+        shaped=result.groups.shaped,
+        statistics=step_statistics(result),
+        detail=result,
+    )
+
+
+METHOD = register_method(
+    ShapingMethod(
+        name="smartthinker",
+        aliases=("grpo_smartthinker",),
+        options_type=SmartThinkerConfig,
+        shape=shape,
+        metric_names=METRIC_NAMES,
+        formula="r = score - coef * max(0, len - l_opt) for correct responses; l_opt and coef calibrated per group",
+    )
+)
