@@ -145,3 +145,48 @@ def test_missing_token_counts_are_refused_or_counted_with_a_tokenizer(
     assert res["pass@1"] == 1.0
     assert res["truncation_rate"] is None  # no finish_reason in the file
     assert res["label"] == "gens"
+
+
+def _external_file(path: Path, outcomes: dict[str, list[bool]], with_sample: bool = False) -> None:
+    """Generations written by another tool: only id, ground_truth, response, response_tokens (no `sample`)."""
+    lines = []
+    for problem, results in outcomes.items():
+        for i, right in enumerate(results):
+            answer = "7" if right else "8"
+            line = {"id": problem, "ground_truth": "7", "response": f"</think> so \\boxed{{{answer}}}"}
+            line["response_tokens"] = 10 + i
+            if with_sample:
+                line["sample"] = 0  # every line claims sample 0: duplicates
+            lines.append(line)
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_generations_without_sample_fields_are_numbered_in_file_order(tmp_path: Path) -> None:
+    """8 samples per problem and no `sample` field: graded, with pass@k equal to brute-force enumeration."""
+    import itertools
+
+    outcomes = {
+        "p0": [True, False, False, True, False, False, False, False],
+        "p1": [False] * 7 + [True],
+        "p2": [True] * 8,
+        "p3": [False] * 8,
+    }
+    src = tmp_path / "external.jsonl"
+    _external_file(src, outcomes)
+    out = tmp_path / "res.json"
+    assert main(["eval", "--generations", str(src), "--k", "1", "2", "4", "8", "--out", str(out), "--no-progress"]) == 0
+    res = json.loads(out.read_text())
+    for k in (1, 2, 4, 8):
+        brute = [
+            sum(any(c) for c in itertools.combinations(o, k)) / len(list(itertools.combinations(o, k)))
+            for o in outcomes.values()
+        ]
+        assert res[f"pass@{k}"] == pytest.approx(sum(brute) / len(brute), abs=1e-12)
+    assert res["num_problems"] == 4
+
+
+def test_an_explicit_sample_given_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "dup.jsonl"
+    _external_file(src, {"p0": [True, False]}, with_sample=True)
+    assert main(["eval", "--generations", str(src), "--out", str(tmp_path / "r.json"), "--no-progress"]) == 2
+    assert "has sample 0 twice" in capsys.readouterr().err

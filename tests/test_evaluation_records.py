@@ -71,3 +71,18 @@ def test_grading_needs_response_tokens_or_a_tokenizer() -> None:
         validate_for_grading(records, "x.jsonl", need_tokens=True)
     with pytest.raises(RecordError, match=r"record 1 lacks \['ground_truth'\]"):
         validate_for_grading([{"id": 0, "response": "1"}], "x.jsonl", need_tokens=False)
+
+
+def test_lines_without_sample_take_the_next_free_number_of_their_problem() -> None:
+    from smartthinker_verl.evaluation.records import number_samples
+
+    records = [
+        {"id": "a"},
+        {"id": "b"},
+        {"id": "a", "sample": 0},
+        {"id": "a"},
+        {"id": 7},
+        {"id": "b", "sample": 1},
+    ]
+    number_samples(records, "f.jsonl")
+    assert [(r["id"], r["sample"]) for r in records] == [("a", 1), ("b", 0), ("a", 0), ("a", 2), (7, 0), ("b", 1)]

@@ -239,7 +239,7 @@ def _grade_files(args: argparse.Namespace) -> int:
     import json
 
     from smartthinker_verl.evaluation.grading import count_response_tokens
-    from smartthinker_verl.evaluation.records import read_records, validate_for_grading
+    from smartthinker_verl.evaluation.records import number_samples, read_records, validate_for_grading
     from smartthinker_verl.evaluation.summary import group_name
 
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -257,6 +257,9 @@ def _grade_files(args: argparse.Namespace) -> int:
         run_config_path = path.parent.parent / "eval_config.json"  # written by `eval --data` next to generations/
         if settings is None and run_config_path.is_file():
             settings = json.loads(run_config_path.read_text())
+    sources = ", ".join(args.generations)
+    for records in groups.values():
+        number_samples(records, sources)
     model = (settings or {}).get("model")
     meta = {
         "model": model,

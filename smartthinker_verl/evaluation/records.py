@@ -1,7 +1,8 @@
 """The generations JSONL: one line per sample, append-only, so an interrupted run resumes where it stopped.
 
 A line (``GENERATION_FIELDS`` are always written by ``eval``; grading needs only ``id``, ``ground_truth``,
-``response`` and ``response_tokens`` or a tokenizer)::
+``response`` and ``response_tokens`` or a tokenizer; without ``sample``, a problem's lines are numbered in file
+order, see :func:`number_samples`)::
 
     {"id": 17, "sample": 3, "benchmark": "aime25", "data_source": "math-ai/aime25", "ground_truth": "70",
      "response": "...</think> ... \\boxed{70}", "response_tokens": 8123, "finish_reason": "stop",
@@ -39,6 +40,44 @@ GENERATION_FIELDS: tuple[str, ...] = (
 
 class RecordError(ValueError):
     """A generations file is malformed; the message names the file, the line and the fix."""
+
+
+def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
+    """Give every record a ``sample`` number, in place, so that ``(id, sample)`` identifies it.
+
+    Files from elsewhere may carry only ``id``, ``ground_truth``, ``response`` and ``response_tokens``, with several
+    lines per problem. A line without ``sample`` gets the next number not yet taken for its problem, in the order the
+    lines are given (file order; files in the order passed). An explicit ``sample`` given twice for one problem is an
+    error: that is a duplicate line, and counting it twice would bias pass@k.
+
+    Args:
+        records: the records of one group (one or several files), in order.
+        source: what to name in an error (the file or files).
+    """
+    records = list(records)
+    taken: dict[str, set[int]] = {}
+    for record in records:
+        if record.get("sample") is None:
+            continue
+        problem_id, sample = record_key(record)
+        if sample in taken.setdefault(problem_id, set()):
+            raise RecordError(
+                f"{source}: problem {problem_id!r} has sample {sample} twice; remove the duplicate line, or drop the "
+                "`sample` field everywhere to have lines numbered in file order"
+            )
+        taken[problem_id].add(sample)
+    next_free: dict[str, int] = {}
+    for record in records:
+        if record.get("sample") is not None:
+            continue
+        problem_id = str(record["id"])
+        used = taken.setdefault(problem_id, set())
+        number = next_free.get(problem_id, 0)
+        while number in used:
+            number += 1
+        record["sample"] = number
+        used.add(number)
+        next_free[problem_id] = number + 1
 
 
 def record_key(record: dict[str, Any]) -> tuple[str, int]:
