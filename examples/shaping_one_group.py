@@ -2,7 +2,7 @@
 
     python examples/shaping_one_group.py [--penalty one_sided|symmetric] [--optimal-length reference|argmax]
 
-The group is ALGORITHM.md's worked example (8 responses, 5 correct). Runs on CPU in about a second.
+The group is docs/algorithm.md's worked example (section 5) (8 responses, 5 correct). Runs on CPU in about a second.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The ``smartthinker-verl`` console script: ``convert | eval | report | check-config``.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``; the
-module is imported only when its subcommand runs, so ``smartthinker-verl --help`` stays fast.
+module is imported only when its subcommand runs, so ``smartthinker-verl --help`` stays fast. A
+:class:`~smartthinker_verl.errors.SmartThinkerError` (bad input or configuration) is printed as one line with the fix
+and exits 2; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import importlib
 import logging
 import sys
+
+from smartthinker_verl.errors import SmartThinkerError
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -37,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    return int(args._module.run(args) or 0)
+    try:
+        return int(args._module.run(args) or 0)
+    except SmartThinkerError as error:  # bad input: one line with the fix; anything else is a bug (traceback)
+        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=True)
+        print(f"smartthinker-verl {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ smartthinker_verl.cluster_check"``): on the job's driver and again in a Ray task
 1. imports verl, which loads the plugin through ``VERL_USE_EXTERNAL_MODULES`` (or the ``verl.plugins`` entry
    point), and checks that the advantage estimator and the reward manager are registered;
 2. composes the recipe config (the package yaml must have travelled with the code) and runs the estimator,
-   through verl's registry, on the worked example of the paper (one group of 8; ALGORITHM.md section 5);
+   through verl's registry, on the worked example of the paper (one group of 8; docs/algorithm.md section 5);
 3. grades a small batch of responses with the scorer (math-verify in a process pool).
 
 It prints one JSON report on stdout and exits 0 when every check passed, 1 otherwise.

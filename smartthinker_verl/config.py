@@ -1,5 +1,5 @@
 """Options of the length-shaping estimators (``MethodOptions`` and ``SmartThinkerConfig``), their defaults (the
-papers') and their validation; ``SmartThinkerError``, the base of the package's own errors.
+papers') and their validation.
 
 Set under ``algorithm.smartthinker`` in verl's config (absent means all defaults)::
 
@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from smartthinker_verl.errors import SmartThinkerError
+
 OptimalLengthRule = Literal["reference", "argmax"]
 PenaltyRule = Literal["one_sided", "symmetric"]
 CoefficientRule = Literal["dynamic", "fixed"]
@@ -37,15 +39,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "penalty": ("one_sided", "symmetric"),
     "coefficient": ("dynamic", "fixed"),
 }
-
-
-class SmartThinkerError(Exception):
-    """Base of every error smartthinker-verl raises for bad input or configuration (not for bugs).
-
-    Subclasses also derive from the built-in that fits (``ValueError``, ``FileNotFoundError``, ...), so callers may
-    catch either. The CLIs print these as one line with the fix and exit 2; anything else is a bug and keeps its
-    traceback.
-    """
 
 
 class SmartThinkerConfigError(SmartThinkerError, ValueError):

@@ -38,9 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.errors import DataError, MissingFileError, SmartThinkerError
+
 logger = logging.getLogger(__name__)
 
-#: The paper's instruction, appended to every problem (ALGORITHM.md section 7).
+#: The paper's instruction, appended to every problem (docs/algorithm.md, section 7).
 PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("data_source", "prompt", "ability", "reward_model", "extra_info")
@@ -54,11 +56,11 @@ DROP_NO_ANSWER = "no answer"
 DROP_UNUSABLE_ANSWER = "unusable answer"
 
 
-class RowSchemaError(ValueError):
+class RowSchemaError(DataError):
     """A row does not follow verl's RL schema; the message names the row, the field and the fix."""
 
 
-class DatasetLoadError(RuntimeError):
+class DatasetLoadError(SmartThinkerError, RuntimeError):
     """A dataset could not be loaded (hub unreachable, unknown file type, missing columns); says how to fix it."""
 
 
@@ -168,7 +170,7 @@ def _read_validated(path: Path) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; create it with the scripts in data_preprocess/")
+        raise MissingFileError(f"{path} does not exist; create it with the scripts in data_preprocess/")
     table = pq.read_table(path)
     _check_arrow_schema(table.schema, path)
     rows = table.to_pylist()

@@ -24,6 +24,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+from smartthinker_verl.errors import SmartThinkerError, UsageError
+
 logger = logging.getLogger(__name__)
 
 #: Seconds math-verify may spend parsing, and separately verifying, one answer (its own SIGALRM timeouts).
@@ -36,11 +38,11 @@ STARTUP_LIMIT_S = 120.0
 _READY = "ready"
 
 
-class GradingPoolError(RuntimeError):
+class GradingPoolError(SmartThinkerError, RuntimeError):
     """The grading workers cannot run; the message says why and what to do."""
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(SmartThinkerError, ValueError):
     """math-verify cannot parse a ground truth: a data problem, never scored as a wrong answer."""
 
 
@@ -49,7 +51,7 @@ def default_num_processes() -> int:
     configured = os.environ.get("SMARTTHINKER_GRADER_PROCESSES")
     if configured:
         if not configured.isdigit() or int(configured) < 1:
-            raise ValueError(f"SMARTTHINKER_GRADER_PROCESSES={configured!r}: set it to a positive integer")
+            raise UsageError(f"SMARTTHINKER_GRADER_PROCESSES={configured!r}: set it to a positive integer")
         return int(configured)
     return max(1, min(4, os.cpu_count() or 1))
 

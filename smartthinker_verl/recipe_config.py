@@ -31,6 +31,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from smartthinker_verl.errors import SmartThinkerError
+
 logger = logging.getLogger(__name__)
 
 #: Directory of the recipe yaml files (package data).
@@ -45,7 +47,7 @@ PLUGIN_MODULE = "smartthinker_verl.plugin"
 _REMOTE_PREFIXES = ("hdfs://", "s3://", "gs://", "gcs://", "http://", "https://", "oss://")
 
 
-class RecipeConfigError(ValueError):
+class RecipeConfigError(SmartThinkerError, ValueError):
     """The recipe config is invalid; the message lists every problem with the key and the fix."""
 
     def __init__(self, problems: Sequence[str]):
@@ -359,6 +361,14 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
             f"Fix: use one of {known} (SmartThinker's is 'smartthinker')."
         )
     function = config.reward.get("custom_reward_function") or {}
+    if manager.source == "register" and manager.name == "smartthinker":
+        from smartthinker_verl.config import SmartThinkerConfigError
+        from smartthinker_verl.reward_manager import ManagerOptions, check_one_route
+
+        try:
+            check_one_route(config, ManagerOptions.from_config(config), custom=bool(function.get("path")))
+        except SmartThinkerConfigError as exc:
+            report.errors.append(str(exc))
     if function.get("path"):
         try:
             scorer = load_extern_object(module_path=function.path, object_name=function.name)

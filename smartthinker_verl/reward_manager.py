@@ -3,24 +3,32 @@
 verl 0.9.1's reward loop builds the manager once per RewardLoopWorker and calls ``run_single`` once per trajectory,
 from several workers at once; grading runs in this process's grading pool (math-verify in worker processes), so
 it is correct from threads. Group-level shaping is NOT done here (a manager never sees the group): the estimator
-``smartthinker`` does it from the score this manager returns.
+does it from the score this manager returns.
 
-Returns ``{"reward_score": 1.0 | 0.0, "reward_extra_info": {...}}`` with the same keys for every response:
+Returns ``{"reward_score": float, "reward_extra_info": {...}}`` with the same keys for every response:
 ``acc`` (float), ``response_length`` (valid tokens), ``think_closed`` (bool), ``truncated`` (hit the response length
 limit), ``grading_timed_out`` (bool).
 
-Options (verl config):
-- ``reward.custom_reward_function.reward_kwargs.require_think_close`` (default true): the ``</think>`` gate; turn it
-  off for models that do not think in tags: ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``.
-- ``reward.custom_reward_function.path/name``: if set, that function scores instead of ours (verl's contract
+Grading, one route per configuration:
+
+- ``reward.custom_reward_function.path`` unset (the recipes): the manager grades with SmartThinker's scorer
+  (:func:`smartthinker_verl.scoring.grade`: the ``</think>`` gate, then math-verify; 1.0 or 0.0). Its options are
+  read from one place, ``reward.smartthinker`` (:class:`ManagerOptions`): ``require_think_close`` (default true, the
+  paper's rule; off for models that do not think in tags: ``reward.smartthinker.require_think_close=false``, with a
+  leading ``+`` where the config does not define the key).
+- ``reward.custom_reward_function.path/name`` set: that function scores instead (verl's contract
   ``fn(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)`` returning a float or a dict with
-  ``score``); the extras above are still added.
+  ``score``; verl binds ``reward_kwargs`` to it); every extra above is still added, from the function's dict where
+  it gives one. ``reward.smartthinker`` is not used then, and a non-default value there is an error naming the fix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from verl import DataProto
@@ -28,7 +36,8 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from smartthinker_verl import scoring
-from smartthinker_verl.config import select
+from smartthinker_verl.config import SmartThinkerConfigError, select
+from smartthinker_verl.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +45,63 @@ MANAGER_NAME = "smartthinker"
 
 #: Keys of ``reward_extra_info``; verl requires the same keys for every response of a batch.
 EXTRA_KEYS: tuple[str, ...] = ("acc", "response_length", "think_closed", "truncated", "grading_timed_out")
+#: Where the manager's options live in verl's config.
+OPTIONS_KEY = "reward.smartthinker"
+#: Where the gate was read from before; now it belongs to a custom reward function's keyword arguments only.
+_REWARD_KWARGS_GATE = "reward.custom_reward_function.reward_kwargs.require_think_close"
+
+
+@dataclass(frozen=True)
+class ManagerOptions:
+    """Options of the ``smartthinker`` reward manager, under ``reward.smartthinker``.
+
+    Attributes:
+        require_think_close: a response that never closes its thinking with ``</think>`` scores 0 (the paper).
+    """
+
+    require_think_close: bool = True
+
+    @classmethod
+    def from_config(cls, config: Any) -> ManagerOptions:
+        """Read ``reward.smartthinker`` of verl's full config (absent: defaults); unknown keys are errors."""
+        raw = select(config, OPTIONS_KEY)
+        if raw is not None and not isinstance(raw, Mapping):
+            from omegaconf import OmegaConf
+
+            if OmegaConf.is_config(raw):
+                raw = OmegaConf.to_container(raw, resolve=True)
+        if raw is not None and not isinstance(raw, Mapping):
+            raise SmartThinkerConfigError(f"{OPTIONS_KEY} must be a mapping of options, got {type(raw).__name__}")
+        values = {key: value for key, value in dict(raw or {}).items() if value is not None}
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SmartThinkerConfigError(
+                f"unknown key(s) {', '.join(f'{OPTIONS_KEY}.{key}' for key in unknown)}: the options are "
+                f"{', '.join(sorted(known))}"
+            )
+        if "require_think_close" in values:
+            values["require_think_close"] = scoring.parse_bool(values["require_think_close"])
+        return cls(**values)
+
+
+def check_one_route(config: Any, options: ManagerOptions, custom: bool) -> None:
+    """Refuse options that the chosen grading route would silently ignore (see the module docstring)."""
+    stray_gate = select(config, _REWARD_KWARGS_GATE)
+    if not custom and stray_gate is not None:
+        raise SmartThinkerConfigError(
+            f"{_REWARD_KWARGS_GATE} is set but reward.custom_reward_function.path is not: the smartthinker reward "
+            f"manager grades with its own scorer and reads the gate from {OPTIONS_KEY}.require_think_close. Fix: "
+            f"set {OPTIONS_KEY}.require_think_close={str(scoring.parse_bool(stray_gate)).lower()} (with a leading + "
+            "where the config does not define it) and drop the reward_kwargs key"
+        )
+    if custom and options != ManagerOptions():
+        raise SmartThinkerConfigError(
+            f"{OPTIONS_KEY} sets {dataclasses.asdict(options)}, but reward.custom_reward_function.path is set, so that "
+            "function scores and these options would be ignored. Fix: pass them to your function with "
+            "+reward.custom_reward_function.reward_kwargs.<key>=..., or unset reward.custom_reward_function.path to "
+            "grade with SmartThinker's scorer"
+        )
 
 
 @register(MANAGER_NAME)
@@ -51,17 +117,16 @@ class SmartThinkerRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
-        self.require_think_close = scoring.parse_bool(
-            select(config, "reward.custom_reward_function.reward_kwargs.require_think_close", True)
-        )
-        # With no custom function configured, verl passes None: grade with ours (the gate is read above).
+        # With no custom function configured, verl passes None: grade with ours, with the options read here.
+        self.options = ManagerOptions.from_config(config)
+        check_one_route(config, self.options, custom=compute_score is not None)
         self.custom_score_fn = compute_score
         self.is_async_score_fn = compute_score is not None and inspect.iscoroutinefunction(compute_score)
         self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
 
     def _score(self, data_source: str, response: str, ground_truth: str, extra_info: dict) -> dict[str, Any]:
         if self.custom_score_fn is None:
-            result = scoring.grade(response, ground_truth, require_think_close=self.require_think_close)
+            result = scoring.grade(response, ground_truth, require_think_close=self.options.require_think_close)
             return {
                 "score": result.score,
                 "think_closed": result.think_closed,
@@ -82,7 +147,7 @@ class SmartThinkerRewardManager(RewardManagerBase):
         reward_model = item.non_tensor_batch.get("reward_model") or {}
         ground_truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
         if ground_truth is None:
-            raise ValueError(
+            raise DataError(
                 f"a row of data_source {data_source!r} has no reward_model.ground_truth: prepare the data with "
                 "data_preprocess/ (smartthinker_verl.data.build_row)"
             )

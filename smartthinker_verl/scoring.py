@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from smartthinker_verl.grading_pool import get_pool
+from smartthinker_verl.config import SmartThinkerConfigError
+from smartthinker_verl.grading_pool import GroundTruthError, get_pool
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def split_answer(response: str, require_think_close: bool = True) -> tuple[bool,
 def grade(response: str, ground_truth: str, *, require_think_close: bool = True) -> GradeResult:
     """Grade one response against its ground truth (thread-safe; math-verify runs in a worker process)."""
     if not isinstance(ground_truth, str) or not ground_truth.strip():
-        raise ValueError(f"ground truth {ground_truth!r} is empty or not a string; fix the dataset row")
+        raise GroundTruthError(f"ground truth {ground_truth!r} is empty or not a string; fix the dataset row")
     think_closed, answer = split_answer(response or "", require_think_close)
     if answer is None:
         return GradeResult(score=0.0, correct=False, think_closed=think_closed, answer="")
@@ -99,8 +100,9 @@ def compute_score(
 ) -> dict[str, Any]:
     """verl's ``custom_reward_function`` contract: grade one decoded response.
 
-    Use with ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring`` and ``name=compute_score``; turn
-    the gate off with ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``.
+    For reward managers other than ``smartthinker`` (which grades with :func:`grade` itself): use with
+    ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring`` and ``name=compute_score``; turn the gate
+    off with ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``.
 
     Returns:
         ``{"score": 1.0 | 0.0, "acc": same, "think_closed": bool, "grading_timed_out": bool}``.
@@ -122,4 +124,4 @@ def parse_bool(value: Any) -> bool:
         return True
     if isinstance(value, str) and value.strip().lower() in {"false", "0", "no"}:
         return False
-    raise ValueError(f"require_think_close={value!r}: use true or false")
+    raise SmartThinkerConfigError(f"require_think_close={value!r}: use true or false")

@@ -110,7 +110,7 @@ def test_dynamic_coefficient_invariants(rule, penalty):
 
 
 def test_single_correct_response_is_never_penalised():
-    """The float32 trap of ALGORITHM.md section 6: l_opt must equal the lone correct length, with no penalty."""
+    """The float32 trap of docs/algorithm.md section 6: l_opt must equal the lone correct length, with no penalty."""
     rng = np.random.default_rng(3)
     for _ in range(2000):
         lengths = torch.tensor(rng.integers(1, 8001, 8))

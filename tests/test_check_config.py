@@ -5,6 +5,7 @@ problem with the key and the fix. All in process (no GPUs, no Ray).
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_recipe_yaml_composes_verls_ppo_trainer_with_the_smartthinker_deltas() -
     from smartthinker_verl.config import SmartThinkerConfig
 
     assert SmartThinkerConfig.from_algorithm_config(config.algorithm) == SmartThinkerConfig()
-    assert set(config.algorithm.smartthinker) == set(SmartThinkerConfig.__dataclass_fields__)
+    assert set(config.algorithm.smartthinker) == {field.name for field in dataclasses.fields(SmartThinkerConfig)}
 
 
 def test_default_config_is_valid_and_missing_data_is_only_a_warning() -> None:
@@ -148,8 +149,18 @@ def test_unregistered_estimator_and_reward_manager_list_the_registered_names() -
 
 
 def test_a_scorer_that_does_not_load_is_reported() -> None:
-    (error,) = errors_for("reward.custom_reward_function.name=no_such_function")
+    (error,) = errors_for(
+        "reward.custom_reward_function.path=pkg://smartthinker_verl.scoring",
+        "reward.custom_reward_function.name=no_such_function",
+    )
     assert error.startswith("reward.custom_reward_function") and "no_such_function" in error
+
+
+def test_reward_options_the_grading_route_would_ignore_are_reported() -> None:
+    (error,) = errors_for("+reward.custom_reward_function.reward_kwargs.require_think_close=false")
+    assert "reward.smartthinker.require_think_close=false" in error
+    (error,) = errors_for("+reward.smartthinker.gate=false")
+    assert "unknown key(s) reward.smartthinker.gate" in error
 
 
 def test_a_plugin_that_does_not_import_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from smartthinker_verl.evaluation.report import (
     plot_accuracy_vs_tokens,
 )
 
-# The paper's 1.5B numbers (ALGORITHM.md section 7): mean tokens, pass@1.
+# The paper's 1.5B numbers (docs/algorithm.md, section 7): mean tokens, pass@1.
 BASE = {"math500": (5420, 0.849), "aime25": (15199, 0.242), "amc23": (9320, 0.731)}
 SMART = {"math500": (2645, 0.845), "aime25": (8431, 0.250), "amc23": (4421, 0.763)}
 

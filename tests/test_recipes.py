@@ -48,7 +48,7 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
     assert config["trainer"]["total_epochs"] == 7  # the override
     data, actor_rollout_ref, algorithm = config["data"], config["actor_rollout_ref"], config["algorithm"]
     actor, rollout = actor_rollout_ref["actor"], actor_rollout_ref["rollout"]
-    # The paper's setup (ALGORITHM.md section 7).
+    # The paper's setup (docs/algorithm.md, section 7).
     assert (data["train_batch_size"], rollout["n"], actor["ppo_mini_batch_size"]) == (64, 8, 16)
     assert actor["optim"]["lr"] == pytest.approx(1e-6)
     assert rollout["temperature"] == pytest.approx(0.6) and rollout["top_p"] == 1.0
@@ -73,9 +73,9 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
         "epsilon": pytest.approx(1e-6),
     }
     assert config["reward"]["reward_manager"]["name"] == "smartthinker"
-    assert config["reward"]["custom_reward_function"]["path"] == "pkg://smartthinker_verl.scoring"
-    assert config["reward"]["custom_reward_function"]["name"] == "compute_score"
-    assert config["reward"]["custom_reward_function"]["reward_kwargs"] == {"require_think_close": True}
+    # one grading route: the manager's own scorer, its gate in reward.smartthinker, no custom function
+    assert config["reward"]["custom_reward_function"]["path"] is None
+    assert config["reward"]["smartthinker"] == {"require_think_close": True}
     # Recipe wiring: data under DATA_DIR, run name from what matters.
     assert data["train_files"] == f"{tmp_path}/deepscaler/train.parquet"
     assert data["val_files"] == [f"{tmp_path}/{name}/test.parquet" for name in ("aime25", "amc23", "math500")]

@@ -12,16 +12,21 @@ from omegaconf import OmegaConf
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
+from smartthinker_verl.config import SmartThinkerConfigError
+from smartthinker_verl.errors import SmartThinkerError
 from smartthinker_verl.reward_manager import EXTRA_KEYS
 
 PROMPT = "What is 2 + 2? Please reason step by step, and put your final answer within \\boxed{}."
 RESPONSE_WIDTH = 64
 
 
-def trainer_config(require_think_close=None, response_length=RESPONSE_WIDTH):
+def trainer_config(require_think_close=None, response_length=RESPONSE_WIDTH, reward_kwargs=None):
+    """verl's config as the manager sees it: its own options under reward.smartthinker (the recipes' route)."""
     reward = {"custom_reward_function": {"path": None, "name": "compute_score"}}
     if require_think_close is not None:
-        reward["custom_reward_function"]["reward_kwargs"] = {"require_think_close": require_think_close}
+        reward["smartthinker"] = {"require_think_close": require_think_close}
+    if reward_kwargs is not None:
+        reward["custom_reward_function"]["reward_kwargs"] = reward_kwargs
     return OmegaConf.create({"reward": reward, "actor_rollout_ref": {"rollout": {"response_length": response_length}}})
 
 
@@ -118,16 +123,31 @@ def test_custom_scorer_still_gets_the_extras(qwen_tokenizer):
 def test_missing_ground_truth_names_the_fix(qwen_tokenizer):
     item = make_item(qwen_tokenizer, "</think>\\boxed{4}")
     item.non_tensor_batch["reward_model"] = np.array([{"style": "rule"}], dtype=object)
-    with pytest.raises(ValueError, match="data_preprocess"):
+    with pytest.raises(SmartThinkerError, match="data_preprocess"):
         run_manager(trainer_config(), qwen_tokenizer, [item])
+
+
+def test_options_the_chosen_route_would_ignore_are_refused_with_the_fix(qwen_tokenizer):
+    cls = get_reward_manager_cls("smartthinker")
+    # the gate as a custom function's keyword, but no custom function: the manager's own scorer would ignore it
+    stray = trainer_config(reward_kwargs={"require_think_close": False})
+    with pytest.raises(SmartThinkerConfigError, match="reward.smartthinker.require_think_close=false"):
+        cls(config=stray, tokenizer=qwen_tokenizer, compute_score=None)
+    # the manager's option, but a custom function scores: it would never see it
+    with pytest.raises(SmartThinkerConfigError, match="reward_kwargs"):
+        cls(config=trainer_config(require_think_close=False), tokenizer=qwen_tokenizer, compute_score=lambda **_: 1.0)
+    typo = OmegaConf.create({"reward": {"smartthinker": {"require_think_closed": False}}})
+    with pytest.raises(SmartThinkerConfigError, match="unknown key"):
+        cls(config=typo, tokenizer=qwen_tokenizer, compute_score=None)
 
 
 @pytest.mark.parametrize("manager", ["smartthinker", "naive"])
 def test_scorer_loaded_by_verl_as_custom_reward_function(qwen_tokenizer, manager):
-    """The recipe's wiring: verl loads pkg://smartthinker_verl.scoring and passes reward_kwargs (the gate)."""
+    """Our scorer as any manager's custom_reward_function: verl loads pkg://smartthinker_verl.scoring and binds its
+    reward_kwargs (the gate)."""
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
-    config = trainer_config(require_think_close=False)
+    config = trainer_config(reward_kwargs={"require_think_close": False})
     config.reward.custom_reward_function.path = "pkg://smartthinker_verl.scoring"
     compute_score = get_custom_reward_fn(config)
     items = [make_item(qwen_tokenizer, t) for t in ["so \\boxed{4}", "so \\boxed{5}"]]

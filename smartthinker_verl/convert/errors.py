@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from smartthinker_verl.errors import SmartThinkerError
 
-class ConversionError(Exception):
+
+class ConversionError(SmartThinkerError):
     """Base class: the conversion stopped before anything was moved into the output folder."""
 
 

@@ -22,9 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.data import RowSchemaError
-from smartthinker_verl.evaluation.backends import BACKENDS, BackendError, SamplingSettings
-from smartthinker_verl.evaluation.metrics import MetricsError
+from smartthinker_verl.errors import SmartThinkerError, UsageError
+from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings
 from smartthinker_verl.evaluation.records import RecordError
 
 logger = logging.getLogger(__name__)
@@ -33,8 +32,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_SAMPLES = 4
 #: Samples per vLLM call when --chunk-size is not given (each chunk is on disk before the next starts).
 DEFAULT_VLLM_CHUNK = 1024
-#: Errors reported as one line (exit code 2) instead of a traceback: bad input, with the fix in the message.
-USER_ERRORS = (BackendError, MetricsError, RecordError, RowSchemaError, FileNotFoundError, ValueError)
+#: Errors reported as one line (exit code 2) instead of a traceback: bad input, with the fix in the message; any
+#: other exception is a bug and keeps its traceback.
+USER_ERRORS = (SmartThinkerError,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,11 +176,11 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
     from smartthinker_verl.evaluation.problems import load_benchmarks
 
     if not args.model:
-        raise ValueError("--data needs --model (the model to sample from)")
+        raise UsageError("--data needs --model (the model to sample from)")
     if Path(args.out).suffix == ".json":
-        raise ValueError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
+        raise UsageError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
     if args.k and min(args.k) < 1:
-        raise ValueError(f"--k values must be positive, got {args.k}")
+        raise UsageError(f"--k values must be positive, got {args.k}")
     samples = max(args.k) if args.k else DEFAULT_SAMPLES
     if not args.k:
         args.k = [1, samples]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.errors import SmartThinkerError, UsageError
 from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, sample_seed
 from smartthinker_verl.evaluation.problems import Problem
 from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key
@@ -29,7 +30,7 @@ GENERATIONS_DIR = "generations"
 RESUME_KEYS: tuple[str, ...] = ("model", "chat_template", "temperature", "top_p", "max_tokens")
 
 
-class ResumeError(ValueError):
+class ResumeError(SmartThinkerError, ValueError):
     """The output folder holds generations of a different run; the message names the difference and the fix."""
 
 
@@ -133,9 +134,9 @@ def generate_benchmark(
     Returns the records of every (problem, sample < samples_per_problem) pair, old and new.
     """
     if samples_per_problem < 1:
-        raise ValueError(f"samples per problem must be >= 1, got {samples_per_problem}")
+        raise UsageError(f"samples per problem must be >= 1, got {samples_per_problem}")
     if chunk_size < 1:
-        raise ValueError(f"chunk size must be >= 1, got {chunk_size}")
+        raise UsageError(f"chunk size must be >= 1, got {chunk_size}")
     path = Path(path)
     existing = read_records(path, repair=True) if path.exists() else []
     _check_same_problems(existing, problems, path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.evaluation.metrics import GradedSample
-from smartthinker_verl.evaluation.records import record_key
+from smartthinker_verl.evaluation.records import RecordError, record_key
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def ground_truth_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"ground truth {value!r} is not an answer; fix the generations file")
+        raise RecordError(f"ground truth {value!r} is not an answer; fix the generations file")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -1,6 +1,6 @@
 """Evaluation metrics: unbiased pass@k, response lengths, truncation rate, standard errors, compression.
 
-Definitions (ALGORITHM.md section 7):
+Definitions (docs/algorithm.md, section 7):
 
 - ``pass@k`` of one problem with ``n`` samples of which ``c`` are correct: ``1 - C(n-c, k) / C(n, k)``, the
   probability that at least one of ``k`` samples drawn without replacement is correct; averaged over problems.
@@ -21,11 +21,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from smartthinker_verl.errors import SmartThinkerError
+
 #: ``finish_reason`` of a sample cut off by the token limit (vLLM's and the hf backend's name).
 TRUNCATED = "length"
 
 
-class MetricsError(ValueError):
+class MetricsError(SmartThinkerError, ValueError):
     """Metrics cannot be computed from the given samples; the message names the problem and the fix."""
 
 

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from smartthinker_verl.errors import MissingFileError, SmartThinkerError
+
 logger = logging.getLogger(__name__)
 
 #: Fields every line written by ``eval`` carries.
@@ -38,7 +40,7 @@ GENERATION_FIELDS: tuple[str, ...] = (
 )
 
 
-class RecordError(ValueError):
+class RecordError(SmartThinkerError, ValueError):
     """A generations file is malformed; the message names the file, the line and the fix."""
 
 
@@ -132,7 +134,7 @@ def iter_records(path: str | Path, *, repair: bool = False) -> Iterator[dict[str
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; pass a generations JSONL written by `smartthinker-verl eval`")
+        raise MissingFileError(f"{path} does not exist; pass a generations JSONL written by `smartthinker-verl eval`")
     if repair:
         _repair_tail(path)
     with path.open("r", encoding="utf-8") as f:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.errors import MissingFileError, UsageError
 from smartthinker_verl.evaluation.grading import graded_samples
 from smartthinker_verl.evaluation.metrics import compute_metrics
 
@@ -38,7 +39,7 @@ def group_name(record: dict[str, Any], group_by: str, file_name: str) -> str:
         return str(record.get("data_source") or file_name)
     if group_by == "benchmark":
         return str(record.get("benchmark") or record.get("data_source") or file_name)
-    raise ValueError(f"--group-by {group_by!r}: choose one of {GROUP_BY}")
+    raise UsageError(f"--group-by {group_by!r}: choose one of {GROUP_BY}")
 
 
 def summarize(
@@ -49,7 +50,7 @@ def summarize(
 ) -> dict[str, Any]:
     """Build ``res.json`` from ``{benchmark: (records, grade results)}``; ``meta`` (model, settings) goes first."""
     if not groups:
-        raise ValueError("nothing to summarise: no generations were found")
+        raise UsageError("nothing to summarise: no generations were found")
     benchmarks: dict[str, dict[str, Any]] = {}
     pooled = []
     for name, (records, results) in groups.items():
@@ -76,11 +77,11 @@ def load_results(path: str | Path) -> dict[str, Any]:
     """Read a ``res.json``; a file without ``benchmarks`` is refused with the command that makes one."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; create it with `smartthinker-verl eval ... --out`")
+        raise MissingFileError(f"{path} does not exist; create it with `smartthinker-verl eval ... --out`")
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
+        raise UsageError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
     if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
-        raise ValueError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
+        raise UsageError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
     return results

@@ -9,17 +9,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from smartthinker_verl.errors import SmartThinkerError, UsageError
+
 #: ``finish_reason`` values: the model ended the response / the token limit cut it off.
 STOP, LENGTH = "stop", "length"
 
 
-class BackendError(RuntimeError):
+class BackendError(SmartThinkerError, RuntimeError):
     """A backend cannot run as asked; the message names what is missing and the fix."""
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """The sampling protocol, identical for every benchmark (defaults: the paper's, ALGORITHM.md section 7).
+    """The sampling protocol, identical for every benchmark (defaults: the paper's, docs/algorithm.md section 7).
 
     ``top_k`` is never applied (all backends sample from the full nucleus), and neither is any repetition penalty
     or default a model's ``generation_config.json`` might carry.
@@ -32,11 +34,11 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+            raise UsageError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+            raise UsageError(f"top_p must lie in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+            raise UsageError(f"max_tokens must be >= 1, got {self.max_tokens}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
