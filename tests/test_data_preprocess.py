@@ -1,9 +1,9 @@
 """data_preprocess/*.py run as users run them (subprocess) on fixtures in each dataset's real layout.
 
 The fixtures under tests/fixtures/datasets/ are small hand-made files with the hub datasets' own columns and value
-types (the layouts are listed in smartthinker_verl/data.py). The written files are read back with pyarrow and with verl's own RL dataset class
-and the real Qwen tokenizer. The hub path runs for real with the Hugging Face libraries in offline mode (this
-machine cannot reach the hub), which checks the error a user without network gets.
+types (the layouts smartthinker_verl/data.py lists). The written files are read back with pyarrow and with verl's
+own RL dataset class and the real Qwen tokenizer. The hub path runs for real with the Hugging Face libraries in
+offline mode (this machine cannot reach the hub), which checks the error a user without network gets.
 """
 
 from __future__ import annotations
