@@ -10,12 +10,19 @@ trainer's ``metrics`` dict. Hand-off, without forking verl's training loop:
    wandb, tensorboard, file) with the step's other metrics.
 
 verl logs once per training step, after the advantage; the statistics therefore land on the step that produced
-them. Anything recorded but never logged is simply replaced by the next step's values.
+them. Failures are loud: statistics recorded twice without a ``Tracking.log`` call in between (they would never be
+logged) give one WARNING that says why, and a ``Tracking.log`` whose signature is not the one wrapped here is not
+wrapped and gives an ERROR (``tests/test_metrics.py`` pins the signature against the installed verl).
+
+Why a wrapper rather than a trainer subclass: verl 0.9.1 has no hook for extra training metrics, a registered trainer
+subclass would have to follow its sync/async branches, and ``Tracking.log(self, data, step, backend=None)`` is the one
+place every logged step passes through, whatever the trainer mode.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 from collections.abc import Mapping
@@ -41,17 +48,31 @@ def step_metrics(statistics: Mapping[str, torch.Tensor], prefix: str = PREFIX) -
     return {prefix + name: value for name, value in zip(names, scalars, strict=True)}
 
 
+#: The signature of verl's ``Tracking.log`` that :func:`install_tracking_hook` wraps.
+WRAPPED_SIGNATURE: tuple[str, ...] = ("self", "data", "step", "backend")
+
+
 class _PendingMetrics:
     """Thread-safe, per-process buffer of the latest statistics not yet logged."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, float] = {}
+        self._warned = False
 
     def record(self, values: dict[str, float]) -> None:
         with self._lock:
-            if self._values:
-                logger.debug("SmartThinker statistics of an earlier batch were not logged; replacing them")
+            if self._values and not self._warned:
+                self._warned = True
+                logger.warning(
+                    "length-shaping statistics (%s) were recorded for a batch and never logged: no verl Tracking.log "
+                    "call came between two advantage computations in this process (pid of the estimator). The "
+                    "%s... metrics will be missing from the logs. Either this process is not verl's trainer (the "
+                    "estimator called outside verl's training loop), or the Tracking.log wrapper is not installed "
+                    "(see the ERROR above, if any). This warning is given once per process.",
+                    ", ".join(sorted(values)[:3]) + ("..." if len(values) > 3 else ""),
+                    next(iter(values), "").split("/", 1)[0] + "/",
+                )
             self._values = dict(values)
 
     def pop(self) -> dict[str, float]:
@@ -74,6 +95,15 @@ def install_tracking_hook() -> bool:
 
     original = Tracking.log
     if getattr(original, "_smartthinker_hook", False):
+        return False
+    found = tuple(inspect.signature(original).parameters)
+    if found != WRAPPED_SIGNATURE:
+        logger.error(
+            "verl's Tracking.log%s is not the Tracking.log%s that smartthinker-verl wraps: the per-step "
+            "length-shaping metrics will NOT be logged. Install the pinned verl version (setup.py VERL_VERSION).",
+            found,
+            WRAPPED_SIGNATURE,
+        )
         return False
 
     @functools.wraps(original)
