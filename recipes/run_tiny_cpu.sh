@@ -13,9 +13,9 @@ set -euo pipefail
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/tiny_cpu}"
 TOTAL_STEPS="${TOTAL_STEPS:-3}"
 PROMPTS_PER_STEP=4           # data.train_batch_size
-ROLLOUTS_PER_PROMPT=4        # actor_rollout_ref.rollout.n (GRPO group size)
+ROLLOUTS_PER_PROMPT=8        # actor_rollout_ref.rollout.n (GRPO group size): 8 so groups hold several right answers
 MAX_PROMPT_TOKENS=96
-MAX_RESPONSE_TOKENS=32
+MAX_RESPONSE_TOKENS=64
 TRAIN_ROWS=16
 VAL_ROWS=8
 LEARNING_RATE=1e-3           # a tiny model: large steps so the gradient visibly moves it
