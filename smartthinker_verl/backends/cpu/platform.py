@@ -188,16 +188,20 @@ def _platform_class() -> type:
 DEFAULT_KVCACHE_GIB = "1"
 
 
-def rollout_env_vars() -> dict[str, str]:
-    """Environment of verl's vLLM rollout server on CPU: the platform flag, KV-cache size and thread binding."""
+def vllm_cpu_env() -> dict[str, str]:
+    """vLLM CPU settings (KV-cache size, thread binding): the environment's values, else the defaults above."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     defaults = {
-        "VERL_PLATFORM": PLATFORM_NAME,
         "VLLM_CPU_KVCACHE_SPACE": DEFAULT_KVCACHE_GIB,
         "VLLM_CPU_OMP_THREADS_BIND": ",".join(str(core) for core in cores),
         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     }
     return {key: os.environ.get(key, value) for key, value in defaults.items()}
+
+
+def rollout_env_vars() -> dict[str, str]:
+    """Environment of verl's vLLM rollout server on CPU: the platform flag plus :func:`vllm_cpu_env`."""
+    return {"VERL_PLATFORM": os.environ.get("VERL_PLATFORM", PLATFORM_NAME), **vllm_cpu_env()}
 
 
 def _single_gloo_backend(original):
