@@ -46,6 +46,7 @@ def test_follow_copies_everything_to_the_log_and_prints_compact_progress(tmp_pat
         ("VLLMPatchError: smartthinker-verl's vLLM CPU patch 'keep_linear_weights'", "installed vLLM"),
         ("OSError: [Errno 98] Address already in use", "port"),
         ("RuntimeError: Failed to start the GCS server", "Ray failed to start"),
+        ("Exception: The current node timed out during startup. This could happen", "Ray failed to start"),
         ("NotImplementedError: Unknown advantage estimator smartthinker", "plugin"),
     ],
 )

@@ -61,9 +61,10 @@ FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         r"Failed to (?:start|connect to) (?:the )?(?:GCS|Ray|raylet)|ray\.init.*(?:failed|timed out)|"
-        r"RaySystemError|Could not start Ray|GcsRpcClient",
+        r"RaySystemError|Could not start Ray|GcsRpcClient|node timed out during startup",
         "Ray failed to start",
-        "check free disk space in /tmp and memory, remove stale folders /tmp/stv-ray-*, then re-run",
+        "check free disk space in /tmp and memory, remove stale folders /tmp/stv-ray-*, then re-run; on a machine "
+        "busy with other jobs Ray's node may miss its 30 s start-up limit: re-run when fewer jobs share the cores",
     ),
     (
         r"Unknown advantage estimator|smartthinker-verl failed to register|No module named 'smartthinker_verl",
