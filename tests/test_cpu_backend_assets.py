@@ -66,6 +66,33 @@ def test_prepare_builds_once_and_atomically(cache, monkeypatch):
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tiny-")]  # no temp folders left
 
 
+def test_a_tiny_asset_cached_by_an_older_builder_is_never_reused(cache, monkeypatch):
+    stale = cache / "tiny"  # the unversioned folder of the builder before v2 (head size 16: vLLM cannot serve it)
+    stale.mkdir(parents=True)
+    (stale / ".complete").write_text("ok\n")
+    monkeypatch.setitem(assets.BUILDERS, "tiny", lambda out: (out / "model.txt").write_text("new"))
+    path = assets.prepare("tiny")
+    assert path.name == f"tiny-v{assets.ASSET_VERSIONS['tiny']}" and (path / "model.txt").read_text() == "new"
+
+
+def test_tiny_model_has_a_head_size_vllms_cpu_attention_supports(tmp_path):
+    from transformers import AutoConfig
+
+    assets.build_tiny(tmp_path, warm_up_steps=0)
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert config.hidden_size // config.num_attention_heads >= 32
+
+
+def test_tiny_warm_up_data_has_right_and_wrong_answers_with_thinking_of_varying_length():
+    import random
+
+    rng = random.Random(0)
+    samples = [(a, b, assets._tiny_response(rng, a, b)) for a in range(5) for b in range(5) for _ in range(8)]
+    right = [text for a, b, text in samples if text.endswith(f"\\boxed{{{a + b}}}.")]
+    assert 0.4 < len(right) / len(samples) < 0.95
+    assert len({len(text) for text in right}) >= 4  # correct answers of different lengths: the shaping has work
+
+
 def test_failed_build_leaves_nothing_behind(cache, monkeypatch):
     def broken(out):
         (out / "half.bin").write_text("x")

@@ -44,32 +44,96 @@ def test_without_verl_platform_cpu_nothing_about_the_platform_changes():
     assert out["patched"] is False
 
 
-def test_hf_rollout_is_registered_lazily_in_both_verl_registries():
+def test_without_verl_platform_cpu_vllm_is_not_patched():
     out = _run(
         """
         import json, sys
         import verl
-        import smartthinker_verl.backends.cpu
-        heavy_before = "verl.workers.rollout.base" in sys.modules
-        from verl.workers.rollout.base import get_rollout_class
-        from verl.workers.rollout.replica import RolloutReplicaRegistry, get_rollout_replica_class
+        import smartthinker_verl.plugin
+        from vllm.model_executor.layers.linear import UnquantizedLinearMethod
         print(json.dumps({
-            "heavy_before": heavy_before,
-            "replica": get_rollout_replica_class("hf").__name__,
-            "adapter": get_rollout_class("hf", "async").__name__,
-            "vllm_still_there": "vllm" in RolloutReplicaRegistry._registry,
+            "patches_module_loaded": "smartthinker_verl.backends.cpu.vllm_patches" in sys.modules,
+            "patched": getattr(UnquantizedLinearMethod.process_weights_after_loading, "_smartthinker_cpu", False),
+        }))
+        """
+    )
+    assert out == {"patches_module_loaded": False, "patched": False}
+
+
+def test_on_the_cpu_platform_vllm_linear_layers_take_a_second_weight_push():
+    """vLLM's real CPU linear layer (oneDNN repacking): verl reloads weights in place, then re-runs
+    process_weights_after_loading. Upstream drops the weight on CPU, so the second load fails with
+    "'Parameter' object has no attribute 'weight_loader'"; with the patch it loads and computes with the new weight.
+    """
+    out = _run(
+        """
+        import json, sys, socket
+        import verl
+        import smartthinker_verl.plugin
+        from smartthinker_verl.backends.cpu import vllm_patches
+        imported_before = "vllm.model_executor.layers.linear" in sys.modules
+        import torch
+        from vllm.config import VllmConfig, set_current_vllm_config
+        from vllm.distributed import init_distributed_environment, initialize_model_parallel
+        from vllm.model_executor.layers.linear import ReplicatedLinear
+        from vllm.platforms import current_platform
+        port = socket.create_server(("127.0.0.1", 0)).getsockname()[1]
+        with set_current_vllm_config(VllmConfig()):
+            init_distributed_environment(
+                world_size=1, rank=0, local_rank=0, distributed_init_method=f"tcp://127.0.0.1:{port}", backend="gloo"
+            )
+            initialize_model_parallel(1, 1)
+            layer = ReplicatedLinear(64, 32, bias=False, params_dtype=torch.float32)
+        x = torch.randn(2, 64)
+        first, second = torch.randn(32, 64), torch.randn(32, 64)
+        for w in (first,):
+            layer.weight.weight_loader(layer.weight, w)
+        layer.quant_method.process_weights_after_loading(layer)
+        out_first = layer(x)[0]
+        layer.weight.weight_loader(layer.weight, second)
+        layer.quant_method.process_weights_after_loading(layer)
+        out_second = layer(x)[0]
+        print(json.dumps({
+            "imported_before": imported_before,
+            "platform": current_platform.device_type,
+            "installed": vllm_patches.installed(),
+            "weight_kept": tuple(layer.weight.shape) == (32, 64),
+            "first_ok": torch.allclose(out_first, x @ first.T, atol=1e-4),
+            "second_ok": torch.allclose(out_second, x @ second.T, atol=1e-4),
         }))
         """,
-        # only this module: other plugins may import verl's rollout modules themselves
-        VERL_USE_EXTERNAL_PLUGINS="none",
-        VERL_USE_EXTERNAL_MODULES="",
+        VERL_PLATFORM="cpu",
     )
     assert out == {
-        "heavy_before": False,
-        "replica": "HFReplica",
-        "adapter": "HFServerAdapter",
-        "vllm_still_there": True,
+        "imported_before": False,  # applied when vLLM imports the module: nothing heavy is imported up front
+        "platform": "cpu",
+        "installed": True,
+        "weight_kept": True,
+        "first_ok": True,
+        "second_ok": True,  # the repacked kernel computes with the pushed weight
     }
+
+
+def test_a_vllm_patch_fails_loudly_when_the_upstream_symbol_changed():
+    out = _run(
+        """
+        import json
+        from smartthinker_verl.backends.cpu import vllm_patches
+        from vllm.model_executor.layers import linear
+
+        class Changed:
+            def process_weights_after_loading(self, layer):
+                return None
+
+        linear.UnquantizedLinearMethod = Changed
+        try:
+            vllm_patches.keep_linear_weights(linear)
+            print(json.dumps({"raised": None}))
+        except vllm_patches.VLLMPatchError as error:
+            print(json.dumps({"raised": str(error)}))
+        """
+    )
+    assert "keep_linear_weights" in out["raised"] and "make install" in out["raised"]
 
 
 def test_cpu_platform_drives_verl_device_helpers_and_a_gloo_process_group():

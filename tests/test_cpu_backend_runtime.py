@@ -42,9 +42,11 @@ def test_follow_copies_everything_to_the_log_and_prints_compact_progress(tmp_pat
     ("log", "expected"),
     [
         ("AssetError: asset 'smollm2' is not prepared in /x", "missing"),
-        ("ray.exceptions.ActorDiedError: The actor died ... hf_server_0_0", "rollout actor"),
+        ("ray.exceptions.ActorDiedError: The actor died ... vllm_server_0_0", "rollout server"),
+        ("VLLMPatchError: smartthinker-verl's vLLM CPU patch 'keep_linear_weights'", "installed vLLM"),
         ("OSError: [Errno 98] Address already in use", "port"),
         ("RuntimeError: Failed to start the GCS server", "Ray failed to start"),
+        ("Exception: The current node timed out during startup. This could happen", "Ray failed to start"),
         ("NotImplementedError: Unknown advantage estimator smartthinker", "plugin"),
     ],
 )
@@ -58,11 +60,11 @@ def test_a_real_rollout_crash_report_is_recognised_over_earlier_noise():
     lines = [
         "Checkpoint tracker file does not exist: /x/latest_checkpointed_iteration.txt\n",
         "ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.\n",
-        "\tclass_name: HFRolloutServer\n",
-        "\tname: hf_server_0_0\n",
+        "\tclass_name: vLLMHttpServer\n",
+        "\tname: vllm_server_0_0\n",
     ]
     what, _ = runtime.diagnose(lines)
-    assert "rollout actor" in what
+    assert "rollout server" in what
 
 
 def test_unknown_failures_are_not_guessed():

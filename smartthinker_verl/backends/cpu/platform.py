@@ -173,7 +173,35 @@ def _platform_class() -> type:
         def cudart(self) -> Any:
             return None
 
+        def rollout_env_vars(self) -> dict[str, str]:
+            # verl's vLLMReplica passes these to its vLLMHttpServer actor (and so to vLLM's engine processes).
+            return rollout_env_vars()
+
     return PlatformCPU
+
+
+#: vLLM CPU settings the rollout server gets unless the environment sets them (docs/cpu.md).
+#: - VLLM_CPU_KVCACHE_SPACE: KV cache in GiB (vLLM's CPU build sizes it from this, not gpu_memory_utilization).
+#: - VLLM_CPU_OMP_THREADS_BIND / VLLM_CPU_NUM_OF_RESERVED_CPU: by default vLLM binds its worker's OpenMP threads to
+#:   all cores but one, which it keeps for its scheduler process; on a 2-core laptop that halves generation speed.
+#:   The default here gives the worker every core this process may run on and reserves none.
+DEFAULT_KVCACHE_GIB = "1"
+
+
+def vllm_cpu_env() -> dict[str, str]:
+    """vLLM CPU settings (KV-cache size, thread binding): the environment's values, else the defaults above."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    defaults = {
+        "VLLM_CPU_KVCACHE_SPACE": DEFAULT_KVCACHE_GIB,
+        "VLLM_CPU_OMP_THREADS_BIND": ",".join(str(core) for core in cores),
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    }
+    return {key: os.environ.get(key, value) for key, value in defaults.items()}
+
+
+def rollout_env_vars() -> dict[str, str]:
+    """Environment of verl's vLLM rollout server on CPU: the platform flag plus :func:`vllm_cpu_env`."""
+    return {"VERL_PLATFORM": os.environ.get("VERL_PLATFORM", PLATFORM_NAME), **vllm_cpu_env()}
 
 
 def _single_gloo_backend(original):
@@ -214,7 +242,8 @@ def activate() -> None:
     - the platform itself (verl then uses device ``cpu`` and gloo);
     - ``VERL_ENGINE_DEVICE=cuda`` (unless set): verl registers its FSDP training engines for cuda/npu only, and they
       run unchanged on CPU tensors;
-    - a single ``cpu:gloo`` process-group backend.
+    - a single ``cpu:gloo`` process-group backend;
+    - the vLLM CPU patches (:mod:`smartthinker_verl.backends.cpu.vllm_patches`), applied when vLLM is imported.
     """
     from verl.plugin.platform.platform_manager import PlatformRegistry
 
@@ -222,4 +251,7 @@ def activate() -> None:
         PlatformRegistry.register(platform=PLATFORM_NAME)(_platform_class())
     os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
     _patch_process_group_init()
+    from smartthinker_verl.backends.cpu import vllm_patches
+
+    vllm_patches.install()
     logger.debug("smartthinker-verl CPU platform active")

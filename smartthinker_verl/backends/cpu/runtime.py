@@ -30,11 +30,22 @@ FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
         "run `python -m smartthinker_verl.assets prepare tiny smollm2 gsm8k` (needs PyPI once), then re-run",
     ),
     (
-        r"(?:ActorDiedError|RayActorError)[\s\S]{0,600}(?:hf_server|HFRolloutServer)|"
-        r"(?:hf_server|HFRolloutServer)[\s\S]{0,600}(?:ActorDiedError|RayActorError)",
-        "the CPU rollout actor (hf_server_*) crashed, most often out of memory",
-        "lower data.train_batch_size, actor_rollout_ref.rollout.n or data.max_response_length, or set "
-        "SMARTTHINKER_CPU_MAX_BATCH=8, then re-run",
+        r"VLLMPatchError|vLLM CPU patch",
+        "the installed vLLM differs from the version the project's CPU patches were written for",
+        "reinstall the pinned environment (`make clean && make install`), then re-run",
+    ),
+    (
+        r"(?:ActorDiedError|RayActorError|EngineDeadError|EngineCore[^\n]{0,80}(?:died|failed))[\s\S]{0,600}"
+        r"(?:vllm_server|vLLMHttpServer|EngineCore)|"
+        r"(?:vllm_server|vLLMHttpServer)[\s\S]{0,600}(?:ActorDiedError|RayActorError)",
+        "the vLLM rollout server (vllm_server_*, vLLM's CPU build) crashed, most often out of memory",
+        "lower data.train_batch_size, actor_rollout_ref.rollout.n or data.max_response_length, or the KV cache "
+        "(VLLM_CPU_KVCACHE_SPACE, GiB), then re-run",
+    ),
+    (
+        r"head_size not supported",
+        "vLLM's CPU attention does not support the model's head size (it needs 32, 64, 80, 96, 112, 128, ...)",
+        "use a model whose hidden_size / num_attention_heads is a supported head size",
     ),
     (
         r"OutOfMemoryError|Killed|MemoryError|memory usage threshold",
@@ -50,9 +61,10 @@ FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         r"Failed to (?:start|connect to) (?:the )?(?:GCS|Ray|raylet)|ray\.init.*(?:failed|timed out)|"
-        r"RaySystemError|Could not start Ray|GcsRpcClient",
+        r"RaySystemError|Could not start Ray|GcsRpcClient|node timed out during startup",
         "Ray failed to start",
-        "check free disk space in /tmp and memory, remove stale folders /tmp/stv-ray-*, then re-run",
+        "check free disk space in /tmp and memory, remove stale folders /tmp/stv-ray-*, then re-run; on a machine "
+        "busy with other jobs Ray's node may miss its 30 s start-up limit: re-run when fewer jobs share the cores",
     ),
     (
         r"Unknown advantage estimator|smartthinker-verl failed to register|No module named 'smartthinker_verl",

