@@ -137,9 +137,13 @@ def coverage_counts(batch: GroupedBatch, levels: torch.Tensor, thresholds: torch
     """``(responses [3], covered [3, T])``: responses of each level's groups, and the correct ones with length <= L_j
     (float64 counts)."""
     level_i = batch.per_group(levels)
-    responses = torch.zeros(len(LEVELS), dtype=DTYPE).index_add_(0, level_i, torch.ones_like(batch.lengths))
-    within = (batch.correct[:, None] & (batch.lengths[:, None] <= thresholds[None, :].to(DTYPE))).to(DTYPE)
-    covered = torch.zeros(len(LEVELS), len(thresholds), dtype=DTYPE).index_add_(0, level_i, within)
+    device = batch.lengths.device
+    thresholds = thresholds.to(device=device, dtype=DTYPE)
+    responses = torch.zeros(len(LEVELS), dtype=DTYPE, device=device).index_add_(
+        0, level_i, torch.ones_like(batch.lengths)
+    )
+    within = (batch.correct[:, None] & (batch.lengths[:, None] <= thresholds[None, :])).to(DTYPE)
+    covered = torch.zeros(len(LEVELS), len(thresholds), dtype=DTYPE, device=device).index_add_(0, level_i, within)
     return responses, covered
 
 
@@ -168,7 +172,7 @@ def rewards_for_targets(
     batch: GroupedBatch, levels: torch.Tensor, targets: torch.Tensor, options: LaserDEConfig
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(r [B], concise_correct [B] bool, explored [B] bool)`` for per-level ``targets [3]``."""
-    target_i = targets.to(DTYPE)[batch.per_group(levels)]
+    target_i = targets.to(device=batch.lengths.device, dtype=DTYPE)[batch.per_group(levels)]
     concise = batch.correct & (batch.lengths <= target_i)
     explored = ~batch.correct & (batch.lengths > target_i)
     if options.truncation_length is not None:
@@ -224,8 +228,8 @@ class LaserDEState:
             self.covered = [[0.0] * len(thresholds) for _ in LEVELS]
         grid = torch.tensor(thresholds, dtype=torch.int64)
         responses, covered = coverage_counts(batch, levels, grid)
-        responses = responses + torch.tensor(self.responses, dtype=DTYPE)
-        covered = covered + torch.tensor(self.covered, dtype=DTYPE).reshape(len(LEVELS), len(thresholds))
+        responses = responses.cpu() + torch.tensor(self.responses, dtype=DTYPE)  # the state is small: kept on CPU
+        covered = covered.cpu() + torch.tensor(self.covered, dtype=DTYPE).reshape(len(LEVELS), len(thresholds))
         self.steps_since_update += 1
         updated = self.targets is None or self.steps_since_update >= options.update_interval
         if updated:
@@ -241,7 +245,7 @@ class LaserDEState:
         else:
             self.responses = responses.tolist()
             self.covered = covered.tolist()
-        return torch.tensor(self.targets, dtype=DTYPE), updated
+        return torch.tensor(self.targets, dtype=DTYPE, device=batch.lengths.device), updated
 
 
 #: The process's LASER-DE state (saved into checkpoints by smartthinker_verl.checkpoint).
