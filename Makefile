@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench demo clean
+.PHONY: install test test-fast lint bench demo compare clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	bash recipes/run_demo_cpu.sh
+
+# The CPU demo once per method, then one table and plot (METHODS="grpo smartthinker shorter_better" by default).
+METHODS ?= grpo smartthinker shorter_better
+compare: $(STAMP)
+	bash recipes/compare_cpu.sh $(METHODS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

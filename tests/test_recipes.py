@@ -269,3 +269,16 @@ def test_run_1_5b_selects_a_baseline_with_one_override(tmp_path: Path, method: s
     done = run_recipe("run_1.5b.sh", "--dry-run", f"algorithm.adv_estimator={method}", DATA_DIR=str(tmp_path))
     assert done.returncode == 0, done.stderr[-4000:]
     assert yaml.safe_load(done.stdout)["algorithm"]["adv_estimator"] == method
+
+
+def test_compare_cpu_refuses_an_unknown_method_before_training(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["bash", str(RECIPES / "compare_cpu.sh"), "grpo", "shorterbetter"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable, "OUTPUT_DIR": str(tmp_path)},
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert "unknown method(s) shorterbetter" in done.stderr and "shorter_better" in done.stderr
+    assert not (tmp_path / "grpo").exists()
