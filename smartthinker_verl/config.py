@@ -83,6 +83,11 @@ class MethodOptions:
             raise SmartThinkerConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be > 0")
 
     @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The option keys (the dataclass fields), in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | None) -> MethodOptions:
         """Build from a plain mapping (e.g. ``config.algorithm.<key>``); None or empty means defaults."""
         if options is None:

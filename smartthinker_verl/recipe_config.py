@@ -173,7 +173,7 @@ def build_run_name(config: DictConfig) -> str:
     algorithm = config.algorithm
     parts = [model, str(algorithm.adv_estimator)]
     options = algorithm.get("smartthinker")
-    if algorithm.adv_estimator in SMARTTHINKER_ESTIMATORS and isinstance(options, DictConfig):
+    if algorithm.adv_estimator in SMARTTHINKER_ESTIMATORS and isinstance(options, DictConfig):  # ablations
         if options.get("optimal_length", "reference") != "reference":
             parts.append(f"lopt-{options.optimal_length}")
         if options.get("penalty", "one_sided") != "one_sided":
@@ -312,7 +312,7 @@ def _largest_divisor_at_most(value: int, bound: int) -> int:
 
 
 def _check_kl(config: DictConfig, report: ValidationReport) -> None:
-    if config.algorithm.adv_estimator in SMARTTHINKER_ESTIMATORS and config.algorithm.get("use_kl_in_reward", False):
+    if str(config.algorithm.adv_estimator) in _shaping_methods() and config.algorithm.get("use_kl_in_reward", False):
         report.errors.append(
             "algorithm.use_kl_in_reward=true: the SmartThinker estimator reads correctness from the score, and a KL "
             "penalty in the reward hides it (the paper uses no KL). Fix: algorithm.use_kl_in_reward=false; for a KL "
@@ -342,7 +342,8 @@ def _check_estimator(config: DictConfig, report: ValidationReport) -> None:
     if name not in ADV_ESTIMATOR_REGISTRY:
         report.errors.append(
             f"algorithm.adv_estimator={name!r} is not a registered advantage estimator. Fix: use one of "
-            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is 'smartthinker')."
+            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is 'smartthinker'; the length baselines are "
+            f"{', '.join(sorted(m.name for m in _primary()))}; docs/baselines.md)."
         )
 
 
@@ -386,28 +387,51 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
                 )
 
 
+def _primary() -> list:
+    from smartthinker_verl.shaping import primary_methods
+
+    return primary_methods()
+
+
+def _shaping_methods() -> dict:
+    from smartthinker_verl.shaping import METHODS
+
+    return METHODS
+
+
 def _check_smartthinker_options(config: DictConfig, report: ValidationReport) -> None:
+    """The active shaping method's options (``algorithm.<name>``) are valid, and no other method's block holds a
+    non-default value (it would have no effect; the rule is in ``shaping.registry.foreign_option_errors``)."""
     algorithm = config.algorithm
-    if algorithm.adv_estimator not in SMARTTHINKER_ESTIMATORS:
-        if algorithm.get("smartthinker") is not None:
-            logger.info(
-                "algorithm.adv_estimator=%s: the algorithm.smartthinker options are ignored", algorithm.adv_estimator
-            )
-        return
+    active = str(algorithm.adv_estimator)
     try:
-        from smartthinker_verl.config import SmartThinkerConfig
+        from smartthinker_verl.shaping import foreign_option_errors
+
+        methods = _shaping_methods()
     except Exception as exc:
         report.errors.append(
-            f"smartthinker_verl.config does not import ({type(exc).__name__}: {exc}). Fix: reinstall the project."
+            f"smartthinker_verl.shaping does not import ({type(exc).__name__}: {exc}). Fix: reinstall the project."
         )
         return
-    try:
-        SmartThinkerConfig.from_algorithm_config(algorithm)
-    except Exception as exc:
-        message = str(exc) if "algorithm.smartthinker" in str(exc) else f"algorithm.smartthinker: {exc}"
-        if "Fix" not in message:
-            message += ". Fix: change or remove that option (the options and their values: smartthinker_verl/config.py)"
-        report.errors.append(message)
+    method = methods.get(active)
+    if method is not None:
+        key = method.options_type.config_key
+        try:
+            method.options_type.from_algorithm_config(algorithm)
+        except Exception as exc:
+            message = str(exc) if f"algorithm.{key}" in str(exc) else f"algorithm.{key}: {exc}"
+            if "Fix" not in message:
+                message += ". Fix: change or remove that option (the options and their values: docs/baselines.md)"
+            report.errors.append(message)
+        if method.state is not None:
+            from smartthinker_verl.checkpoint import CALLBACK_CLASS
+
+            if config.trainer.get("checkpoint_callback_class") != CALLBACK_CLASS:
+                report.errors.append(
+                    f"algorithm.adv_estimator={active} keeps state across steps, which must be saved with every "
+                    f"checkpoint. Fix: trainer.checkpoint_callback_class={CALLBACK_CLASS} (the recipe yaml sets it)"
+                )
+    report.errors.extend(foreign_option_errors(algorithm, active))
 
 
 def _check_verl(config: DictConfig, report: ValidationReport) -> None:

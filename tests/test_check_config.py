@@ -5,7 +5,6 @@ problem with the key and the fix. All in process (no GPUs, no Ray).
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +46,43 @@ def test_recipe_yaml_composes_verls_ppo_trainer_with_the_smartthinker_deltas() -
     from smartthinker_verl.config import SmartThinkerConfig
 
     assert SmartThinkerConfig.from_algorithm_config(config.algorithm) == SmartThinkerConfig()
-    assert set(config.algorithm.smartthinker) == {field.name for field in dataclasses.fields(SmartThinkerConfig)}
+    assert set(config.algorithm.smartthinker) == set(SmartThinkerConfig.option_names())
+
+
+def test_every_methods_options_block_holds_exactly_its_defaults() -> None:
+    """Each shaping method's block in the recipe yaml lists every option with its default, so selecting any method
+    needs no '+' and a block of an unselected method never trips the foreign-options rule."""
+    from smartthinker_verl.shaping import primary_methods
+
+    config = compose_config()
+    for method in primary_methods():
+        block = config.algorithm[method.name]
+        assert set(block) == set(method.options_type.option_names()), method.name
+        assert method.options_type.from_algorithm_config(config.algorithm) == method.options_type(), method.name
+
+
+@pytest.mark.parametrize("method", ["shorter_better", "efficient_reasoning", "kimi_length", "laser_de"])
+def test_each_baseline_is_one_override(method: str) -> None:
+    assert errors_for(f"algorithm.adv_estimator={method}") == []
+
+
+def test_options_of_a_method_that_is_not_selected_are_refused_with_the_fix() -> None:
+    (error,) = errors_for("algorithm.adv_estimator=shorter_better", "algorithm.smartthinker.penalty=symmetric")
+    assert "algorithm.smartthinker.penalty='symmetric'" in error and "algorithm.adv_estimator=smartthinker" in error
+    (error,) = errors_for("algorithm.shorter_better.alpha=3")  # the default estimator is smartthinker
+    assert "algorithm.shorter_better.alpha=3.0" in error and "Fix" in error
+    (error,) = errors_for("algorithm.adv_estimator=grpo", "algorithm.laser_de.alpha=1")
+    assert "algorithm.laser_de.alpha=1.0" in error
+
+
+def test_baseline_options_are_validated_when_selected() -> None:
+    (error,) = errors_for("algorithm.adv_estimator=efficient_reasoning", "algorithm.efficient_reasoning.alpha=2")
+    assert "algorithm.efficient_reasoning.alpha=2.0 must lie in [0, 1)" in error
+
+
+def test_laser_de_needs_the_state_saving_checkpoint_callback() -> None:
+    (error,) = errors_for("algorithm.adv_estimator=laser_de", "trainer.checkpoint_callback_class=null")
+    assert "trainer.checkpoint_callback_class=smartthinker_verl.checkpoint.ShapingStateCallback" in error
 
 
 def test_default_config_is_valid_and_missing_data_is_only_a_warning() -> None:

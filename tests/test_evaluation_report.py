@@ -43,7 +43,7 @@ def test_table_shows_tokens_and_accuracy_per_benchmark_in_paper_order_with_compr
     smart = ModelResult("SmartThinker", _res("", SMART)["benchmarks"])
     text = markdown_tables([smart], base)
     rows = _table_rows(text)
-    assert rows[0] == ["Model", "AIME25", "AMC23", "MATH500", "Average", "Compression"]
+    assert rows[0] == ["Model", "AIME25", "AMC23", "MATH500", "Average", "Compression", "AES"]
     assert rows[1][:4] == ["R1-Distill-1.5B (baseline)", "15199 / 24.2", "9320 / 73.1", "5420 / 84.9"]
     assert rows[1][-1] == "–"
     assert rows[2][:4] == ["SmartThinker", "8431 / 25.0", "4421 / 76.3", "2645 / 84.5"]
@@ -114,3 +114,59 @@ def test_report_prints_markdown_when_no_out_is_given(tmp_path: Path, capsys: pyt
     smart = _write(tmp_path / "smart.json", _res("s", SMART))
     assert main(["report", str(smart), "--no-plot"]) == 0
     assert "| s | 8431 / 25.0 |" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------------- AES
+
+
+def test_aes_formula_on_hand_computed_values() -> None:
+    """L 600 against 1000 tokens: dL = 0.4. Accuracy 55 vs 50: dA = +0.1, AES = 0.4 + 3 * 0.1 = 0.7; 45 vs 50:
+    dA = -0.1, AES = 0.4 - 5 * 0.1 = -0.1; 50 vs 50: AES = 0.4. 1200 tokens at 50: dL = -0.2, AES = -0.2."""
+    from smartthinker_verl.evaluation.report import accuracy_efficiency_score as aes
+
+    assert aes(600, 55, 1000, 50) == pytest.approx(0.7)
+    assert aes(600, 45, 1000, 50) == pytest.approx(-0.1)
+    assert aes(600, 50, 1000, 50) == pytest.approx(0.4)
+    assert aes(1200, 50, 1000, 50) == pytest.approx(-0.2)
+    assert aes(600, 0.55, 1000, 0.50) == pytest.approx(0.7)  # the unit of accuracy cancels
+    with pytest.raises(ValueError, match="positive baseline"):
+        aes(600, 55, 0, 50)
+
+
+def test_aes_reproduces_the_papers_smartthinker_1_5b_row() -> None:
+    """The paper's 1.5B cells (ALGORITHM.md section 7; base 5420/84.9, 15199/24.2, 9320/73.1; SmartThinker
+    2645/84.5, 8431/25.0, 4421/76.3). Averages: base 9979.67 tokens / 60.733 %, SmartThinker 5165.67 / 61.933;
+    dL = 0.48238, dA = +0.019759, AES = 0.48238 + 3 * 0.019759 = 0.5417: the paper's AES column reads 0.54.
+    Per benchmark: MATH500 dL 0.51199, dA -0.004711 -> 0.48843; AIME25 0.44529 + 3 * 0.033058 = 0.54447;
+    AMC23 0.52564 + 3 * 0.043776 = 0.65697."""
+    from smartthinker_verl.evaluation.report import average_aes, benchmark_aes
+
+    base = ModelResult("base", _res("", BASE)["benchmarks"])
+    smart = ModelResult("SmartThinker", _res("", SMART)["benchmarks"])
+    benchmarks = ["aime25", "amc23", "math500"]
+    assert average_aes(smart, base, benchmarks) == pytest.approx(0.54, abs=0.01)
+    assert average_aes(smart, base, benchmarks) == pytest.approx(0.5417, abs=1e-4)
+    assert benchmark_aes(smart, base, "math500") == pytest.approx(0.48843, abs=1e-5)
+    assert benchmark_aes(smart, base, "aime25") == pytest.approx(0.54447, abs=1e-5)
+    assert benchmark_aes(smart, base, "amc23") == pytest.approx(0.65697, abs=1e-5)
+    rows = _table_rows(markdown_tables([smart], base))
+    assert rows[2][-1] == "0.54"  # main table, AES of the averages
+    assert rows[-1] == ["SmartThinker", "0.54", "0.66", "0.49", "0.54"]  # AES table: per benchmark, then average
+
+
+def test_several_methods_in_one_table_and_one_plot(tmp_path: Path) -> None:
+    base = _write(tmp_path / "base" / "res.json", _res("R1-Distill-1.5B", BASE))
+    methods = {
+        "SmartThinker": SMART,
+        "GRPO": {"math500": (4900, 0.85), "aime25": (14000, 0.25), "amc23": (8800, 0.74)},
+        "ShorterBetter": {"math500": (1500, 0.80), "aime25": (5000, 0.20), "amc23": (2500, 0.68)},
+    }
+    paths = [str(_write(tmp_path / name / "res.json", _res(name, numbers))) for name, numbers in methods.items()]
+    out = tmp_path / "report.md"
+    assert main(["report", *paths, "--baseline", str(base), "--out", str(out)]) == 0
+    rows = _table_rows(out.read_text())
+    labels = [row[0] for row in rows[: 1 + 1 + len(methods)]]
+    assert labels == ["Model", "R1-Distill-1.5B (baseline)", "SmartThinker", "GRPO", "ShorterBetter"]
+    assert all(row[-1] != "–" for row in rows[2:5])
+    png = out.with_suffix(".png")
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -226,3 +226,59 @@ def test_real_run_hands_the_validated_config_to_verls_run_ppo(tmp_path: Path, mo
     assert runner is main_ppo.TaskRunnerV1
     assert config.trainer.total_epochs == 7 and config.algorithm.adv_estimator == "smartthinker"
     assert config.trainer.experiment_name.endswith("-smartthinker-g8-b64-lr1e-06-resp8000")
+
+
+# ------------------------------------------------------------------------------------------- ThinkPrune preset
+
+
+def test_thinkprune_round_1_dry_run_is_plain_grpo_under_a_4k_cap_with_the_think_gate(tmp_path: Path) -> None:
+    write_data_files(tmp_path)
+    done = run_recipe("thinkprune.sh", "--dry-run", DATA_DIR=str(tmp_path), ROUND="1", CHECKPOINT_ROOT="ck/tp")
+    assert done.returncode == 0, done.stderr[-4000:]
+    config = yaml.safe_load(done.stdout)
+    assert config["algorithm"]["adv_estimator"] == "grpo"
+    assert config["data"]["max_response_length"] == 4096
+    assert config["actor_rollout_ref"]["rollout"]["response_length"] == 4096
+    assert config["reward"]["custom_reward_function"]["reward_kwargs"]["require_think_close"] is True
+    assert config["trainer"]["default_local_dir"] == "ck/tp/round1"
+    assert config["actor_rollout_ref"]["model"]["path"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+
+
+def test_thinkprune_later_round_without_the_previous_model_is_an_error_naming_the_fix(tmp_path: Path) -> None:
+    done = run_recipe("thinkprune.sh", "--dry-run", DATA_DIR=str(tmp_path), ROUND="2", CHECKPOINT_ROOT=str(tmp_path))
+    assert done.returncode == 2
+    assert "round 2 starts from round 1's model" in done.stderr
+    assert "ROUND=1 bash recipes/thinkprune.sh" in done.stderr and "smartthinker-verl convert" in done.stderr
+
+
+def test_thinkprune_round_3_continues_from_round_2_with_a_2k_cap(tmp_path: Path) -> None:
+    write_data_files(tmp_path)
+    previous = tmp_path / "round2" / "hf"
+    previous.mkdir(parents=True)
+    (previous / "config.json").write_text("{}")
+    done = run_recipe("thinkprune.sh", "--dry-run", DATA_DIR=str(tmp_path), ROUND="3", CHECKPOINT_ROOT=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-4000:]
+    config = yaml.safe_load(done.stdout)
+    assert config["data"]["max_response_length"] == 2048
+    assert config["actor_rollout_ref"]["model"]["path"] == str(previous)
+
+
+@pytest.mark.parametrize("method", ["shorter_better", "laser_de"])
+def test_run_1_5b_selects_a_baseline_with_one_override(tmp_path: Path, method: str) -> None:
+    write_data_files(tmp_path)
+    done = run_recipe("run_1.5b.sh", "--dry-run", f"algorithm.adv_estimator={method}", DATA_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert yaml.safe_load(done.stdout)["algorithm"]["adv_estimator"] == method
+
+
+def test_compare_cpu_refuses_an_unknown_method_before_training(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["bash", str(RECIPES / "compare_cpu.sh"), "grpo", "shorterbetter"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable, "OUTPUT_DIR": str(tmp_path)},
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert "unknown method(s) shorterbetter" in done.stderr and "shorter_better" in done.stderr
+    assert not (tmp_path / "grpo").exists()

@@ -4,9 +4,19 @@
         --out report.md --plot report.png
 
 Table: one row per model, per benchmark ``mean tokens / pass@1 %``, their unweighted average over benchmarks and,
-with ``--baseline``, the compression ``1 - tokens / baseline tokens`` (averaged over benchmarks); a second table
-gives each benchmark's compression and accuracy change. Plot: pass@1 against mean response tokens for every model
-and benchmark, with a dashed line from the baseline to each model on the same benchmark.
+with ``--baseline``, the compression ``1 - tokens / baseline tokens`` (averaged over benchmarks) and the paper's
+accuracy-efficiency score (AES, below) on the average; a second table gives each benchmark's compression and
+accuracy change, a third each benchmark's AES. Plot: pass@1 against mean response tokens for every model and
+benchmark, with a dashed line from the baseline to each model on the same benchmark, and one labelled point per
+model at its average over the benchmarks.
+
+AES (SmartThinker, arXiv 2603.08000), against the baseline (base) model, with L mean tokens and A pass@1:
+
+    dL = (L_base - L) / L_base,  dA = (A - A_base) / A_base
+    AES = dL + 3 * dA  if dA >= 0,  else  dL - 5 * |dA|
+
+"On the average" it is computed from the average tokens and average accuracy over the benchmarks (this reproduces
+the paper's AES column: SmartThinker 1.5B, 0.54), not as the mean of the per-benchmark scores.
 """
 
 from __future__ import annotations
@@ -77,6 +87,57 @@ def model_result(results: dict[str, Any], label: str | None, path: str | Path) -
     return ModelResult(label=label or results.get("label") or fallback, benchmarks=dict(results["benchmarks"]))
 
 
+#: AES weights (arXiv 2603.08000): accuracy gains count 3x, accuracy losses 5x, relative to length savings.
+AES_GAIN_WEIGHT = 3.0
+AES_LOSS_WEIGHT = 5.0
+
+
+def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float, base_accuracy: float) -> float:
+    """The paper's AES of a model (``tokens``, ``accuracy``) against the base model; accuracy in any unit (% or
+    fraction) as long as both use the same one.
+
+    dL = (L_base - L) / L_base, dA = (A - A_base) / A_base; AES = dL + 3 dA if dA >= 0 else dL - 5 |dA|.
+    """
+    if base_tokens <= 0 or base_accuracy <= 0:
+        raise ValueError(
+            f"AES needs a positive baseline length and accuracy, got {base_tokens} tokens and {base_accuracy}: "
+            "check the --baseline res.json"
+        )
+    d_length = (base_tokens - tokens) / base_tokens
+    d_accuracy = (accuracy - base_accuracy) / base_accuracy
+    return d_length + AES_GAIN_WEIGHT * d_accuracy if d_accuracy >= 0 else d_length - AES_LOSS_WEIGHT * abs(d_accuracy)
+
+
+def benchmark_aes(model: ModelResult, baseline: ModelResult, benchmark: str) -> float | None:
+    """AES on one benchmark; None when a number is missing or the baseline has no length or accuracy there."""
+    values = (
+        model.tokens(benchmark),
+        model.accuracy(benchmark),
+        baseline.tokens(benchmark),
+        baseline.accuracy(benchmark),
+    )
+    if any(v is None for v in values) or not values[2] or not values[3]:
+        return None
+    return accuracy_efficiency_score(*values)  # type: ignore[arg-type]
+
+
+def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
+    """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column)."""
+    values = (
+        _mean([model.tokens(b) for b in benchmarks]),
+        _mean([model.accuracy(b) for b in benchmarks]),
+        _mean([baseline.tokens(b) for b in benchmarks]),
+        _mean([baseline.accuracy(b) for b in benchmarks]),
+    )
+    if any(v is None for v in values) or not values[2] or not values[3]:
+        return None
+    return accuracy_efficiency_score(*values)  # type: ignore[arg-type]
+
+
+def _score(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.2f}"
+
+
 def _row_label(model: ModelResult, baseline: ModelResult | None) -> str:
     return model.label + (" (baseline)" if model is baseline else "")
 
@@ -120,10 +181,16 @@ def markdown_tables(
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
     header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
     if baseline is not None:
-        header.append("Compression")
+        header += ["Compression", "AES"]
     lines = [
         "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
-        + ("; Compression = 1 - tokens / baseline tokens, averaged over benchmarks." if baseline else "."),
+        + (
+            "; Compression = 1 - tokens / baseline tokens, averaged over benchmarks; AES = the paper's "
+            "accuracy-efficiency score of the averages against the baseline (dL + 3 dA, or dL - 5 |dA| when "
+            "accuracy drops)."
+            if baseline
+            else "."
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
@@ -139,6 +206,7 @@ def markdown_tables(
         if baseline is not None:
             value = None if model is baseline else average_compression(model, baseline, benchmarks)
             cells.append(MISSING if value is None else f"{100 * value:.1f}%")
+            cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
         lines.append("| " + " | ".join(cells) + " |")
     if baseline is not None and models:
         lines += [
@@ -160,6 +228,17 @@ def markdown_tables(
                 cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
             comp, delta = _mean(comps), _mean(deltas)
             cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"Accuracy-efficiency score (AES) against {baseline.label}, per benchmark and on the average:",
+            "",
+            "| " + " | ".join(["Model", *(display_name(b) for b in benchmarks), "Average"]) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(benchmarks) + 1)) + "|",
+        ]
+        for model in models:
+            cells = [model.label, *(_score(benchmark_aes(model, baseline, b)) for b in benchmarks)]
+            cells.append(_score(average_aes(model, baseline, benchmarks)))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -193,6 +272,15 @@ def plot_accuracy_vs_tokens(
                 base_tokens, base_acc = baseline.tokens(b), baseline.accuracy(b)
                 if base_tokens is not None and base_acc is not None:
                     ax.plot([base_tokens, tokens], [base_acc, acc], color=color, ls="--", lw=1, alpha=0.6)
+    if len(benchmarks) > 1:  # one point per model: its average over the benchmarks, labelled
+        for i, model in enumerate(rows):
+            tokens = _mean([model.tokens(b) for b in benchmarks])
+            acc = _mean([model.accuracy(b) for b in benchmarks])
+            if tokens is None or acc is None:
+                continue
+            color = colors[i % len(colors)]
+            ax.scatter(tokens, acc, color=color, marker="*", s=220, edgecolors="black", zorder=4)
+            ax.annotate(model.label, (tokens, acc), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlabel("mean response tokens")
     ax.set_ylabel("pass@1 (%)")
     ax.grid(alpha=0.3)
@@ -205,6 +293,8 @@ def plot_accuracy_vs_tokens(
         Line2D([], [], color="grey", marker=markers[j % len(markers)], ls="", label=display_name(b))
         for j, b in enumerate(benchmarks)
     ]
+    if len(benchmarks) > 1:
+        bench_handles.append(Line2D([], [], color="grey", marker="*", ms=12, ls="", label="average"))
     # Legends outside the axes, so that they never hide a point.
     first = ax.legend(handles=model_handles, title="model", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     ax.add_artist(first)

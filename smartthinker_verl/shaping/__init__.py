@@ -4,14 +4,31 @@
 - :mod:`.grpo`: GRPO's group normalisation, bit-compatible with verl's ``grpo``.
 - :mod:`.registry`: the methods the verl adapter (:mod:`smartthinker_verl.advantage`) registers as estimators.
 - :mod:`.smartthinker`: SmartThinker's calibration (eqs. 1-4 of arXiv 2603.08000; docs/algorithm.md).
+- Baselines (docs/baselines.md): :mod:`.shorter_better` (arXiv 2504.21370), :mod:`.efficient_reasoning`
+  (arXiv 2502.04463), :mod:`.kimi_length` (arXiv 2501.12599), :mod:`.laser_de` (arXiv 2505.15612).
 
 Importing this package registers every method in :data:`METHODS`.
 """
 
-from smartthinker_verl.shaping import smartthinker  # noqa: F401  (registers the method)
+from smartthinker_verl.shaping import (  # noqa: F401  (importing registers each method)
+    efficient_reasoning,
+    kimi_length,
+    laser_de,
+    shorter_better,
+    smartthinker,
+)
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
 from smartthinker_verl.shaping.grpo import grpo_normalize
-from smartthinker_verl.shaping.registry import METHODS, ShapingMethod, ShapingOutput, get_method
+from smartthinker_verl.shaping.registry import (
+    METHODS,
+    ShapingMethod,
+    ShapingOutput,
+    UnknownMethodError,
+    check_foreign_options,
+    foreign_option_errors,
+    get_method,
+    primary_methods,
+)
 from smartthinker_verl.shaping.smartthinker import CalibrationResult, calibrate
 
 __all__ = [
@@ -20,8 +37,12 @@ __all__ = [
     "GroupedBatch",
     "ShapingMethod",
     "ShapingOutput",
+    "UnknownMethodError",
     "calibrate",
+    "check_foreign_options",
+    "foreign_option_errors",
     "get_method",
     "group_ids_from_index",
     "grpo_normalize",
+    "primary_methods",
 ]

@@ -15,7 +15,15 @@ from typing import Any
 
 import torch
 
+from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError, SmartThinkerError, select
 from smartthinker_verl.shaping.groups import GroupedBatch
+
+
+class UnknownMethodError(SmartThinkerError, KeyError):
+    """An estimator name that no shaping method is registered under; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,9 @@ class ShapingMethod:
         metric_names: the names in ``ShapingOutput.statistics``, in logging order (a contract: see the README).
         aliases: further estimator names for the same method.
         formula: one line for docs and ``--help`` texts.
+        state: for a method with state across steps (LASER-DE's adaptive targets), an object with
+            ``state_dict() -> dict`` (JSON-serialisable), ``load_state_dict(dict)`` and ``reset()``; saved into every
+            checkpoint and restored on resume by :mod:`smartthinker_verl.checkpoint`. None for stateless methods.
     """
 
     name: str
@@ -57,6 +68,7 @@ class ShapingMethod:
     aliases: tuple[str, ...] = ()
     formula: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    state: Any = None
 
 
 METHODS: dict[str, ShapingMethod] = {}
@@ -78,7 +90,73 @@ def get_method(name: str) -> ShapingMethod:
     try:
         return METHODS[name]
     except KeyError:
-        raise KeyError(
-            f"unknown length-shaping method {name!r}: choose one of {', '.join(sorted(METHODS))} "
-            "(or verl's own estimators such as grpo)"
+        raise UnknownMethodError(
+            f"unknown length-shaping method {name!r}: set algorithm.adv_estimator to one of "
+            f"{', '.join(sorted(METHODS))} (or verl's own estimators such as grpo)"
         ) from None
+
+
+def primary_methods() -> list[ShapingMethod]:
+    """Every registered method once (aliases folded), in registration order."""
+    return list({id(m): m for m in METHODS.values()}.values())
+
+
+def foreign_option_errors(algorithm_config: Any, active: str) -> list[str]:
+    """Options set for a method other than the active estimator ``active`` (``algorithm.adv_estimator``).
+
+    The rule: a block ``algorithm.<name>`` of a registered method that is not the active one may exist (the recipe
+    yaml lists every method's options with their defaults), but every value in it must equal that method's default.
+    A changed value there has no effect on training, so it is a mistake (a typo in the method name, or an override
+    meant for another run) and is reported, with the fix. Aliases count as their method (``grpo_smartthinker``
+    activates ``algorithm.smartthinker``). Unknown keys inside the inactive block are reported too.
+
+    Returns:
+        One message per offending key (empty when the config is consistent).
+    """
+    active_method = METHODS.get(str(active))
+    problems: list[str] = []
+    for method in primary_methods():
+        if method is active_method:
+            continue
+        block = select(algorithm_config, method.name)
+        if block is None:
+            continue
+        try:
+            options = method.options_type.from_algorithm_config(algorithm_config)
+        except SmartThinkerConfigError as error:
+            problems.append(
+                f"{error} (and algorithm.adv_estimator={active} does not use algorithm.{method.name} at all). "
+                f"Fix: remove the override, or select that method with algorithm.adv_estimator={method.name}"
+            )
+            continue
+        defaults = method.options_type()
+        for key in method.options_type.option_names():
+            value, default = getattr(options, key), getattr(defaults, key)
+            if value != default:
+                problems.append(
+                    f"algorithm.{method.name}.{key}={value!r} is set, but algorithm.adv_estimator={active} does not "
+                    f"read algorithm.{method.name}: the option would have no effect. Fix: select that method with "
+                    f"algorithm.adv_estimator={method.name}, or drop the override (its default is {default!r})"
+                )
+    return problems
+
+
+def check_foreign_options(algorithm_config: Any, active: str) -> None:
+    """Raise :class:`~smartthinker_verl.config.SmartThinkerConfigError` listing :func:`foreign_option_errors`."""
+    problems = foreign_option_errors(algorithm_config, active)
+    if problems:
+        raise SmartThinkerConfigError("; ".join(problems))
+
+
+__all__ = [
+    "METHODS",
+    "MethodOptions",
+    "ShapingMethod",
+    "ShapingOutput",
+    "UnknownMethodError",
+    "check_foreign_options",
+    "foreign_option_errors",
+    "get_method",
+    "primary_methods",
+    "register_method",
+]
