@@ -41,9 +41,7 @@ stv_train "${OUTPUT_DIR}/train.log" "${TOTAL_STEPS}" \
     "algorithm.adv_estimator=smartthinker" \
     "algorithm.use_kl_in_reward=False" \
     "reward.reward_manager.name=smartthinker" \
-    "reward.custom_reward_function.path=pkg://smartthinker_verl.scoring" \
-    "reward.custom_reward_function.name=compute_score" \
-    "+reward.custom_reward_function.reward_kwargs.require_think_close=false" \
+    "+reward.smartthinker.require_think_close=false" \
     "data.train_files=${DATA_DIR}/train.parquet" \
     "data.val_files=${DATA_DIR}/val.parquet" \
     "data.train_batch_size=${PROMPTS_PER_STEP}" \

