@@ -239,7 +239,7 @@ def test_thinkprune_round_1_dry_run_is_plain_grpo_under_a_4k_cap_with_the_think_
     assert config["algorithm"]["adv_estimator"] == "grpo"
     assert config["data"]["max_response_length"] == 4096
     assert config["actor_rollout_ref"]["rollout"]["response_length"] == 4096
-    assert config["reward"]["custom_reward_function"]["reward_kwargs"]["require_think_close"] is True
+    assert config["reward"]["smartthinker"]["require_think_close"] is True
     assert config["trainer"]["default_local_dir"] == "ck/tp/round1"
     assert config["actor_rollout_ref"]["model"]["path"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 
