@@ -157,7 +157,7 @@ def plot(runs: Sequence[RunMetrics], out: str | Path) -> Path:
     for axis in (acc_ax, tok_ax, val_ax):
         axis.grid(alpha=0.3)
     acc_ax.legend(fontsize=8)
-    fig.suptitle("Length-shaping methods on CPU (SmolLM2-135M, verl trainer): mechanics, not the paper's result")
+    fig.suptitle("Length-shaping methods on CPU (verl trainer, the demo's setting): mechanics, not the paper's result")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
