@@ -25,6 +25,7 @@ Grading, one route per configuration:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import logging
 from collections.abc import Mapping
@@ -85,6 +86,19 @@ class ManagerOptions:
         return cls(**values)
 
 
+def user_score_function(compute_score: Any) -> Any:
+    """The user's scoring function, or None when verl passed none of its own.
+
+    Without ``reward.custom_reward_function.path`` verl 0.9.1 still hands every manager its generic
+    ``verl.utils.reward_score.default_compute_score`` (possibly wrapped in a ``functools.partial`` for its sandbox);
+    that is not a user's choice, so the manager grades with SmartThinker's scorer then.
+    """
+    from verl.utils.reward_score import default_compute_score
+
+    target = compute_score.func if isinstance(compute_score, functools.partial) else compute_score
+    return None if compute_score is None or target is default_compute_score else compute_score
+
+
 def check_one_route(config: Any, options: ManagerOptions, custom: bool) -> None:
     """Refuse options that the chosen grading route would silently ignore (see the module docstring)."""
     stray_gate = select(config, _REWARD_KWARGS_GATE)
@@ -119,9 +133,10 @@ class SmartThinkerRewardManager(RewardManagerBase):
         super().__init__(config, tokenizer, compute_score)
         # With no custom function configured, verl passes None: grade with ours, with the options read here.
         self.options = ManagerOptions.from_config(config)
-        check_one_route(config, self.options, custom=compute_score is not None)
-        self.custom_score_fn = compute_score
-        self.is_async_score_fn = compute_score is not None and inspect.iscoroutinefunction(compute_score)
+        custom = user_score_function(compute_score)
+        check_one_route(config, self.options, custom=custom is not None)
+        self.custom_score_fn = custom
+        self.is_async_score_fn = custom is not None and inspect.iscoroutinefunction(custom)
         self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
 
     def _score(self, data_source: str, response: str, ground_truth: str, extra_info: dict) -> dict[str, Any]:

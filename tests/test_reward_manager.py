@@ -160,3 +160,24 @@ def test_scorer_loaded_by_verl_as_custom_reward_function(qwen_tokenizer, manager
     results = asyncio.run(score_all())
     assert [r["reward_score"] for r in results] == [1.0, 0.0]
     assert all(r["reward_extra_info"]["think_closed"] is False for r in results)
+
+
+def test_built_by_verl_without_a_custom_function_the_manager_grades_with_its_own_scorer(qwen_tokenizer):
+    """verl's load_reward_manager hands every manager its generic default_compute_score when no
+    custom_reward_function is configured (which raises NotImplementedError for DeepScaleR's data source). The
+    smartthinker manager must grade with its own scorer then, and read its gate from reward.smartthinker."""
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    config = OmegaConf.merge(
+        trainer_config(require_think_close=False),
+        {"reward": {"reward_manager": {"source": "register", "name": "smartthinker"}, "sandbox_fusion": None}},
+    )
+    item = make_item(qwen_tokenizer, "2 plus 2 is 4, so \\boxed{4}")
+    item.non_tensor_batch["data_source"] = np.array(["agentica-org/DeepScaleR-Preview-Dataset"], dtype=object)
+
+    async def score():
+        manager = load_reward_manager(config, qwen_tokenizer)
+        return await manager.run_single(item)
+
+    result = asyncio.run(score())
+    assert result["reward_score"] == 1.0 and result["reward_extra_info"]["think_closed"] is False
