@@ -67,8 +67,9 @@ def test_recipe_exits_cleanly_and_leaves_no_ray_behind(tiny_run):
     log = (out / "train.log").read_text()
     # verl started Ray in the run's private folder...
     ray_dir = re.search(r"'_temp_dir': '(/tmp/stv-ray-[^']+)'", log).group(1)
-    # ...and the recipe removed it and every process of that Ray
-    assert new_ray_dirs == set() and not Path(ray_dir).exists()
+    # ...and the recipe removed it and every process of that Ray (only this run's folder is checked: other jobs on a
+    # shared machine may run CPU recipes, with folders of their own, at the same time)
+    assert not Path(ray_dir).exists() and ray_dir not in new_ray_dirs
     assert _processes_mentioning({ray_dir}) == []
     assert f"step {TOTAL_STEPS}/{TOTAL_STEPS}" in result.stdout  # compact per-step progress was shown
 
@@ -175,8 +176,10 @@ def test_a_failed_run_says_what_happened_and_leaves_no_ray_behind(tmp_path):
     assert result.returncode != 0
     assert "training FAILED" in result.stderr
     assert "what happened:" in result.stderr and "what to do:" in result.stderr
-    assert _ray_dirs() - before == set()
     log = (out / "train.log").read_text()
     match = re.search(r"'_temp_dir': '(/tmp/stv-ray-[^']+)'", log)
-    if match:  # Ray had started: none of its processes may survive
+    if match:  # Ray had started: its folder is gone and none of its processes survive (other jobs' folders may exist)
+        assert match.group(1) not in _ray_dirs() - before
         assert _processes_mentioning({match.group(1)}) == []
+    else:  # nothing of this run's Ray was named in the log: no folder may be left at all
+        assert _ray_dirs() - before == set()
