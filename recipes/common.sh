@@ -8,9 +8,16 @@
 #   NNODES       [1]                       nodes
 #   PROJECT      [smartthinker]            trainer.project_name (wandb project)
 #   EXPERIMENT   [built from the settings] trainer.experiment_name (wandb run, checkpoint folder)
+#   CHECKPOINT_DIR [unset: checkpoints/ under the launch folder] absolute folder for checkpoints; the run's go to
+#                CHECKPOINT_DIR/<project>/<experiment>. Required (absolute, on a shared filesystem) with NNODES > 1
+#                and in Ray jobs.
+#   RESUME       [unset] 1: continue the run folder from its last checkpoint; 0: start over in it. Unset: a folder
+#                that already holds a checkpoint stops the run with both fixes (never a silent resume).
+#   SMARTTHINKER_SKIP_DOCTOR [0] 1: skip the preflight `smartthinker-verl doctor` (same as --skip-doctor)
 #   PYTHON       [<repo>/.venv/bin/python if present, else python3]
-# Arguments: `--dry-run` (first) composes and validates without GPUs and prints the resolved YAML on stdout;
-# every other argument is a Hydra override (key=value, +new.key=value, ~key) applied last.
+# Arguments: `--dry-run` composes and validates without GPUs and prints the resolved YAML on stdout;
+# `--skip-doctor` skips the preflight on the Ray cluster; every other argument is a Hydra override (key=value,
+# +new.key=value, ~key) applied last. Options come before the overrides.
 
 if [[ "${BASH_SOURCE[0]}" == "${0}" ]]; then
     echo "recipes/common.sh is sourced by the recipes, not run" >&2
@@ -32,6 +39,7 @@ NGPUS="${NGPUS:-4}"
 NNODES="${NNODES:-1}"
 PROJECT="${PROJECT:-smartthinker}"
 EXPERIMENT="${EXPERIMENT:-}"
+CHECKPOINT_DIR="${CHECKPOINT_DIR:-}"
 
 # The plugin reaches every Ray process through `import verl`, also where the package is not pip-installed
 # (code shipped only by a Ray job's working_dir); the source tree goes on the path for the same reason.
@@ -45,16 +53,20 @@ smartthinker_log() {
 
 # smartthinker_run [--dry-run] [OVERRIDE ...]: build the recipe's overrides and start (or dry-run) training.
 smartthinker_run() {
-    local mode=""
-    if [[ "${1:-}" == "--dry-run" ]]; then
-        mode="--dry-run"
-        shift
-    fi
+    local mode="" doctor=1
+    [[ "${SMARTTHINKER_SKIP_DOCTOR:-0}" == "1" ]] && doctor=0
+    while [[ "${1:-}" == --* ]]; do
+        case "$1" in
+            --dry-run) mode="--dry-run"; shift ;;
+            --skip-doctor) doctor=0; shift ;;
+            *) break ;;
+        esac
+    done
     local arg
     for arg in "$@"; do
         if [[ "${arg}" == --* ]]; then
-            smartthinker_log "unknown option ${arg}: only --dry-run (as the first argument) is an option;" \
-                "everything else is a Hydra override key=value"
+            smartthinker_log "unknown option ${arg}: the options are --dry-run and --skip-doctor (before the" \
+                "overrides); everything else is a Hydra override key=value"
             return 2
         fi
     done
@@ -78,6 +90,17 @@ smartthinker_run() {
     if [[ -n "${EXPERIMENT}" ]]; then
         overrides+=("trainer.experiment_name='${EXPERIMENT}'")
     fi
+    if [[ -n "${CHECKPOINT_DIR}" ]]; then
+        if [[ "${CHECKPOINT_DIR}" != /* ]]; then
+            smartthinker_log "CHECKPOINT_DIR=${CHECKPOINT_DIR} is relative: give an absolute folder (every node" \
+                "must see it at that path when NNODES > 1)"
+            return 2
+        fi
+        overrides+=("trainer.default_local_dir='${CHECKPOINT_DIR%/}/\${trainer.project_name}/\${trainer.experiment_name}'")
+    fi
+    if [[ -n "${RECIPE_MAX_NUM_SEQS:-}" ]]; then
+        overrides+=("actor_rollout_ref.rollout.max_num_seqs=${RECIPE_MAX_NUM_SEQS}")
+    fi
     if [[ -n "${RECIPE_EXTRA_OVERRIDES+x}" ]]; then
         overrides+=("${RECIPE_EXTRA_OVERRIDES[@]}")
     fi
@@ -85,7 +108,14 @@ smartthinker_run() {
     overrides+=("$@")
 
     smartthinker_log "${RECIPE_NAME:-recipe}: model ${model_path}, data ${DATA_DIR}, ${NNODES} node(s) x ${NGPUS} GPU(s)" \
-        "${mode:+(dry run)}"
-    # Preflight (plugin import, registered names, batch sizes, data files) runs in Python before anything starts.
+        "${mode:+(dry run)}${RESUME:+ RESUME=${RESUME}}"
+    # The preflight on every node of the Ray cluster (GPUs, driver, vLLM, memory, disk, shared checkpoint folder,
+    # wandb, data): docs/gpu.md "Preflight". A dry run needs no cluster.
+    if [[ -z "${mode}" && "${doctor}" == "1" ]]; then
+        smartthinker_log "preflight: smartthinker-verl doctor (skip with --skip-doctor or SMARTTHINKER_SKIP_DOCTOR=1)"
+        "${PYTHON}" -m smartthinker_verl.cli doctor "${overrides[@]}" || return $?
+    fi
+    # Config checks (plugin import, registered names, batch sizes, data files, resume) run in Python before
+    # anything starts.
     "${PYTHON}" -m smartthinker_verl.train ${mode:+"${mode}"} "${overrides[@]}"
 }

@@ -73,6 +73,17 @@ CPU_OVERRIDES=(
     "actor_rollout_ref.rollout.dtype=${STV_ROLLOUT_DTYPE:-float32}"
     "reward.num_workers=1"
 )
+# Hook: STV_RAY_ADDRESS=HOST:PORT runs on that existing Ray cluster (e.g. two local nodes for the multi-node test)
+# instead of a private one; its nodes must be started with this file's environment (VERL_PLATFORM=cpu, PYTHONPATH,
+# ...) and 1 logical GPU each. STV_RAY_TEMP_DIR: that cluster's --temp-dir.
+if [[ -n "${STV_RAY_ADDRESS:-}" ]]; then
+    _stv_kept=()
+    for _stv_o in "${CPU_OVERRIDES[@]}"; do
+        [[ "${_stv_o}" == ray_kwargs.ray_init.num_cpus=* || "${_stv_o}" == +ray_kwargs.ray_init.* ]] \
+            || _stv_kept+=("${_stv_o}")
+    done
+    CPU_OVERRIDES=("${_stv_kept[@]}" "+ray_kwargs.ray_init.address=${STV_RAY_ADDRESS}")
+fi
 
 stv_prepare_assets() {
     "${PYTHON}" -m smartthinker_verl.assets prepare "$@" >/dev/null
@@ -105,7 +116,7 @@ stv_train() {
     set +e
     env -u RAY_ADDRESS "${PYTHON}" -m verl.trainer.main_ppo \
         "${CPU_OVERRIDES[@]}" \
-        "+ray_kwargs.ray_init._temp_dir=${_STV_RAY_TMP}" \
+        "+ray_kwargs.ray_init._temp_dir=${STV_RAY_TEMP_DIR:-${_STV_RAY_TMP}}" \
         "$@" 2>&1 | "${PYTHON}" -m smartthinker_verl.backends.cpu.runtime follow "${follow_args[@]}"
     local statuses=("${PIPESTATUS[@]}")
     ((errexit)) && set -e

@@ -12,6 +12,9 @@ RECIPE_TOTAL_STEPS=75
 # Two GPUs per vLLM engine leave room for the KV cache of 512 rollouts of up to 8000 tokens.
 RECIPE_ROLLOUT_TP=2
 RECIPE_GPU_MEMORY_UTILIZATION=0.6
+# Each engine gets 256 of the 512 rollouts; 128 at full length (9500 tokens x 28 KiB/token per GPU at TP 2) fit in
+# its KV cache on 80 GB GPUs at 0.6, so vLLM runs at most 128 at once (docs/gpu.md, "GPU memory").
+RECIPE_MAX_NUM_SEQS=128
 # Smaller packs than 1.5B: activations of a 7B model (one sequence is at most 1500 + 8000 tokens).
 RECIPE_MAX_TOKEN_LEN_PER_GPU=16384
 RECIPE_EXTRA_OVERRIDES=()

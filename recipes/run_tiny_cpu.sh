@@ -32,8 +32,8 @@ stv_prepare_assets tiny
 MODEL_PATH="$("${PYTHON}" -m smartthinker_verl.assets path tiny)"
 "${PYTHON}" -m smartthinker_verl.demo_data --out "${DATA_DIR}" --train "${TRAIN_ROWS}" --val "${VAL_ROWS}" \
     --difficulty digits >/dev/null
-# A re-run starts from scratch (verl would otherwise resume from the last checkpoint).
-rm -rf "${CKPT_DIR}" "${OUTPUT_DIR}/hf" "${METRICS}"
+# A re-run starts from scratch (verl would otherwise resume from the last checkpoint); RESUME=1 continues instead.
+[[ "${RESUME:-0}" == "1" ]] || rm -rf "${CKPT_DIR}" "${OUTPUT_DIR}/hf" "${METRICS}"
 
 stv_log "training ${TOTAL_STEPS} steps (verl main_ppo, estimator smartthinker, reward manager smartthinker)"
 export VERL_FILE_LOGGER_PATH="${METRICS}"

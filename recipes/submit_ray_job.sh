@@ -19,9 +19,12 @@
 # outputs, wandb) and sets VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin, so every Ray process that imports
 # verl registers SmartThinker even on nodes where the package is not pip-installed (verl and the other
 # dependencies must be installed there). Forwarded when set here: MODEL_PATH DATA_DIR NGPUS NNODES PROJECT
-# EXPERIMENT WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME (secrets end up in the job's runtime env,
-# visible on the dashboard: prefer credentials configured on the nodes). DATA_DIR defaults to this checkout's
-# absolute data/ directory: the nodes must see it at that path (a shared filesystem), or set DATA_DIR.
+# EXPERIMENT CHECKPOINT_DIR RESUME SMARTTHINKER_SKIP_DOCTOR WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME
+# (secrets end up in the job's runtime env, visible on the dashboard: prefer credentials configured on the nodes).
+# DATA_DIR defaults to this checkout's absolute data/ directory: the nodes must see it at that path (a shared
+# filesystem), or set DATA_DIR. A recipe job needs an ABSOLUTE checkpoint folder on a shared filesystem
+# (CHECKPOINT_DIR=/shared/checkpoints, or trainer.default_local_dir=/shared/...): a relative one would land in
+# Ray's per-job working_dir copy on each node, which Ray may delete. The script refuses to submit without one.
 set -euo pipefail
 
 # ---- settings -------------------------------------------------------------------------------------------------
@@ -33,7 +36,8 @@ WAIT=0
 PRINT_ONLY=0
 SUBMISSION_ID=""
 EXTRA_ENV=()
-FORWARDED_ENV=(MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME)
+FORWARDED_ENV=(MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT CHECKPOINT_DIR RESUME SMARTTHINKER_SKIP_DOCTOR
+    WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME)
 # gitignore syntax, relative to the repository root.
 EXCLUDES=("/.git/" "/.venv/" "/data/" "/checkpoints/" "/outputs/" "/wandb/" "__pycache__/" ".pytest_cache/" ".ruff_cache/")
 RAY_BIN="${RAY_BIN:-ray}"
@@ -42,7 +46,7 @@ if ! command -v "${RAY_BIN}" >/dev/null 2>&1 && [[ -x "${REPO_ROOT}/.venv/bin/ra
 fi
 # ----------------------------------------------------------------------------------------------------------------
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "submit_ray_job.sh: $*" >&2; exit 2; }
 
 OVERRIDES=()
@@ -79,6 +83,24 @@ else
     export DATA_DIR="${DATA_DIR:-${REPO_ROOT}/data}"
     [[ -d "${DATA_DIR}" ]] || echo "submit_ray_job.sh: warning: DATA_DIR=${DATA_DIR} does not exist here;" \
         "the job fails unless the nodes have it (see docs/gpu.md)" >&2
+    # Checkpoints: an absolute folder every node sees, never a relative one (see the header).
+    CKPT_OVERRIDE=""
+    for override in ${OVERRIDES[@]+"${OVERRIDES[@]}"}; do
+        [[ "${override}" == trainer.default_local_dir=* || "${override}" == +trainer.default_local_dir=* ]] \
+            && CKPT_OVERRIDE="${override#*=}"
+    done
+    CKPT_OVERRIDE="${CKPT_OVERRIDE#[\'\"]}"
+    CKPT_OVERRIDE="${CKPT_OVERRIDE%[\'\"]}"
+    if [[ -n "${CKPT_OVERRIDE}" ]]; then
+        [[ "${CKPT_OVERRIDE}" == /* || "${CKPT_OVERRIDE}" =~ ^[a-z0-9]+:// ]] || die \
+            "trainer.default_local_dir=${CKPT_OVERRIDE} is relative: in a Ray job it lands in Ray's per-job working_dir copy on each node" \
+            "(deleted by Ray), so resume and convert break. Fix: an absolute folder on a shared filesystem."
+    elif [[ "${CHECKPOINT_DIR:-}" != /* ]]; then
+        die "a recipe job needs an absolute checkpoint folder on a filesystem every node mounts at the same path" \
+            "(a relative one lands in Ray's per-job working_dir copy on each node, which Ray may delete; resume and" \
+            "convert then break). Fix: CHECKPOINT_DIR=/shared/checkpoints bash recipes/submit_ray_job.sh ..." \
+            "(or trainer.default_local_dir=/shared/checkpoints/RUN)."
+    fi
 fi
 NAME_PART="${NAME_PART//[^A-Za-z0-9._-]/_}"
 JOB_COMMAND="$(printf '%q ' "${JOB_ARGV[@]}")"
@@ -100,6 +122,8 @@ EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-}"
     for pattern in "${EXCLUDES[@]}"; do echo "  - $(json_quote "${pattern}")"; done
     echo "env_vars:"
     echo "  VERL_USE_EXTERNAL_MODULES: $(json_quote "${EXTERNAL_MODULES}")"
+    # The recipes' config check then refuses a relative trainer.default_local_dir (recipe_config.RAY_JOB_ENV).
+    echo "  SMARTTHINKER_RAY_JOB: \"1\""
     for name in "${FORWARDED_ENV[@]}"; do
         if [[ -n "${!name:-}" ]]; then echo "  ${name}: $(json_quote "${!name}")"; fi
     done

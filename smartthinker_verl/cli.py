@@ -1,4 +1,4 @@
-"""The ``smartthinker-verl`` console script: ``convert | eval | report | check-config``.
+"""The ``smartthinker-verl`` console script: ``convert | eval | report | check-config | doctor``.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``; the
 module is imported only when its subcommand runs, so ``smartthinker-verl --help`` stays fast. A
@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("smartthinker_verl.evaluation.cli", "generate and grade on benchmark parquet files, or grade a JSONL"),
     "report": ("smartthinker_verl.evaluation.report", "Markdown table and plot comparing evaluation results"),
     "check-config": ("smartthinker_verl.recipe_config", "compose and validate a recipe's config without GPUs"),
+    "doctor": ("smartthinker_verl.doctor", "preflight of a run on every node of its Ray cluster (GPUs, disk, ...)"),
 }
 
 

@@ -20,9 +20,11 @@ logger = logging.getLogger(__name__)
 
 #: Modules whose import registers something into verl, in order.
 REGISTRATION_MODULES: tuple[str, ...] = (
+    "smartthinker_verl.resolvers",  # ${smartthinker_sum:...} of the recipe yaml (rollout.max_model_len)
     "smartthinker_verl.advantage",  # advantage estimator `smartthinker` (alias `grpo_smartthinker`)
     "smartthinker_verl.reward_manager",  # reward-loop manager `smartthinker`
     "smartthinker_verl.metrics",  # smartthinker/... statistics into verl's logged metrics
+    "smartthinker_verl.file_logger",  # verl's `file` logger keeps the steps before a resumed checkpoint
     "smartthinker_verl.backends.cpu",  # CPU platform + vLLM CPU patches; inert unless VERL_PLATFORM=cpu
 )
 

@@ -21,7 +21,9 @@ import argparse
 import contextlib
 import copy
 import importlib
+import importlib.util
 import logging
+import os
 import re
 import sys
 import warnings
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from smartthinker_verl import resolvers  # noqa: F401  (registers ${smartthinker_sum:...} of the recipe yaml)
 from smartthinker_verl.errors import SmartThinkerError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +46,13 @@ DEFAULT_CONFIG_NAME = "smartthinker_trainer"
 SMARTTHINKER_ESTIMATORS = ("smartthinker", "grpo_smartthinker")
 #: The module whose import registers every SmartThinker name into verl.
 PLUGIN_MODULE = "smartthinker_verl.plugin"
+#: Set (to 1) in a Ray job's environment by recipes/submit_ray_job.sh: checkpoints must then go to an absolute path.
+RAY_JOB_ENV = "SMARTTHINKER_RAY_JOB"
+#: Overrides that make verl's FSDP actor train without flash-attn (``attention_overrides``).
+SDPA_OVERRIDES = (
+    "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+    "actor_rollout_ref.model.use_remove_padding=false",
+)
 #: Path prefixes that are not local files (checked by the cluster, not here).
 _REMOTE_PREFIXES = ("hdfs://", "s3://", "gs://", "gcs://", "http://", "https://", "oss://")
 
@@ -223,6 +233,8 @@ def validate_config(config: DictConfig, *, require_files: bool) -> ValidationRep
     _check_smartthinker_options(resolved, report)
     _check_verl(resolved, report)
     _check_paths(resolved, report, require_files=require_files)
+    _check_checkpoint_dir(resolved, report)
+    _check_max_model_len(resolved, report)
     for warning in report.warnings:
         logger.warning("%s", warning)
     return report
@@ -487,11 +499,65 @@ def _check_paths(config: DictConfig, report: ValidationReport, *, require_files:
         )
 
 
+def _check_checkpoint_dir(config: DictConfig, report: ValidationReport) -> None:
+    """A relative checkpoint folder is per node (and, in a Ray job, inside Ray's per-job working_dir copy)."""
+    directory = str(config.trainer.default_local_dir)
+    if Path(directory).is_absolute() or directory.startswith(_REMOTE_PREFIXES):
+        return
+    nnodes = int(config.trainer.nnodes)
+    in_job = os.environ.get(RAY_JOB_ENV) == "1"
+    if nnodes > 1 or in_job:
+        where = f"trainer.nnodes={nnodes}" if nnodes > 1 else "a Ray job"
+        report.errors.append(
+            f"trainer.default_local_dir={directory} is relative: with {where} every rank writes its shards to its "
+            "own node's disk (in a Ray job: into Ray's per-job working_dir copy, which Ray may delete), so resume and "
+            "`smartthinker-verl convert` break. Fix: CHECKPOINT_DIR=/shared/checkpoints (recipes; a folder every "
+            "node mounts at the same path) or trainer.default_local_dir=/shared/checkpoints/RUN."
+        )
+
+
+def _check_max_model_len(config: DictConfig, report: ValidationReport) -> None:
+    rollout, data = config.actor_rollout_ref.rollout, config.data
+    longest = int(data.max_prompt_length) + int(data.max_response_length)
+    value = rollout.get("max_model_len")
+    if value is not None and int(value) < longest:
+        report.errors.append(
+            f"actor_rollout_ref.rollout.max_model_len={value} is below one full sequence (data.max_prompt_length + "
+            f"data.max_response_length = {longest}). Fix: remove the override (the recipe sets prompt + response) "
+            f"or raise it to {longest}."
+        )
+
+
 # ------------------------------------------------------------------------------------------------------ the CLI
 
 
+def flash_attn_available() -> bool:
+    """Whether ``flash_attn`` is importable here (found, not imported: importing it needs a GPU build)."""
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def attention_overrides(overrides: Sequence[str]) -> list[str]:
+    """Overrides to put BEFORE the user's: the sdpa fallback when flash-attn is missing, else none.
+
+    verl's FSDP actor defaults to ``attn_implementation=flash_attention_2`` and the recipe packs sequences with
+    ``use_remove_padding=true`` (flash-attn's varlen kernels). Without flash-attn on the driver both are switched to
+    what plain PyTorch provides (:data:`SDPA_OVERRIDES`), with one warning. An explicit ``attn_implementation`` in
+    ``overrides`` disables the fallback (the user decided).
+    """
+    if any("attn_implementation" in override for override in overrides) or flash_attn_available():
+        return []
+    logger.warning(
+        "flash-attn is not installed here: training attention falls back to sdpa (%s); slower actor updates, "
+        "see docs/gpu.md 'flash-attention' to install it",
+        " ".join(SDPA_OVERRIDES),
+    )
+    return list(SDPA_OVERRIDES)
+
+
 def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) -> DictConfig:
-    """Compose, validate and return the config; raise :class:`RecipeConfigError` listing every problem."""
+    """Compose (with the sdpa fallback of :func:`attention_overrides`), validate and return the config; raise
+    :class:`RecipeConfigError` listing every problem."""
+    overrides = [*attention_overrides(overrides), *overrides]
     with stdout_to_stderr():
         config = compose_config(overrides, config_name=config_name)
         validate_config(config, require_files=require_files).raise_if_errors()

@@ -5,6 +5,11 @@ composed with the Hydra overrides given, by the same function ``smartthinker-ver
 validates exactly what a real run launches. Then, as verl's ``main_ppo`` does, it hands the config to
 ``verl.trainer.main_ppo.run_ppo`` with verl's TaskRunner (Ray cluster, rollouts, training loop: all verl's).
 
+Resume policy (verl's ``trainer.resume_mode=auto`` would silently continue an old run of the same name): when
+``trainer.default_local_dir`` already holds a checkpoint, a real run stops with exit 2 unless told what to do:
+``RESUME=1`` (environment) continues from the last checkpoint and says so on its first line; an explicit
+``trainer.resume_mode=...`` override is obeyed as given. See :func:`resume_decision`.
+
 Before launching it checks what verl would only find out later or hide: the plugin imports, the estimator and
 reward manager are registered, batch sizes divide, KL stays out of the reward, the data files exist.
 
@@ -19,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from smartthinker_verl.errors import SmartThinkerError
 from smartthinker_verl.recipe_config import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare, render_yaml
 
 logger = logging.getLogger("smartthinker_verl.train")
@@ -41,11 +49,72 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class ResumeError(SmartThinkerError, RuntimeError):
+    """A real run would silently continue an existing run folder; the message names both ways forward."""
+
+
+def latest_checkpoint_step(directory: str | os.PathLike) -> int | None:
+    """The step in ``<directory>/latest_checkpointed_iteration.txt`` (verl writes it after each save), else None."""
+    marker = Path(directory) / "latest_checkpointed_iteration.txt"
+    try:
+        return int(marker.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def resume_decision(
+    config, overrides: Sequence[str], environ: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """Decide how a real run treats an existing checkpoint in ``trainer.default_local_dir``.
+
+    Returns ``(resume_mode, message)``: the ``trainer.resume_mode`` to set (None: keep the config's) and a line to
+    log first (None: nothing to say). Rules, in order:
+
+    - an explicit ``trainer.resume_mode=...`` in ``overrides`` is obeyed (with a loud line if it resumes);
+    - ``RESUME=1``: resume (``auto``) from the last checkpoint, loudly; no checkpoint -> a fresh start, said so;
+    - ``RESUME=0``: start from scratch in the same folder (``disable``; verl then overwrites its steps);
+    - otherwise a folder that has a checkpoint stops the run (:class:`ResumeError`, with both fixes); a folder
+      without one starts fresh.
+    """
+    environ = os.environ if environ is None else environ
+    directory = str(config.trainer.default_local_dir)
+    step = latest_checkpoint_step(directory)
+    explicit = any(o.lstrip("+").startswith("trainer.resume_mode=") for o in overrides)
+    resume = environ.get("RESUME", "").strip()
+    if explicit:
+        mode = str(config.trainer.resume_mode)
+        if mode == "auto" and step is not None:
+            return None, f"RESUMING {directory} from global_step_{step} (trainer.resume_mode=auto)"
+        if mode == "resume_path":
+            return None, f"RESUMING from {config.trainer.resume_from_path} (trainer.resume_mode=resume_path)"
+        return None, None
+    if resume == "1":
+        if step is None:
+            return "auto", f"RESUME=1 but {directory} has no checkpoint yet: starting a new run there"
+        return "auto", f"RESUMING {directory} from global_step_{step} (RESUME=1)"
+    if resume == "0":
+        note = f" (its checkpoint global_step_{step} is ignored and later overwritten)" if step is not None else ""
+        return "disable", f"RESUME=0: starting from scratch in {directory}{note}" if note else None
+    if step is not None:
+        raise ResumeError(
+            f"{directory} already holds run {config.trainer.experiment_name} up to global_step_{step}. "
+            "Fix: RESUME=1 to continue it from that checkpoint; or a new run name (EXPERIMENT=NAME, or "
+            "trainer.experiment_name=NAME) for a new run; or RESUME=0 to start over in that folder."
+        )
+    return None, None
+
+
 def launch(config) -> None:
-    """Start training: verl's ``run_ppo`` with verl's TaskRunner (as ``verl.trainer.main_ppo.main`` does)."""
+    """Start training: verl's ``run_ppo`` with verl's TaskRunner (as ``verl.trainer.main_ppo.main`` does).
+
+    The config is resolved here, in the driver (verl's TaskRunner would resolve it anyway), so the recipe's own
+    resolvers need not be known in Ray's processes.
+    """
+    from omegaconf import OmegaConf
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
     from verl.utils.device import auto_set_device
 
+    OmegaConf.resolve(config)
     auto_set_device(config)
     if config.trainer.use_v1:
         run_ppo(config, task_runner_class=TaskRunnerV1)
@@ -68,6 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render_yaml(config))
         logger.info("dry run: config OK (%s); nothing launched", config.trainer.experiment_name)
         return 0
+    try:
+        mode, message = resume_decision(config, args.overrides)
+    except ResumeError as exc:
+        logger.error("%s", exc)
+        return 2
+    if message:
+        logger.warning("%s", message)
+    if mode is not None:
+        config.trainer.resume_mode = mode
     logger.info(
         "launching %s/%s on %d node(s) x %d GPU(s)",
         config.trainer.project_name,

@@ -258,3 +258,39 @@ def test_check_config_console_script_runs() -> None:
     done = subprocess.run([str(script), "check-config", "data.train_batch_size=32"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert yaml.safe_load(done.stdout)["data"]["train_batch_size"] == 32
+
+
+def test_max_model_len_is_prompt_plus_response_and_checked() -> None:
+    from omegaconf import OmegaConf
+
+    config = compose_config(["data.max_prompt_length=100", "data.max_response_length=300"])
+    assert OmegaConf.to_container(config.actor_rollout_ref.rollout, resolve=True)["max_model_len"] == 400
+    (error,) = errors_for("actor_rollout_ref.rollout.max_model_len=4096")
+    assert error.startswith("actor_rollout_ref.rollout.max_model_len=4096 is below one full sequence")
+
+
+def test_relative_checkpoint_dir_is_refused_on_several_nodes_and_in_ray_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert errors_for("trainer.nnodes=1") == []
+    (error,) = errors_for("trainer.nnodes=2")
+    assert "is relative: with trainer.nnodes=2" in error and "CHECKPOINT_DIR=/shared/checkpoints" in error
+    assert errors_for("trainer.nnodes=2", "trainer.default_local_dir=/shared/ck/run") == []
+    monkeypatch.setenv(recipe_config.RAY_JOB_ENV, "1")
+    (error,) = errors_for()
+    assert "is relative: with a Ray job" in error and "working_dir" in error
+
+
+def test_sdpa_fallback_only_without_flash_attn(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: False)
+    assert recipe_config.attention_overrides([]) == list(recipe_config.SDPA_OVERRIDES)
+    assert "falls back to sdpa" in caplog.text
+    explicit = ["+actor_rollout_ref.model.override_config.attn_implementation=eager"]
+    assert recipe_config.attention_overrides(explicit) == []  # the user decided
+    config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    assert config.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
+    assert config.actor_rollout_ref.model.use_remove_padding is False
+    monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: True)
+    config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    assert "attn_implementation" not in config.actor_rollout_ref.model.override_config
+    assert config.actor_rollout_ref.model.use_remove_padding is True

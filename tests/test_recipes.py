@@ -17,16 +17,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 
-#: recipe -> (model, paper's training steps, rollout tensor parallel size)
+#: recipe -> (model, paper's training steps, rollout tensor parallel size, vLLM max_num_seqs: docs/gpu.md "GPU memory")
 RECIPE_SETTINGS = {
-    "run_1.5b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", 150, 1),
-    "run_7b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 75, 2),
-    "run_qwen3_4b.sh": ("Qwen/Qwen3-4B-Thinking-2507", 50, 1),
+    "run_1.5b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", 150, 1, 256),
+    "run_7b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 75, 2, 128),
+    "run_qwen3_4b.sh": ("Qwen/Qwen3-4B-Thinking-2507", 50, 1, 24),
 }
 
 
 def run_recipe(recipe: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("MODEL_PATH", "DATA_DIR", "EXPERIMENT")}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MODEL_PATH", "DATA_DIR", "EXPERIMENT", "CHECKPOINT_DIR", "RESUME", "SMARTTHINKER_SKIP_DOCTOR")
+    }
     environment.update({"PYTHON": sys.executable, "NGPUS": "4", "NNODES": "1", "PROJECT": "smartthinker", **env})
     return subprocess.run(
         ["bash", str(RECIPES / recipe), *args], capture_output=True, text=True, env=environment, timeout=300
@@ -81,6 +85,13 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
     assert data["val_files"] == [f"{tmp_path}/{name}/test.parquet" for name in ("aime25", "amc23", "math500")]
     assert trainer["experiment_name"] == "deepseek-r1-distill-qwen-1.5b-smartthinker-g8-b64-lr1e-06-resp8000"
     assert trainer["default_local_dir"] == f"checkpoints/smartthinker/{trainer['experiment_name']}"
+    # issue 10: vLLM's context is prompt + response (not the model's), two checkpoints kept, verl's auto resume
+    assert rollout["max_model_len"] == 1500 + 8000
+    assert (trainer["max_actor_ckpt_to_keep"], trainer["resume_mode"]) == (2, "auto")
+    # no flash-attn on this machine: the sdpa fallback, said in one line
+    assert actor_rollout_ref["model"]["override_config"]["attn_implementation"] == "sdpa"
+    assert actor_rollout_ref["model"]["use_remove_padding"] is False
+    assert done.stderr.count("flash-attn is not installed here: training attention falls back to sdpa") == 1
     # A dry run reports missing data as warnings (and still succeeds); verl's own print stays off stdout.
     assert "WARNING" in done.stderr and f"{tmp_path}/deepscaler/train.parquet does not exist" in done.stderr
     assert "[validate_config]" not in done.stdout
@@ -88,7 +99,7 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
 
 @pytest.mark.parametrize("recipe", sorted(RECIPE_SETTINGS))
 def test_each_recipe_dry_run_has_its_model_steps_and_env_overrides(recipe: str, tmp_path: Path) -> None:
-    model, steps, tensor_parallel = RECIPE_SETTINGS[recipe]
+    model, steps, tensor_parallel, max_num_seqs = RECIPE_SETTINGS[recipe]
     write_data_files(tmp_path)
     done = run_recipe(recipe, "--dry-run", DATA_DIR=str(tmp_path), NGPUS="8", PROJECT="p1")
     assert done.returncode == 0, done.stderr[-4000:]
@@ -99,6 +110,34 @@ def test_each_recipe_dry_run_has_its_model_steps_and_env_overrides(recipe: str, 
     assert config["trainer"]["n_gpus_per_node"] == 8 and config["trainer"]["project_name"] == "p1"
     assert config["trainer"]["experiment_name"].startswith(Path(model).name.lower() + "-smartthinker-")
     assert "does not exist" not in done.stderr  # every data file is there
+    rollout = config["actor_rollout_ref"]["rollout"]
+    assert (rollout["max_model_len"], rollout["max_num_seqs"]) == (9500, max_num_seqs)
+
+
+def test_max_model_len_follows_prompt_and_response_overrides(tmp_path: Path) -> None:
+    done = run_recipe(
+        "run_qwen3_4b.sh", "--dry-run", "data.max_response_length=4000", "data.max_prompt_length=1000",
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=8000", DATA_DIR=str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert yaml.safe_load(done.stdout)["actor_rollout_ref"]["rollout"]["max_model_len"] == 5000
+
+
+def test_checkpoint_dir_puts_runs_under_an_absolute_folder(tmp_path: Path) -> None:
+    done = run_recipe("run_1.5b.sh", "--dry-run", DATA_DIR=str(tmp_path), CHECKPOINT_DIR=f"{tmp_path}/ck/")
+    assert done.returncode == 0, done.stderr[-4000:]
+    trainer = yaml.safe_load(done.stdout)["trainer"]
+    assert trainer["default_local_dir"] == f"{tmp_path}/ck/smartthinker/{trainer['experiment_name']}"
+    relative = run_recipe("run_1.5b.sh", "--dry-run", DATA_DIR=str(tmp_path), CHECKPOINT_DIR="ck")
+    assert relative.returncode == 2 and "CHECKPOINT_DIR=ck is relative" in relative.stderr
+
+
+def test_multi_node_refuses_a_relative_checkpoint_folder_and_says_why(tmp_path: Path) -> None:
+    done = run_recipe("run_7b.sh", "--dry-run", DATA_DIR=str(tmp_path), NNODES="2")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "trainer.default_local_dir=checkpoints/smartthinker/" in done.stderr
+    assert "is relative: with trainer.nnodes=2 every rank writes its shards to its own node's disk" in done.stderr
+    assert "Fix: CHECKPOINT_DIR=/shared/checkpoints" in done.stderr
 
 
 def test_environment_overrides_model_nodes_and_experiment(tmp_path: Path) -> None:
@@ -113,6 +152,7 @@ def test_environment_overrides_model_nodes_and_experiment(tmp_path: Path) -> Non
         DATA_DIR=str(tmp_path),
         NNODES="2",
         EXPERIMENT="ablation-sym",
+        CHECKPOINT_DIR="/shared/checkpoints",
     )
     assert done.returncode == 0, done.stderr[-4000:]
     config = yaml.safe_load(done.stdout)
@@ -120,10 +160,11 @@ def test_environment_overrides_model_nodes_and_experiment(tmp_path: Path) -> Non
     assert config["trainer"]["nnodes"] == 2
     assert config["trainer"]["experiment_name"] == "ablation-sym"
     assert config["algorithm"]["smartthinker"]["penalty"] == "symmetric"
+    assert config["trainer"]["default_local_dir"] == "/shared/checkpoints/smartthinker/ablation-sym"
 
 
 def test_real_run_stops_before_launch_when_data_is_missing(tmp_path: Path) -> None:
-    done = run_recipe("run_1.5b.sh", "trainer.total_epochs=1", DATA_DIR=str(tmp_path / "nowhere"))
+    done = run_recipe("run_1.5b.sh", "--skip-doctor", "trainer.total_epochs=1", DATA_DIR=str(tmp_path / "nowhere"))
     assert done.returncode == 2
     assert done.stdout == ""
     assert "data.train_files" in done.stderr and "Fix:" in done.stderr
@@ -149,10 +190,30 @@ def test_bad_overrides_fail_the_dry_run_with_clear_errors(tmp_path: Path) -> Non
     assert done.stderr.count("Fix") >= 3
 
 
-def test_options_other_than_a_leading_dry_run_are_refused() -> None:
+def test_options_after_the_overrides_are_refused() -> None:
     done = run_recipe("run_1.5b.sh", "trainer.total_epochs=7", "--dry-run")
     assert done.returncode == 2
-    assert "only --dry-run (as the first argument)" in done.stderr
+    assert "the options are --dry-run and --skip-doctor (before the overrides)" in done.stderr
+
+
+def test_a_real_run_starts_with_the_doctor_unless_skipped(tmp_path: Path) -> None:
+    """The preflight runs first and stops the run (exit 2) before training; --skip-doctor goes straight to the
+    config checks. No GPU here: the doctor's own checks are tested in tests/test_doctor.py."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_python = bin_dir / "python"  # records the modules the recipe runs, fails like a doctor with a problem
+    fake_python.write_text(f'#!/bin/sh\necho "$2 $3" >> {tmp_path}/calls\nexit 2\n')
+    fake_python.chmod(0o755)
+    done = run_recipe("run_1.5b.sh", DATA_DIR=str(tmp_path), PYTHON=str(fake_python))
+    assert done.returncode == 2 and "preflight: smartthinker-verl doctor" in done.stderr
+    assert (tmp_path / "calls").read_text().splitlines() == ["smartthinker_verl.cli doctor"]
+    (tmp_path / "calls").unlink()
+    skipped = run_recipe("run_1.5b.sh", "--skip-doctor", DATA_DIR=str(tmp_path), PYTHON=str(fake_python))
+    assert skipped.returncode == 2 and "preflight" not in skipped.stderr
+    assert (tmp_path / "calls").read_text().splitlines()[0].startswith("smartthinker_verl.train")
+    (tmp_path / "calls").unlink()
+    by_env = run_recipe("run_1.5b.sh", DATA_DIR=str(tmp_path), PYTHON=str(fake_python), SMARTTHINKER_SKIP_DOCTOR="1")
+    assert by_env.returncode == 2 and "preflight" not in by_env.stderr
 
 
 def test_recipes_are_strict_bash_with_settings_at_the_top() -> None:
@@ -172,7 +233,8 @@ def test_common_sh_refuses_to_be_run_directly() -> None:
 
 
 def test_submit_script_builds_the_runtime_env_for_a_recipe(tmp_path: Path) -> None:
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "MODEL_PATH": "/models/x", "WANDB_MODE": "offline"}
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "MODEL_PATH": "/models/x", "WANDB_MODE": "offline",
+           "CHECKPOINT_DIR": "/shared/ck", "RESUME": "1"}  # fmt: skip
     done = subprocess.run(
         ["bash", str(RECIPES / "submit_ray_job.sh"), "--print-runtime-env", "--recipe", "run_7b",
          "--env", "EXTRA=1 2", "trainer.total_epochs=7", "data.val_files=['a b.parquet']"],
@@ -187,11 +249,31 @@ def test_submit_script_builds_the_runtime_env_for_a_recipe(tmp_path: Path) -> No
     assert runtime_env["env_vars"]["DATA_DIR"] == str(tmp_path)
     assert runtime_env["env_vars"]["MODEL_PATH"] == "/models/x"
     assert runtime_env["env_vars"]["EXTRA"] == "1 2"
+    assert runtime_env["env_vars"]["CHECKPOINT_DIR"] == "/shared/ck" and runtime_env["env_vars"]["RESUME"] == "1"
+    assert runtime_env["env_vars"]["SMARTTHINKER_RAY_JOB"] == "1"
     # The entrypoint is shell-quoted: a shell gives the recipe exactly the overrides given here.
     words = subprocess.run(["bash", "-c", f"printf '%s\\n' {entry.strip()}"], capture_output=True, text=True)
     assert words.stdout.splitlines() == [
         "bash", "recipes/run_7b.sh", "trainer.total_epochs=7", "data.val_files=['a b.parquet']"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({}, [], "a recipe job needs an absolute checkpoint folder"),
+        ({"CHECKPOINT_DIR": "ck"}, [], "a recipe job needs an absolute checkpoint folder"),
+        ({"CHECKPOINT_DIR": "/shared"}, ["trainer.default_local_dir='ck/run'"], "trainer.default_local_dir=ck/run is"),
+    ],
+)
+def test_submit_script_refuses_a_relative_checkpoint_folder(env: dict, args: list, message: str) -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "CHECKPOINT_DIR"} | env
+    done = subprocess.run(
+        ["bash", str(RECIPES / "submit_ray_job.sh"), "--print-runtime-env", *args],
+        capture_output=True, text=True, env=environment,
+    )  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr and "Ray's per-job working_dir" in done.stderr
+    assert done.stdout == ""
 
 
 def test_submit_script_refuses_overrides_with_a_custom_entrypoint() -> None:
