@@ -133,7 +133,7 @@ def test_vllm_must_import_and_see_cuda() -> None:
     assert cpu_build.status == PROBLEM
     no_gpu = doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cpu"}, 0)
     assert no_gpu.status == SKIPPED and "no GPU" in no_gpu.message
-    assert doctor.check_vllm(req(rollout="hf"), None, 0).status == "NOTE"
+    assert doctor.check_vllm(req(rollout="sglang"), None, 0).status == "NOTE"
 
 
 def test_flash_attn_or_the_sdpa_fallback() -> None:
@@ -204,7 +204,7 @@ def test_probe_node_on_this_machine_skips_every_gpu_check(tmp_path: Path) -> Non
         pytest.skip("this machine has a GPU")
     data = tmp_path / "t.parquet"
     data.write_bytes(b"")
-    base = dict(checkpoint_dir=str(tmp_path / "ck"), rollout="hf", attention="sdpa", wandb=False)
+    base = dict(checkpoint_dir=str(tmp_path / "ck"), rollout="sglang", attention="sdpa", wandb=False)
     findings = {f["check"]: f for f in doctor.probe_node(req(needs_gpu=False, data_files=[str(data)], **base), "n")}
     for check in ("gpus", "driver", "compute_capability", "torch_cuda", "gpu_memory"):
         assert findings[check]["status"] == SKIPPED and "no GPU" in findings[check]["message"], findings[check]
@@ -226,7 +226,7 @@ def test_doctor_cli_on_a_real_local_ray(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "smartthinker_verl.cli", "doctor", "--address", "local",
          "--json", str(tmp_path / "f.json"),
-         "trainer.device=cpu", "actor_rollout_ref.rollout.name=hf", "trainer.n_gpus_per_node=1",
+         "trainer.device=cpu", "actor_rollout_ref.rollout.name=vllm", "trainer.n_gpus_per_node=1",
          f"data.train_files={data}", f"data.val_files=[{data}]", f"trainer.default_local_dir={tmp_path}/ck",
          "trainer.logger=[console,wandb]"],
         capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,

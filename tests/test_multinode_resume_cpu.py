@@ -243,7 +243,7 @@ def outcome(two_nodes, run_dir: Path, stop_started_recipes) -> dict:
     )  # fmt: skip
     doctor = subprocess.run(
         [sys.executable, "-m", "smartthinker_verl.cli", "doctor", "--address", address,
-         "--json", str(run_dir / "doctor.json"), "trainer.device=cpu", "actor_rollout_ref.rollout.name=hf",
+         "--json", str(run_dir / "doctor.json"), "trainer.device=cpu", "actor_rollout_ref.rollout.name=vllm",
          "trainer.nnodes=2", "trainer.n_gpus_per_node=1", "data.train_batch_size=4",
          "actor_rollout_ref.actor.ppo_mini_batch_size=4", "trainer.total_training_steps=4", "trainer.save_freq=2",
          f"actor_rollout_ref.model.path={require('tiny')}", f"data.train_files={data}/train.parquet",
