@@ -134,7 +134,7 @@ def test_aes_formula_on_hand_computed_values() -> None:
 
 
 def test_aes_reproduces_the_papers_smartthinker_1_5b_row() -> None:
-    """The paper's 1.5B cells (ALGORITHM.md section 7; base 5420/84.9, 15199/24.2, 9320/73.1; SmartThinker
+    """The paper's 1.5B cells (docs/algorithm.md section 7; base 5420/84.9, 15199/24.2, 9320/73.1; SmartThinker
     2645/84.5, 8431/25.0, 4421/76.3). Averages: base 9979.67 tokens / 60.733 %, SmartThinker 5165.67 / 61.933;
     dL = 0.48238, dA = +0.019759, AES = 0.48238 + 3 * 0.019759 = 0.5417: the paper's AES column reads 0.54.
     Per benchmark: MATH500 dL 0.51199, dA -0.004711 -> 0.48843; AIME25 0.44529 + 3 * 0.033058 = 0.54447;
