@@ -37,7 +37,7 @@ from smartthinker_verl import checkpoint, metrics
 from smartthinker_verl.config import MethodOptions, SmartThinkerError, select
 from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, check_foreign_options, get_method
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
-from smartthinker_verl.shaping.grpo import grpo_normalize, rounding_tolerance, zero_rounding_noise
+from smartthinker_verl.shaping.grpo import group_std, grpo_normalize, rounding_tolerance, zero_rounding_noise
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +106,10 @@ def shaped_advantages(
         output = method.shape(batch, options)
         rewards = output.rewards.to(scores.dtype)
         norm = {"norm_by_std": norm_adv_by_std_in_grpo, "epsilon": options.epsilon}
-        advantage = grpo_normalize(rewards, batch.group_ids, num_groups, **norm)
+        stats = group_std(rewards, batch.group_ids, num_groups)  # shared by the normalisation and the tolerance
+        advantage = grpo_normalize(rewards, batch.group_ids, num_groups, stats=stats, **norm)
         if bool(output.shaped.any()):
-            tolerance = rounding_tolerance(rewards, batch.group_ids, num_groups, **norm)
+            tolerance = rounding_tolerance(rewards, batch.group_ids, num_groups, stats=stats, **norm)
             advantage = zero_rounding_noise(advantage, tolerance, batch.per_group(output.shaped))
         advantages = mask.mul_(advantage.unsqueeze(-1))
     return advantages, output

@@ -39,6 +39,7 @@ def grpo_normalize(
     *,
     norm_by_std: bool = True,
     epsilon: float = 1e-6,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """GRPO advantages per response.
 
@@ -48,11 +49,12 @@ def grpo_normalize(
         num_groups: number of groups.
         norm_by_std: divide by the group std (GRPO) or not (Dr. GRPO).
         epsilon: added to the std.
+        stats: ``group_std(rewards, group_ids, num_groups)`` when the caller already has it.
 
     Returns:
         ``[B]`` advantages, dtype of ``rewards``.
     """
-    mean, std = group_std(rewards, group_ids, num_groups)
+    mean, std = stats if stats is not None else group_std(rewards, group_ids, num_groups)
     centered = rewards - gather(mean, group_ids)
     return centered / (gather(std, group_ids) + epsilon) if norm_by_std else centered
 
@@ -64,6 +66,7 @@ def rounding_tolerance(
     *,
     norm_by_std: bool = True,
     epsilon: float = 1e-6,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``[B]`` size of the rounding noise in each response's advantage.
 
@@ -76,7 +79,7 @@ def rounding_tolerance(
     largest = segment_extreme(rewards.to(DTYPE).abs(), group_ids, num_groups, "amax")
     bound = ROUNDING_ULPS * unit * size * largest
     if norm_by_std:
-        _, std = group_std(rewards, group_ids, num_groups)
+        _, std = stats if stats is not None else group_std(rewards, group_ids, num_groups)
         bound = bound / (std.to(DTYPE) + epsilon)
     return gather(bound, group_ids)
 
