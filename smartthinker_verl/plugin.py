@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +26,22 @@ REGISTRATION_MODULES: tuple[str, ...] = (
     "smartthinker_verl.reward_manager",  # reward-loop manager `smartthinker`
     "smartthinker_verl.metrics",  # smartthinker/... statistics into verl's logged metrics
     "smartthinker_verl.file_logger",  # verl's `file` logger keeps the steps before a resumed checkpoint
-    "smartthinker_verl.backends.cpu",  # CPU platform + vLLM CPU patches; inert unless VERL_PLATFORM=cpu
 )
+
+#: Imported only where the user selected verl's CPU platform (``VERL_PLATFORM=cpu``): the platform and the vLLM CPU
+#: patches. A GPU process imports nothing of the CPU path.
+CPU_PLATFORM_MODULE = "smartthinker_verl.backends.cpu"
+
+
+def registration_modules() -> tuple[str, ...]:
+    """The modules this process registers: :data:`REGISTRATION_MODULES`, plus the CPU platform when selected."""
+    cpu_selected = os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu"
+    return REGISTRATION_MODULES + ((CPU_PLATFORM_MODULE,) if cpu_selected else ())
 
 
 def register_all() -> None:
     """Import every registration module; surface (never hide) a failure."""
-    for module_name in REGISTRATION_MODULES:
+    for module_name in registration_modules():
         try:
             importlib.import_module(module_name)
         except Exception:

@@ -56,3 +56,23 @@ def test_entry_points_off_means_not_registered():
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("platform", ["", "cpu"])
+def test_the_cpu_path_is_imported_only_when_selected(platform):
+    """A GPU process (no VERL_PLATFORM=cpu) registers everything but imports nothing of the CPU path or the demo."""
+    env = dict(os.environ, VERL_PLATFORM=platform)
+    code = (
+        "import sys, verl\n"
+        "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('smartthinker_verl.backends', "
+        "'smartthinker_verl.demo', 'smartthinker_verl.assets')))\n"
+        "print('smartthinker' in ADV_ESTIMATOR_REGISTRY, ','.join(loaded) or '-')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    registered, loaded = out.stdout.strip().splitlines()[-1].split(" ")
+    assert registered == "True"
+    if platform == "cpu":
+        assert "smartthinker_verl.backends.cpu.platform" in loaded.split(",")
+    else:
+        assert loaded == "-"

@@ -153,12 +153,6 @@ def _cell(tokens: float | None, accuracy: float | None, stderr: float | None = N
     return f"{tokens:.0f} / {acc}"
 
 
-def _percent(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return MISSING
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
-
-
 def average_compression(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
     """Mean over ``benchmarks`` of ``1 - tokens / baseline tokens`` (in [-inf, 1]); None if any is missing."""
     values = []

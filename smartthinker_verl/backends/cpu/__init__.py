@@ -1,7 +1,7 @@
 """verl's CPU platform, registered on import (by ``smartthinker_verl.plugin``) when ``VERL_PLATFORM=cpu``.
 
-Cheap and inert by design, because every process that imports verl imports this: without ``VERL_PLATFORM=cpu``
-nothing is registered or patched, and verl's platform detection is untouched (GPU runs load none of it). With it,
+The plugin entry imports this package only in processes where ``VERL_PLATFORM=cpu`` (a GPU process imports nothing of
+the CPU path); imported directly without it, it registers and patches nothing. With it,
 :func:`smartthinker_verl.backends.cpu.platform.activate` registers the platform and installs the few vLLM patches
 verl's own ``vllm`` rollout needs on vLLM's CPU build (:mod:`smartthinker_verl.backends.cpu.vllm_patches`).
 
