@@ -8,13 +8,13 @@
 # second actor forward pass (on-policy here: one PPO epoch, one mini-batch; docs/cpu.md "The demo's step time").
 # Usage:
 #   bash recipes/run_demo_cpu.sh [HYDRA_OVERRIDE ...]         (or: make demo)
-#   OUTPUT_DIR=/tmp/demo TOTAL_STEPS=4 bash recipes/run_demo_cpu.sh
+#   OUTPUT_DIR=/tmp/demo TOTAL_STEPS=6 bash recipes/run_demo_cpu.sh
 # Writes under OUTPUT_DIR: data/, checkpoints/, metrics.jsonl, train.log, report.md, metrics.png.
 set -euo pipefail
 
 # ---- settings -------------------------------------------------------------------------------------------------
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/demo_cpu}"
-TOTAL_STEPS="${TOTAL_STEPS:-6}"
+TOTAL_STEPS="${TOTAL_STEPS:-4}"       # about 100 s each on 2 idle cores, after 3.5 min of start-up (docs/cpu.md)
 PROMPTS_PER_STEP=4           # data.train_batch_size
 ROLLOUTS_PER_PROMPT=8        # actor_rollout_ref.rollout.n (GRPO group size, as in the paper)
 MAX_PROMPT_TOKENS=64          # the chat-templated prompts are 56 tokens; verl pads every prompt to this length
