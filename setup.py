@@ -49,6 +49,7 @@ install_requires = [
     "pandas",
     "tqdm",
     "pyyaml",
+    "psutil",  # the CPU recipes' process cleanup and host memory (already required by ray and vLLM)
 ]
 
 extras_require = {

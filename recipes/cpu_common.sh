@@ -129,7 +129,7 @@ stv_train() {
     if [[ "${status}" != "0" ]]; then
         stv_log "training FAILED (exit ${status}); full output in ${log}"
         tail -n 25 "${log}" >&2
-        "${PYTHON}" -m smartthinker_verl.backends.cpu.runtime diagnose "${log}" >&2
+        "${PYTHON}" -m smartthinker_verl.backends.cpu.runtime diagnose "${log}" --exit-status "${status}" >&2
     fi
     return "${status}"
 }

@@ -91,3 +91,21 @@ def test_cleanup_stops_only_processes_of_the_marked_run(tmp_path):
 def test_cleanup_refuses_a_vague_marker():
     with pytest.raises(ValueError, match="short marker"):
         runtime.cleanup("ray")
+
+
+def test_a_sigkilled_run_is_explained_by_its_exit_status_not_by_earlier_log_lines():
+    """The log's last lines are whatever the trainer printed before the kill (here: verl's harmless notice)."""
+    lines = ["FileNotFoundError: Checkpoint tracker file does not exist: /x/latest_checkpointed_iteration.txt\n"]
+    assert "does not exist" in runtime.diagnose(lines)[0]
+    what, fix = runtime.diagnose(lines, exit_status=137)
+    assert "SIGKILL" in what and "RESUME=1" in fix
+
+
+def test_diagnose_cli_reads_the_exit_status(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("step:1 - x:1\n")
+    cli = [sys.executable, "-m", "smartthinker_verl.backends.cpu.runtime", "diagnose", str(log)]
+    done = subprocess.run([*cli, "--exit-status", "137"], capture_output=True, text=True, check=True)
+    assert "SIGKILL" in done.stdout
+    done = subprocess.run(cli, capture_output=True, text=True, check=True)
+    assert "the last lines of" in done.stdout

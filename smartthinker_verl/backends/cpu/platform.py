@@ -18,6 +18,7 @@ import os
 import types
 from typing import Any
 
+import psutil
 import torch
 
 logger = logging.getLogger(__name__)
@@ -26,16 +27,9 @@ PLATFORM_NAME = "cpu"
 
 
 def _memory_info() -> tuple[int, int]:
-    """(available, total) bytes of host memory, read from /proc/meminfo (falls back to psutil-free defaults)."""
-    try:
-        values: dict[str, int] = {}
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                key, _, rest = line.partition(":")
-                values[key] = int(rest.split()[0]) * 1024
-        return values.get("MemAvailable", values["MemFree"]), values["MemTotal"]
-    except (OSError, KeyError, ValueError):
-        return 0, 0
+    """(available, total) bytes of host memory."""
+    memory = psutil.virtual_memory()
+    return memory.available, memory.total
 
 
 class _CPUStream:

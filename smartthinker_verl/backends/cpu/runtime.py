@@ -7,7 +7,7 @@ run are stopped, never another Ray cluster of the same user.
 CLI (used by ``recipes/cpu_common.sh``)::
 
     python -m smartthinker_verl.backends.cpu.runtime follow LOG [--total N] [--verbose]  # stdin -> LOG + progress
-    python -m smartthinker_verl.backends.cpu.runtime diagnose LOG                         # explain a failed run
+    python -m smartthinker_verl.backends.cpu.runtime diagnose LOG [--exit-status N]       # explain a failed run
     python -m smartthinker_verl.backends.cpu.runtime cleanup RAY_TEMP_DIR                 # stop the run's Ray
 """
 
@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+import psutil
 
 #: (pattern in the trainer's output, what happened, what to do). First match wins.
 FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
@@ -83,8 +84,24 @@ FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
 TAIL_LINES = 300
 
 
-def diagnose(lines: Iterable[str]) -> tuple[str, str] | None:
-    """The (what happened, what to do) of the first known failure pattern in ``lines``; None if nothing matched."""
+#: Exit statuses that name the failure by themselves (a shell reports death by signal N as 128 + N).
+KILLED_BY_SIGKILL = (137, -9)
+SIGKILL_HINT = (
+    "the trainer was killed with SIGKILL (exit 137): most often the kernel's out-of-memory killer (`dmesg` shows it), "
+    "otherwise a `kill -9`",
+    "if memory ran out, close other programs or lower data.train_batch_size / actor_rollout_ref.rollout.n / "
+    "data.max_response_length; a killed run with a checkpoint resumes with RESUME=1",
+)
+
+
+def diagnose(lines: Iterable[str], exit_status: int | None = None) -> tuple[str, str] | None:
+    """The (what happened, what to do) of a failed run; None if nothing is known.
+
+    An exit status that names the failure (SIGKILL) wins over the log, whose last lines then hold whatever the
+    trainer printed before it died; otherwise the first known failure pattern in ``lines``.
+    """
+    if exit_status in KILLED_BY_SIGKILL:
+        return SIGKILL_HINT
     text = "".join(lines)
     for pattern, what, fix in FAILURE_HINTS:
         if re.search(pattern, text):
@@ -157,19 +174,17 @@ def follow(stream: Iterable[str], log_path: Path, total: int | None, verbose: bo
 
 
 # ------------------------------------------------------------------ cleanup
+def _command_line(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return ""
+
+
 def processes_using(marker: str) -> list[int]:
     """Ids of live processes (not this one) whose command line contains ``marker``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            pids.append(int(entry.name))
-    return pids
+    me = os.getpid()
+    return [p.pid for p in psutil.process_iter() if p.pid != me and marker in _command_line(p)]
 
 
 def cleanup(marker: str, grace_s: float = 5.0) -> int:
@@ -179,21 +194,21 @@ def cleanup(marker: str, grace_s: float = 5.0) -> int:
     """
     if len(marker) < 8:
         raise ValueError(f"refusing to match processes on the short marker {marker!r}; pass the run's Ray temp folder")
-    pids = processes_using(marker)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-        time.sleep(0.2)
+    processes = []
     for pid in processes_using(marker):
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            process = psutil.Process(pid)
+            process.terminate()
+            processes.append(process)
+        except psutil.NoSuchProcess:
             pass
-    return len(pids)
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for pid in {*(p.pid for p in alive), *processes_using(marker)}:  # also children started during the grace
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+    return len(processes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     follow_cmd.add_argument("--verbose", action="store_true")
     diagnose_cmd = commands.add_parser("diagnose", help="explain why the run in LOG failed")
     diagnose_cmd.add_argument("log", type=Path)
+    diagnose_cmd.add_argument("--exit-status", type=int, default=None, help="the trainer's exit status")
     cleanup_cmd = commands.add_parser("cleanup", help="stop the processes of one run (its Ray temp folder)")
     cleanup_cmd.add_argument("marker")
     args = parser.parse_args(argv)
@@ -214,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "diagnose":
         lines = args.log.read_text(errors="replace").splitlines(keepends=True) if args.log.is_file() else []
-        found = diagnose(lines[-TAIL_LINES:])
+        found = diagnose(lines[-TAIL_LINES:], exit_status=args.exit_status)
         if found is None:
             print(f"  what happened: the trainer failed; the last lines of {args.log} show why")
             print("  what to do:    fix the error shown there and re-run (the run cleans up after itself)")
