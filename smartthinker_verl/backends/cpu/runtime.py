@@ -4,6 +4,10 @@ The recipes start verl's trainer with a private Ray temp folder (``+ray_kwargs.r
 Ray process of the run carries that folder in its command line. That makes cleanup exact: only processes of this
 run are stopped, never another Ray cluster of the same user.
 
+Per-step progress is read from the trainer's console stream, which the recipe already copies to its log, not from
+verl's ``file`` logger (``metrics.jsonl``, which the reports read): a user who drops ``file`` from ``trainer.logger``
+still sees progress, and no second reader has to follow a file another process is writing.
+
 CLI (used by ``recipes/cpu_common.sh``)::
 
     python -m smartthinker_verl.backends.cpu.runtime follow LOG [--total N] [--verbose]  # stdin -> LOG + progress
