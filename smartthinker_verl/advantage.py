@@ -42,7 +42,6 @@ from smartthinker_verl.shaping.grpo import group_std, grpo_normalize, rounding_t
 logger = logging.getLogger(__name__)
 
 ESTIMATOR_NAME = "smartthinker"
-ESTIMATOR_ALIASES = ("grpo_smartthinker",)
 
 
 class SmartThinkerEstimatorError(SmartThinkerError, ValueError):
@@ -170,4 +169,3 @@ def register_estimators() -> None:
 
 
 register_estimators()
-compute_smartthinker_outcome_advantage = _ESTIMATORS[ESTIMATOR_NAME]
