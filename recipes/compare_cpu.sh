@@ -9,7 +9,7 @@
 #   COMPARE_OVERRIDES="actor_rollout_ref.actor.optim.lr=1e-5" bash recipes/compare_cpu.sh
 # Methods: grpo (verl's own) or any registered shaping estimator (smartthinker, shorter_better, efficient_reasoning,
 # kimi_length, laser_de). Each run is `run_demo_cpu.sh algorithm.adv_estimator=METHOD` with its own OUTPUT_DIR
-# (OUTPUT_DIR/METHOD); everything else about the runs is run_demo_cpu.sh's. About 10 minutes per method on 2 cores.
+# (OUTPUT_DIR/METHOD); everything else about the runs is run_demo_cpu.sh's. About 11 minutes per method on 2 idle cores.
 # Writes OUTPUT_DIR/compare.md and OUTPUT_DIR/compare.png.
 set -euo pipefail
 

