@@ -127,30 +127,30 @@ def _files_list(value) -> str:
     return ", ".join(f"`{item}`" for item in items)
 
 
-def render_card(
-    *,
-    location: CheckpointLocation,
-    info: RunInfo,
-    dtype: str,
-    dtype_source: str,
-    lora: str | None,
-    base_model: str | None,
-    out_name: str = "model",
-) -> str:
-    """Markdown with a YAML header that the Hugging Face hub understands."""
+def _algorithm_cell(info: RunInfo) -> str:
+    """The card's "Algorithm" cell: the run config's estimator, else a guess from the logged metrics."""
     estimator = info.get("algorithm.adv_estimator")
     if estimator:
-        algorithm_cell = f"`{estimator}`"
-    elif any(k.startswith("smartthinker/") for k in info.metrics):
-        algorithm_cell = "`smartthinker` (from the logged `smartthinker/` metrics; no run config found)"
-    else:
-        algorithm_cell = "not recorded (no run config found)"
+        return f"`{estimator}`"
+    if any(k.startswith("smartthinker/") for k in info.metrics):
+        return "`smartthinker` (from the logged `smartthinker/` metrics; no run config found)"
+    return "not recorded (no run config found)"
+
+
+def _yaml_header_lines(base_model: str | None) -> list[str]:
+    """The ``---``-fenced YAML front matter the Hugging Face hub reads."""
     header = {"library_name": "transformers", "tags": ["verl", "smartthinker", "reasoning", "grpo"]}
     if base_model:
         header["base_model"] = base_model
-    lines = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", ""]
+    return ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", ""]
+
+
+def _summary_lines(
+    location: CheckpointLocation, info: RunInfo, dtype: str, dtype_source: str, lora: str | None, base_model: str | None
+) -> list[str]:
+    """The title, the one-sentence description and the summary table."""
     title = info.get("trainer.experiment_name") or location.step_dir.parent.name
-    lines += [
+    return [
         f"# {title} (step {location.step})",
         "",
         "A reasoning model trained with reinforcement learning in verl, converted from the FSDP checkpoint "
@@ -160,26 +160,41 @@ def render_card(
         "|---|---|",
         f"| Base model | {f'`{base_model}`' if base_model else 'not recorded'} |",
         f"| Training step | {location.step} |",
-        f"| Algorithm | {algorithm_cell} |",
+        f"| Algorithm | {_algorithm_cell(info)} |",
         f"| Weights | {dtype} ({dtype_source}){'; ' + lora if lora else ''} |",
         f"| Training data | {_files_list(info.get('data.train_files'))} |",
         f"| Validation data | {_files_list(info.get('data.val_files'))} |",
     ]
+
+
+def _algorithm_option_lines(info: RunInfo) -> list[str]:
+    """The "Algorithm options" section (empty when the run config records none)."""
     options = info.get("algorithm.smartthinker")
     algorithm = info.get("algorithm") or {}
-    if isinstance(options, dict) or "norm_adv_by_std_in_grpo" in algorithm:
-        lines += ["", "## Algorithm options", ""]
-        for key, value in sorted((options or {}).items()):
-            lines.append(f"- `algorithm.smartthinker.{key}`: `{value}`")
-        if "norm_adv_by_std_in_grpo" in algorithm:
-            lines.append(f"- `algorithm.norm_adv_by_std_in_grpo`: `{algorithm['norm_adv_by_std_in_grpo']}`")
+    if not (isinstance(options, dict) or "norm_adv_by_std_in_grpo" in algorithm):
+        return []
+    lines = ["", "## Algorithm options", ""]
+    for key, value in sorted((options or {}).items()):
+        lines.append(f"- `algorithm.smartthinker.{key}`: `{value}`")
+    if "norm_adv_by_std_in_grpo" in algorithm:
+        lines.append(f"- `algorithm.norm_adv_by_std_in_grpo`: `{algorithm['norm_adv_by_std_in_grpo']}`")
+    return lines
+
+
+def _metrics_lines(location: CheckpointLocation, info: RunInfo) -> list[str]:
+    """The "Metrics at step N" section."""
     metrics = key_metrics(info.metrics)
-    lines += ["", f"## Metrics at step {location.step}", ""]
+    lines = ["", f"## Metrics at step {location.step}", ""]
     if metrics:
         lines += [f"- `{k}`: {v:.4g}" for k, v in metrics.items()]
     else:
         lines.append("No metrics were found for this step (log with verl's `file` logger to include them).")
-    lines += [
+    return lines
+
+
+def _usage_lines(info: RunInfo, out_name: str) -> list[str]:
+    """The "Use" section (transformers and vLLM) and the pointer to the copied run config."""
+    lines = [
         "",
         "## Use",
         "",
@@ -193,6 +208,25 @@ def render_card(
     ]
     if info.config_path:
         lines += ["", f"The run's full config is kept in `{CONFIG_COPY_NAME}`."]
+    return lines
+
+
+def render_card(
+    *,
+    location: CheckpointLocation,
+    info: RunInfo,
+    dtype: str,
+    dtype_source: str,
+    lora: str | None,
+    base_model: str | None,
+    out_name: str = "model",
+) -> str:
+    """Markdown with a YAML header that the Hugging Face hub understands."""
+    lines = _yaml_header_lines(base_model)
+    lines += _summary_lines(location, info, dtype, dtype_source, lora, base_model)
+    lines += _algorithm_option_lines(info)
+    lines += _metrics_lines(location, info)
+    lines += _usage_lines(info, out_name)
     return "\n".join(lines) + "\n"
 
 

@@ -64,7 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-think-close", action="store_true", help="score 0 without </think> (as training)")
     parser.add_argument("--label", help="model name in reports (default: the model folder's name)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_generation_arguments(parser)
+    _add_grading_arguments(parser)
 
+
+def _add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of generating with ``--data``: model, sampling protocol, resuming and backend settings."""
     gen = parser.add_argument_group("generation (with --data)")
     gen.add_argument("--model", help="Hugging Face model folder or hub id")
     gen.add_argument(
@@ -88,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--device", default="auto", help="hf: auto | cpu | cuda[:N]")
     gen.add_argument("--batch-size", type=int, default=8, help="hf: sequences per generate call")
 
+
+def _add_grading_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of grading existing generations with ``--generations``."""
     grade = parser.add_argument_group("grading existing generations (with --generations)")
     grade.add_argument("--tokenizer", help="count response tokens with this tokenizer where lines lack them")
     grade.add_argument(
@@ -172,11 +180,8 @@ def _print_summary(results: dict[str, Any], res_path: Path, graded_path: Path) -
     print(f"metrics: {res_path}\nper-sample grades: {graded_path}")
 
 
-def _generate_and_grade(args: argparse.Namespace) -> int:
-    from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.backends import make_backend
-    from smartthinker_verl.evaluation.problems import load_benchmarks
-
+def _samples_per_problem(args: argparse.Namespace) -> int:
+    """Check the generation arguments; the samples per problem (fills in ``args.k`` when not given)."""
     if not args.model:
         raise UsageError("--data needs --model (the model to sample from)")
     if Path(args.out).suffix == ".json":
@@ -186,19 +191,11 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
     samples = max(args.k) if args.k else DEFAULT_SAMPLES
     if not args.k:
         args.k = [1, samples]
-    settings = SamplingSettings(
-        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
-    )
-    benchmarks = load_benchmarks(args.data, limit=args.limit)
-    config = generation.run_config(
-        model=args.model,
-        backend=args.backend,
-        settings=settings,
-        chat_template=args.chat_template,
-        extra={"samples_per_problem": samples, "data": [str(p) for p in args.data]},
-    )
-    out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
+    return samples
 
+
+def _backend_options(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """The backend's keyword arguments and the samples per backend call."""
     if args.backend == "vllm":
         options: dict[str, Any] = {
             "tensor_parallel_size": args.tensor_parallel_size,
@@ -212,6 +209,21 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
         options = {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size}
         chunk_size = args.chunk_size or args.batch_size
     options.update(chat_template=args.chat_template, trust_remote_code=args.trust_remote_code)
+    return options, chunk_size
+
+
+def _generate_groups(
+    args: argparse.Namespace,
+    settings: SamplingSettings,
+    benchmarks: dict[str, list[Any]],
+    samples: int,
+    out_dir: Path,
+) -> dict[str, list[dict[str, Any]]]:
+    """Sample every benchmark with one backend (closed afterwards); ``{benchmark: records}``."""
+    from smartthinker_verl.evaluation import generation
+    from smartthinker_verl.evaluation.backends import make_backend
+
+    options, chunk_size = _backend_options(args)
     backend = make_backend(args.backend, args.model, settings, **options)
     groups: dict[str, list[dict[str, Any]]] = {}
     try:
@@ -224,6 +236,27 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
             logger.info("%s: %d samples in %s", name, len(groups[name]), path)
     finally:
         backend.close()
+    return groups
+
+
+def _generate_and_grade(args: argparse.Namespace) -> int:
+    from smartthinker_verl.evaluation import generation
+    from smartthinker_verl.evaluation.problems import load_benchmarks
+
+    samples = _samples_per_problem(args)
+    settings = SamplingSettings(
+        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
+    )
+    benchmarks = load_benchmarks(args.data, limit=args.limit)
+    config = generation.run_config(
+        model=args.model,
+        backend=args.backend,
+        settings=settings,
+        chat_template=args.chat_template,
+        extra={"samples_per_problem": samples, "data": [str(p) for p in args.data]},
+    )
+    out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
+    groups = _generate_groups(args, settings, benchmarks, samples, out_dir)
     if args.generate_only:
         print(f"generations: {out_dir / 'generations'}; grade them with --generations")
         return 0

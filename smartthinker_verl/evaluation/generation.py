@@ -108,6 +108,58 @@ def _check_same_problems(existing: Sequence[dict[str, Any]], problems: Sequence[
             )
 
 
+def _check_sizes(samples_per_problem: int, chunk_size: int) -> None:
+    """Refuse a non-positive sample count or chunk size."""
+    if samples_per_problem < 1:
+        raise UsageError(f"samples per problem must be >= 1, got {samples_per_problem}")
+    if chunk_size < 1:
+        raise UsageError(f"chunk size must be >= 1, got {chunk_size}")
+
+
+def _resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:
+    """The (problem, sample index) pairs not yet in ``path`` (whose partial last line is cut off first)."""
+    existing = read_records(path, repair=True) if path.exists() else []
+    _check_same_problems(existing, problems, path)
+    done = {record_key(r) for r in existing}
+    pending = pending_samples(problems, samples_per_problem, done)
+    if existing:
+        logger.info("%s: %d samples already there, %d to generate", path, len(existing), len(pending))
+    return pending
+
+
+def _generate_chunk(
+    backend: GenerationBackend,
+    writer: RecordWriter,
+    chunk: Sequence[tuple[Problem, int]],
+    prompts: dict[str, list[int]],
+    seed: int,
+) -> None:
+    """Sample one chunk of (problem, sample index) pairs and append its records.
+
+    ``prompts`` caches each problem's prompt token ids (``[prompt_len]``) by problem id; new problems are encoded
+    into it.
+    """
+    for problem, _ in chunk:
+        if str(problem.id) not in prompts:
+            prompts[str(problem.id)] = backend.encode(problem.messages)
+    completions = backend.generate(
+        [prompts[str(p.id)] for p, _ in chunk],
+        [sample_seed(seed, p.benchmark, p.id, s) for p, s in chunk],
+    )
+    if len(completions) != len(chunk):
+        raise RuntimeError(f"backend {backend.name} returned {len(completions)} completions for {len(chunk)}")
+    writer.write_many(_record(p, s, len(prompts[str(p.id)]), c) for (p, s), c in zip(chunk, completions, strict=True))
+
+
+def _evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:
+    """The records of every (problem, sample < samples_per_problem) pair in ``path``; all must be there."""
+    wanted = {(str(p.id), s) for p in problems for s in range(samples_per_problem)}
+    records = [r for r in read_records(path) if record_key(r) in wanted]
+    if len(records) != len(wanted):
+        raise RuntimeError(f"{path}: expected {len(wanted)} samples after generation, found {len(records)}")
+    return records
+
+
 def generate_benchmark(
     backend: GenerationBackend,
     problems: Sequence[Problem],
@@ -133,42 +185,19 @@ def generate_benchmark(
 
     Returns the records of every (problem, sample < samples_per_problem) pair, old and new.
     """
-    if samples_per_problem < 1:
-        raise UsageError(f"samples per problem must be >= 1, got {samples_per_problem}")
-    if chunk_size < 1:
-        raise UsageError(f"chunk size must be >= 1, got {chunk_size}")
+    _check_sizes(samples_per_problem, chunk_size)
     path = Path(path)
-    existing = read_records(path, repair=True) if path.exists() else []
-    _check_same_problems(existing, problems, path)
-    done = {record_key(r) for r in existing}
-    pending = pending_samples(problems, samples_per_problem, done)
-    if existing:
-        logger.info("%s: %d samples already there, %d to generate", path, len(existing), len(pending))
+    pending = _resume_pending(problems, samples_per_problem, path)
     if progress is not None:
         progress.update(len(problems) * samples_per_problem - len(pending))
     prompts: dict[str, list[int]] = {}
     with RecordWriter(path) as writer:
         for start in range(0, len(pending), chunk_size):
             chunk = pending[start : start + chunk_size]
-            for problem, _ in chunk:
-                if str(problem.id) not in prompts:
-                    prompts[str(problem.id)] = backend.encode(problem.messages)
-            completions = backend.generate(
-                [prompts[str(p.id)] for p, _ in chunk],
-                [sample_seed(seed, p.benchmark, p.id, s) for p, s in chunk],
-            )
-            if len(completions) != len(chunk):
-                raise RuntimeError(f"backend {backend.name} returned {len(completions)} completions for {len(chunk)}")
-            writer.write_many(
-                _record(p, s, len(prompts[str(p.id)]), c) for (p, s), c in zip(chunk, completions, strict=True)
-            )
+            _generate_chunk(backend, writer, chunk, prompts, seed)
             if progress is not None:
                 progress.update(len(chunk))
-    wanted = {(str(p.id), s) for p in problems for s in range(samples_per_problem)}
-    records = [r for r in read_records(path) if record_key(r) in wanted]
-    if len(records) != len(wanted):
-        raise RuntimeError(f"{path}: expected {len(wanted)} samples after generation, found {len(records)}")
-    return records
+    return _evaluation_records(path, problems, samples_per_problem)
 
 
 def run_config(

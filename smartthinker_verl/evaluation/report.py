@@ -162,6 +162,98 @@ def average_compression(model: ModelResult, baseline: ModelResult, benchmarks: S
     return _mean(values)
 
 
+def _table_head(columns: Sequence[str]) -> list[str]:
+    """A Markdown table's header row and alignment row (first column left, the others right)."""
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|",
+    ]
+
+
+def _table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _main_caption(baseline: ModelResult | None) -> str:
+    """The sentence above the main table (explaining Compression and AES when there is a baseline)."""
+    return "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks" + (
+        "; Compression = 1 - tokens / baseline tokens, averaged over benchmarks; AES = the paper's "
+        "accuracy-efficiency score of the averages against the baseline (dL + 3 dA, or dL - 5 |dA| when "
+        "accuracy drops)."
+        if baseline
+        else "."
+    )
+
+
+def _main_row(model: ModelResult, baseline: ModelResult | None, benchmarks: Sequence[str], show_stderr: bool) -> str:
+    """One model's row of the main table: ``tokens / pass@1`` per benchmark and on average, then vs the baseline."""
+    cells = [_row_label(model, baseline)]
+    for b in benchmarks:
+        stderr = model.accuracy_stderr(b) if show_stderr else None
+        cells.append(_cell(model.tokens(b), model.accuracy(b), stderr))
+    cells.append(_cell(_mean([model.tokens(b) for b in benchmarks]), _mean([model.accuracy(b) for b in benchmarks])))
+    if baseline is not None:
+        value = None if model is baseline else average_compression(model, baseline, benchmarks)
+        cells.append(MISSING if value is None else f"{100 * value:.1f}%")
+        cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
+    return _table_row(cells)
+
+
+def _main_table(
+    rows: Sequence[ModelResult], baseline: ModelResult | None, benchmarks: Sequence[str], show_stderr: bool
+) -> list[str]:
+    """The caption and the main table (one row per model)."""
+    header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
+    if baseline is not None:
+        header += ["Compression", "AES"]
+    lines = [_main_caption(baseline), "", *_table_head(header)]
+    lines += [_main_row(model, baseline, benchmarks, show_stderr) for model in rows]
+    return lines
+
+
+def _change_row(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> str:
+    """One model's ``compression % / accuracy change`` per benchmark and their means."""
+    cells, comps, deltas = [model.label], [], []
+    for b in benchmarks:
+        tokens, base_tokens = model.tokens(b), baseline.tokens(b)
+        acc, base_acc = model.accuracy(b), baseline.accuracy(b)
+        comp = None if tokens is None or not base_tokens else 100 * compression(tokens, base_tokens)
+        delta = None if acc is None or base_acc is None else acc - base_acc
+        comps.append(comp)
+        deltas.append(delta)
+        cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
+    comp, delta = _mean(comps), _mean(deltas)
+    cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
+    return _table_row(cells)
+
+
+def _change_table(models: Sequence[ModelResult], baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
+    """The per-benchmark compression and accuracy-change table (baseline excluded)."""
+    lines = [
+        "",
+        f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:",
+        "",
+        *_table_head(["Model", *(display_name(b) for b in benchmarks), "Average"]),
+    ]
+    lines += [_change_row(model, baseline, benchmarks) for model in models]
+    return lines
+
+
+def _aes_table(models: Sequence[ModelResult], baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
+    """The per-benchmark AES table, with the AES of the averages last (baseline excluded)."""
+    lines = [
+        "",
+        f"Accuracy-efficiency score (AES) against {baseline.label}, per benchmark and on the average:",
+        "",
+        *_table_head(["Model", *(display_name(b) for b in benchmarks), "Average"]),
+    ]
+    for model in models:
+        cells = [model.label, *(_score(benchmark_aes(model, baseline, b)) for b in benchmarks)]
+        cells.append(_score(average_aes(model, baseline, benchmarks)))
+        lines.append(_table_row(cells))
+    return lines
+
+
 def markdown_tables(
     models: Sequence[ModelResult], baseline: ModelResult | None = None, *, show_stderr: bool = False
 ) -> str:
@@ -173,74 +265,19 @@ def markdown_tables(
     if not rows:
         raise ValueError("no results to report; pass at least one res.json")
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
-    header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
-    if baseline is not None:
-        header += ["Compression", "AES"]
-    lines = [
-        "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
-        + (
-            "; Compression = 1 - tokens / baseline tokens, averaged over benchmarks; AES = the paper's "
-            "accuracy-efficiency score of the averages against the baseline (dL + 3 dA, or dL - 5 |dA| when "
-            "accuracy drops)."
-            if baseline
-            else "."
-        ),
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    for model in rows:
-        cells = [_row_label(model, baseline)]
-        for b in benchmarks:
-            stderr = model.accuracy_stderr(b) if show_stderr else None
-            cells.append(_cell(model.tokens(b), model.accuracy(b), stderr))
-        cells.append(
-            _cell(_mean([model.tokens(b) for b in benchmarks]), _mean([model.accuracy(b) for b in benchmarks]))
-        )
-        if baseline is not None:
-            value = None if model is baseline else average_compression(model, baseline, benchmarks)
-            cells.append(MISSING if value is None else f"{100 * value:.1f}%")
-            cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = _main_table(rows, baseline, benchmarks, show_stderr)
     if baseline is not None and models:
-        lines += [
-            "",
-            f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:",
-            "",
-            "| " + " | ".join(["Model", *(display_name(b) for b in benchmarks), "Average"]) + " |",
-            "|" + "|".join(["---"] + ["---:"] * (len(benchmarks) + 1)) + "|",
-        ]
-        for model in models:
-            cells, comps, deltas = [model.label], [], []
-            for b in benchmarks:
-                tokens, base_tokens = model.tokens(b), baseline.tokens(b)
-                acc, base_acc = model.accuracy(b), baseline.accuracy(b)
-                comp = None if tokens is None or not base_tokens else 100 * compression(tokens, base_tokens)
-                delta = None if acc is None or base_acc is None else acc - base_acc
-                comps.append(comp)
-                deltas.append(delta)
-                cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
-            comp, delta = _mean(comps), _mean(deltas)
-            cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            f"Accuracy-efficiency score (AES) against {baseline.label}, per benchmark and on the average:",
-            "",
-            "| " + " | ".join(["Model", *(display_name(b) for b in benchmarks), "Average"]) + " |",
-            "|" + "|".join(["---"] + ["---:"] * (len(benchmarks) + 1)) + "|",
-        ]
-        for model in models:
-            cells = [model.label, *(_score(benchmark_aes(model, baseline, b)) for b in benchmarks)]
-            cells.append(_score(average_aes(model, baseline, benchmarks)))
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += _change_table(models, baseline, benchmarks)
+        lines += _aes_table(models, baseline, benchmarks)
     return "\n".join(lines) + "\n"
 
 
-def plot_accuracy_vs_tokens(
-    models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path, *, title: str | None = None
-) -> Path:
-    """Write a PNG: pass@1 (%) against mean response tokens, one colour per model, one marker per benchmark."""
+#: Plot markers, one per benchmark (cycled).
+_PLOT_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend; a RuntimeError with the fix when not installed."""
     try:
         import matplotlib
     except ImportError as error:
@@ -248,55 +285,87 @@ def plot_accuracy_vs_tokens(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
-    rows = ([baseline] if baseline is not None else []) + list(models)
-    benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
-    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, ax = plt.subplots(figsize=(9, 5))
+    return plt
+
+
+def _plot_benchmark_points(
+    ax: Any, rows: Sequence[ModelResult], baseline: ModelResult | None, benchmarks: Sequence[str], colors: list[str]
+) -> None:
+    """One point per model and benchmark, dashed from the baseline's point on the same benchmark."""
     for i, model in enumerate(rows):
         color = colors[i % len(colors)]
         for j, b in enumerate(benchmarks):
             tokens, acc = model.tokens(b), model.accuracy(b)
             if tokens is None or acc is None:
                 continue
-            ax.scatter(tokens, acc, color=color, marker=markers[j % len(markers)], s=60, zorder=3)
+            ax.scatter(tokens, acc, color=color, marker=_PLOT_MARKERS[j % len(_PLOT_MARKERS)], s=60, zorder=3)
             if baseline is not None and model is not baseline:
                 base_tokens, base_acc = baseline.tokens(b), baseline.accuracy(b)
                 if base_tokens is not None and base_acc is not None:
                     ax.plot([base_tokens, tokens], [base_acc, acc], color=color, ls="--", lw=1, alpha=0.6)
-    if len(benchmarks) > 1:  # one point per model: its average over the benchmarks, labelled
-        for i, model in enumerate(rows):
-            tokens = _mean([model.tokens(b) for b in benchmarks])
-            acc = _mean([model.accuracy(b) for b in benchmarks])
-            if tokens is None or acc is None:
-                continue
-            color = colors[i % len(colors)]
-            ax.scatter(tokens, acc, color=color, marker="*", s=220, edgecolors="black", zorder=4)
-            ax.annotate(model.label, (tokens, acc), textcoords="offset points", xytext=(6, 6), fontsize=8)
+
+
+def _plot_averages(ax: Any, rows: Sequence[ModelResult], benchmarks: Sequence[str], colors: list[str]) -> None:
+    """One labelled star per model at its average over the benchmarks."""
+    for i, model in enumerate(rows):
+        tokens = _mean([model.tokens(b) for b in benchmarks])
+        acc = _mean([model.accuracy(b) for b in benchmarks])
+        if tokens is None or acc is None:
+            continue
+        color = colors[i % len(colors)]
+        ax.scatter(tokens, acc, color=color, marker="*", s=220, edgecolors="black", zorder=4)
+        ax.annotate(model.label, (tokens, acc), textcoords="offset points", xytext=(6, 6), fontsize=8)
+
+
+def _plot_axes(ax: Any, title: str | None) -> None:
+    """Axis labels, grid and title."""
     ax.set_xlabel("mean response tokens")
     ax.set_ylabel("pass@1 (%)")
     ax.grid(alpha=0.3)
     ax.set_title(title or "Accuracy vs response length")
+
+
+def _plot_legends(
+    ax: Any, rows: Sequence[ModelResult], baseline: ModelResult | None, benchmarks: Sequence[str], colors: list[str]
+) -> list[Any]:
+    """The model (colour) and benchmark (marker) legends, outside the axes so that they never hide a point."""
+    from matplotlib.lines import Line2D
+
     model_handles = [
         Line2D([], [], color=colors[i % len(colors)], marker="o", ls="", label=_row_label(m, baseline))
         for i, m in enumerate(rows)
     ]
     bench_handles = [
-        Line2D([], [], color="grey", marker=markers[j % len(markers)], ls="", label=display_name(b))
+        Line2D([], [], color="grey", marker=_PLOT_MARKERS[j % len(_PLOT_MARKERS)], ls="", label=display_name(b))
         for j, b in enumerate(benchmarks)
     ]
     if len(benchmarks) > 1:
         bench_handles.append(Line2D([], [], color="grey", marker="*", ms=12, ls="", label="average"))
-    # Legends outside the axes, so that they never hide a point.
     first = ax.legend(handles=model_handles, title="model", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     ax.add_artist(first)
     second = ax.legend(handles=bench_handles, title="benchmark", loc="lower left", bbox_to_anchor=(1.02, 0), fontsize=8)
+    return [first, second]
+
+
+def plot_accuracy_vs_tokens(
+    models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path, *, title: str | None = None
+) -> Path:
+    """Write a PNG: pass@1 (%) against mean response tokens, one colour per model, one marker per benchmark."""
+    plt = _pyplot()
+    rows = ([baseline] if baseline is not None else []) + list(models)
+    benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    _plot_benchmark_points(ax, rows, baseline, benchmarks, colors)
+    if len(benchmarks) > 1:  # one point per model: its average over the benchmarks, labelled
+        _plot_averages(ax, rows, benchmarks, colors)
+    _plot_axes(ax, title)
+    legends = _plot_legends(ax, rows, baseline, benchmarks, colors)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight", bbox_extra_artists=[first, second])
+    fig.savefig(path, dpi=150, bbox_inches="tight", bbox_extra_artists=legends)
     plt.close(fig)
     return path
 
