@@ -117,5 +117,5 @@ smartthinker_run() {
     fi
     # Config checks (plugin import, registered names, batch sizes, data files, resume) run in Python before
     # anything starts.
-    "${PYTHON}" -m smartthinker_verl.train ${mode:+"${mode}"} "${overrides[@]}"
+    "${PYTHON}" -m smartthinker_verl.training.train ${mode:+"${mode}"} "${overrides[@]}"
 }

@@ -47,9 +47,9 @@ PY
 method_overrides() {
     case "$1" in
         laser_de)
-            echo "+algorithm.laser_de.length_lower_bound=16 +algorithm.laser_de.length_interval=16" \
-                "+algorithm.laser_de.length_upper_bound=96 +algorithm.laser_de.truncation_length=96" \
-                "+algorithm.laser_de.update_interval=2"
+            echo "algorithm.laser_de.length_lower_bound=16 algorithm.laser_de.length_interval=16" \
+                "algorithm.laser_de.length_upper_bound=96 algorithm.laser_de.truncation_length=96" \
+                "algorithm.laser_de.update_interval=2"
             ;;
     esac
 }
@@ -68,7 +68,6 @@ for method in "${METHODS[@]}"; do
     OUTPUT_DIR="${run_dir}" bash "${REPO_ROOT}/recipes/run_demo_cpu.sh" \
         "algorithm.adv_estimator=${method}" \
         "trainer.experiment_name=compare_${method}" \
-        "trainer.checkpoint_callback_class=smartthinker_verl.checkpoint.ShapingStateCallback" \
         ${specific[@]+"${specific[@]}"} ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee "${run_dir}.log" |
         { grep --line-buffered -E '^ +step [0-9]|\] (training done|training FAILED)' >&2 || true; }
     status=${PIPESTATUS[0]}
@@ -83,5 +82,5 @@ for method in "${METHODS[@]}"; do
 done
 
 echo
-"${PYTHON}" -m smartthinker_verl.compare_report "${RUN_ARGS[@]}" --out "${OUTPUT_DIR}"
+"${PYTHON}" -m smartthinker_verl.demo.compare_report "${RUN_ARGS[@]}" --out "${OUTPUT_DIR}"
 log "compared ${#METHODS[@]} method(s) in $((SECONDS - START_ALL)) s total"

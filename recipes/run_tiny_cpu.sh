@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The fast end-to-end run on CPU: verl's own trainer (`python -m verl.trainer.main_ppo`) with SmartThinker's
-# estimator and reward manager on a tiny Qwen2 (random weights briefly fitted offline to the answer format, so that
-# some answers are right and the length shaping acts; see smartthinker_verl/assets.py).
+# The fast end-to-end run on CPU: verl's own trainer on the CPU config (the recipe config + what CPU needs,
+# smartthinker_verl/training/config/platform/cpu.yaml) with SmartThinker's estimator and reward manager on a
+# tiny Qwen2 (random weights briefly fitted offline to the answer format, so that some answers are right and the
+# length shaping acts; see smartthinker_verl/demo/assets.py).
 # 3 training steps, a validation pass, a checkpoint, then the checkpoint converted to a Hugging Face model.
 # Usage:
 #   bash recipes/run_tiny_cpu.sh [HYDRA_OVERRIDE ...]
@@ -19,6 +20,7 @@ MAX_RESPONSE_TOKENS=64
 TRAIN_ROWS=16
 VAL_ROWS=8
 LEARNING_RATE=1e-3           # a tiny model: large steps so the gradient visibly moves it
+TEMPERATURE=1.0              # not the paper's 0.6: the tiny model needs diverse samples for mixed groups
 # One torch thread per process: more only adds synchronisation for a model this small.
 export SMARTTHINKER_CPU_THREADS="${SMARTTHINKER_CPU_THREADS:-1}"
 # ----------------------------------------------------------------------------------------------------------------
@@ -29,37 +31,31 @@ stv_layout
 stv_log "tiny CPU run -> ${OUTPUT_DIR}"
 stv_log "assets and data"
 stv_prepare_assets tiny
-MODEL_PATH="$("${PYTHON}" -m smartthinker_verl.assets path tiny)"
-"${PYTHON}" -m smartthinker_verl.demo_data --out "${DATA_DIR}" --train "${TRAIN_ROWS}" --val "${VAL_ROWS}" \
+MODEL_PATH="$("${PYTHON}" -m smartthinker_verl.demo.assets path tiny)"
+"${PYTHON}" -m smartthinker_verl.demo.data --out "${DATA_DIR}" --train "${TRAIN_ROWS}" --val "${VAL_ROWS}" \
     --difficulty digits >/dev/null
 # A re-run starts from scratch (verl would otherwise resume from the last checkpoint); RESUME=1 continues instead.
 [[ "${RESUME:-0}" == "1" ]] || rm -rf "${CKPT_DIR}" "${OUTPUT_DIR}/hf" "${METRICS}"
 
-stv_log "training ${TOTAL_STEPS} steps (verl main_ppo, estimator smartthinker, reward manager smartthinker)"
+stv_log "training ${TOTAL_STEPS} steps (verl's trainer, estimator smartthinker, reward manager smartthinker)"
 export VERL_FILE_LOGGER_PATH="${METRICS}"
 stv_train "${OUTPUT_DIR}/train.log" "${TOTAL_STEPS}" \
-    "algorithm.adv_estimator=smartthinker" \
-    "algorithm.use_kl_in_reward=False" \
-    "reward.reward_manager.name=smartthinker" \
     "data.train_files=${DATA_DIR}/train.parquet" \
     "data.val_files=${DATA_DIR}/val.parquet" \
     "data.train_batch_size=${PROMPTS_PER_STEP}" \
     "data.max_prompt_length=${MAX_PROMPT_TOKENS}" \
     "data.max_response_length=${MAX_RESPONSE_TOKENS}" \
-    "data.dataloader_num_workers=0" \
     "actor_rollout_ref.model.path=${MODEL_PATH}" \
     "actor_rollout_ref.actor.optim.lr=${LEARNING_RATE}" \
     "actor_rollout_ref.actor.ppo_mini_batch_size=${PROMPTS_PER_STEP}" \
     "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16" \
-    "actor_rollout_ref.actor.use_kl_loss=False" \
     "actor_rollout_ref.rollout.n=${ROLLOUTS_PER_PROMPT}" \
-    "actor_rollout_ref.rollout.max_model_len=$((MAX_PROMPT_TOKENS + MAX_RESPONSE_TOKENS))" \
+    "actor_rollout_ref.rollout.temperature=${TEMPERATURE}" \
     "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16" \
     "trainer.total_training_steps=${TOTAL_STEPS}" \
     "trainer.save_freq=${TOTAL_STEPS}" \
     "trainer.test_freq=${TOTAL_STEPS}" \
     "trainer.val_before_train=False" \
-    "trainer.logger=[console,file]" \
     "trainer.project_name=smartthinker_cpu" \
     "trainer.experiment_name=tiny" \
     "trainer.default_local_dir=${CKPT_DIR}" \

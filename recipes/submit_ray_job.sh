@@ -6,7 +6,7 @@
 # Options:
 #   --address URL        Ray dashboard address [$RAY_ADDRESS, else http://127.0.0.1:8265]
 #   --recipe NAME        recipe to run in the job: run_1.5b | run_7b | run_qwen3_4b [run_1.5b]
-#   --entrypoint CMD     run CMD in the job instead of a recipe (e.g. "python -m smartthinker_verl.cluster_check");
+#   --entrypoint CMD     run CMD in the job instead of a recipe (e.g. "python -m smartthinker_verl.training.cluster_check");
 #                        Hydra overrides are then not allowed
 #   --env KEY=VALUE      extra environment variable of the job (repeatable)
 #   --submission-id ID   job id [smartthinker-<recipe or entry>-<UTC time>-<random>]

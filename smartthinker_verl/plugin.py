@@ -30,11 +30,12 @@ REGISTRATION_MODULES: tuple[str, ...] = (
 
 #: Imported only where the user selected verl's CPU platform (``VERL_PLATFORM=cpu``): the platform and the vLLM CPU
 #: patches. A GPU process imports nothing of the CPU path.
-CPU_PLATFORM_MODULE = "smartthinker_verl.backends.cpu"
+CPU_PLATFORM_MODULE = "smartthinker_verl.platforms.cpu"
 
 
 def registration_modules() -> tuple[str, ...]:
     """The modules this process registers: :data:`REGISTRATION_MODULES`, plus the CPU platform when selected."""
+    # The test of platforms.cpu.cpu_platform_selected, repeated here: importing it would load the CPU package.
     cpu_selected = os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu"
     return REGISTRATION_MODULES + ((CPU_PLATFORM_MODULE,) if cpu_selected else ())
 

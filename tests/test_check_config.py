@@ -1,6 +1,6 @@
-"""`smartthinker-verl check-config` and smartthinker_verl.recipe_config: compose the recipe yaml over verl's real
-`ppo_trainer` config, validate with verl's real validate_config and the real plugin registries, and report every
-problem with the key and the fix. All in process (no GPUs, no Ray).
+"""`smartthinker-verl check-config` and smartthinker_verl.training.recipe_config: compose the recipe yaml over verl's
+real `ppo_trainer` config, validate with verl's real validate_config and the real plugin registries, and report
+every problem with the key and the fix. All in process (no GPUs, no Ray).
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
-from smartthinker_verl import cli, recipe_config
-from smartthinker_verl.recipe_config import RecipeConfigError, build_run_name, compose_config, validate_config
+from smartthinker_verl import cli
+from smartthinker_verl.training import recipe_config
+from smartthinker_verl.training.recipe_config import RecipeConfigError, build_run_name, compose_config, validate_config
 
 
 def errors_for(*overrides: str, require_files: bool = False) -> list[str]:
@@ -283,14 +285,45 @@ def test_sdpa_fallback_only_without_flash_attn(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: False)
-    assert recipe_config.attention_overrides([]) == list(recipe_config.SDPA_OVERRIDES)
-    assert "falls back to sdpa" in caplog.text
-    explicit = ["+actor_rollout_ref.model.override_config.attn_implementation=eager"]
-    assert recipe_config.attention_overrides(explicit) == []  # the user decided
     config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    assert "falls back to sdpa" in caplog.text
     assert config.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
     assert config.actor_rollout_ref.model.use_remove_padding is False
+    caplog.clear()
+    explicit = ["+actor_rollout_ref.model.override_config.attn_implementation=eager"]
+    config = recipe_config.prepare(explicit, config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    assert config.actor_rollout_ref.model.override_config.attn_implementation == "eager"  # the user decided
+    assert config.actor_rollout_ref.model.use_remove_padding is True and "falls back" not in caplog.text
+    config = recipe_config.prepare(
+        ["+platform=cpu"], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False
+    )
+    assert config.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"  # the CPU config chose
+    assert "falls back" not in caplog.text
     monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: True)
     config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
     assert "attn_implementation" not in config.actor_rollout_ref.model.override_config
     assert config.actor_rollout_ref.model.use_remove_padding is True
+
+
+def test_the_cpu_layer_composes_over_the_recipe_config() -> None:
+    """`+platform=cpu` (training/config/platform/cpu.yaml) keeps the recipe config and changes only what CPU needs."""
+    config = recipe_config.prepare(
+        ["+platform=cpu"], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False
+    )
+    gpu = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    assert (config.trainer.device, config.trainer.n_gpus_per_node, config.trainer.nnodes) == ("cpu", 1, 1)
+    for role in ("actor", "ref"):
+        assert config.actor_rollout_ref[role].strategy == "fsdp2"
+        assert dict(config.actor_rollout_ref[role].fsdp_config.mixed_precision) == {
+            "param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"
+        }  # fmt: skip
+    assert config.actor_rollout_ref.rollout.name == "vllm" and config.actor_rollout_ref.rollout.dtype == "float32"
+    assert config.ray_kwargs.ray_init.address == "local" and list(config.trainer.logger) == ["console", "file"]
+    # the recipe config's own settings are the GPU run's: estimator, reward manager, sampling, options
+    for key in (
+        "algorithm",
+        "reward.reward_manager",
+        "actor_rollout_ref.rollout.temperature",
+        "data.max_response_length",
+    ):
+        assert OmegaConf.select(config, key) == OmegaConf.select(gpu, key), key

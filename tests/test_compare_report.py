@@ -1,4 +1,4 @@
-"""The `make compare` table and plot (smartthinker_verl.compare_report) on small fixture metrics.jsonl files in
+"""The `make compare` table and plot (smartthinker_verl.demo.compare_report) on small fixture metrics.jsonl files in
 verl's file-logger format."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl.compare_report import comparison_rows, format_table, load_run, main
+from smartthinker_verl.demo.compare_report import comparison_rows, format_table, load_run, main
 
 
 def write_metrics(path: Path, method: str, train: list[tuple[float, float]], val: list[tuple[float, float]]) -> Path:

@@ -1,8 +1,8 @@
 """data_preprocess/*.py run as users run them (subprocess) on fixtures in each dataset's real layout.
 
 The fixtures under tests/fixtures/datasets/ are small hand-made files with the hub datasets' own columns and value
-types (the layouts smartthinker_verl/data.py lists). The written files are read back with pyarrow and with verl's
-own RL dataset class and the real Qwen tokenizer. The hub path runs for real with the Hugging Face libraries in
+types (the layouts smartthinker_verl/data/sources.py lists). The written files are read back with pyarrow and with
+verl's own RL dataset class and the real Qwen tokenizer. The hub path runs for real with the Hugging Face libraries in
 offline mode (this machine cannot reach the hub), which checks the error a user without network gets.
 """
 
@@ -205,7 +205,7 @@ def test_gsm8k_split_option_names_the_output_and_extra_info(tmp_path):
 def test_script_reads_a_parquet_copy_of_the_dataset(tmp_path, written):
     import pyarrow as pa
 
-    from smartthinker_verl.data import _read_jsonl
+    from smartthinker_verl.data.sources import _read_jsonl
 
     local = tmp_path / "aime25.parquet"
     pq.write_table(pa.Table.from_pylist(_read_jsonl(FIXTURES / "aime25_test.jsonl")), local)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl import doctor
-from smartthinker_verl.doctor import OK, PROBLEM, SKIPPED, Requirements
-from smartthinker_verl.recipe_config import compose_config
+from smartthinker_verl.training import doctor
+from smartthinker_verl.training.doctor import OK, PROBLEM, SKIPPED, Requirements
+from smartthinker_verl.training.recipe_config import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_parameter_count_of_r1_distill_1_5b_from_its_config() -> None:
 def test_parameter_count_matches_the_real_tiny_model() -> None:
     from transformers import AutoModelForCausalLM
 
-    from smartthinker_verl.assets import require
+    from smartthinker_verl.demo.assets import require
 
     path = require("tiny")
     model = AutoModelForCausalLM.from_pretrained(path)

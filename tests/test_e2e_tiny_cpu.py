@@ -1,8 +1,9 @@
 """End to end through verl's real trainer on CPU: `bash recipes/run_tiny_cpu.sh` into a temporary OUTPUT_DIR.
 
-Real verl (`python -m verl.trainer.main_ppo`, Ray, FSDP2, the reward loop), verl's own vLLM rollout on vLLM's CPU
-build (vLLMReplica / vLLMHttpServer, weights pushed from FSDP into vLLM after every step), the project's estimator,
-reward manager, scorer and CPU platform, the tiny Qwen2 asset, and the checkpoint converter. Nothing is mocked.
+Real verl (verl's `run_ppo` through the recipes' entry point on the recipe config + `+platform=cpu`, Ray, FSDP2, the
+reward loop), verl's own vLLM rollout on vLLM's CPU build (vLLMReplica / vLLMHttpServer, weights pushed from FSDP
+into vLLM after every step), the project's estimator, reward manager, scorer and CPU platform, the tiny Qwen2 asset,
+and the checkpoint converter. Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from smartthinker_verl.metrics import METRIC_NAMES, PREFIX
+from smartthinker_verl.platforms.cpu.runtime import processes_using
 
 REPO = Path(__file__).resolve().parents[1]
 TOTAL_STEPS = 3
@@ -23,20 +25,6 @@ TOTAL_STEPS = 3
 
 def _ray_dirs() -> set[str]:
     return {str(p) for p in Path("/tmp").glob("stv-ray-*")}
-
-
-def _processes_mentioning(paths: set[str]) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(path in cmdline for path in paths):
-            found.append(cmdline[:200])
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +58,7 @@ def test_recipe_exits_cleanly_and_leaves_no_ray_behind(tiny_run):
     # ...and the recipe removed it and every process of that Ray (only this run's folder is checked: other jobs on a
     # shared machine may run CPU recipes, with folders of their own, at the same time)
     assert not Path(ray_dir).exists() and ray_dir not in new_ray_dirs
-    assert _processes_mentioning({ray_dir}) == []
+    assert processes_using(ray_dir) == []
     assert f"step {TOTAL_STEPS}/{TOTAL_STEPS}" in result.stdout  # compact per-step progress was shown
 
 
@@ -138,7 +126,7 @@ def test_converted_model_loads_generates_and_differs_from_the_start(tiny_run):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from smartthinker_verl.assets import require
+    from smartthinker_verl.demo.assets import require
 
     out, result, _ = tiny_run
     assert result.returncode == 0, result.stderr[-4000:]
@@ -181,6 +169,6 @@ def test_a_failed_run_says_what_happened_and_leaves_no_ray_behind(tmp_path):
     match = re.search(r"'_temp_dir': '(/tmp/stv-ray-[^']+)'", log)
     if match:  # Ray had started: its folder is gone and none of its processes survive (other jobs' folders may exist)
         assert match.group(1) not in _ray_dirs() - before
-        assert _processes_mentioning({match.group(1)}) == []
+        assert processes_using(match.group(1)) == []
     else:  # nothing of this run's Ray was named in the log: no folder may be left at all
         assert _ray_dirs() - before == set()

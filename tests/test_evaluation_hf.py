@@ -58,7 +58,7 @@ def _tiny_tokenizer():
 
 def _save_random_qwen2(tokenizer, path: Path) -> Path:
     """A random 2-layer Qwen2 (hidden 64) sized to ``tokenizer``, saved with it as a Hugging Face folder."""
-    from smartthinker_verl.assets import random_tiny_qwen2
+    from smartthinker_verl.demo.assets import random_tiny_qwen2
 
     random_tiny_qwen2(tokenizer, max_position_embeddings=512).save_pretrained(path)
     tokenizer.save_pretrained(path)

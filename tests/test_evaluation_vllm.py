@@ -24,7 +24,7 @@ MAX_TOKENS = 8
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from smartthinker_verl.assets import build_tiny
+    from smartthinker_verl.demo.assets import build_tiny
 
     path = tmp_path_factory.mktemp("tiny_vllm")
     build_tiny(path, warm_up_steps=0)

@@ -30,10 +30,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from smartthinker_verl.backends.cpu.runtime import processes_using
 from smartthinker_verl.metrics import METRIC_NAMES, PREFIX
+from smartthinker_verl.platforms.cpu.runtime import processes_using
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -187,17 +188,17 @@ def _tiny(out: Path, address: str, temp_dir: str, env: dict[str, str], **extra: 
 
 
 def _driver_pid(out: Path) -> int | None:
-    """The pid of this run's `python -m verl.trainer.main_ppo` (its arguments name the run's data folder)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "verl.trainer.main_ppo" in cmdline and str(out) in cmdline:
-            return int(entry.name)
-    return None
+    """The pid of this run's driver, `python -m smartthinker_verl.training.train` (its arguments name the run's data
+    folder)."""
+    pids = [pid for pid in processes_using(str(out)) if "smartthinker_verl.training.train" in _command_line(pid)]
+    return pids[0] if pids else None
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return ""
 
 
 def _training_records(out: Path) -> list[dict]:
@@ -230,15 +231,15 @@ def outcome(two_nodes, run_dir: Path, stop_started_recipes) -> dict:
     start = time.monotonic()
 
     # 1. the preflight on both nodes (CPU run: the GPU checks must read SKIPPED)
-    from smartthinker_verl.assets import require
+    from smartthinker_verl.demo.assets import require
 
     subprocess.run(
-        [sys.executable, "-m", "smartthinker_verl.assets", "prepare", "tiny"], env=env, check=True,
+        [sys.executable, "-m", "smartthinker_verl.demo.assets", "prepare", "tiny"], env=env, check=True,
         capture_output=True,
     )  # fmt: skip
     data = run_dir / "doctor-data"
     subprocess.run(
-        [sys.executable, "-m", "smartthinker_verl.demo_data", "--out", str(data), "--train", "16", "--val", "8",
+        [sys.executable, "-m", "smartthinker_verl.demo.data", "--out", str(data), "--train", "16", "--val", "8",
          "--difficulty", "digits"], env=env, check=True, capture_output=True,
     )  # fmt: skip
     doctor = subprocess.run(

@@ -58,21 +58,29 @@ def test_entry_points_off_means_not_registered():
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
+#: Folders of tools around the plugin core (README "Layout"): a training process imports none of them, except the
+#: CPU platform where it is selected.
+TOOL_PACKAGES = ("platforms", "training", "data", "demo", "convert", "evaluation")
+
+
 @pytest.mark.parametrize("platform", ["", "cpu"])
 def test_the_cpu_path_is_imported_only_when_selected(platform):
-    """A GPU process (no VERL_PLATFORM=cpu) registers everything but imports nothing of the CPU path or the demo."""
+    """A GPU process (no VERL_PLATFORM=cpu) registers everything but imports none of the tools: not the CPU path, the
+    demo, the launch tooling, data, convert or evaluation. With VERL_PLATFORM=cpu it adds the CPU platform only."""
     env = dict(os.environ, VERL_PLATFORM=platform)
+    prefixes = tuple(f"smartthinker_verl.{name}" for name in TOOL_PACKAGES)
     code = (
         "import sys, verl\n"
         "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('smartthinker_verl.backends', "
-        "'smartthinker_verl.demo', 'smartthinker_verl.assets')))\n"
+        f"loaded = sorted(m for m in sys.modules if m.startswith({prefixes!r}))\n"
         "print('smartthinker' in ADV_ESTIMATOR_REGISTRY, ','.join(loaded) or '-')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     registered, loaded = out.stdout.strip().splitlines()[-1].split(" ")
     assert registered == "True"
     if platform == "cpu":
-        assert "smartthinker_verl.backends.cpu.platform" in loaded.split(",")
+        modules = loaded.split(",")
+        assert "smartthinker_verl.platforms.cpu.platform" in modules
+        assert all(m.startswith("smartthinker_verl.platforms") for m in modules), modules
     else:
         assert loaded == "-"

@@ -1,6 +1,6 @@
-"""Resume policy of the recipes (smartthinker_verl.train.resume_decision) and the file logger that keeps the steps
-before a resumed checkpoint (smartthinker_verl.file_logger, on verl's real FileLogger). The end-to-end kill -9 and
-resume through verl's trainer is tests/test_multinode_resume_cpu.py."""
+"""Resume policy of the recipes (smartthinker_verl.training.train.resume_decision) and the file logger that keeps
+the steps before a resumed checkpoint (smartthinker_verl.file_logger, on verl's real FileLogger). The end-to-end
+kill -9 and resume through verl's trainer is tests/test_multinode_resume_cpu.py."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl import file_logger, train
-from smartthinker_verl.recipe_config import compose_config
-from smartthinker_verl.train import ResumeError, resume_decision
+from smartthinker_verl import file_logger
+from smartthinker_verl.training import train
+from smartthinker_verl.training.recipe_config import compose_config
+from smartthinker_verl.training.train import ResumeError, resume_decision
 
 
 def run_folder(tmp_path: Path, step: int | None) -> list[str]:

@@ -44,7 +44,7 @@ def _cpu_settings() -> None:
     from vllm.platforms import current_platform
 
     if current_platform.is_cpu():
-        from smartthinker_verl.backends.cpu.platform import vllm_cpu_env
+        from smartthinker_verl.platforms.cpu.platform import vllm_cpu_env
 
         for key, value in vllm_cpu_env().items():
             os.environ.setdefault(key, value)

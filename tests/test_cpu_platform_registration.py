@@ -31,7 +31,7 @@ def test_without_verl_platform_cpu_nothing_about_the_platform_changes():
         import verl
         from verl.plugin.platform.platform_manager import PlatformRegistry
         from verl.utils import distributed
-        import smartthinker_verl.backends.cpu
+        import smartthinker_verl.platforms.cpu
         print(json.dumps({
             "platforms": list(PlatformRegistry.registered_names()),
             "engine_device": os.environ.get("VERL_ENGINE_DEVICE"),
@@ -52,7 +52,7 @@ def test_without_verl_platform_cpu_vllm_is_not_patched():
         import smartthinker_verl.plugin
         from vllm.model_executor.layers.linear import UnquantizedLinearMethod
         print(json.dumps({
-            "patches_module_loaded": "smartthinker_verl.backends.cpu.vllm_patches" in sys.modules,
+            "patches_module_loaded": "smartthinker_verl.platforms.cpu.vllm_patches" in sys.modules,
             "patched": getattr(UnquantizedLinearMethod.process_weights_after_loading, "_smartthinker_cpu", False),
         }))
         """
@@ -70,7 +70,7 @@ def test_on_the_cpu_platform_vllm_linear_layers_take_a_second_weight_push():
         import json, sys, socket
         import verl
         import smartthinker_verl.plugin
-        from smartthinker_verl.backends.cpu import vllm_patches
+        from smartthinker_verl.platforms.cpu import vllm_patches
         imported_before = "vllm.model_executor.layers.linear" in sys.modules
         import torch
         from vllm.config import VllmConfig, set_current_vllm_config
@@ -118,7 +118,7 @@ def test_a_vllm_patch_fails_loudly_when_the_upstream_symbol_changed():
     out = _run(
         """
         import json
-        from smartthinker_verl.backends.cpu import vllm_patches
+        from smartthinker_verl.platforms.cpu import vllm_patches
         from vllm.model_executor.layers import linear
 
         class Changed:

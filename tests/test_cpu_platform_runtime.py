@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from smartthinker_verl.backends.cpu import runtime
+from smartthinker_verl.platforms.cpu import runtime
 
 STEP_LINE = (
     "(TaskRunnerV1 pid=1) step:2 - actor/grad_norm:0.5 - critic/score/mean:0.25 - response_length/mean:np.float64(40.0)"
@@ -104,7 +104,7 @@ def test_a_sigkilled_run_is_explained_by_its_exit_status_not_by_earlier_log_line
 def test_diagnose_cli_reads_the_exit_status(tmp_path):
     log = tmp_path / "train.log"
     log.write_text("step:1 - x:1\n")
-    cli = [sys.executable, "-m", "smartthinker_verl.backends.cpu.runtime", "diagnose", str(log)]
+    cli = [sys.executable, "-m", "smartthinker_verl.platforms.cpu.runtime", "diagnose", str(log)]
     done = subprocess.run([*cli, "--exit-status", "137"], capture_output=True, text=True, check=True)
     assert "SIGKILL" in done.stdout
     done = subprocess.run(cli, capture_output=True, text=True, check=True)

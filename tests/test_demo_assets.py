@@ -8,8 +8,10 @@ import re
 
 import pytest
 
-from smartthinker_verl import assets, demo_data, demo_report
 from smartthinker_verl.data import read_parquet
+from smartthinker_verl.demo import assets
+from smartthinker_verl.demo import data as demo_data
+from smartthinker_verl.demo import report as demo_report
 
 
 @pytest.fixture()
@@ -46,7 +48,7 @@ def test_warm_up_lowers_the_response_loss(tmp_path):
 
 
 def test_missing_asset_names_the_command_to_run(cache):
-    with pytest.raises(assets.AssetError, match=r"python -m smartthinker_verl.assets prepare smollm2"):
+    with pytest.raises(assets.AssetError, match=r"python -m smartthinker_verl.demo.assets prepare smollm2"):
         assets.require("smollm2")
     with pytest.raises(assets.AssetError, match="unknown asset"):
         assets.require("gpt5")

@@ -2,8 +2,8 @@
 
 The recipe config is ``config/smartthinker_trainer.yaml`` (package data): verl's ``ppo_trainer`` plus the
 SmartThinker deltas. :func:`compose_config` builds it with Hydra's compose API from that file and Hydra override
-strings (``key=value``, ``+new.key=value``, ``~key``), exactly as ``python -m smartthinker_verl.train`` does before
-training, so what ``check-config`` and the recipes' ``--dry-run`` print is what would run.
+strings (``key=value``, ``+new.key=value``, ``~key``), exactly as ``python -m smartthinker_verl.training.train`` does
+before training, so what ``check-config`` and the recipes' ``--dry-run`` print is what would run.
 
 :func:`validate_config` runs verl's own ``validate_config`` plus the checks verl leaves to the first GPU minutes:
 the plugin imports, the advantage estimator and reward manager are registered, the scorer loads, batch sizes
@@ -48,10 +48,10 @@ SMARTTHINKER_ESTIMATORS = ("smartthinker", "grpo_smartthinker")
 PLUGIN_MODULE = "smartthinker_verl.plugin"
 #: Set (to 1) in a Ray job's environment by recipes/submit_ray_job.sh: checkpoints must then go to an absolute path.
 RAY_JOB_ENV = "SMARTTHINKER_RAY_JOB"
-#: Overrides that make verl's FSDP actor train without flash-attn (``attention_overrides``).
-SDPA_OVERRIDES = (
-    "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
-    "actor_rollout_ref.model.use_remove_padding=false",
+#: What makes verl's FSDP actor train without flash-attn (``apply_attention_fallback``): the keys and values set.
+SDPA_SETTINGS = (
+    ("actor_rollout_ref.model.override_config.attn_implementation", "sdpa"),
+    ("actor_rollout_ref.model.use_remove_padding", False),
 )
 #: Path prefixes that are not local files (checked by the cluster, not here).
 _REMOTE_PREFIXES = ("hdfs://", "s3://", "gs://", "gcs://", "http://", "https://", "oss://")
@@ -271,18 +271,39 @@ def _check_batch_sizes(config: DictConfig, report: ValidationReport) -> None:
             "Fix: set NGPUS/NNODES (recipes) or trainer.n_gpus_per_node / trainer.nnodes."
         )
         return
+    _check_mini_batch_divides(train_bs, mini_bs, report)
+    _check_responses_split_over_gpus(train_bs, n, n_gpus, report)
+    _check_data_parallel_split(actor, mini_bs, n, n_gpus, report)
+    _check_rollout_tensor_parallel(rollout, n_gpus, report)
+    if actor.use_dynamic_bsz:
+        _check_token_budget_fits_a_sequence(data, actor, report)
+
+
+def _check_mini_batch_divides(train_bs: int, mini_bs: int, report: ValidationReport) -> None:
+    """The PPO mini-batch (in prompts) must divide the train batch."""
     if mini_bs <= 0 or train_bs % mini_bs != 0:
         report.errors.append(
             f"data.train_batch_size={train_bs} is not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size="
             f"{mini_bs} (both count prompts). Fix: choose a mini-batch that divides the batch, e.g. "
             f"actor_rollout_ref.actor.ppo_mini_batch_size={_largest_divisor_at_most(train_bs, mini_bs)}."
         )
+
+
+def _check_responses_split_over_gpus(train_bs: int, n: int, n_gpus: int, report: ValidationReport) -> None:
+    """The batch's responses (prompts * rollout.n) must split evenly over the GPUs."""
     if (train_bs * n) % n_gpus != 0:
         report.errors.append(
             f"data.train_batch_size * actor_rollout_ref.rollout.n = {train_bs} * {n} = {train_bs * n} responses do "
             f"not split evenly over {n_gpus} GPUs. Fix: make the product a multiple of trainer.n_gpus_per_node * "
             "trainer.nnodes."
         )
+
+
+def _check_data_parallel_split(actor: DictConfig, mini_bs: int, n: int, n_gpus: int, report: ValidationReport) -> None:
+    """Sequence parallelism must divide the GPUs and a mini-batch's responses the data-parallel ranks.
+
+    Without dynamic batching, the micro-batch must also divide each rank's share of a mini-batch.
+    """
     sp = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
     dp = n_gpus // sp if sp > 0 and n_gpus % sp == 0 else 0
     if dp == 0:
@@ -303,20 +324,27 @@ def _check_batch_sizes(config: DictConfig, report: ValidationReport) -> None:
                 "responses each GPU gets per mini-batch. Fix: choose a divisor, or set "
                 "actor_rollout_ref.actor.use_dynamic_bsz=true."
             )
+
+
+def _check_rollout_tensor_parallel(rollout: DictConfig, n_gpus: int, report: ValidationReport) -> None:
+    """The rollout's tensor-parallel size must divide the GPUs."""
     tp = int(rollout.get("tensor_model_parallel_size", 1) or 1)
     if tp <= 0 or n_gpus % tp != 0:
         report.errors.append(
             f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the {n_gpus} GPUs. "
             "Fix: use a divisor of the GPU count."
         )
-    if actor.use_dynamic_bsz:
-        longest = int(data.max_prompt_length) + int(data.max_response_length)
-        if int(actor.ppo_max_token_len_per_gpu) < longest:
-            report.errors.append(
-                f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={actor.ppo_max_token_len_per_gpu} is below one "
-                f"full sequence (data.max_prompt_length + data.max_response_length = {longest}). Fix: raise it to "
-                f"at least {longest}."
-            )
+
+
+def _check_token_budget_fits_a_sequence(data: DictConfig, actor: DictConfig, report: ValidationReport) -> None:
+    """With dynamic batching, each GPU's token budget must hold one full prompt + response."""
+    longest = int(data.max_prompt_length) + int(data.max_response_length)
+    if int(actor.ppo_max_token_len_per_gpu) < longest:
+        report.errors.append(
+            f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={actor.ppo_max_token_len_per_gpu} is below one "
+            f"full sequence (data.max_prompt_length + data.max_response_length = {longest}). Fix: raise it to "
+            f"at least {longest}."
+        )
 
 
 def _largest_divisor_at_most(value: int, bound: int) -> int:
@@ -536,30 +564,34 @@ def flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def attention_overrides(overrides: Sequence[str]) -> list[str]:
-    """Overrides to put BEFORE the user's: the sdpa fallback when flash-attn is missing, else none.
+def apply_attention_fallback(config: DictConfig) -> None:
+    """The sdpa fallback, on the composed config, when flash-attn is missing and nothing chose the attention.
 
     verl's FSDP actor defaults to ``attn_implementation=flash_attention_2`` and the recipe packs sequences with
     ``use_remove_padding=true`` (flash-attn's varlen kernels). Without flash-attn on the driver both are switched to
-    what plain PyTorch provides (:data:`SDPA_OVERRIDES`), with one warning. An explicit ``attn_implementation`` in
-    ``overrides`` disables the fallback (the user decided).
+    what plain PyTorch provides (:data:`SDPA_SETTINGS`), with one warning. An ``attn_implementation`` already in
+    the config (an override, or ``+platform=cpu``) disables the fallback: the user decided.
     """
-    if any("attn_implementation" in override for override in overrides) or flash_attn_available():
-        return []
+    from omegaconf import open_dict
+
+    if OmegaConf.select(config, SDPA_SETTINGS[0][0]) is not None or flash_attn_available():
+        return
     logger.warning(
         "flash-attn is not installed here: training attention falls back to sdpa (%s); slower actor updates, "
         "see docs/gpu.md 'flash-attention' to install it",
-        " ".join(SDPA_OVERRIDES),
+        " ".join(f"{key}={value}" for key, value in SDPA_SETTINGS),
     )
-    return list(SDPA_OVERRIDES)
+    with open_dict(config):
+        for key, value in SDPA_SETTINGS:
+            OmegaConf.update(config, key, value, force_add=True)
 
 
 def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) -> DictConfig:
-    """Compose (with the sdpa fallback of :func:`attention_overrides`), validate and return the config; raise
+    """Compose (with the sdpa fallback of :func:`apply_attention_fallback`), validate and return the config; raise
     :class:`RecipeConfigError` listing every problem."""
-    overrides = [*attention_overrides(overrides), *overrides]
     with stdout_to_stderr():
         config = compose_config(overrides, config_name=config_name)
+        apply_attention_fallback(config)
         validate_config(config, require_files=require_files).raise_if_errors()
     return config
 

@@ -1,4 +1,6 @@
-"""Train with SmartThinker through verl's own trainer: ``python -m smartthinker_verl.train [--dry-run] [OVERRIDE ...]``.
+"""Train with SmartThinker through verl's own trainer (the recipes' entry point).
+
+``python -m smartthinker_verl.training.train [--dry-run] [--config-name NAME] [OVERRIDE ...]``
 
 The config is the package recipe yaml (``config/smartthinker_trainer.yaml``: verl's ``ppo_trainer`` + SmartThinker)
 composed with the Hydra overrides given, by the same function ``smartthinker-verl check-config`` uses, so a dry run
@@ -30,14 +32,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from smartthinker_verl.errors import SmartThinkerError
-from smartthinker_verl.recipe_config import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare, render_yaml
+from smartthinker_verl.training.recipe_config import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare, render_yaml
 
-logger = logging.getLogger("smartthinker_verl.train")
+logger = logging.getLogger("smartthinker_verl.training.train")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m smartthinker_verl.train", description=__doc__.splitlines()[0].split(": ", 1)[0]
+        prog="python -m smartthinker_verl.training.train", description=__doc__.splitlines()[0].split(": ", 1)[0]
     )
     parser.add_argument(
         "--dry-run",

@@ -1,6 +1,6 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
-It composes the recipe config exactly as ``python -m smartthinker_verl.train`` would (same overrides, same sdpa
+It composes the recipe config exactly as ``python -m smartthinker_verl.training.train`` would (same overrides, same sdpa
 fallback, same validation), then runs one Ray task on every alive node of the cluster (pinned with
 ``NodeAffinitySchedulingStrategy``; the cluster is ``--address`` (``local``: a private one), else the one the run's
 ``ray.init()`` would join: ``RAY_ADDRESS``, else a cluster ``ray start`` began on this machine, else a new local one)
@@ -501,9 +501,9 @@ def remove_probe(req: Requirements, node: str) -> None:
 
 def check_plugin(estimator: str) -> Finding:
     """verl loads the plugin here and its estimator and scorer give the paper's worked example
-    (:mod:`smartthinker_verl.cluster_check`)."""
+    (:mod:`smartthinker_verl.training.cluster_check`)."""
     try:
-        from smartthinker_verl.cluster_check import run_checks
+        from smartthinker_verl.training.cluster_check import run_checks
 
         report = run_checks(estimator)
     except Exception as exc:  # any failure here is what the run would hit
@@ -637,7 +637,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartthinker_verl.recipe_config import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare
+    from smartthinker_verl.training.recipe_config import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare
 
     try:
         config = prepare(args.overrides, config_name=args.config_name or DEFAULT_CONFIG_NAME, require_files=False)

@@ -2,8 +2,8 @@
 
 The plugin entry imports this package only in processes where ``VERL_PLATFORM=cpu`` (a GPU process imports nothing of
 the CPU path); imported directly without it, it registers and patches nothing. With it,
-:func:`smartthinker_verl.backends.cpu.platform.activate` registers the platform and installs the few vLLM patches
-verl's own ``vllm`` rollout needs on vLLM's CPU build (:mod:`smartthinker_verl.backends.cpu.vllm_patches`).
+:func:`smartthinker_verl.platforms.cpu.platform.activate` registers the platform and installs the few vLLM patches
+verl's own ``vllm`` rollout needs on vLLM's CPU build (:mod:`smartthinker_verl.platforms.cpu.vllm_patches`).
 
 See docs/cpu.md for how verl's trainer and rollout run on CPU.
 """
@@ -19,6 +19,6 @@ def cpu_platform_selected() -> bool:
 
 
 if cpu_platform_selected():
-    from smartthinker_verl.backends.cpu.platform import activate
+    from smartthinker_verl.platforms.cpu.platform import activate
 
     activate()

@@ -11,7 +11,7 @@ logger writes ``metrics.jsonl`` (one ``{"step": N, "data": {...}}`` line per ste
 - AES against the reference method (default ``grpo``): dL + 3 dA, or dL - 5 |dA| when accuracy drops
   (:func:`smartthinker_verl.evaluation.report.accuracy_efficiency_score`).
 
-CLI: ``python -m smartthinker_verl.compare_report --run grpo=DIR/metrics.jsonl --run smartthinker=... --out DIR``
+CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.jsonl --run smartthinker=... --out DIR``
 writes ``DIR/compare.md`` and ``DIR/compare.png`` and prints the table.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartthinker_verl.demo_report import read_metrics
+from smartthinker_verl.demo.report import read_metrics, save_figure
 from smartthinker_verl.evaluation.report import accuracy_efficiency_score
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _first(values: dict[str, float], prefix: str, marker: str) -> float | None:
 
 
 def load_run(method: str, path: str | Path) -> RunMetrics:
-    """Read a run's verl file-logger JSONL (see :func:`smartthinker_verl.demo_report.read_metrics`)."""
+    """Read a run's verl file-logger JSONL (see :func:`smartthinker_verl.demo.report.read_metrics`)."""
     run = RunMetrics(method)
     validations: list[tuple[float, float | None]] = []
     for step, values in read_metrics(path):
@@ -158,12 +158,7 @@ def plot(runs: Sequence[RunMetrics], out: str | Path) -> Path:
         axis.grid(alpha=0.3)
     acc_ax.legend(fontsize=8)
     fig.suptitle("Length-shaping methods on CPU (verl trainer, the demo's setting): mechanics, not the paper's result")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def _parse_run(text: str) -> tuple[str, Path]:
@@ -175,7 +170,7 @@ def _parse_run(text: str) -> tuple[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m smartthinker_verl.compare_report", description=__doc__.split("\n")[0]
+        prog="python -m smartthinker_verl.demo.compare_report", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--run", type=_parse_run, action="append", required=True, metavar="METHOD=METRICS_JSONL")
     parser.add_argument("--out", type=Path, required=True, help="folder for compare.md and compare.png")

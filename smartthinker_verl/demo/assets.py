@@ -15,8 +15,8 @@ its builder's version (:data:`ASSET_VERSIONS`, e.g. ``tiny-v2``): a changed buil
 cached by an older builder is never reused. Each asset is written to a temporary folder and renamed into place, so
 an interrupted preparation never leaves a half-written asset behind.
 
-CLI: ``python -m smartthinker_verl.assets prepare tiny smollm2 gsm8k`` and ``python -m smartthinker_verl.assets path
-NAME`` (prints the folder; exit 1 with the fix when it is missing).
+CLI: ``python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k`` and
+``python -m smartthinker_verl.demo.assets path NAME`` (prints the folder; exit 1 with the fix when it is missing).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: i
 
 
 def tiny_problem(a: int, b: int) -> str:
-    """The tiny run's problems (``digits`` difficulty of :mod:`smartthinker_verl.demo_data`)."""
+    """The tiny run's problems (``digits`` difficulty of :mod:`smartthinker_verl.demo.data`)."""
     return f"What is {a} + {b}?"
 
 
@@ -330,13 +330,15 @@ def require(name: str) -> Path:
     target = asset_dir(name)
     if not _ready(target):
         raise AssetError(
-            f"asset {name!r} is not prepared in {target}. Run: python -m smartthinker_verl.assets prepare {name}"
+            f"asset {name!r} is not prepared in {target}. Run: python -m smartthinker_verl.demo.assets prepare {name}"
         )
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.assets", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m smartthinker_verl.demo.assets", description=__doc__.split("\n\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("prepare", help="make (or reuse) cached assets and print their folders")
     make.add_argument("names", nargs="+", choices=sorted(BUILDERS))

@@ -1,7 +1,7 @@
-"""Check a Ray cluster can run SmartThinker: ``python -m smartthinker_verl.cluster_check [--estimator NAME]``.
+"""Check a Ray cluster can run SmartThinker: ``python -m smartthinker_verl.training.cluster_check [--estimator NAME]``.
 
 Meant as the entry point of a Ray job (``recipes/submit_ray_job.sh --entrypoint "python -m
-smartthinker_verl.cluster_check"``): on the job's driver and again in a Ray task on a worker it
+smartthinker_verl.training.cluster_check"``): on the job's driver and again in a Ray task on a worker it
 
 1. imports verl, which loads the plugin through ``VERL_USE_EXTERNAL_MODULES`` (or the ``verl.plugins`` entry
    point), and checks that the advantage estimator and the reward manager are registered;
@@ -22,7 +22,7 @@ import socket
 import sys
 from typing import Any
 
-logger = logging.getLogger("smartthinker_verl.cluster_check")
+logger = logging.getLogger("smartthinker_verl.training.cluster_check")
 
 #: The worked example (one group, G = 8): lengths, correctness and the expected SmartThinker advantages.
 WORKED_LENGTHS = (1200, 1800, 2500, 3100, 4000, 5200, 6500, 8000)
@@ -82,7 +82,7 @@ def run_checks(estimator: str) -> dict[str, Any]:
         report["ok"] = False
         return report
 
-    from smartthinker_verl.recipe_config import compose_config
+    from smartthinker_verl.training.recipe_config import compose_config
 
     algorithm = compose_config([f"algorithm.adv_estimator={estimator}"]).algorithm
     rewards, mask, index = worked_example_batch()
@@ -111,7 +111,7 @@ def run_checks(estimator: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m smartthinker_verl.cluster_check", description=__doc__.split("\n")[0]
+        prog="python -m smartthinker_verl.training.cluster_check", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--estimator", default="smartthinker", help="registered estimator to run (default: %(default)s)"

@@ -1,0 +1,200 @@
+"""Dataset records -> verl rows (with drop counts), and the command line every ``data_preprocess/`` script shares."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smartthinker_verl.data.answers import as_text, is_missing
+from smartthinker_verl.data.rows import RowSchemaError, build_row, write_parquet
+from smartthinker_verl.data.sources import DatasetLoadError, DatasetSpec, load_records
+
+logger = logging.getLogger(__name__)
+
+# Drop reasons counted by convert_records (the keys of ConversionResult.dropped).
+DROP_NO_PROBLEM = "no problem"
+DROP_NO_ANSWER = "no answer"
+DROP_UNUSABLE_ANSWER = "unusable answer"
+
+
+@dataclass
+class ConversionResult:
+    """Rows built from a dataset's records, and how many records were dropped for which reason."""
+
+    rows: list[dict[str, Any]]
+    rows_in: int
+    dropped: Counter = field(default_factory=Counter)
+
+    @property
+    def rows_out(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def summary(self, name: str, path: str | Path | None = None) -> str:
+        """One line: rows in, rows out, dropped (by reason), where written."""
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.dropped.items()))
+        line = f"{name}: {self.rows_in} rows in, {self.rows_out} rows out, {self.n_dropped} dropped"
+        if reasons:
+            line += f" ({reasons})"
+        return line + (f" -> {path}" if path is not None else "")
+
+
+def convert_records(
+    spec: DatasetSpec,
+    records: Iterable[dict[str, Any]],
+    split: str | None = None,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> ConversionResult:
+    """Records -> verl rows, in source order; records without a problem or a usable answer are dropped.
+
+    ``extra_info.index`` is the record's position in the source, so every row can be traced back. ``progress``
+    wraps the iteration (the CLI passes a tqdm bar).
+    """
+    split = split or spec.output_split
+    records = list(records)
+    iterable: Iterable[dict[str, Any]] = records if progress is None else progress(records)
+    rows: list[dict[str, Any]] = []
+    dropped: Counter = Counter()
+    for index, record in enumerate(iterable):
+        problem = record.get(spec.problem_key)
+        if is_missing(problem) or not isinstance(problem, str):
+            dropped[DROP_NO_PROBLEM] += 1
+            logger.debug("%s record %d: dropped, no problem", spec.name, index)
+            continue
+        raw_answer = record.get(spec.answer_key)
+        if is_missing(raw_answer):
+            dropped[DROP_NO_ANSWER] += 1
+            logger.debug("%s record %d: dropped, no answer", spec.name, index)
+            continue
+        ground_truth = spec.extract_answer(raw_answer)
+        if ground_truth is None or not ground_truth.strip():
+            dropped[DROP_UNUSABLE_ANSWER] += 1
+            logger.debug("%s record %d: dropped, unusable answer %r", spec.name, index, raw_answer)
+            continue
+        extra: dict[str, Any] = {}
+        if spec.solution_key:
+            solution = record.get(spec.solution_key)
+            if isinstance(solution, str) and solution.strip():
+                extra["solution"] = solution.strip()
+        for key in spec.metadata_keys:
+            text = as_text(record.get(key))
+            if text is not None:
+                extra[key] = text
+        rows.append(
+            build_row(
+                data_source=spec.data_source,
+                problem=problem.strip(),
+                ground_truth=ground_truth,
+                split=split,
+                index=index,
+                **extra,
+            )
+        )
+    if dropped:
+        n_dropped = sum(dropped.values())
+        logger.warning("%s: dropped %d of %d records (%s)", spec.name, n_dropped, len(records), dict(dropped))
+    return ConversionResult(rows=rows, rows_in=len(records), dropped=dropped)
+
+
+def preprocess(
+    spec: DatasetSpec,
+    *,
+    local_dataset_path: str | Path | None = None,
+    output: str | Path | None = None,
+    split: str | None = None,
+    output_split: str | None = None,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> tuple[ConversionResult, Path]:
+    """Load, convert, write and verify one dataset. Returns the conversion result and the written path."""
+    output_split = output_split or spec.output_split
+    records = load_records(spec, local_dataset_path, split)
+    result = convert_records(spec, records, output_split, progress=progress)
+    path = write_parquet(result.rows, output if output is not None else spec.default_output(output_split))
+    return result, path
+
+
+# ------------------------------------------------------------------------------------------------- command line
+
+
+def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
+    """The arguments every ``data_preprocess/`` script takes."""
+    parser = argparse.ArgumentParser(
+        description=spec.description
+        or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.data_source!r}, the paper's prompt).",
+    )
+    parser.add_argument(
+        "--local_dataset_path",
+        "--local-dataset-path",
+        help=f"a local copy (.jsonl, .json or .parquet with columns {spec.layout}, or a folder of such files) "
+        f"instead of downloading {spec.hub_id} from the Hugging Face hub",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--output_dir",
+        "--output-dir",
+        help=f"write <output_dir>/<split>.parquet (default: data/{spec.name}/{spec.output_split}.parquet)",
+    )
+    where.add_argument("--output", help="write exactly this .parquet file")
+    parser.add_argument(
+        "--split",
+        default=spec.split,
+        help=f"split to load from the hub, or to pick in a local folder (default: {spec.split})",
+    )
+    parser.add_argument(
+        "--output_split",
+        "--output-split",
+        default=None,
+        help=f"extra_info.split and the output file name (default: {spec.output_split}, or --split if given)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (lists every dropped record)")
+    return parser
+
+
+def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
+    """Entry point of a ``data_preprocess/`` script: parse ``argv``, preprocess, print a one-line summary.
+
+    Returns the exit code: 0 on success, 1 when the data could not be loaded or written (the reason on stderr).
+    """
+    from tqdm import tqdm
+
+    args = build_parser(spec).parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    output_split = args.output_split or (args.split if args.split != spec.split else spec.output_split)
+    if args.output is not None:
+        output = Path(args.output)
+        if output.suffix != ".parquet":
+            print(f"error: --output {output} must end in .parquet", file=sys.stderr)
+            return 1
+    elif args.output_dir is not None:
+        output = Path(args.output_dir) / f"{output_split}.parquet"
+    else:
+        output = spec.default_output(output_split)
+
+    def progress(iterable: Iterable[Any]) -> Iterable[Any]:
+        return tqdm(iterable, desc=spec.name, unit="row", file=sys.stderr, disable=None)
+
+    try:
+        result, path = preprocess(
+            spec,
+            local_dataset_path=args.local_dataset_path,
+            output=output,
+            split=args.split,
+            output_split=output_split,
+            progress=progress,
+        )
+    except (DatasetLoadError, RowSchemaError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(result.summary(spec.name, path))
+    return 0

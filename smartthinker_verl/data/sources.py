@@ -1,0 +1,185 @@
+"""Where a dataset lives (:class:`DatasetSpec`) and :func:`load_records`: the Hugging Face hub or a local copy.
+
+Local copies are read with ``json`` and pyarrow, not ``datasets.load_dataset("json", ...)``: that builder unifies
+the records' schemas (keys missing from a record come back as None, so a source's column set changes), caches an
+Arrow copy under ``~/.cache/huggingface``, and reports a bad line without its line number; the readers here are
+about 40 lines and say ``file:line`` and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smartthinker_verl.data.answers import normalize_answer
+from smartthinker_verl.errors import SmartThinkerError
+
+logger = logging.getLogger(__name__)
+
+#: File types :func:`load_records` reads from a local copy of a dataset.
+LOCAL_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".parquet")
+
+
+class DatasetLoadError(SmartThinkerError, RuntimeError):
+    """A dataset could not be loaded (hub unreachable, unknown file type, missing columns); says how to fix it."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset lives and which of its columns hold what.
+
+    ``split`` is the hub split to load; ``output_split`` is the role the rows play in training (``"train"`` or
+    ``"test"``), used in ``extra_info.split`` and in the default output path ``data/<name>/<output_split>.parquet``.
+    """
+
+    name: str
+    hub_id: str
+    split: str
+    problem_key: str
+    answer_key: str
+    output_split: str
+    hub_config: str | None = None
+    solution_key: str | None = None
+    metadata_keys: tuple[str, ...] = ()
+    extract_answer: Callable[[Any], str | None] = normalize_answer
+    description: str = ""
+
+    @property
+    def data_source(self) -> str:
+        """The ``data_source`` of every row: the dataset's hub id."""
+        return self.hub_id
+
+    @property
+    def layout(self) -> str:
+        """The source columns this spec reads, for error messages."""
+        keys = [self.problem_key, self.answer_key]
+        if self.solution_key and self.solution_key not in keys:
+            keys.append(self.solution_key)
+        return ", ".join(keys + [k for k in self.metadata_keys if k not in keys])
+
+    def default_output(self, split: str | None = None) -> Path:
+        """``data/<name>/<split>.parquet`` (relative to the working directory)."""
+        return Path("data") / self.name / f"{split or self.output_split}.parquet"
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DatasetLoadError(
+                    f"{path}:{line_number}: not valid JSON ({error.msg}); fix or remove the line"
+                ) from error
+            if not isinstance(record, dict):
+                raise DatasetLoadError(f"{path}:{line_number}: expected one JSON object per line")
+            records.append(record)
+    return records
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DatasetLoadError(f"{path}: not valid JSON ({error}); for one object per line name it .jsonl") from error
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return data
+    if isinstance(data, dict) and data and all(isinstance(column, list) for column in data.values()):
+        lengths = {len(column) for column in data.values()}
+        if len(lengths) == 1:
+            keys = list(data)
+            return [dict(zip(keys, values, strict=True)) for values in zip(*data.values(), strict=True)]
+    raise DatasetLoadError(
+        f"{path}: expected a JSON list of records or an object of equal-length columns; "
+        "for one record per line name the file .jsonl"
+    )
+
+
+def _read_parquet_records(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+_READERS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
+    ".jsonl": _read_jsonl,
+    ".json": _read_json,
+    ".parquet": _read_parquet_records,
+}
+
+
+def _local_files(path: Path, split: str) -> list[Path]:
+    """The files of a local copy: ``path`` itself, or the files under a folder whose names start with ``split``."""
+    if path.is_file():
+        if path.suffix not in _READERS:
+            raise DatasetLoadError(
+                f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)}"
+            )
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _READERS)
+        chosen = [p for p in found if p.name.startswith(split)]
+        if chosen:
+            return chosen
+        if len(found) == 1:
+            return found
+        names = ", ".join(str(p.relative_to(path)) for p in found[:10]) or "none"
+        raise DatasetLoadError(
+            f"{path}: no {'/'.join(LOCAL_SUFFIXES)} file named {split}* (found: {names}); "
+            "pass the file itself to --local_dataset_path"
+        )
+    raise DatasetLoadError(f"--local_dataset_path {path} does not exist; pass a .jsonl, .json or .parquet file")
+
+
+def _load_from_hub(spec: DatasetSpec, split: str) -> list[dict[str, Any]]:
+    where = f"{spec.hub_id!r}" + (f" (config {spec.hub_config!r})" if spec.hub_config else "") + f" split {split!r}"
+    try:
+        import datasets
+    except ImportError as error:  # pragma: no cover - verl depends on datasets
+        raise DatasetLoadError(f"loading {where} needs the `datasets` package: pip install datasets") from error
+    logger.info("loading %s from the Hugging Face hub", where)
+    try:
+        dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
+    except Exception as error:
+        raise DatasetLoadError(
+            f"could not load {where} from the Hugging Face hub ({type(error).__name__}: {error}). "
+            "If this machine is offline or the hub is blocked, download the dataset where the hub is reachable "
+            f"and pass the file with --local_dataset_path (.jsonl, .json or .parquet with columns {spec.layout}); "
+            "check HF_ENDPOINT / HF_HUB_OFFLINE / HF_DATASETS_OFFLINE otherwise"
+        ) from error
+    return dataset.to_list()
+
+
+def load_records(spec: DatasetSpec, local_dataset_path: str | Path | None = None, split: str | None = None) -> list:
+    """The dataset's records (dicts of source columns), in source order.
+
+    With ``local_dataset_path`` reads a local copy (a ``.jsonl``, ``.json`` or ``.parquet`` file, or a folder
+    holding ``<split>*`` files of those types, concatenated in name order); otherwise loads ``spec.hub_id`` from
+    the Hugging Face hub with ``datasets.load_dataset``. Checks that the spec's problem and answer columns exist.
+    """
+    split = split or spec.split
+    if local_dataset_path is not None:
+        files = _local_files(Path(local_dataset_path), split)
+        records = [record for path in files for record in _READERS[path.suffix](path)]
+        source = ", ".join(map(str, files))
+    else:
+        records = _load_from_hub(spec, split)
+        source = spec.hub_id
+    columns = set().union(*(record.keys() for record in records)) if records else set()
+    missing = [key for key in (spec.problem_key, spec.answer_key) if key not in columns]
+    if records and missing:
+        raise DatasetLoadError(
+            f"{source}: no column(s) {missing} (columns found: {sorted(columns)}); {spec.name} expects the layout "
+            f"of {spec.hub_id}: {spec.layout}"
+        )
+    if not records:
+        raise DatasetLoadError(f"{source}: no records; check the file or the split name ({split!r})")
+    logger.info("read %d records from %s", len(records), source)
+    return records
