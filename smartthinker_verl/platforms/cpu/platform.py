@@ -22,6 +22,8 @@ from typing import Any
 import psutil
 import torch
 
+from smartthinker_verl.platforms.cpu import cpu_platform_selected
+
 logger = logging.getLogger(__name__)
 
 PLATFORM_NAME = "cpu"
@@ -110,7 +112,7 @@ class _PlatformCPUMethods:
 
     def is_platform_available(self, use_smi_check: bool = False) -> bool:
         # Never auto-detected: only an explicit VERL_PLATFORM=cpu selects it.
-        return os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM_NAME
+        return cpu_platform_selected()
 
     def current_device(self) -> str:
         # verl declares an int index, but passes this to `.to()` / `device=`; torch.cpu.current_device() answers
