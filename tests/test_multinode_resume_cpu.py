@@ -30,7 +30,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from smartthinker_verl.metrics import METRIC_NAMES, PREFIX
@@ -190,15 +189,9 @@ def _tiny(out: Path, address: str, temp_dir: str, env: dict[str, str], **extra: 
 def _driver_pid(out: Path) -> int | None:
     """The pid of this run's driver, `python -m smartthinker_verl.training.train` (its arguments name the run's data
     folder)."""
-    pids = [pid for pid in processes_using(str(out)) if "smartthinker_verl.training.train" in _command_line(pid)]
+    drivers = set(processes_using("smartthinker_verl.training.train"))
+    pids = [pid for pid in processes_using(str(out)) if pid in drivers]
     return pids[0] if pids else None
-
-
-def _command_line(pid: int) -> str:
-    try:
-        return " ".join(psutil.Process(pid).cmdline())
-    except psutil.Error:
-        return ""
 
 
 def _training_records(out: Path) -> list[dict]:
