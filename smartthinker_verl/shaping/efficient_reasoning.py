@@ -28,7 +28,7 @@ from typing import ClassVar
 import torch
 
 from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError
-from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch
+from smartthinker_verl.shaping.groups import DTYPE, OUTCOME_METRIC_NAMES, GroupedBatch, masked_mean, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
 NAME = "efficient_reasoning"
@@ -38,9 +38,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "length_factor/mean",
     "correct_length_mean/mean",
     "correct_length_std/mean",
-    "accuracy/mean",
-    "length_correct/mean",
-    "length_incorrect/mean",
+    *OUTCOME_METRIC_NAMES,
 )
 
 
@@ -86,10 +84,6 @@ def shaped_rewards(batch: GroupedBatch, options: EfficientReasoningConfig) -> tu
     return rewards, factor
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values.double() * mask).sum() / mask.sum()  # NaN when the mask is empty
-
-
 def shape(batch: GroupedBatch, options: EfficientReasoningConfig) -> ShapingOutput:
     """The registered method: the length-normalised rewards and step statistics for ``batch``."""
     rewards, factor = shaped_rewards(batch, options)
@@ -97,15 +91,12 @@ def shape(batch: GroupedBatch, options: EfficientReasoningConfig) -> ShapingOutp
     has_correct = batch.num_correct > 0
     correct = batch.correct
     statistics = {
-        "length_factor/mean": _masked_mean(factor, correct),
-        "correct_length_mean/mean": _masked_mean(torch.nan_to_num(mean), has_correct),
-        "correct_length_std/mean": _masked_mean(torch.nan_to_num(std), has_correct),
-        "accuracy/mean": correct.double().mean(),
-        "length_correct/mean": _masked_mean(batch.lengths, correct),
-        "length_incorrect/mean": _masked_mean(batch.lengths, ~correct),
+        "length_factor/mean": masked_mean(factor, correct),
+        "correct_length_mean/mean": masked_mean(torch.nan_to_num(mean), has_correct),
+        "correct_length_std/mean": masked_mean(torch.nan_to_num(std), has_correct),
+        **outcome_statistics(batch),
     }
-    shaped = torch.zeros(batch.num_groups, dtype=torch.bool, device=batch.lengths.device)
-    return ShapingOutput(rewards=rewards, shaped=shaped, statistics=statistics, detail={"factor": factor})
+    return ShapingOutput(rewards=rewards, statistics=statistics, detail={"factor": factor})
 
 
 METHOD = register_method(

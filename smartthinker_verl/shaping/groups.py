@@ -80,6 +80,26 @@ def masked_group_moments(
     return count, torch.where(empty, nan, mean), torch.where(empty, nan, var)
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values [B]`` over ``mask [B]`` as a 0-d float64 tensor; NaN when the mask is empty (a gap in plots)."""
+    return (values.double() * mask).sum() / mask.sum()  # 0 / 0 = NaN
+
+
+def outcome_statistics(batch: GroupedBatch) -> dict[str, torch.Tensor]:
+    """The statistics every method logs (0-d float64): ``accuracy/mean``, ``length_correct/mean``,
+    ``length_incorrect/mean`` (NaN on a step without a correct, resp. incorrect, response)."""
+    correct = batch.correct
+    return {
+        "accuracy/mean": correct.double().mean(),
+        "length_correct/mean": masked_mean(batch.lengths, correct),
+        "length_incorrect/mean": masked_mean(batch.lengths, ~correct),
+    }
+
+
+#: The names :func:`outcome_statistics` returns, in logging order.
+OUTCOME_METRIC_NAMES: tuple[str, ...] = ("accuracy/mean", "length_correct/mean", "length_incorrect/mean")
+
+
 def _all_finite_non_negative(values: torch.Tensor) -> bool:
     lowest, highest = torch.aminmax(values)
     return bool(lowest >= 0) and bool(highest < float("inf"))  # NaN fails both comparisons

@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 
 from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError
-from smartthinker_verl.shaping.groups import GroupedBatch
+from smartthinker_verl.shaping.groups import OUTCOME_METRIC_NAMES, GroupedBatch, masked_mean, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
 NAME = "kimi_length"
@@ -33,9 +33,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "length_reward_correct/mean",
     "length_reward_incorrect/mean",
     "flat_group_frac",
-    "accuracy/mean",
-    "length_correct/mean",
-    "length_incorrect/mean",
+    *OUTCOME_METRIC_NAMES,
 )
 
 
@@ -72,10 +70,6 @@ def length_rewards(batch: GroupedBatch) -> tuple[torch.Tensor, torch.Tensor]:
     return reward, lam
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values.double() * mask).sum() / mask.sum()  # NaN when the mask is empty
-
-
 def shape(batch: GroupedBatch, options: KimiLengthConfig) -> ShapingOutput:
     """The registered method: score + weight * Kimi's length reward, and the step statistics."""
     length_reward, lam = length_rewards(batch)
@@ -84,15 +78,12 @@ def shape(batch: GroupedBatch, options: KimiLengthConfig) -> ShapingOutput:
     flat = batch.group_max(batch.lengths) <= batch.group_min(batch.lengths)
     statistics = {
         "length_reward/mean": length_reward.mean(),
-        "length_reward_correct/mean": _masked_mean(length_reward, correct),
-        "length_reward_incorrect/mean": _masked_mean(length_reward, ~correct),
+        "length_reward_correct/mean": masked_mean(length_reward, correct),
+        "length_reward_incorrect/mean": masked_mean(length_reward, ~correct),
         "flat_group_frac": flat.double().mean(),
-        "accuracy/mean": correct.double().mean(),
-        "length_correct/mean": _masked_mean(batch.lengths, correct),
-        "length_incorrect/mean": _masked_mean(batch.lengths, ~correct),
+        **outcome_statistics(batch),
     }
-    shaped = torch.zeros(batch.num_groups, dtype=torch.bool, device=batch.lengths.device)
-    return ShapingOutput(rewards=rewards, shaped=shaped, statistics=statistics, detail={"lambda": lam})
+    return ShapingOutput(rewards=rewards, statistics=statistics, detail={"lambda": lam})
 
 
 METHOD = register_method(

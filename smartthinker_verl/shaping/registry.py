@@ -32,16 +32,17 @@ class ShapingOutput:
 
     Attributes:
         rewards: ``[B]`` float64 shaped rewards r_i (before GRPO normalisation).
-        shaped: ``[num_groups]`` bool, groups whose rewards the length term changed. Their pivot advantages may sit
-            at the group mean in exact arithmetic, so the adapter zeroes rounding noise there (and only there).
+        shaped: ``[num_groups]`` bool, groups whose pivot response sits at the group mean in exact arithmetic
+            (SmartThinker's eq. 3), so the adapter zeroes the rounding noise of its advantage there (and only there);
+            None (the baselines): no such group.
         statistics: the step's statistics, 0-d tensors keyed by metric name (logged as ``<method>/<name>``).
         detail: the method's own intermediate results (e.g. SmartThinker's ``CalibrationResult``), for examples and
             tests.
     """
 
     rewards: torch.Tensor
-    shaped: torch.Tensor
     statistics: dict[str, torch.Tensor]
+    shaped: torch.Tensor | None = None
     detail: Any = None
 
 

@@ -23,7 +23,7 @@ from typing import ClassVar
 import torch
 
 from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError
-from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch
+from smartthinker_verl.shaping.groups import DTYPE, OUTCOME_METRIC_NAMES, GroupedBatch, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
 NAME = "shorter_better"
@@ -33,9 +33,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "sol/mean",
     "length_deviation/mean",
     "no_correct_group_frac",
-    "accuracy/mean",
-    "length_correct/mean",
-    "length_incorrect/mean",
+    *OUTCOME_METRIC_NAMES,
 )
 
 
@@ -80,25 +78,17 @@ def shaped_rewards(batch: GroupedBatch, options: ShorterBetterConfig) -> tuple[t
     return rewards, sol
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values.double() * mask).sum() / mask.sum()  # NaN when the mask is empty
-
-
 def shape(batch: GroupedBatch, options: ShorterBetterConfig) -> ShapingOutput:
     """The registered method: ShorterBetter's rewards and step statistics for ``batch``."""
     rewards, sol = shaped_rewards(batch, options)
     deviation = (batch.lengths - batch.per_group(sol)).abs()
-    correct = batch.correct
     statistics = {
         "sol/mean": sol.mean(),
         "length_deviation/mean": deviation.mean(),
         "no_correct_group_frac": (batch.num_correct == 0).double().mean(),
-        "accuracy/mean": correct.double().mean(),
-        "length_correct/mean": _masked_mean(batch.lengths, correct),
-        "length_incorrect/mean": _masked_mean(batch.lengths, ~correct),
+        **outcome_statistics(batch),
     }
-    shaped = torch.zeros(batch.num_groups, dtype=torch.bool, device=batch.lengths.device)
-    return ShapingOutput(rewards=rewards, shaped=shaped, statistics=statistics, detail={"sol": sol})
+    return ShapingOutput(rewards=rewards, statistics=statistics, detail={"sol": sol})
 
 
 METHOD = register_method(

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from smartthinker_verl.config import SmartThinkerConfig
-from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch
+from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch, masked_mean
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
 #: Excess lengths (tokens) below this are rounding noise, not a penalty.
@@ -259,11 +259,6 @@ def calibrate(
     )
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values[mask]`` as a 0-d float64 tensor; NaN when the mask is empty (e.g. no incorrect response)."""
-    return (values.double() * mask).sum() / mask.sum()  # 0 / 0 = NaN
-
-
 def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
     """The step's statistics (:data:`METRIC_NAMES`, 0-d float64 tensors) of a :class:`CalibrationResult`.
 
@@ -274,12 +269,12 @@ def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
     mixed = groups.mixed
     correct = result.correct
     return {
-        "optimal_length/mean": _masked_mean(groups.optimal_length, mixed),
-        "coefficient/mean": _masked_mean(groups.coefficient, mixed),
+        "optimal_length/mean": masked_mean(groups.optimal_length, mixed),
+        "coefficient/mean": masked_mean(groups.coefficient, mixed),
         "shaped_group_frac": groups.shaped.double().mean(),
         "penalized_frac": (result.coefficient * result.penalty > 0).double().mean(),
-        "length_correct/mean": _masked_mean(result.lengths, correct),
-        "length_incorrect/mean": _masked_mean(result.lengths, ~correct),
+        "length_correct/mean": masked_mean(result.lengths, correct),
+        "length_incorrect/mean": masked_mean(result.lengths, ~correct),
         "accuracy/mean": correct.double().mean(),
         "all_correct_group_frac": (groups.num_correct == groups.size).double().mean(),
         "all_wrong_group_frac": (groups.num_correct == 0).double().mean(),
