@@ -38,18 +38,25 @@ def kimi_length(lengths, scores, correct, weight=1.0):
 
 
 class LaserDE:
-    """arXiv 2505.15612 (LASER-DE), one step at a time, every group in a Python loop."""
+    """LASER-DE (arXiv 2505.15612) by the rules of the authors' released code, one step at a time, every group in a
+    Python loop: a band's coverage at L is the fraction of ALL its responses of length <= L; its target is the first
+    candidate with int(coverage * m_band) >= expected, else the current batch's longest response; candidates
+    ``range(lower, upper + interval, interval)``; a correct response within the target, and a wrong one beyond it
+    that was not truncated, earn alpha. ``calls_per_step`` advantage computations make one training step; the
+    candidates are recomputed on the first computation of step 1, 1 + every, 1 + 2 * every, ..."""
 
-    def __init__(self, alpha=0.5, lower=4096, interval=1024, upper=16384, expected=1, every=20, truncation=None):
-        self.alpha, self.expected, self.every, self.truncation = alpha, expected, every, truncation
-        self.grid = list(range(lower, upper + 1, interval))
-        self.targets = None
+    def __init__(
+        self, alpha=0.5, lower=4096, interval=1024, upper=16384, expected=1, every=20, truncation=None, calls=1
+    ):
+        self.alpha, self.expected, self.every, self.truncation, self.calls = alpha, expected, every, truncation, calls
+        self.grid = list(range(lower, upper + interval, interval))
+        self.candidates = None
+        self.steps, self.calls_in_step = 0, 0
         self._clear()
 
     def _clear(self):
         self.responses = {"low": 0, "medium": 0, "high": 0}
-        self.covered = {level: [0] * len(self.grid) for level in self.responses}
-        self.steps = 0
+        self.within = {level: [0] * len(self.grid) for level in self.responses}
 
     @staticmethod
     def level(num_correct, size):
@@ -60,31 +67,36 @@ class LaserDE:
         """``groups``: list of (lengths, scores, correct) per group. Returns the rewards per group."""
         for lengths, _, correct in groups:
             level = self.level(sum(correct), len(correct))
-            self.responses[level] += len(correct)
+            self.responses[level] += len(lengths)
             for j, bound in enumerate(self.grid):
-                self.covered[level][j] += sum(1 for x, c in zip(lengths, correct, strict=True) if c and x <= bound)
-        self.steps += 1
-        if self.targets is None or self.steps >= self.every:
+                self.within[level][j] += sum(1 for x in lengths if x <= bound)
+        new_step = self.calls_in_step == 0
+        self.calls_in_step = (self.calls_in_step + 1) % self.calls
+        if new_step:
+            self.steps += 1
+        if self.candidates is None or (new_step and self.steps > self.every):
             n = round(sum(len(c) for _, _, c in groups) / len(groups))
-            minimum = {"low": 1, "medium": math.floor(n / 3), "high": math.floor(2 * n / 3)}
-            longest = max(max(lengths) for lengths, _, _ in groups)
-            self.targets = {}
+            minimum = {"low": 1, "medium": int(n * 1 / 3), "high": int(n * 2 / 3)}
+            self.candidates = {}
             for level in ("low", "medium", "high"):
-                self.targets[level] = float(longest)
+                self.candidates[level] = None
                 for j, bound in enumerate(self.grid):
-                    coverage = self.covered[level][j] / max(self.responses[level], 1)
-                    if math.floor(coverage * minimum[level] + 1e-9) >= self.expected:
-                        self.targets[level] = float(bound)
+                    ratio = self.within[level][j] / self.responses[level] if self.responses[level] else 0.0
+                    if int(ratio * minimum[level]) >= self.expected:
+                        self.candidates[level] = bound
                         break
             self._clear()
+            self.steps = 1
+        longest = max(max(lengths) for lengths, _, _ in groups)
+        targets = {level: float(longest if c is None else c) for level, c in self.candidates.items()}
         rewards = []
         for lengths, scores, correct in groups:
-            target = self.targets[self.level(sum(correct), len(correct))]
+            target = targets[self.level(sum(correct), len(correct))]
             group = []
             for x, s, c in zip(lengths, scores, correct, strict=True):
-                bonus = (c and x <= target) or (
-                    not c and x > target and (self.truncation is None or x < self.truncation)
-                )
+                finished = self.truncation is None or x < self.truncation
+                bonus = (c and x <= target) or (not c and x > target and finished)
                 group.append(s + (self.alpha if bonus else 0.0))
             rewards.append(group)
+        self.targets = targets
         return rewards

@@ -29,6 +29,7 @@ OPTIONS = {"length_lower_bound": 100, "length_interval": 100, "length_upper_boun
 def trainer_config(ckpt: Path, estimator: str = "laser_de", mode: str = "auto", resume_from: str | None = None):
     return OmegaConf.create(
         {
+            "data": {"max_response_length": 800},
             "trainer": {
                 "default_local_dir": str(ckpt),
                 "resume_mode": mode,
@@ -107,7 +108,7 @@ def test_save_then_resume_in_a_fresh_process_continues_exactly(tmp_path: Path):
     for batch in steps[:3]:  # targets set at step 1 (long answers), steps 2-3 accumulated; the next update is at step 6
         estimate(config, *batch)
     saved_state = laser_de.STATE.state_dict()
-    assert saved_state["targets"] is not None and saved_state["steps_since_update"] == 2
+    assert saved_state["candidates"] is not None and saved_state["steps_since_update"] == 3
     folder = save_like_verl(callback, ckpt, step=3)
     assert json.loads((folder / STATE_FILE).read_text())["methods"]["laser_de"] == saved_state
     uninterrupted = [estimate(config, *batch) for batch in steps[3:]]
@@ -155,6 +156,6 @@ def test_resume_without_saved_state_is_an_error_naming_the_fix(tmp_path: Path):
 def test_a_fresh_trainer_starts_from_the_initial_state(tmp_path: Path):
     config = trainer_config(tmp_path / "none")
     estimate(config, *batches()[0])
-    assert laser_de.STATE.targets is not None
+    assert laser_de.STATE.candidates is not None
     build_checkpoint_callback(config)  # a new trainer in this process, nothing to resume
-    assert laser_de.STATE.targets is None
+    assert laser_de.STATE.candidates is None

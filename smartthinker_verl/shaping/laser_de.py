@@ -1,57 +1,54 @@
 """LASER-DE: dynamic, difficulty-aware length reward with exploration (Liu et al. 2025, "Learn to Reason
 Efficiently with Adaptive Length-based Reward Shaping", arXiv 2505.15612), for a whole batch (pure torch).
 
-Difficulty. A group's accuracy p = k / G puts its prompt in a level: ``high`` (easy) when p >= 2/3, ``medium`` when
+The rules are those of the authors' released code (docs/baselines.md, "LASER-DE"); where this differs from it, that
+page says so and why.
+
+Difficulty. A group's accuracy p = k / G puts its prompt in a band: ``high`` (easy) when p >= 2/3, ``medium`` when
 1/3 <= p < 2/3, ``low`` (hard) when p < 1/3.
 
-Adaptive target per level (the "D"). Candidate lengths L_j = lower, lower + interval, ..., <= upper. For each
-level, the coverage c(level, L) = (correct responses of that level's groups with length <= L) / (responses of that
-level's groups). With n the group size, the level's minimum number of correct answers is n_high = floor(2n/3),
-n_medium = floor(n/3), n_low = 1, and the level's target is the smallest L_j with
+Adaptive target per band (the "D"). Candidate lengths L_j = lower, lower + interval, ..., up to and including the
+first one >= upper. The coverage of a band at L is the fraction of ALL that band's responses (right or wrong) whose
+length is <= L. With n the group size, a band's minimal group keeps m_low = 1, m_medium = floor(n/3),
+m_high = floor(2n/3) correct answers, and the band's candidate is the smallest L_j with
 
-    floor(c(level, L_j) * n_level) >= expected_correct,
+    floor(coverage(band, L_j) * m_band) >= expected_correct.
 
-or, if no candidate qualifies, the longest response of the batch. Targets are recomputed from the statistics
-accumulated over ``update_interval`` steps (the authors evaluate a monitor set every 20 steps; here the training
-batches themselves are the monitor), and at the first step. They are the method's state across steps: saved with
-every checkpoint and restored on resume (:mod:`smartthinker_verl.checkpoint`).
+The candidates are recomputed from the responses accumulated since the last update, at the first training step and
+then every ``update_interval`` steps (the authors evaluate a monitor set every 20 steps; here the training batches
+themselves are the monitor). A band with no qualifying candidate takes, on every step, the longest response of the
+CURRENT batch. The candidates and the accumulated coverage are the method's state across steps: saved with every
+checkpoint and restored on resume (:mod:`smartthinker_verl.checkpoint`).
 
-Reward (the "E": exploration). With T = the target of the response's level,
+Reward (the "E": exploration). With T = the target of the response's band,
 
-    r_i = score_i + alpha * 1[ correct_i and l_i <= T ]                      (LASER step reward: concise and right)
-                  + alpha * 1[ wrong_i and l_i > T and not truncated_i ]      (explore: a long wrong attempt)
+    r_i = score_i + alpha * 1[ correct_i and l_i <= T ]                      (concise and right)
+                  + alpha * 1[ wrong_i and l_i > T and l_i < truncation ]     (explore: a long, finished wrong attempt)
 
-The authors' released defaults (their LASER-DE 1.5B script): alpha (``length_reward_scalar``) 0.5, candidates from
-4096 to 16384 every 1024, expected_correct 1, floor rounding, a new target every 20 steps. Their code skips the
-exploration bonus for responses that repeat themselves (an n-gram detector over the tokens); verl's estimator only
-sees lengths and rewards, so here a wrong response is excluded from exploration when it is truncated: its length
-reaches ``truncation_length`` (set it to ``data.max_response_length``; None: no exclusion). Their scorer gives wrong
-answers -0.5 where ours gives 0: after GRPO normalisation only reward differences matter, and the gap between a
-right and a wrong answer is then 1 here instead of 1.5.
+A wrong answer that reached the response limit (``truncation_length``, default the run's response limit) is cut off,
+not a long attempt, and earns nothing, as in the released code (whose scorer gives truncated answers a score of their
+own).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError
-from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch
+from smartthinker_verl.config import MethodOptions, RunContext, SmartThinkerConfigError
+from smartthinker_verl.shaping.groups import DTYPE, OUTCOME_METRIC_NAMES, GroupedBatch, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
 logger = logging.getLogger(__name__)
 
 NAME = "laser_de"
-#: Difficulty levels, in index order (hard to easy).
+#: Difficulty bands, in index order (hard to easy).
 LEVELS: tuple[str, ...] = ("low", "medium", "high")
-#: Accuracy bounds between the levels: p < 1/3 low, 1/3 <= p < 2/3 medium, p >= 2/3 high.
+#: Accuracy edges between the bands: p < 1/3 low, 1/3 <= p < 2/3 medium, p >= 2/3 high.
 LEVEL_BOUNDS: tuple[float, float] = (1.0 / 3.0, 2.0 / 3.0)
-#: Slack in floor(c * n) so that e.g. 0.2 * 5 = 0.99999... still counts as 1.
-_FLOOR_SLACK = 1e-9
 
 #: Per-step statistics, logged as ``laser_de/<name>``.
 METRIC_NAMES: tuple[str, ...] = (
@@ -64,9 +61,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "group_frac/low",
     "group_frac/medium",
     "group_frac/high",
-    "accuracy/mean",
-    "length_correct/mean",
-    "length_incorrect/mean",
+    *OUTCOME_METRIC_NAMES,
 )
 
 
@@ -76,11 +71,14 @@ class LaserDEConfig(MethodOptions):
 
     Attributes:
         alpha: the length reward (``length_reward_scalar``; 0.5).
-        length_lower_bound, length_interval, length_upper_bound: candidate target lengths (4096, 1024, 16384).
-        expected_correct: correct answers a level's minimal group must keep within the target (1).
+        length_lower_bound, length_interval: the first candidate target and the grid step (4096, 1024).
+        length_upper_bound: the grid ends at the first candidate >= this (None: the run's response limit, as the
+            authors' scripts set it).
+        expected_correct: correct answers a band's minimal group must keep within the target (1).
         update_interval: training steps between target updates (20, the authors' monitor frequency).
-        truncation_length: a wrong response this long is truncated and earns no exploration bonus (None: none is).
-        correct_threshold, epsilon: see :class:`~smartthinker_verl.config.MethodOptions`.
+        truncation_length: a wrong response this long is truncated and earns no exploration bonus (None: the run's
+            response limit, ``actor_rollout_ref.rollout.response_length``).
+        normalizer, correct_threshold, epsilon: see :class:`~smartthinker_verl.config.MethodOptions`.
     """
 
     config_key: ClassVar[str] = NAME
@@ -94,166 +92,205 @@ class LaserDEConfig(MethodOptions):
         "update_interval": True,
         "truncation_length": True,
     }
+    whole_fields: ClassVar[tuple[str, ...]] = (
+        "length_lower_bound",
+        "length_interval",
+        "length_upper_bound",
+        "expected_correct",
+        "update_interval",
+        "truncation_length",
+    )
 
     alpha: float = 0.5
     length_lower_bound: int = 4096
     length_interval: int = 1024
-    length_upper_bound: int = 16384
+    length_upper_bound: int | None = None
     expected_correct: int = 1
     update_interval: int = 20
     truncation_length: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("length_lower_bound", "length_interval", "length_upper_bound", "expected_correct"):
+        for key in self.whole_fields:
             value = getattr(self, key)
+            if value is None:
+                continue
             if float(value) != int(value):
                 raise SmartThinkerConfigError(f"algorithm.{NAME}.{key}={value!r} must be a whole number")
             object.__setattr__(self, key, int(value))
-        object.__setattr__(self, "update_interval", int(self.update_interval))
-        if self.truncation_length is not None:
-            object.__setattr__(self, "truncation_length", int(self.truncation_length))
-        if self.length_upper_bound < self.length_lower_bound:
+        if self.length_upper_bound is not None and self.length_upper_bound < self.length_lower_bound:
             raise SmartThinkerConfigError(
                 f"algorithm.{NAME}.length_upper_bound={self.length_upper_bound} is below length_lower_bound="
-                f"{self.length_lower_bound}: no candidate target. Fix: set length_upper_bound to the response limit "
-                "(data.max_response_length) and length_lower_bound below it"
+                f"{self.length_lower_bound}: no candidate target. Fix: leave length_upper_bound null (the response "
+                "limit) or set it above length_lower_bound"
             )
         if self.alpha < 0:
             raise SmartThinkerConfigError(f"algorithm.{NAME}.alpha={self.alpha!r} must be >= 0")
 
+    def for_run(self, run: RunContext) -> LaserDEConfig:
+        """Fill the options left null with the run's response limit (``run.response_limit``)."""
+        unset = [key for key in ("length_upper_bound", "truncation_length") if getattr(self, key) is None]
+        missing = {key: run.response_limit for key in unset}
+        if not missing:
+            return self
+        if run.response_limit is None:
+            raise SmartThinkerConfigError(
+                f"algorithm.{NAME}.{' and '.join(missing)} default to the run's response limit, which this config "
+                f"does not hold (no actor_rollout_ref.rollout.response_length or data.max_response_length above "
+                f"algorithm). Fix: set them, e.g. algorithm.{NAME}.truncation_length=8000"
+            )
+        return self.replace(**missing)
+
     def thresholds(self) -> list[int]:
-        """The candidate target lengths L_j."""
-        return list(range(self.length_lower_bound, self.length_upper_bound + 1, self.length_interval))
+        """The candidate target lengths L_j: lower, lower + interval, ... up to the first >= upper."""
+        if self.length_upper_bound is None:
+            raise SmartThinkerConfigError(f"algorithm.{NAME}.length_upper_bound is not resolved (see for_run)")
+        step = self.length_interval
+        return list(range(self.length_lower_bound, self.length_upper_bound + step, step))
 
 
 def difficulty_levels(batch: GroupedBatch) -> torch.Tensor:
-    """``[num_groups]`` int64 level index (0 low, 1 medium, 2 high) from the group accuracy k / G."""
+    """``[num_groups]`` int64 band index (0 low, 1 medium, 2 high) from the group accuracy k / G."""
     accuracy = batch.num_correct.to(DTYPE) / batch.size.to(DTYPE)
     return (accuracy >= LEVEL_BOUNDS[0]).to(torch.int64) + (accuracy >= LEVEL_BOUNDS[1]).to(torch.int64)
 
 
-def coverage_counts(batch: GroupedBatch, levels: torch.Tensor, thresholds: torch.Tensor):
-    """``(responses [3], covered [3, T])``: responses of each level's groups, and the correct ones with length <= L_j
-    (float64 counts)."""
+def coverage_counts(
+    batch: GroupedBatch, levels: torch.Tensor, thresholds: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(responses [3], within [3, T])`` int64: each band's responses, and those (right or wrong) of length <= L_j."""
     level_i = batch.per_group(levels)
     device = batch.lengths.device
-    thresholds = thresholds.to(device=device, dtype=DTYPE)
-    responses = torch.zeros(len(LEVELS), dtype=DTYPE, device=device).index_add_(
-        0, level_i, torch.ones_like(batch.lengths)
-    )
-    within = (batch.correct[:, None] & (batch.lengths[:, None] <= thresholds[None, :])).to(DTYPE)
-    covered = torch.zeros(len(LEVELS), len(thresholds), dtype=DTYPE, device=device).index_add_(0, level_i, within)
-    return responses, covered
+    responses = torch.bincount(level_i, minlength=len(LEVELS))
+    within = (batch.lengths[:, None] <= thresholds.to(device=device, dtype=DTYPE)[None, :]).to(torch.int64)
+    counts = torch.zeros(len(LEVELS), len(thresholds), dtype=torch.int64, device=device).index_add_(0, level_i, within)
+    return responses, counts
 
 
 def minimum_correct(group_size: int) -> torch.Tensor:
-    """``[3]`` the minimal number of correct answers of a group per level: 1, floor(n/3), floor(2n/3)."""
-    return torch.tensor([1.0, math.floor(group_size / 3), math.floor(group_size * 2 / 3)], dtype=DTYPE)
+    """``[3]`` int64: the correct answers a band's minimal group keeps: 1, floor(n/3), floor(2n/3)."""
+    return torch.tensor([1, group_size // 3, (2 * group_size) // 3], dtype=torch.int64)
 
 
-def choose_targets(
-    responses: torch.Tensor,
-    covered: torch.Tensor,
-    thresholds: torch.Tensor,
-    group_size: int,
-    expected_correct: int,
-    fallback: float,
-) -> torch.Tensor:
-    """``[3]`` target per level: the smallest L_j with floor(c * n_level) >= expected_correct, else ``fallback``."""
-    coverage = covered / responses.clamp(min=1.0)[:, None]
-    enough = torch.floor(coverage * minimum_correct(group_size)[:, None] + _FLOOR_SLACK) >= expected_correct
-    candidates = torch.where(enough, thresholds[None, :].to(DTYPE), torch.full_like(coverage, float("inf")))
-    best = candidates.min(dim=1).values if candidates.shape[1] else torch.full((len(LEVELS),), float("inf"))
-    return torch.where(torch.isinf(best), torch.full_like(best, float(fallback)), best)
+def choose_candidates(
+    responses: torch.Tensor, within: torch.Tensor, thresholds: torch.Tensor, group_size: int, expected_correct: int
+) -> list[int | None]:
+    """Per band, the smallest L_j with floor(coverage * m_band) >= expected_correct, or None when none qualifies.
 
-
-def rewards_for_targets(
-    batch: GroupedBatch, levels: torch.Tensor, targets: torch.Tensor, options: LaserDEConfig
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(r [B], concise_correct [B] bool, explored [B] bool)`` for per-level ``targets [3]``."""
-    target_i = targets.to(device=batch.lengths.device, dtype=DTYPE)[batch.per_group(levels)]
-    concise = batch.correct & (batch.lengths <= target_i)
-    explored = ~batch.correct & (batch.lengths > target_i)
-    if options.truncation_length is not None:
-        explored = explored & (batch.lengths < options.truncation_length)
-    rewards = batch.scores + options.alpha * (concise | explored).to(DTYPE)
-    return rewards, concise, explored
+    ``floor(within / responses * m)`` is evaluated exactly, as ``(within * m) // responses`` in integers; a band with
+    no responses has coverage 0 (the released code's convention).
+    """
+    m = minimum_correct(group_size).to(within.device)[:, None]
+    qualifies = (within * m) // responses.clamp(min=1)[:, None] >= expected_correct
+    qualifies &= (responses > 0)[:, None]
+    first = torch.where(qualifies.any(dim=1), qualifies.to(torch.int8).argmax(dim=1), -1).tolist()
+    grid = thresholds.tolist()
+    return [None if j < 0 else int(grid[j]) for j in first]
 
 
 class LaserDEState:
-    """LASER-DE's state across steps: the current targets and the coverage statistics since the last update.
+    """LASER-DE's state across steps: the band candidates and the coverage accumulated since the last update.
 
     One instance per process (:data:`STATE`), in the process where verl computes advantages (the TaskRunner).
-    ``state_dict()`` / ``load_state_dict()`` round-trip through JSON.
+    ``calls_per_step`` (set by the verl adapter from the trainer mode) is how many advantage computations make one
+    training step: verl's ``separate_async`` trainer computes advantages ``parameter_sync_step`` times per step, and
+    the schedule counts training steps. ``state_dict()`` / ``load_state_dict()`` round-trip through JSON.
     """
 
     def __init__(self) -> None:
+        self.calls_per_step = 1
         self.reset()
 
     def reset(self) -> None:
-        self.targets: list[float] | None = None
+        self.candidates: list[int | None] | None = None
         self.thresholds: list[int] = []
-        self.responses: list[float] = [0.0] * len(LEVELS)
-        self.covered: list[list[float]] = [[] for _ in LEVELS]
+        self.responses: list[int] = [0] * len(LEVELS)
+        self.within: list[list[int]] = [[] for _ in LEVELS]
         self.steps_since_update = 0
+        self.calls_in_step = 0
         self.updates = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "targets": self.targets,
+            "candidates": self.candidates,
             "thresholds": list(self.thresholds),
             "responses": list(self.responses),
-            "covered": [list(row) for row in self.covered],
+            "within": [list(row) for row in self.within],
             "steps_since_update": self.steps_since_update,
+            "calls_in_step": self.calls_in_step,
             "updates": self.updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.targets = None if state["targets"] is None else [float(t) for t in state["targets"]]
+        if "candidates" not in state:
+            raise SmartThinkerConfigError(
+                "the saved LASER-DE state predates the released-code targets (coverage of all responses): it cannot "
+                "be resumed. Fix: start the run afresh (trainer.resume_mode=disable or another default_local_dir)"
+            )
+        saved = state["candidates"]
+        self.candidates = None if saved is None else [None if c is None else int(c) for c in saved]
         self.thresholds = [int(t) for t in state["thresholds"]]
-        self.responses = [float(x) for x in state["responses"]]
-        self.covered = [[float(x) for x in row] for row in state["covered"]]
+        self.responses = [int(x) for x in state["responses"]]
+        self.within = [[int(x) for x in row] for row in state["within"]]
         self.steps_since_update = int(state["steps_since_update"])
+        self.calls_in_step = int(state.get("calls_in_step", 0))
         self.updates = int(state["updates"])
 
+    def _restart_statistics(self, thresholds: list[int]) -> None:
+        self.thresholds = thresholds
+        self.responses = [0] * len(LEVELS)
+        self.within = [[0] * len(thresholds) for _ in LEVELS]
+
     def step(self, batch: GroupedBatch, options: LaserDEConfig, levels: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """Accumulate this batch's coverage, update the targets when due; ``(targets [3], updated)``."""
+        """Accumulate this batch's coverage, update the candidates when due; ``(targets [3] float64, updated)``.
+
+        An update happens at the first advantage computation of training step 1, 1 + I, 1 + 2I, ... (I =
+        ``update_interval``), from the responses accumulated since the previous update, this batch included.
+        """
         thresholds = options.thresholds()
         if thresholds != self.thresholds:
             if self.thresholds:
                 logger.warning("laser_de: candidate target lengths changed; coverage statistics restart")
-            self.thresholds = thresholds
-            self.responses = [0.0] * len(LEVELS)
-            self.covered = [[0.0] * len(thresholds) for _ in LEVELS]
+            self._restart_statistics(thresholds)
         grid = torch.tensor(thresholds, dtype=torch.int64)
-        responses, covered = coverage_counts(batch, levels, grid)
-        responses = responses.cpu() + torch.tensor(self.responses, dtype=DTYPE)  # the state is small: kept on CPU
-        covered = covered.cpu() + torch.tensor(self.covered, dtype=DTYPE).reshape(len(LEVELS), len(thresholds))
-        self.steps_since_update += 1
-        updated = self.targets is None or self.steps_since_update >= options.update_interval
+        responses, within = coverage_counts(batch, levels, grid)
+        responses = responses.cpu() + torch.tensor(self.responses, dtype=torch.int64)  # small: kept on CPU
+        within = within.cpu() + torch.tensor(self.within, dtype=torch.int64).reshape(len(LEVELS), len(thresholds))
+        new_step = self.calls_in_step == 0
+        self.calls_in_step = (self.calls_in_step + 1) % max(1, int(self.calls_per_step))
+        if new_step:
+            self.steps_since_update += 1
+        updated = self.candidates is None or (new_step and self.steps_since_update > options.update_interval)
         if updated:
             group_size = int(round(float(batch.size.to(DTYPE).mean())))
-            fallback = float(batch.lengths.max())
-            targets = choose_targets(responses, covered, grid, group_size, options.expected_correct, fallback)
-            self.targets = targets.tolist()
-            self.responses = [0.0] * len(LEVELS)
-            self.covered = [[0.0] * len(thresholds) for _ in LEVELS]
-            self.steps_since_update = 0
+            self.candidates = choose_candidates(responses, within, grid, group_size, options.expected_correct)
+            self._restart_statistics(thresholds)
+            self.steps_since_update = 1
             self.updates += 1
-            logger.info("laser_de: targets (low, medium, high) = %s", self.targets)
+            logger.info("laser_de: target candidates (low, medium, high) = %s", self.candidates)
         else:
             self.responses = responses.tolist()
-            self.covered = covered.tolist()
-        return torch.tensor(self.targets, dtype=DTYPE, device=batch.lengths.device), updated
+            self.within = within.tolist()
+        longest = float(batch.lengths.max()) if batch.lengths.numel() else 0.0
+        targets = [longest if c is None else float(c) for c in self.candidates]
+        return torch.tensor(targets, dtype=DTYPE, device=batch.lengths.device), updated
 
 
 #: The process's LASER-DE state (saved into checkpoints by smartthinker_verl.checkpoint).
 STATE = LaserDEState()
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values.double() * mask).sum() / mask.sum()  # NaN when the mask is empty
+def rewards_for_targets(
+    batch: GroupedBatch, levels: torch.Tensor, targets: torch.Tensor, options: LaserDEConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(r [B], concise_correct [B] bool, explored [B] bool)`` for per-band ``targets [3]``."""
+    target_i = targets[batch.per_group(levels)]
+    concise = batch.correct & (batch.lengths <= target_i)
+    explored = ~batch.correct & (batch.lengths > target_i)
+    if options.truncation_length is not None:
+        explored &= batch.lengths < options.truncation_length
+    rewards = batch.scores + options.alpha * (concise | explored).to(DTYPE)
+    return rewards, concise, explored
 
 
 def shape(batch: GroupedBatch, options: LaserDEConfig, state: LaserDEState | None = None) -> ShapingOutput:
@@ -262,7 +299,6 @@ def shape(batch: GroupedBatch, options: LaserDEConfig, state: LaserDEState | Non
     levels = difficulty_levels(batch)
     targets, updated = state.step(batch, options, levels)
     rewards, concise, explored = rewards_for_targets(batch, levels, targets, options)
-    correct = batch.correct
     statistics = {
         "target_length/low": targets[0],
         "target_length/medium": targets[1],
@@ -271,13 +307,10 @@ def shape(batch: GroupedBatch, options: LaserDEConfig, state: LaserDEState | Non
         "concise_correct_frac": concise.double().mean(),
         "exploration_frac": explored.double().mean(),
         **{f"group_frac/{name}": (levels == i).double().mean() for i, name in enumerate(LEVELS)},
-        "accuracy/mean": correct.double().mean(),
-        "length_correct/mean": _masked_mean(batch.lengths, correct),
-        "length_incorrect/mean": _masked_mean(batch.lengths, ~correct),
+        **outcome_statistics(batch),
     }
-    shaped = torch.zeros(batch.num_groups, dtype=torch.bool, device=batch.lengths.device)
     detail = {"levels": levels, "targets": targets, "updated": updated}
-    return ShapingOutput(rewards=rewards, shaped=shaped, statistics=statistics, detail=detail)
+    return ShapingOutput(rewards=rewards, statistics=statistics, detail=detail)
 
 
 METHOD = register_method(
@@ -286,7 +319,7 @@ METHOD = register_method(
         options_type=LaserDEConfig,
         shape=shape,
         metric_names=METRIC_NAMES,
-        formula="r = score + alpha * 1[correct & len <= T_level or wrong & len > T_level], T adaptive per difficulty",
+        formula="r = score + alpha * 1[correct & len <= T_band or wrong & T_band < len < limit], T adaptive per band",
         state=STATE,
     )
 )
