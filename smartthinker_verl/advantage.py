@@ -14,13 +14,15 @@ docs/baselines.md) this module registers such a function. It only unpacks verl's
 - the method's shaped reward r_i (SmartThinker: r_i = score_i - coef_g * s_i, eqs. 1-4);
 - a non-default option of another method (``algorithm.shorter_better.alpha=3`` while ``adv_estimator=smartthinker``)
   is an error: it would silently do nothing (:func:`smartthinker_verl.shaping.check_foreign_options`);
-- GRPO: A_i = (r_i - mean_g r) / (std_g r + epsilon), or r_i - mean_g r when
-  ``algorithm.norm_adv_by_std_in_grpo=False``; broadcast over the response tokens (zero outside the mask). In the
-  groups the method shaped, advantages within rounding noise of 0 are set to exactly 0 (the pivot response of
-  eq. 3 sits at the group mean); nothing else is rewritten.
+- the normaliser ``algorithm.<method>.normalizer`` turns the shaped rewards into advantages. ``grpo`` (default):
+  A_i = (r_i - mean_g r) / (std_g r + epsilon), or r_i - mean_g r when ``algorithm.norm_adv_by_std_in_grpo=False``,
+  broadcast over the response tokens (zero outside the mask); a group whose rewards are all equal gets exactly 0, and
+  so does a shaped group's pivot response (eq. 3 puts it at the group mean). Any other name: that verl estimator,
+  called through verl's registry as verl calls it, on the shaped rewards placed on the last valid token;
+- rows with an empty response mask (verl's batch padding) take no part in any statistic and get advantage 0.
 
-A batch where no group is shaped gives verl's ``grpo`` advantages bit for bit. The step's statistics go to
-:mod:`smartthinker_verl.metrics` as ``<method>/<name>``, which merges them into verl's logged metrics.
+A batch of 1/0 scores that no group is shaped in gives verl's ``grpo`` advantages bit for bit. The step's statistics
+go to :mod:`smartthinker_verl.metrics` as ``<method>/<name>``, which merges them into verl's logged metrics.
 """
 
 from __future__ import annotations
@@ -31,13 +33,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from verl.trainer.ppo.core_algos import register_adv_est
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn, register_adv_est
 
 from smartthinker_verl import checkpoint, metrics
-from smartthinker_verl.config import MethodOptions, SmartThinkerError, select
+from smartthinker_verl.config import DEFAULT_NORMALIZER, MethodOptions, RunContext, SmartThinkerError, select
 from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, check_foreign_options, get_method
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
-from smartthinker_verl.shaping.grpo import group_std, grpo_normalize, rounding_tolerance, zero_rounding_noise
+from smartthinker_verl.shaping.grpo import (
+    group_std,
+    grpo_normalize,
+    rounding_tolerance,
+    zero_rounding_noise,
+    zero_spread_groups,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +73,96 @@ def _validate_inputs(token_level_rewards: torch.Tensor, response_mask: torch.Ten
         )
 
 
+#: verl estimators that cannot turn shaped outcome rewards into advantages, with the reason.
+CANNOT_NORMALIZE: dict[str, str] = {
+    "gae": "it needs a critic's values",
+    "remax": "it needs reward_baselines from a greedy rollout",
+    "reinforce_plus_plus": "it discounts token-level returns rather than normalising outcome rewards",
+    "gdpo": "it normalises each dimension of a multi-dimensional reward from the batch",
+    "optimal_token_baseline": "it needs the actor's per-token log-probabilities",
+    "tir_optimal_token_baseline": "it needs the actor's per-token log-probabilities",
+}
+
+
+def usable_normalizers() -> list[str]:
+    """The registered verl estimators that can serve as ``algorithm.<method>.normalizer``: every outcome estimator
+    in verl's registry except :data:`CANNOT_NORMALIZE` and this package's own estimators."""
+    ours = set(METHODS)
+    return sorted(name for name in ADV_ESTIMATOR_REGISTRY if name not in CANNOT_NORMALIZE and name not in ours)
+
+
+def normalizer_problem(method_name: str, normalizer: str) -> str | None:
+    """Why ``algorithm.<method_name>.normalizer=<normalizer>`` cannot work (with the fix), or None when it can."""
+    if normalizer in METHODS:
+        reason = "it is a length-shaping estimator of this package, not a normaliser"
+    elif normalizer in CANNOT_NORMALIZE:
+        reason = CANNOT_NORMALIZE[normalizer]
+    elif normalizer not in ADV_ESTIMATOR_REGISTRY:
+        reason = "no verl advantage estimator is registered under that name"
+    else:
+        return None
+    return (
+        f"algorithm.{method_name}.normalizer={normalizer} cannot normalise shaped rewards: {reason}. "
+        f"Fix: use one of {', '.join(usable_normalizers())}"
+    )
+
+
+def run_context(config: Any) -> RunContext:
+    """What the methods need of the run, read from verl's full config above ``config`` (= ``config.algorithm``).
+
+    The estimator receives only ``config.algorithm``; as an OmegaConf node it still knows its root, so the run's
+    response limit and trainer mode are read from there (a plain mapping has no root: defaults).
+    """
+    limit = _root_value(config, "actor_rollout_ref.rollout.response_length")
+    limit = limit if limit is not None else _root_value(config, "data.max_response_length")
+    calls = 1
+    if _root_value(config, "trainer.use_v1") is not False:
+        mode = _root_value(config, "trainer.v1.trainer_mode")
+        calls = _root_value(config, f"trainer.v1.{mode}.parameter_sync_step") if mode else None
+    return RunContext(response_limit=None if limit is None else int(limit), calls_per_step=int(calls or 1))
+
+
+def _root_value(config: Any, dotted_key: str) -> Any:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not OmegaConf.is_config(config):
+        return None
+    try:
+        return OmegaConf.select(config, ".." + dotted_key)
+    except OmegaConfBaseException:  # a node without a parent (built alone, e.g. in a script)
+        return None
+
+
+def _grpo_advantages(output: ShapingOutput, batch: GroupedBatch, dtype: torch.dtype, **norm: Any) -> torch.Tensor:
+    """``[B]`` GRPO advantages of the shaped rewards in ``dtype``; exactly 0 for zero-spread groups and for a shaped
+    group's pivot response (rounding noise around the group mean, SmartThinker's eq. 3)."""
+    rewards = output.rewards.to(dtype)
+    ids, count = batch.group_ids, batch.num_groups
+    stats = group_std(rewards, ids, count)  # shared by the normalisation and the tolerance
+    advantage = grpo_normalize(rewards, ids, count, stats=stats, **norm)
+    if output.shaped is not None and bool(output.shaped.any()):
+        tolerance = rounding_tolerance(rewards, ids, count, stats=stats, **norm)
+        advantage = zero_rounding_noise(advantage, tolerance, batch.per_group(output.shaped))
+    flat = batch.per_group(zero_spread_groups(output.rewards, ids, count, dtype))
+    return torch.where(flat, torch.zeros_like(advantage), advantage)
+
+
+def _verl_advantages(
+    name: str, rewards: torch.Tensor, lengths: torch.Tensor, response_mask: torch.Tensor, index: Any, config: Any
+) -> torch.Tensor:
+    """``[bs, L]`` advantages from verl's registered estimator ``name``, called as verl's ``compute_advantage`` calls
+    it, on the shaped rewards ``[bs]`` placed where verl puts the score (the last valid token)."""
+    placed = torch.zeros(response_mask.shape, dtype=rewards.dtype, device=rewards.device)
+    rows = torch.arange(len(rewards), device=rewards.device)
+    last = (lengths.to(torch.int64) - 1).clamp(min=0)
+    placed[rows, last] = torch.where(lengths > 0, rewards, torch.zeros_like(rewards))
+    advantages, _ = get_adv_estimator_fn(name)(
+        token_level_rewards=placed, response_mask=response_mask, config=config, index=index
+    )
+    return advantages
+
+
 def shaped_advantages(
     token_level_rewards: torch.Tensor,
     response_mask: torch.Tensor,
@@ -72,19 +170,24 @@ def shaped_advantages(
     options: MethodOptions,
     norm_adv_by_std_in_grpo: bool = True,
     method: ShapingMethod | str = ESTIMATOR_NAME,
+    config: Any = None,
 ) -> tuple[torch.Tensor, ShapingOutput]:
     """Advantages of one batch under a length-shaping method.
+
+    Rows with an empty response mask (verl's ``_balance_batch`` pads uneven batches with such rows under one shared
+    uid) take no part in any statistic and get advantage 0.
 
     Args:
         token_level_rewards: ``[bs, L]`` rewards; the outcome score is their sum over tokens.
         response_mask: ``[bs, L]`` 1 on valid response tokens.
         index: ``[bs]`` group key per response (verl's ``uid``).
-        options: the method's options (e.g. ``SmartThinkerConfig``).
-        norm_adv_by_std_in_grpo: divide by the group std (GRPO) or not (Dr. GRPO).
+        options: the method's options (e.g. ``SmartThinkerConfig``), run defaults filled in.
+        norm_adv_by_std_in_grpo: divide by the group std (GRPO) or not (Dr. GRPO); the ``grpo`` normaliser only.
         method: the method or its registered name.
+        config: verl's ``config.algorithm``, handed to a verl normaliser (``options.normalizer`` other than grpo).
 
     Returns:
-        ``(advantages [bs, L] in the rewards' dtype, the method's ShapingOutput)``.
+        ``(advantages [bs, L] in the rewards' dtype, the method's ShapingOutput over the non-empty rows)``.
     """
     method = get_method(method) if isinstance(method, str) else method
     _validate_inputs(token_level_rewards, response_mask, index, method.name)
@@ -97,21 +200,29 @@ def shaped_advantages(
             )
         # One float copy of the mask serves both the lengths and, multiplied in place, the output.
         mask = response_mask.to(dtype=token_level_rewards.dtype, copy=True)
-        group_ids, num_groups = group_ids_from_index(index)
+        lengths = mask.sum(dim=-1)
+        valid = lengths > 0
+        rows = None if bool(valid.all()) else torch.nonzero(valid).flatten()
+        keys = index if rows is None else np.asarray(index, dtype=object)[rows.cpu().numpy()]
+        group_ids, num_groups = group_ids_from_index(keys)
         batch = GroupedBatch.build(
-            mask.sum(dim=-1), scores, group_ids.to(scores.device), num_groups,
+            lengths if rows is None else lengths[rows],
+            scores if rows is None else scores[rows],
+            group_ids.to(scores.device),
+            num_groups,
             correct_threshold=options.correct_threshold,
-        )  # fmt: skip
+        )
         output = method.shape(batch, options)
+        if options.normalizer == DEFAULT_NORMALIZER:
+            norm = {"norm_by_std": norm_adv_by_std_in_grpo, "epsilon": options.epsilon}
+            advantage = _grpo_advantages(output, batch, scores.dtype, **norm)
+            if rows is not None:
+                advantage = torch.zeros_like(scores).index_copy_(0, rows, advantage)
+            return mask.mul_(advantage.unsqueeze(-1)), output
         rewards = output.rewards.to(scores.dtype)
-        norm = {"norm_by_std": norm_adv_by_std_in_grpo, "epsilon": options.epsilon}
-        stats = group_std(rewards, batch.group_ids, num_groups)  # shared by the normalisation and the tolerance
-        advantage = grpo_normalize(rewards, batch.group_ids, num_groups, stats=stats, **norm)
-        if bool(output.shaped.any()):
-            tolerance = rounding_tolerance(rewards, batch.group_ids, num_groups, stats=stats, **norm)
-            advantage = zero_rounding_noise(advantage, tolerance, batch.per_group(output.shaped))
-        advantages = mask.mul_(advantage.unsqueeze(-1))
-    return advantages, output
+        if rows is not None:
+            rewards = torch.zeros_like(scores).index_copy_(0, rows, rewards)
+        return _verl_advantages(options.normalizer, rewards, lengths, response_mask, index, config), output
 
 
 def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
@@ -130,21 +241,28 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
                 "estimator cannot read correctness from them. Set algorithm.use_kl_in_reward=False and, if you want "
                 "a KL term, use the KL loss instead: actor_rollout_ref.actor.use_kl_loss=True"
             )
-        options = method.options_type.from_algorithm_config(config)
+        run = run_context(config)
+        options = method.options_type.from_algorithm_config(config).for_run(run)
         check_foreign_options(config, method.name)
+        problem = normalizer_problem(method.name, options.normalizer)
+        if problem:
+            raise SmartThinkerEstimatorError(problem)
         if method.state is not None:
             checkpoint.warn_if_state_not_saved(method)
+            method.state.calls_per_step = run.calls_per_step
         norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
         advantages, output = shaped_advantages(
-            token_level_rewards, response_mask, index, options, norm_by_std, method=method
+            token_level_rewards, response_mask, index, options, norm_by_std, method=method, config=config
         )
-        metrics.record(metrics.step_metrics(output.statistics, prefix=f"{method.name}/"))
+        responses = int((response_mask.sum(dim=-1) > 0).sum())
+        metrics.record(metrics.step_metrics(output.statistics, prefix=f"{method.name}/"), weight=responses)
         return advantages, advantages
 
     estimator.__name__ = f"compute_{method.name}_outcome_advantage"
     estimator.__qualname__ = estimator.__name__
     estimator.__doc__ = (
-        f"verl advantage estimator ``{method.name}``: GRPO on length-shaped rewards ({method.formula}).\n\n"
+        f"verl advantage estimator ``{method.name}``: length-shaped rewards ({method.formula}), normalised by\n"
+        f"``algorithm.{method.name}.normalizer`` (default GRPO).\n\n"
         "Args: token_level_rewards ``[bs, L]`` (outcome score on the last valid token), response_mask ``[bs, L]``,\n"
         f"index ``[bs]`` uid per response, config verl's ``config.algorithm`` (reads ``{method.name}.*`` and\n"
         "``norm_adv_by_std_in_grpo``; refuses ``use_kl_in_reward=True`` and non-default options of another\n"

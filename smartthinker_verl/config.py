@@ -13,6 +13,7 @@ Set under ``algorithm.smartthinker`` in verl's config (absent means all defaults
         fixed_coefficient: null         # required (> 0) when coefficient=fixed
         correct_threshold: 0.5          # a response is correct when its score >= this
         epsilon: 1.0e-6                 # added to the group std in the GRPO normalisation
+        normalizer: grpo                # the verl outcome estimator that turns shaped rewards into advantages
 
 On the command line, keys the recipe yaml does not define need a leading ``+``:
 ``+algorithm.smartthinker.penalty=symmetric``.
@@ -45,6 +46,25 @@ class SmartThinkerConfigError(SmartThinkerError, ValueError):
     """An invalid ``algorithm.<method>`` option; the message names the key and the fix."""
 
 
+#: The normaliser every method uses unless told otherwise: GRPO's group normalisation (shaping/grpo.py).
+DEFAULT_NORMALIZER = "grpo"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a method may need to know of the run beyond its own options, read from verl's full config by the adapter.
+
+    Attributes:
+        response_limit: the most tokens a response may have (``actor_rollout_ref.rollout.response_length``, else
+            ``data.max_response_length``); None when the config does not hold it.
+        calls_per_step: advantage computations per training step (verl's ``separate_async`` trainer:
+            ``parameter_sync_step``; 1 otherwise).
+    """
+
+    response_limit: int | None = None
+    calls_per_step: int = 1
+
+
 @dataclass(frozen=True, kw_only=True)
 class MethodOptions:
     """Options every length-shaping method has; a method's options subclass this.
@@ -52,6 +72,10 @@ class MethodOptions:
     Attributes:
         correct_threshold: a response is correct when its outcome score >= this.
         epsilon: added to the group std in the GRPO normalisation (verl's default 1e-6).
+        normalizer: the verl outcome estimator that turns the shaped rewards into advantages: ``grpo`` (GRPO's
+            group normalisation, bit-compatible with verl's) or any estimator in verl's registry that takes only
+            outcome rewards (``rloo``, ``reinforce_plus_plus_baseline``, ``opo``, ...; see
+            ``smartthinker_verl.advantage.usable_normalizers``).
     """
 
     #: The key under ``algorithm`` that holds the options (the method's estimator name).
@@ -63,8 +87,14 @@ class MethodOptions:
 
     correct_threshold: float = 0.5
     epsilon: float = 1e-6
+    normalizer: str = DEFAULT_NORMALIZER
 
     def __post_init__(self) -> None:
+        if not isinstance(self.normalizer, str) or not self.normalizer.strip():
+            raise SmartThinkerConfigError(
+                f"algorithm.{self.config_key}.normalizer={self.normalizer!r} must name a verl advantage estimator, "
+                f"e.g. {DEFAULT_NORMALIZER} or rloo"
+            )
         for key, choices in self.choice_fields.items():
             value = getattr(self, key)
             if value not in choices:
@@ -81,6 +111,15 @@ class MethodOptions:
             raise SmartThinkerConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be a finite number")
         if positive and value <= 0:
             raise SmartThinkerConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be > 0")
+
+    def replace(self, **changes: Any) -> MethodOptions:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def for_run(self, run: RunContext) -> MethodOptions:
+        """The options with run-dependent defaults filled in (a method whose defaults depend on the run overrides
+        this; most return themselves)."""
+        return self
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:

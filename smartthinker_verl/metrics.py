@@ -10,9 +10,11 @@ trainer's ``metrics`` dict. Hand-off, without forking verl's training loop:
    wandb, tensorboard, file) with the step's other metrics.
 
 verl logs once per training step, after the advantage; the statistics therefore land on the step that produced
-them. Failures are loud: statistics recorded twice without a ``Tracking.log`` call in between (they would never be
-logged) give one WARNING that says why, and a ``Tracking.log`` whose signature is not the one wrapped here is not
-wrapped and gives an ERROR (``tests/test_metrics.py`` pins the signature against the installed verl).
+them. verl's ``separate_async`` trainer computes advantages ``parameter_sync_step`` times per logged step: the buffer
+accumulates every computation of the step and logs each statistic's mean over them, weighted by their responses, as
+verl's own ``MetricsAggregator`` weights its sub-step metrics (a NaN, e.g. "no incorrect response", counts as absent).
+A ``Tracking.log`` whose signature is not the one wrapped here is not wrapped and gives an ERROR
+(``tests/test_metrics.py`` pins the signature against the installed verl).
 
 Why a wrapper rather than a trainer subclass: verl 0.9.1 has no hook for extra training metrics, a registered trainer
 subclass would have to follow its sync/async branches, and ``Tracking.log(self, data, step, backend=None)`` is the one
@@ -24,6 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import threading
 from collections.abc import Mapping
 
@@ -53,40 +56,37 @@ WRAPPED_SIGNATURE: tuple[str, ...] = ("self", "data", "step", "backend")
 
 
 class _PendingMetrics:
-    """Thread-safe, per-process buffer of the latest statistics not yet logged."""
+    """Thread-safe, per-process accumulator of the statistics not yet logged: per key, the response-weighted sum of
+    its finite values and their weight."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[str, float] = {}
-        self._warned = False
+        self._sums: dict[str, float] = {}
+        self._weights: dict[str, float] = {}
 
-    def record(self, values: dict[str, float]) -> None:
+    def record(self, values: Mapping[str, float], weight: float = 1.0) -> None:
         with self._lock:
-            if self._values and not self._warned:
-                self._warned = True
-                logger.warning(
-                    "length-shaping statistics (%s) were recorded for a batch and never logged: no verl Tracking.log "
-                    "call came between two advantage computations in this process (pid of the estimator). The "
-                    "%s... metrics will be missing from the logs. Either this process is not verl's trainer (the "
-                    "estimator called outside verl's training loop), or the Tracking.log wrapper is not installed "
-                    "(see the ERROR above, if any). This warning is given once per process.",
-                    ", ".join(sorted(values)[:3]) + ("..." if len(values) > 3 else ""),
-                    next(iter(values), "").split("/", 1)[0] + "/",
-                )
-            self._values = dict(values)
+            for key, value in values.items():
+                self._sums.setdefault(key, 0.0)
+                self._weights.setdefault(key, 0.0)
+                if math.isfinite(value) and weight > 0:
+                    self._sums[key] += weight * value
+                    self._weights[key] += weight
 
     def pop(self) -> dict[str, float]:
+        """The weighted means since the last pop (NaN for a key that had no finite value), and a fresh start."""
         with self._lock:
-            values, self._values = self._values, {}
-            return values
+            sums, weights = self._sums, self._weights
+            self._sums, self._weights = {}, {}
+        return {key: (sums[key] / weights[key] if weights[key] > 0 else math.nan) for key in sums}
 
 
 PENDING = _PendingMetrics()
 
 
-def record(values: dict[str, float]) -> None:
-    """Store a step's statistics for the next ``Tracking.log`` call of this process."""
-    PENDING.record(values)
+def record(values: Mapping[str, float], weight: float = 1.0) -> None:
+    """Add one advantage computation's statistics (over ``weight`` responses) to the next ``Tracking.log`` call."""
+    PENDING.record(values, weight)
 
 
 def install_tracking_hook() -> bool:

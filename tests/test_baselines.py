@@ -27,6 +27,8 @@ from smartthinker_verl.shaping import laser_de as laser_de_module
 BASELINES = ("shorter_better", "efficient_reasoning", "kimi_length", "laser_de")
 #: Small LASER-DE candidate grid for short test responses.
 LASER_SMALL = {"length_lower_bound": 100, "length_interval": 100, "length_upper_bound": 400, "update_interval": 2}
+#: The response limit of the test runs (data.max_response_length): a response this long is truncated.
+RESPONSE_LIMIT = 450
 
 
 def batch_of(lengths, scores, groups=None):
@@ -37,9 +39,10 @@ def batch_of(lengths, scores, groups=None):
 
 
 def algorithm_config(name, norm=True, **options):
-    return OmegaConf.create(
-        {"adv_estimator": name, "norm_adv_by_std_in_grpo": norm, "use_kl_in_reward": False, name: options}
-    )
+    """verl's ``config.algorithm`` as the trainer hands it over: a node of the full config (which holds the run's
+    response limit, ``data.max_response_length``)."""
+    algorithm = {"adv_estimator": name, "norm_adv_by_std_in_grpo": norm, "use_kl_in_reward": False, name: options}
+    return OmegaConf.create({"data": {"max_response_length": RESPONSE_LIMIT}, "algorithm": algorithm}).algorithm
 
 
 def verl_batch(lengths, scores, uids):
@@ -111,23 +114,106 @@ def test_kimi_length_worked_example():
     assert out.rewards.tolist() == pytest.approx([1.5, 0.0, 1.0, -0.5, 1.0, 0.0])
 
 
-def test_laser_de_worked_example():
-    """Candidates 100, 200, 300, 400; one group of 6 (n = 6: the minimal correct counts are low 1, medium 2,
-    high 4). Lengths [100, 150, 250, 350, 380, 400], correct [1, 1, 1, 1, 0, 0]: accuracy 4/6 >= 2/3, level high.
-    Coverage: L=100 -> 1/6, floor(4/6) = 0; L=200 -> 2/6, floor(8/6) = 1 >= 1: the high target is 200. Low and
-    medium have no responses: their targets fall back to the longest response, 400.
-    r: correct and <= 200 -> 1 + 0.5 (two); correct and longer -> 1 (two); wrong and > 200, not truncated ->
-    0 + 0.5 (exploration). r = [1.5, 1.5, 1.0, 1.0, 0.5, 0.5]. With truncation_length 400 the 400-token wrong
-    answer is truncated and gets no exploration bonus: its r is 0."""
-    method = get_method("laser_de")
-    options = method.options_type(**LASER_SMALL)
-    lengths, scores = [100, 150, 250, 350, 380, 400], [1, 1, 1, 1, 0, 0]
-    out = method.shape(batch_of(lengths, scores), options, state=laser_de_module.LaserDEState())
-    assert out.detail["targets"].tolist() == [400.0, 400.0, 200.0]
-    assert out.rewards.tolist() == [1.5, 1.5, 1.0, 1.0, 0.5, 0.5]
-    truncating = method.options_type(**LASER_SMALL, truncation_length=400)
-    out = method.shape(batch_of(lengths, scores), truncating, state=laser_de_module.LaserDEState())
+def laser_step(state, options, groups):
+    """One LASER-DE step on ``groups`` (a list of (lengths, scores)); returns its ShapingOutput."""
+    lengths = [x for group, _ in groups for x in group]
+    scores = [x for _, group in groups for x in group]
+    ids = [g for g, (group, _) in enumerate(groups) for _ in group]
+    return get_method("laser_de").shape(batch_of(lengths, scores, ids), options, state=state)
+
+
+def test_laser_de_worked_example_over_three_steps():
+    """Candidates range(100, 250 + 100, 100) = 100, 200, 300 (the grid ends at the first value >= the upper bound 250);
+    groups of n = 6, so a band's minimal group keeps 1 (low), floor(6/3) = 2 (medium), floor(12/3) = 4 (high) correct
+    answers; a band's target is the first L with floor(coverage * m) >= 1, where coverage counts ALL the band's
+    responses of length <= L; a band without one takes the current batch's longest response. Update every 2 steps
+    (steps 1 and 3 here); truncation at the response limit 400; alpha 0.5.
+
+    Step 1 (update). One group, lengths [100, 150, 250, 350, 380, 400], correct [1, 1, 1, 1, 0, 0]: accuracy 4/6, high.
+    Coverage at 100 is 1/6 (floor(4/6) = 0), at 200 is 2/6 (floor(8/6) = 1): high -> 200. Low and medium have no
+    responses: the batch's longest, 400. r = [1.5, 1.5, 1, 1, 0.5, 0]: two concise right answers; the 380-token wrong
+    one explores (> 200, < 400); the 400-token wrong one is truncated and earns nothing.
+
+    Step 2 (no update). Medium group [50, 120, 180, 220, 260, 300], correct [1, 1, 0, 0, 0, 0] (2/6) and low group
+    [90, 110, 130, 140, 150, 390], correct only the 390 one (1/6). Their bands have no candidate, so both take this
+    batch's longest, 390 (not step 1's 400). r = [1.5, 1.5, 0, 0, 0, 0] and [0, 0, 0, 0, 0, 1.5].
+
+    Step 3 (update, from steps 2 and 3). High group [60, 70, 80, 90, 95, 99], all right; medium group
+    [100, 200, 300, 310, 320, 330], right [1, 1, 1, 0, 0, 0] (3/6). High: coverage 6/6 at 100 -> 100. Medium (12
+    responses): at 100 2/12 -> floor(1/3) = 0; at 200 5/12 -> floor(5/6) = 0; at 300 9/12 -> floor(3/2) = 1: 300.
+    Low (step 2's 6 responses): coverage 1/6, 5/6, 5/6, never 1: the batch's longest, 330.
+    r = [1.5] * 6 and [1.5, 1.5, 1.5, 0.5, 0.5, 0.5] (the three wrong answers beyond 300 explore)."""
+    options = get_method("laser_de").options_type(
+        length_lower_bound=100, length_interval=100, length_upper_bound=250, update_interval=2, truncation_length=400
+    )
+    assert options.thresholds() == [100, 200, 300]
+    state = laser_de_module.LaserDEState()
+    out = laser_step(state, options, [([100, 150, 250, 350, 380, 400], [1, 1, 1, 1, 0, 0])])
+    assert out.detail["targets"].tolist() == [400.0, 400.0, 200.0] and out.detail["updated"]
     assert out.rewards.tolist() == [1.5, 1.5, 1.0, 1.0, 0.5, 0.0]
+    out = laser_step(
+        state,
+        options,
+        [([50, 120, 180, 220, 260, 300], [1, 1, 0, 0, 0, 0]), ([90, 110, 130, 140, 150, 390], [0, 0, 0, 0, 0, 1])],
+    )
+    assert out.detail["targets"].tolist() == [390.0, 390.0, 200.0] and not out.detail["updated"]
+    assert out.rewards.tolist() == [1.5, 1.5, 0, 0, 0, 0] + [0, 0, 0, 0, 0, 1.5]
+    out = laser_step(
+        state,
+        options,
+        [([60, 70, 80, 90, 95, 99], [1] * 6), ([100, 200, 300, 310, 320, 330], [1, 1, 1, 0, 0, 0])],
+    )
+    assert out.detail["targets"].tolist() == [330.0, 300.0, 100.0] and out.detail["updated"]
+    assert out.rewards.tolist() == [1.5] * 6 + [1.5, 1.5, 1.5, 0.5, 0.5, 0.5]
+
+
+def test_laser_de_coverage_counts_every_response_of_the_band():
+    """One medium group (4 of 8 right): lengths [3000, 5000, 7000, 9000] right, [1000, 2000, 4000, 6000] wrong; the
+    authors' defaults (candidates 4096, 5120, ..., 16384). Coverage at 4096 is 4/8 (3000, 1000, 2000, 4000), and
+    floor(4/8 * floor(8/3)) = 1: T = 4096. The 3000-token right answer earns the bonus, and so does the 6000-token
+    wrong one (exploration). Counting only right answers within L (coverage 1/8 at 4096) would need L = 9216 and
+    give no length signal at all."""
+    options = get_method("laser_de").options_type(length_upper_bound=16384, truncation_length=16384)
+    lengths = [3000, 5000, 7000, 9000, 1000, 2000, 4000, 6000]
+    out = get_method("laser_de").shape(
+        batch_of(lengths, [1, 1, 1, 1, 0, 0, 0, 0]), options, state=laser_de_module.LaserDEState()
+    )
+    assert out.detail["targets"][1].item() == 4096.0
+    assert out.rewards.tolist() == [1.5, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.5]
+
+
+def test_laser_de_grid_ends_at_the_first_candidate_past_the_upper_bound():
+    options = get_method("laser_de").options_type(length_upper_bound=8000, truncation_length=8000)
+    assert options.thresholds() == [4096, 5120, 6144, 7168, 8192]
+
+
+def test_laser_de_defaults_to_the_runs_response_limit():
+    """length_upper_bound and truncation_length left null take the run's response limit from verl's full config
+    (rollout.response_length, else data.max_response_length); a config without one is an error naming the fix."""
+    method = get_method("laser_de")
+    config = OmegaConf.create(
+        {"data": {"max_response_length": 8000}, "actor_rollout_ref": {"rollout": {"response_length": 6000}}}
+    )
+    config.algorithm = {"adv_estimator": "laser_de", "laser_de": {}}
+    from smartthinker_verl.advantage import run_context
+
+    options = method.options_type.from_algorithm_config(config.algorithm).for_run(run_context(config.algorithm))
+    assert (options.length_upper_bound, options.truncation_length) == (6000, 6000)
+    assert options.thresholds()[-1] == 6144
+    alone = OmegaConf.create({"adv_estimator": "laser_de", "use_kl_in_reward": False})
+    with pytest.raises(SmartThinkerConfigError, match="algorithm.laser_de.truncation_length=8000"):
+        run_estimator("laser_de", [10, 20], [1, 0], ["q", "q"], alone)
+
+
+def test_laser_de_does_not_reward_truncated_wrong_answers_through_verl():
+    """Through the registered estimator, with the run's limit (data.max_response_length = 450) as the default
+    truncation: a high group (4 of 6 right) whose target is 100; the 449-token wrong answer explores, the 450-token
+    one was cut off and earns nothing. r = [1.5] * 4 + [0.5, 0.0], then GRPO."""
+    lengths, scores = [10, 20, 30, 40, 449, 450], [1, 1, 1, 1, 0, 0]
+    advantages = run_estimator("laser_de", lengths, scores, ["q"] * 6, algorithm_config("laser_de", **LASER_SMALL))
+    assert laser_de_module.STATE.candidates == [None, None, 100]
+    want = reference_advantages([1.5] * 4 + [0.5, 0.0], norm_by_std=True)
+    assert advantages.tolist() == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 
 # --------------------------------------------------------------------------- vectorised == per-group reference
@@ -138,10 +224,10 @@ def random_batch(rng: np.random.Generator, partial_credit: bool = False):
     lengths, scores, uids = [], [], []
     for g in range(int(rng.integers(1, 10))):
         size = int(rng.integers(1, 10))
-        if rng.random() < 0.2:  # ties, equal lengths, flat groups
-            group_lengths = rng.choice([100, 200, 300], size)
+        if rng.random() < 0.2:  # ties, equal lengths, flat groups, truncated answers
+            group_lengths = rng.choice([100, 200, 300, RESPONSE_LIMIT], size)
         else:
-            group_lengths = rng.integers(1, 450, size)
+            group_lengths = rng.integers(1, RESPONSE_LIMIT + 1, size)
         correct = rng.random(size) < rng.choice([0.0, 0.2, 0.5, 0.8, 1.0])
         if partial_credit:
             group_scores = np.round(np.where(correct, rng.uniform(0.5, 1, size), rng.uniform(0, 0.5, size)), 2)
@@ -205,7 +291,7 @@ def test_registered_estimator_equals_the_per_group_loop(name, norm):
     """As verl calls it: registry lookup, token-level tensors, uid index; GRPO on the reference rewards."""
     rng = np.random.default_rng(abs(hash((name, norm, "est"))) % 2**32)
     config = algorithm_config(name, norm, **(LASER_SMALL if name == "laser_de" else {}))
-    laser = LaserDE(lower=100, interval=100, upper=400, every=2)
+    laser = LaserDE(lower=100, interval=100, upper=400, every=2, truncation=RESPONSE_LIMIT)
     for _ in range(40):
         lengths, scores, uids = random_batch(rng, partial_credit=bool(rng.random() < 0.5))
         advantages = run_estimator(name, lengths, scores, uids, config)

@@ -49,15 +49,18 @@ def test_the_wrapped_signature_is_verls():
     assert tuple(inspect.signature(original).parameters) == metrics.WRAPPED_SIGNATURE
 
 
-def test_statistics_never_logged_give_one_warning(caplog):
-    metrics.PENDING.pop()
+def test_sub_steps_of_one_logged_step_are_averaged_by_responses():
+    """verl's separate_async trainer computes advantages parameter_sync_step times per logged step: each statistic is
+    their mean weighted by responses (as verl's MetricsAggregator), a NaN sub-step value counts as absent, and a key
+    that had only NaN stays NaN."""
     fresh = metrics._PendingMetrics()
-    with caplog.at_level("WARNING", logger="smartthinker_verl.metrics"):
-        fresh.record({"smartthinker/accuracy/mean": 0.5})
-        fresh.record({"smartthinker/accuracy/mean": 0.6})  # the first step was never logged
-        fresh.record({"smartthinker/accuracy/mean": 0.7})
-    warnings = [r for r in caplog.records if "never logged" in r.getMessage()]
-    assert len(warnings) == 1 and "smartthinker/" in warnings[0].getMessage()
+    fresh.record({"m/accuracy/mean": 0.5, "m/length_incorrect/mean": math.nan, "m/only_nan": math.nan}, weight=32)
+    fresh.record({"m/accuracy/mean": 0.25, "m/length_incorrect/mean": 100.0, "m/only_nan": math.nan}, weight=96)
+    values = fresh.pop()
+    assert values["m/accuracy/mean"] == (0.5 * 32 + 0.25 * 96) / 128
+    assert values["m/length_incorrect/mean"] == 100.0
+    assert math.isnan(values["m/only_nan"])
+    assert fresh.pop() == {}
 
 
 def test_a_changed_tracking_signature_is_not_wrapped_and_is_reported(monkeypatch, caplog):

@@ -5,6 +5,11 @@
 Unbiased std (N - 1), as verl's GRPO; a group of one response gets mean 0 and std 1 (verl's convention). The
 arithmetic mirrors verl's ``grpo`` on CPU (mean in the rewards' dtype, std accumulated in float64 then rounded), so
 rewards that no shaping changed give bit-identical advantages.
+
+One deliberate difference: a group whose rewards are all equal (zero spread) gets advantage exactly 0. verl's
+float32 mean of equal rewards that float32 cannot represent exactly (0.95, 1 - alpha/2, ...) is off by an ulp, and
+dividing that by std + epsilon = 1e-6 turns it into an advantage near +-0.5 for every response of the group
+(:func:`zero_spread_groups`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,24 @@ def group_std(rewards: torch.Tensor, group_ids: torch.Tensor, num_groups: int) -
     mean = torch.where(single, torch.zeros_like(mean), mean)
     std = torch.where(single, torch.ones_like(mean), var64.sqrt().to(rewards.dtype))
     return mean, std
+
+
+def zero_spread_groups(
+    rewards: torch.Tensor, group_ids: torch.Tensor, num_groups: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """``[num_groups]`` bool: groups of two or more responses whose rewards are equal up to the resolution of
+    ``dtype`` (the advantages' dtype). A group of one keeps verl's convention (mean 0, std 1: A = r).
+
+    The spread max - min is taken in float64 and compared with ``ROUNDING_ULPS`` units of ``dtype`` at the group's
+    largest |r|: a reward difference below it does not survive the cast to ``dtype`` as information, only as noise.
+    """
+    rewards64 = rewards.to(DTYPE)
+    spread = segment_extreme(rewards64, group_ids, num_groups, "amax") - segment_extreme(
+        rewards64, group_ids, num_groups, "amin"
+    )
+    scale = segment_extreme(rewards64.abs(), group_ids, num_groups, "amax")
+    several = torch.bincount(group_ids, minlength=num_groups) > 1
+    return several & (spread <= ROUNDING_ULPS * torch.finfo(dtype).eps * scale)
 
 
 def grpo_normalize(

@@ -457,7 +457,12 @@ def _check_smartthinker_options(config: DictConfig, report: ValidationReport) ->
     if method is not None:
         key = method.options_type.config_key
         try:
-            method.options_type.from_algorithm_config(algorithm)
+            from smartthinker_verl.advantage import normalizer_problem, run_context
+
+            options = method.options_type.from_algorithm_config(algorithm).for_run(run_context(algorithm))
+            problem = normalizer_problem(method.name, options.normalizer)
+            if problem:
+                report.errors.append(problem)
         except Exception as exc:
             message = str(exc) if f"algorithm.{key}" in str(exc) else f"algorithm.{key}: {exc}"
             if "Fix" not in message:
