@@ -216,3 +216,41 @@ def test_laser_de_counts_training_steps_under_separate_async():
             want_adv = torch.zeros_like(want) if float(centred.abs().max()) < 1e-12 else centred / (std + 1e-6)
             assert got.tolist() == pytest.approx(want_adv.tolist(), rel=1e-4, abs=2e-5), f"call {call}"
     assert [i for i, u in enumerate(updates) if u == 1.0] == [0, 8]
+
+
+def test_through_verls_trainer_advantage_entry_with_padding_and_sub_steps():
+    """The v1 trainer's _compute_advantage calls verl's compute_advantage_for_multi_trajectories on a DataProto of
+    token_level_rewards, response_mask and uid, parameter_sync_step times per step; after _balance_batch the batch
+    may end in padding rows (empty mask, one shared ``pad...`` uid). The separate_async trainer cannot start on CPU
+    (it needs a separate rollout pool and an NCCL/NIXL weight-transfer engine), so its advantage path is driven here
+    with its config and real batches."""
+    from verl import DataProto
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    trainer = {"use_v1": True, "v1": {"trainer_mode": "separate_async", "separate_async": {"parameter_sync_step": 2}}}
+    config = root_config("laser_de", trainer=trainer)
+    reference = LaserDE(lower=100, interval=100, upper=400, every=2, truncation=LIMIT, calls=2)
+    rng = np.random.default_rng(21)
+    for call in range(8):
+        lengths, scores, uids = random_batch(rng, groups=3)
+        padded_lengths, padded_scores = lengths + [0, 0, 0], scores + [0.0] * 3
+        rewards, mask, index = verl_batch(padded_lengths, padded_scores, uids + ["pad0123"] * 3)
+        data = DataProto.from_dict(
+            tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": index}
+        )
+        keys = [f"{uid}_0_{i}" for i, uid in enumerate(index)]
+        out = compute_advantage_for_multi_trajectories(
+            data, batch_keys=keys, adv_estimator="laser_de", config=config.algorithm
+        )
+        advantages = out.batch["advantages"]
+        assert torch.count_nonzero(advantages[-3:]) == 0
+        groups = {}
+        for i, uid in enumerate(uids):
+            groups.setdefault(uid, []).append(i)
+        reference.step(
+            [([lengths[i] for i in m], [scores[i] for i in m], [scores[i] >= 0.5 for i in m]) for m in groups.values()]
+        )
+        assert laser_de_module.STATE.updates == (1 if call < 4 else 2), f"call {call}"
+        assert [None if c is None else c for c in laser_de_module.STATE.candidates] == [
+            reference.candidates[level] for level in ("low", "medium", "high")
+        ]
