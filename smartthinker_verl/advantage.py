@@ -111,26 +111,30 @@ def run_context(config: Any) -> RunContext:
     """What the methods need of the run, read from verl's full config above ``config`` (= ``config.algorithm``).
 
     The estimator receives only ``config.algorithm``; as an OmegaConf node it still knows its root, so the run's
-    response limit and trainer mode are read from there (a plain mapping has no root: defaults).
+    response limit and trainer mode are read from there (a node without a parent, or a plain mapping: defaults).
     """
-    limit = _root_value(config, "actor_rollout_ref.rollout.response_length")
-    limit = limit if limit is not None else _root_value(config, "data.max_response_length")
-    calls = 1
-    if _root_value(config, "trainer.use_v1") is not False:
-        mode = _root_value(config, "trainer.v1.trainer_mode")
-        calls = _root_value(config, f"trainer.v1.{mode}.parameter_sync_step") if mode else None
+    root = _parent(config)
+    if root is None:
+        return RunContext()
+    limit = select(root, "actor_rollout_ref.rollout.response_length")
+    limit = limit if limit is not None else select(root, "data.max_response_length")
+    calls = None
+    if select(root, "trainer.use_v1", True) is not False:
+        mode = select(root, "trainer.v1.trainer_mode")
+        calls = select(root, f"trainer.v1.{mode}.parameter_sync_step") if mode else None
     return RunContext(response_limit=None if limit is None else int(limit), calls_per_step=int(calls or 1))
 
 
-def _root_value(config: Any, dotted_key: str) -> Any:
+def _parent(config: Any) -> Any:
+    """The OmegaConf node above ``config`` (verl's full config above ``config.algorithm``), or None."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     if not OmegaConf.is_config(config):
         return None
     try:
-        return OmegaConf.select(config, ".." + dotted_key)
-    except OmegaConfBaseException:  # a node without a parent (built alone, e.g. in a script)
+        return OmegaConf.select(config, "..")
+    except OmegaConfBaseException:  # a node built alone, e.g. in a script
         return None
 
 
