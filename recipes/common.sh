@@ -16,8 +16,9 @@
 #   SMARTTHINKER_SKIP_DOCTOR [0] 1: skip the preflight `smartthinker-verl doctor` (same as --skip-doctor)
 #   PYTHON       [<repo>/.venv/bin/python if present, else python3]
 # Arguments: `--dry-run` composes and validates without GPUs and prints the resolved YAML on stdout;
-# `--skip-doctor` skips the preflight on the Ray cluster; every other argument is a Hydra override (key=value,
-# +new.key=value, ~key) applied last. Options come before the overrides.
+# `--skip-doctor` skips the preflight on the Ray cluster; `--doctor-only` runs only the preflight, on the run this
+# recipe would start (its environment and overrides), and exits with its status; every other argument is a Hydra
+# override (key=value, +new.key=value, ~key) applied last. Options come before the overrides.
 
 if [[ "${BASH_SOURCE[0]}" == "${0}" ]]; then
     echo "recipes/common.sh is sourced by the recipes, not run" >&2
@@ -53,12 +54,13 @@ smartthinker_log() {
 
 # smartthinker_run [--dry-run] [OVERRIDE ...]: build the recipe's overrides and start (or dry-run) training.
 smartthinker_run() {
-    local mode="" doctor=1
+    local mode="" doctor=1 doctor_only=0
     [[ "${SMARTTHINKER_SKIP_DOCTOR:-0}" == "1" ]] && doctor=0
     while [[ "${1:-}" == --* ]]; do
         case "$1" in
             --dry-run) mode="--dry-run"; shift ;;
             --skip-doctor) doctor=0; shift ;;
+            --doctor-only) doctor_only=1; shift ;;
             *) break ;;
         esac
     done
@@ -66,7 +68,7 @@ smartthinker_run() {
     for arg in "$@"; do
         if [[ "${arg}" == --* ]]; then
             smartthinker_log "unknown option ${arg}: the options are --dry-run and --skip-doctor (before the" \
-                "overrides); everything else is a Hydra override key=value"
+                "overrides), or --doctor-only; everything else is a Hydra override key=value"
             return 2
         fi
     done
@@ -111,9 +113,14 @@ smartthinker_run() {
         "${mode:+(dry run)}${RESUME:+ RESUME=${RESUME}}"
     # The preflight on every node of the Ray cluster (GPUs, driver, vLLM, memory, disk, shared checkpoint folder,
     # wandb, data): docs/gpu.md "Preflight". A dry run needs no cluster.
+    if [[ "${doctor_only}" == "1" && ( -n "${mode}" || "${doctor}" == "0" ) ]]; then
+        smartthinker_log "--doctor-only runs only the preflight: drop --dry-run, --skip-doctor and SMARTTHINKER_SKIP_DOCTOR"
+        return 2
+    fi
     if [[ -z "${mode}" && "${doctor}" == "1" ]]; then
         smartthinker_log "preflight: smartthinker-verl doctor (skip with --skip-doctor or SMARTTHINKER_SKIP_DOCTOR=1)"
-        "${PYTHON}" -m smartthinker_verl.cli doctor "${overrides[@]}" || return $?
+        "${PYTHON}" -m smartthinker_verl.cli doctor --recipe "${RECIPE_NAME:-recipe}" "${overrides[@]}" || return $?
+        if [[ "${doctor_only}" == "1" ]]; then return 0; fi
     fi
     # Config checks (plugin import, registered names, batch sizes, data files, resume) run in Python before
     # anything starts.

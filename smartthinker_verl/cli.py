@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("smartthinker_verl.training.recipe_config", "compose and validate a recipe's config without GPUs"),
     "doctor": (
         "smartthinker_verl.training.doctor",
-        "preflight of a run on every node of its Ray cluster (GPUs, disk, ...)",
+        "preflight of a run on its Ray cluster (every node: files, disk, wandb, plugin; GPU nodes: GPUs)",
     ),
 }
 

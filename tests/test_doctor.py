@@ -1,9 +1,10 @@
-"""`smartthinker-verl doctor`: the per-node checks as plain functions, sizing from real model configs, and the CLI on
-a real local Ray (one node, this machine: no GPU, so every GPU check must read SKIPPED and never pass).
+"""`smartthinker-verl doctor`: the checks as plain functions, sizing from real safetensors headers, the real probes
+on this machine, and the CLI on a real local Ray (one node, a CPU run: every GPU check must read SKIPPED).
 
-GPU-only facts (nvidia-smi rows, torch.cuda matmul results, vLLM's device) cannot be produced on this machine: those
-checks are tested here on FAKE facts only (plain dicts/lists as the probes return them on a GPU node). The
-multi-node run of the doctor (two real Ray nodes, shared checkpoint folder) is in
+GPU-only facts (torch's view of assigned GPUs, nvidia-smi's driver field, vLLM's device) cannot be produced on this
+machine: those checks are tested here on FAKE facts only (plain dicts/lists/strings as the probes return them on a
+GPU node). A cluster with a GPU-less head and a node with a (faked) Ray GPU resource, and the recipe's
+``--doctor-only``, are in tests/test_doctor_cluster.py; two real Ray nodes sharing a checkpoint folder in
 tests/test_multinode_resume_cpu.py.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from smartthinker_verl.training import doctor
-from smartthinker_verl.training.doctor import OK, PROBLEM, SKIPPED, Requirements
+from smartthinker_verl.training.doctor import NOTE, OK, PROBLEM, SKIPPED, WARNING, Requirements
 from smartthinker_verl.training.recipe_config import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,24 +35,10 @@ def req(**changes) -> Requirements:
     return Requirements(**values)
 
 
-# ------------------------------------------------------------------------------------------ sizing (real configs)
+# ------------------------------------------------------------------------------------------ sizing (real weights)
 
 
-def test_parameter_count_of_r1_distill_1_5b_from_its_config() -> None:
-    config = {
-        "hidden_size": 1536,
-        "num_hidden_layers": 28,
-        "vocab_size": 151936,
-        "num_attention_heads": 12,
-        "num_key_value_heads": 2,
-        "intermediate_size": 8960,
-        "model_type": "qwen2",
-        "tie_word_embeddings": False,
-    }  # fmt: skip  (config.json of deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B)
-    assert doctor.parameters_from_hf_config(config) == doctor.KNOWN_PARAMETERS["deepseek-r1-distill-qwen-1.5b"]
-
-
-def test_parameter_count_matches_the_real_tiny_model() -> None:
+def test_parameter_count_of_the_real_tiny_model_from_its_safetensors_header() -> None:
     from transformers import AutoModelForCausalLM
 
     from smartthinker_verl.demo.assets import require
@@ -61,37 +48,94 @@ def test_parameter_count_matches_the_real_tiny_model() -> None:
     assert doctor.parameter_count(str(path)) == sum(p.numel() for p in model.parameters())
 
 
-def test_checkpoints_of_the_recipes_fit_the_documented_disk_figures() -> None:
-    """docs/gpu.md 'Checkpoints and disk': 12 bytes per parameter, two kept by default."""
-    req_15 = doctor.requirements_from_config(compose_config())
-    assert req_15.kept_checkpoints == 2 and req_15.checkpoint_bytes == 12 * 1_777_088_000
-    every = doctor.requirements_from_config(compose_config(["trainer.max_actor_ckpt_to_keep=null"]))
-    assert every.kept_checkpoints == 6  # 150 steps, one every 25: the ~128 GB of issue 10
-    assert round(every.kept_checkpoints * every.checkpoint_bytes / 1e9) == 128
+def test_parameter_count_of_a_sharded_folder_reads_every_shard_of_its_index(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(3, 4), "b": torch.zeros(5)}, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file({"c": torch.zeros(2, 2, 2, dtype=torch.bfloat16)}, str(tmp_path / "model-00002-of-00002.safetensors"))
+    (tmp_path / "stray.safetensors").write_bytes(b"not listed in the index: never read")
+    index = {"a": "model-00001-of-00002.safetensors", "b": "model-00001-of-00002.safetensors",
+             "c": "model-00002-of-00002.safetensors"}  # fmt: skip
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index}))
+    assert doctor.parameter_count(str(tmp_path)) == 12 + 5 + 8
+
+
+def test_model_size_unknown_offline_or_without_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: the hub id is not downloaded here
+    assert doctor.parameter_count("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B") is None
+    (tmp_path / "m").mkdir()
+    assert doctor.parameter_count(str(tmp_path / "m")) is None  # a folder without safetensors
+    assert doctor.check_disk(10**12, req(checkpoint_bytes=None)).status == NOTE
+
+
+def test_checkpoints_kept_follow_save_freq_and_max_to_keep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """docs/gpu.md 'Checkpoints and disk': 12 bytes per parameter, two kept by default (150 steps, one every 25)."""
+    from smartthinker_verl.demo.assets import require
+
+    tiny = f"actor_rollout_ref.model.path={require('tiny')}"
+    req_15 = doctor.requirements_from_config(compose_config([tiny]))
+    assert req_15.kept_checkpoints == 2 and req_15.checkpoint_bytes == 12 * doctor.parameter_count(str(require("tiny")))
+    every = doctor.requirements_from_config(compose_config([tiny, "trainer.max_actor_ckpt_to_keep=null"]))
+    assert every.kept_checkpoints == 6
     assert doctor.saves_of_run(75, 25) == 3 and doctor.saves_of_run(10, 4) == 3 and doctor.saves_of_run(5, -1) == 0
 
 
 def test_requirements_follow_the_composed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     r = doctor.requirements_from_config(
         compose_config(["trainer.n_gpus_per_node=8", "trainer.logger=[console]", "data.train_files=d/t.parquet"])
     )
     assert (r.gpus_per_node, r.wandb, r.rollout, r.needs_gpu) == (8, False, "vllm", True)
     assert r.data_files[0] == f"{tmp_path}/d/t.parquet"  # relative to the launch folder, not a Ray worker's
-    assert r.checkpoint_dir.startswith(f"{tmp_path}/checkpoints/smartthinker/")
+    assert r.checkpoint_dir.startswith(f"{tmp_path}/")
 
 
-# ------------------------------------------------------------------------------------ checks on FAKE GPU facts
+# ------------------------------------------------------------------------------------ cluster and GPU nodes
 
 
-def test_gpu_count_needs_the_recipes_gpus() -> None:
+def test_a_gpu_run_counts_only_the_nodes_with_a_ray_gpu_resource() -> None:
+    head, gpu_node = {"name": "head", "gpus": 0.0}, {"name": "w1", "gpus": 8.0}
+    assert [f.status for f in doctor.check_cluster([head, gpu_node], req(nnodes=1))] == [OK]
+    short = doctor.check_cluster([head, gpu_node], req(nnodes=2))
+    assert short[1].status == PROBLEM and "1 node(s) with a Ray GPU resource" in short[1].message
+    assert "NNODES" in short[1].fix
+    # a CPU run (trainer.device=cpu) places its workers on any node: all of them count
+    assert [f.status for f in doctor.check_cluster([head, gpu_node], req(nnodes=2, needs_gpu=False))] == [OK]
+
+
+def test_gpu_checks_off_a_gpu_node_are_skipped_never_passed() -> None:
+    skipped = doctor.skipped_gpu_checks("no Ray GPU resource on this node")
+    assert [f.check for f in skipped] == list(doctor.GPU_CHECKS)
+    assert all(f.status == SKIPPED and f.message.startswith("SKIPPED (no GPU)") for f in skipped)
+
+
+# ------------------------------------------------------------------------------- checks on FAKE GPU facts
+
+
+def test_gpu_count_is_the_nodes_ray_gpu_resource() -> None:
     assert doctor.check_gpu_count(4, req()).status == OK
     short = doctor.check_gpu_count(2, req())
-    assert short.status == PROBLEM and "NGPUS=2" in short.fix
-    none = doctor.check_gpu_count(0, req())
-    assert none.status == PROBLEM and "no GPU visible" in none.message
-    cpu_run = doctor.check_gpu_count(0, req(needs_gpu=False))
-    assert cpu_run.status == SKIPPED and cpu_run.message.startswith("SKIPPED (no GPU)")
+    assert short.status == PROBLEM and "NGPUS=2" in short.fix and "the run needs 4" in short.message
+
+
+def test_torch_must_see_every_gpu_ray_assigned() -> None:
+    assert doctor.check_torch_cuda(4, {"count": 4, "torch": "2.11.0"}).status == OK
+    driver_too_old = {"count": 0, "error": "RuntimeError: The NVIDIA driver on your system is too old"}
+    bad = doctor.check_torch_cuda(4, driver_too_old)
+    assert bad.status == PROBLEM and "too old" in bad.message and "torch sees 0" in bad.message
+    fewer = doctor.check_torch_cuda(2, {"count": 1, "visible": "3"})
+    assert fewer.status == PROBLEM and "CUDA_VISIBLE_DEVICES='3'" in fewer.message
+
+
+def test_nvidia_smi_na_fields_are_findings_not_tracebacks() -> None:
+    assert doctor.parse_driver_version("580.65.06\n580.65.06\n") == "580.65.06"
+    assert doctor.parse_driver_version("") is None
+    na = doctor.check_driver(doctor.parse_driver_version("[N/A]\n"), "13.0")
+    assert na.status == NOTE and "[N/A]" in na.message
+    assert doctor.check_driver(None, "13.0").status == NOTE
 
 
 def test_driver_must_be_580_or_newer_for_cuda_13() -> None:
@@ -99,14 +143,13 @@ def test_driver_must_be_580_or_newer_for_cuda_13() -> None:
     old = doctor.check_driver("550.54.15", "13.0")
     assert old.status == PROBLEM and "driver >= 580" in old.fix
     assert doctor.check_driver("550.54.15", "12.8").status == OK
-    assert doctor.check_driver(None, None).status == SKIPPED
 
 
 def test_volta_is_refused() -> None:
     assert doctor.check_compute_capability([(9, 0), (9, 0)]).status == OK
-    volta = doctor.check_compute_capability([(7, 0)])
+    volta = doctor.check_compute_capability([[7, 0]])  # JSON from the probe: lists
     assert volta.status == PROBLEM and "7.0" in volta.message
-    assert doctor.check_compute_capability([]).status == SKIPPED
+    assert doctor.check_compute_capability([]).status == NOTE
 
 
 def test_free_gpu_memory_against_vllms_reservation() -> None:
@@ -115,35 +158,23 @@ def test_free_gpu_memory_against_vllms_reservation() -> None:
     busy = doctor.check_gpu_memory([free[0], {"total_mib": 81559.0, "free_mib": 30000.0}], 0.6)
     assert busy.status == PROBLEM and busy.message.count("GPU 1") == 1 and "GPU 0" not in busy.message
     assert "gpu_memory_utilization" in busy.fix
-    assert doctor.check_gpu_memory([], 0.6).status == SKIPPED
+    assert doctor.check_gpu_memory([], 0.6).status == NOTE
 
 
-def test_matmul_failures_are_problems() -> None:
-    assert doctor.check_matmul([None, None]).status == OK
-    bad = doctor.check_matmul([None, "RuntimeError: CUDA error: no kernel image"])
-    assert bad.status == PROBLEM and "GPU 1" in bad.message
-    assert doctor.check_matmul([]).status == SKIPPED
-
-
-def test_vllm_must_import_and_see_cuda() -> None:
-    assert doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cuda"}, 4).status == OK
-    missing = doctor.check_vllm(req(), {"imported": False, "error": "No module named 'vllm'"}, 4)
+def test_vllm_must_be_the_cuda_build() -> None:
+    assert doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cuda"}).status == OK
+    missing = doctor.check_vllm(req(), {"imported": False, "error": "No module named 'vllm'"})
     assert missing.status == PROBLEM and "pip install" in missing.fix
-    cpu_build = doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cpu"}, 4)
-    assert cpu_build.status == PROBLEM
-    no_gpu = doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cpu"}, 0)
-    assert no_gpu.status == SKIPPED and "no GPU" in no_gpu.message
-    assert doctor.check_vllm(req(rollout="sglang"), None, 0).status == "NOTE"
+    cpu_build = doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cpu"})
+    assert cpu_build.status == PROBLEM and "CUDA build" in cpu_build.fix
+    assert doctor.check_vllm(req(rollout="sglang"), None).status == NOTE
 
 
-def test_flash_attn_or_the_sdpa_fallback() -> None:
-    assert doctor.check_attention(req(), {"found": True, "version": "2.8.3"}, 4).status == OK
-    missing = doctor.check_attention(req(), {"found": False}, 4)
+def test_flash_attn_where_the_driver_chose_it() -> None:
+    assert doctor.check_attention(req(), flash_attn_found=True).status == OK
+    missing = doctor.check_attention(req(), flash_attn_found=False)
     assert missing.status == PROBLEM and "attn_implementation=sdpa" in missing.fix
-    broken = doctor.check_attention(req(), {"found": True, "error": "undefined symbol"}, 4)
-    assert broken.status == PROBLEM
-    assert doctor.check_attention(req(), {"found": True}, 0).status == SKIPPED
-    assert doctor.check_attention(req(attention="sdpa"), {"found": False}, 4).status == "NOTE"
+    assert doctor.check_attention(req(attention="sdpa"), flash_attn_found=False).status == NOTE
 
 
 # ---------------------------------------------------------------------------- checks that need no GPU (real)
@@ -154,7 +185,7 @@ def test_disk_against_the_checkpoints_kept() -> None:
     short = doctor.check_disk(30_000_000_000, req())
     assert short.status == PROBLEM and "2 checkpoint(s) x 21.0 GB = 42 GB" in short.message
     assert "max_actor_ckpt_to_keep" in short.fix
-    assert doctor.check_disk(10, req(checkpoint_bytes=None)).status == "NOTE"
+    assert doctor.check_disk(10, req(checkpoint_bytes=None)).status == NOTE
 
 
 def test_wandb_credentials_or_offline() -> None:
@@ -163,7 +194,7 @@ def test_wandb_credentials_or_offline() -> None:
     assert doctor.check_wandb(req(), {"WANDB_MODE": "offline"}, netrc_has_wandb=False).status == OK
     assert doctor.check_wandb(req(), {"WANDB_API_KEY": "x"}, netrc_has_wandb=False).status == OK
     assert doctor.check_wandb(req(), {}, netrc_has_wandb=True).status == OK
-    assert doctor.check_wandb(req(wandb=False), {}, netrc_has_wandb=False).status == "NOTE"
+    assert doctor.check_wandb(req(wandb=False), {}, netrc_has_wandb=False).status == NOTE
 
 
 def test_shared_checkpoint_folder_needs_every_nodes_probe(tmp_path: Path) -> None:
@@ -189,7 +220,7 @@ def test_shared_checkpoint_folder_needs_every_nodes_probe(tmp_path: Path) -> Non
 def test_paths_readable(tmp_path: Path) -> None:
     findings = doctor.check_paths(req(), {str(tmp_path / "a.parquet"): False, "b": True}, None)
     assert findings[0].status == PROBLEM and "a.parquet" in findings[0].message and "DATA_DIR" in findings[0].fix
-    assert findings[1].status == "NOTE"  # a hub id
+    assert findings[1].status == NOTE  # a hub id
     assert doctor.check_paths(req(model_path="/m"), {"b": True}, False)[1].status == PROBLEM
 
 
@@ -198,36 +229,61 @@ def test_every_line_names_the_node_and_a_problem_names_its_fix() -> None:
     assert line == "[PROBLEM] 10.0.0.1/ab disk: full. Fix: free disk"
 
 
-def test_probe_node_on_this_machine_skips_every_gpu_check(tmp_path: Path) -> None:
-    """The real probe of a node without GPU (no Ray): GPU checks SKIPPED for a CPU run, a PROBLEM for a GPU run."""
-    if doctor.gpu_facts()["gpus"]:
-        pytest.skip("this machine has a GPU")
+def test_every_node_probe_checks_files_plugin_and_wandb_only(tmp_path: Path) -> None:
+    """The real probe every node runs (no Ray): no GPU check in it, whatever the node has."""
     data = tmp_path / "t.parquet"
     data.write_bytes(b"")
-    base = dict(checkpoint_dir=str(tmp_path / "ck"), rollout="sglang", attention="sdpa", wandb=False)
-    findings = {f["check"]: f for f in doctor.probe_node(req(needs_gpu=False, data_files=[str(data)], **base), "n")}
-    for check in ("gpus", "driver", "compute_capability", "torch_cuda", "gpu_memory"):
-        assert findings[check]["status"] == SKIPPED and "no GPU" in findings[check]["message"], findings[check]
+    r = req(checkpoint_dir=str(tmp_path / "ck"), wandb=False, data_files=[str(data)])
+    findings = {f["check"]: f for f in doctor.probe_node(r, "n")}
+    assert set(findings) == {"plugin", "disk", "wandb", "data", "model"}
     assert findings["plugin"]["status"] == OK and findings["data"]["status"] == OK
-    gpu_run = {f["check"]: f for f in doctor.probe_node(req(**base), "n")}
-    assert gpu_run["gpus"]["status"] == PROBLEM
+    assert all(f["node"] == "n" for f in findings.values())
+
+
+def test_gpu_probe_on_this_gpu_less_machine_reports_the_missing_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real GPU probe, run where Ray would have assigned 1 GPU: this machine has none (CUDA_VISIBLE_DEVICES
+    set to "0" as Ray sets it), so torch sees 0 and that is the problem, the other GPU figures are not reported."""
+    if os.path.exists("/dev/nvidia0"):
+        pytest.skip("this machine has a GPU")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    findings = {f["check"]: f for f in doctor.probe_gpus(req(gpus_per_node=1, rollout="sglang"), "n", 1.0, 1)}
+    assert list(findings) == list(doctor.GPU_CHECKS)
+    assert findings["gpus"]["status"] == OK  # Ray offers what the run asks
+    assert findings["torch_cuda"]["status"] == PROBLEM and "torch sees 0" in findings["torch_cuda"]["message"]
+    assert "CUDA_VISIBLE_DEVICES='0'" in findings["torch_cuda"]["message"]
+    assert findings["gpu_memory"]["status"] == NOTE and findings["compute_capability"]["status"] == NOTE
+
+
+def test_recipe_environment_ignored_by_the_plain_cli_is_a_warning() -> None:
+    warning = doctor.check_recipe_environment({"NGPUS": "8", "CHECKPOINT_DIR": "/shared/ck", "HOME": "/h"}, None)
+    assert warning is not None and warning.status == WARNING
+    assert warning.message.startswith("NGPUS, CHECKPOINT_DIR set here") and "--doctor-only" in warning.fix
+    assert doctor.check_recipe_environment({"NGPUS": "8"}, "run_1.5b") is None  # the recipe applied it
+    assert doctor.check_recipe_environment({"HOME": "/h"}, None) is None
+    assert doctor.driver_findings(None, req(), {"NNODES": "2"}, None)[0].check == "recipe_environment"
 
 
 @pytest.mark.slow
 def test_doctor_cli_on_a_real_local_ray(tmp_path: Path) -> None:
-    """The CLI composes the recipe config, starts a private local Ray (--address local), runs one task on its node
-    and exits 2 on the one problem left (wandb without credentials); the GPU checks read SKIPPED."""
+    """The CLI composes the recipe config, starts a private local Ray (--address local), runs its tasks on the node
+    and exits 2 on the one problem left (wandb without credentials); the GPU checks read SKIPPED (a CPU run)."""
+    from smartthinker_verl.demo.assets import require
+
     data = tmp_path / "data.parquet"
     data.write_bytes(b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_ADDRESS"))}
     env.update(
-        PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}", HOME=str(tmp_path), RAY_AUTH_MODE="disabled"
+        PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}",
+        HOME=str(tmp_path),
+        RAY_AUTH_MODE="disabled",
+        NGPUS="8",  # a recipe's variable, ignored by the plain CLI: a warning, not a problem
     )
     done = subprocess.run(
         [sys.executable, "-m", "smartthinker_verl.cli", "doctor", "--address", "local",
          "--json", str(tmp_path / "f.json"),
          "trainer.device=cpu", "actor_rollout_ref.rollout.name=vllm", "trainer.n_gpus_per_node=1",
          f"data.train_files={data}", f"data.val_files=[{data}]", f"trainer.default_local_dir={tmp_path}/ck",
+         f"actor_rollout_ref.model.path={require('tiny')}",
          # No checkpoints, so the disk finding does not depend on this machine's free space (CI had 42 GB; the
          # recipe keeps 2 checkpoints x 21 GB of its 1.5B model). check_disk has its own tests above.
          "trainer.save_freq=-1", "trainer.logger=[console,wandb]"],
@@ -243,4 +299,5 @@ def test_doctor_cli_on_a_real_local_ray(tmp_path: Path) -> None:
     assert by_check["checkpoint_dir"]["status"] == OK and by_check["plugin"]["status"] == OK
     assert by_check["disk"]["status"] == OK and "0 checkpoint(s)" in by_check["disk"]["message"], by_check["disk"]
     assert not any(p.name.startswith(".smartthinker-doctor") for p in (tmp_path / "ck").iterdir())
-    assert "doctor: 1 problem(s)" in done.stderr
+    assert [f["check"] for f in findings if f["status"] == WARNING] == ["recipe_environment"]
+    assert "doctor: 1 problem(s), 1 warning(s)" in done.stderr

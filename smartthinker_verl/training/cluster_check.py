@@ -1,7 +1,9 @@
-"""Check a Ray cluster can run SmartThinker: ``python -m smartthinker_verl.training.cluster_check [--estimator NAME]``.
+"""The plugin check: ``python -m smartthinker_verl.training.cluster_check [--estimator NAME] [--local]``.
 
-Meant as the entry point of a Ray job (``recipes/submit_ray_job.sh --entrypoint "python -m
-smartthinker_verl.training.cluster_check"``): on the job's driver and again in a Ray task on a worker it
+:func:`run_checks` is the one plugin check of the project: ``smartthinker-verl doctor`` runs it on every node, and
+this entry point runs it alone, on a Ray job's driver and again in a Ray task on a worker (``recipes/submit_ray_job.sh
+--entrypoint "python -m smartthinker_verl.training.cluster_check"``: a quick test that ``VERL_USE_EXTERNAL_MODULES``
+brings the plugin to a cluster where the package is not installed). It
 
 1. imports verl, which loads the plugin through ``VERL_USE_EXTERNAL_MODULES`` (or the ``verl.plugins`` entry
    point), and checks that the advantage estimator and the reward manager are registered;

@@ -1,24 +1,22 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
 It composes the recipe config exactly as ``python -m smartthinker_verl.training.train`` would (same overrides, same sdpa
-fallback, same validation), then runs one Ray task on every alive node of the cluster (pinned with
-``NodeAffinitySchedulingStrategy``; the cluster is ``--address`` (``local``: a private one), else the one the run's
-``ray.init()`` would join: ``RAY_ADDRESS``, else a cluster ``ray start`` began on this machine, else a new local one)
-and checks on each node what a long GPU job would otherwise discover late:
+fallback, same validation), then runs Ray tasks pinned to each alive node (``NodeAffinitySchedulingStrategy``; the
+cluster is ``--address`` (``local``: a private one), else the one the run's ``ray.init()`` would join: ``RAY_ADDRESS``,
+else a cluster ``ray start`` began on this machine, else a new local one). What it checks, and where:
 
-- GPUs: count against ``trainer.n_gpus_per_node``, NVIDIA driver and CUDA runtime (``nvidia-smi``,
-  ``torch.version.cuda``), compute capability, ``torch.cuda`` works (a small matmul on every GPU), free memory
-  against vLLM's reservation (``rollout.gpu_memory_utilization`` x total);
-- software: vLLM imports and sees the GPU (when the rollout is vLLM), flash-attn importable or the sdpa fallback
-  chosen by the driver;
-- files: the checkpoint folder is writable from every node AND is the same folder everywhere (each node writes a
-  probe file, every node must read all of them), free disk against the checkpoints the run keeps
-  (:func:`checkpoint_bytes`), the model and data files readable;
-- wandb credentials where wandb is a logger (or ``WANDB_MODE=offline``).
+- every node (verl's driver, reward loop and TaskRunner may land on any of them): the plugin, the checkpoint folder is
+  writable AND the same folder everywhere (each node writes a probe file, every node must read all of them), free disk
+  against the checkpoints the run keeps (:func:`checkpoint_bytes`), data and model readable, wandb credentials;
+- nodes with a Ray ``GPU`` resource, the only ones verl places its GPU workers on and the ones counted against
+  ``trainer.nnodes``: one task holding the GPUs the run will hold there (``num_gpus``), so ``CUDA_VISIBLE_DEVICES`` is
+  Ray's assignment and every figure is about those GPUs, not every GPU ``nvidia-smi`` lists: GPU count, NVIDIA driver
+  against torch's CUDA runtime, compute capability, free memory against vLLM's reservation, vLLM's CUDA build,
+  flash-attn where the driver chose it. A node without the resource (a CPU head) reads ``SKIPPED (no GPU)``.
 
-Every check is a small function of plain values (testable without Ray or GPUs). A GPU check on a node without GPUs
-is reported ``SKIPPED (no GPU)``, never passed; when the run itself needs GPUs (``trainer.device`` is not ``cpu``),
-a node without them is also a problem. Each problem is one line with its fix; the exit code is 2 if there is any.
+Checks that only repeat an error torch, vLLM or verl raise at start-up with the same words are left to them. Every
+check is a small function of plain values (testable without Ray or GPUs); each problem is one line with its fix, and
+the exit code is 2 if there is any. Warnings (:data:`WARNING`) are costs the run will pay; they do not fail it.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -40,27 +39,27 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-OK, PROBLEM, SKIPPED, NOTE = "OK", "PROBLEM", "SKIPPED", "NOTE"
+OK, PROBLEM, WARNING, SKIPPED, NOTE = "OK", "PROBLEM", "WARNING", "SKIPPED", "NOTE"
 #: Bytes a checkpoint keeps per parameter: fp32 weights (4) + Adam's two fp32 moments (8), as verl's FSDP
 #: checkpoint stores them (model_*.pt + optim_*.pt; the huggingface/ folder holds only config and tokenizer).
 CHECKPOINT_BYTES_PER_PARAM = 12
-#: Parameter counts of the recipes' models, used when the model's config.json is not readable here.
-KNOWN_PARAMETERS = {
-    "deepseek-r1-distill-qwen-1.5b": 1_777_088_000,
-    "deepseek-r1-distill-qwen-7b": 7_615_616_512,
-    "qwen3-4b-thinking-2507": 4_022_468_096,
-}
 #: Lowest NVIDIA driver major for the CUDA 13 builds of torch 2.11 / vLLM 0.24, and the lowest compute capability
 #: of the recipes (bf16 and flash-attn 2 need Ampere).
 MIN_DRIVER_MAJOR_CUDA13 = 580
 MIN_COMPUTE_CAPABILITY = (8, 0)
+#: The checks that run only where the run has GPUs (reported SKIPPED elsewhere).
+GPU_CHECKS = ("gpus", "driver", "compute_capability", "torch_cuda", "gpu_memory", "vllm", "attention")
+#: Environment the recipes (recipes/common.sh) turn into overrides; the plain CLI does not read it.
+RECIPE_ENVIRONMENT = ("MODEL_PATH", "DATA_DIR", "NGPUS", "NNODES", "CHECKPOINT_DIR", "PROJECT", "EXPERIMENT")
+#: How long the GPU task of a node may wait for Ray to grant its GPUs (held by another job or actor otherwise).
+GPU_GRANT_TIMEOUT_S = 120
 _PROBE_PREFIX = ".smartthinker-doctor-"
 _SUBPROCESS_TIMEOUT_S = 300
 
 
 @dataclass
 class Finding:
-    """One check on one node: ``status`` is OK, PROBLEM, SKIPPED or NOTE; ``fix`` is set for a PROBLEM."""
+    """One check on one node: ``status`` is OK, PROBLEM, WARNING, SKIPPED or NOTE; ``fix`` is set for a PROBLEM."""
 
     check: str
     status: str
@@ -75,7 +74,7 @@ class Finding:
 
 @dataclass
 class Requirements:
-    """What the composed config asks of every node (plain values: travels to Ray tasks)."""
+    """What the composed config asks of the cluster (plain values: travels to Ray tasks)."""
 
     gpus_per_node: int
     nnodes: int
@@ -97,30 +96,54 @@ class Requirements:
 
 
 def parameter_count(model_path: str) -> int | None:
-    """Parameters of a decoder-only transformer from its ``config.json`` (local folder), else the known table."""
-    config_file = Path(model_path).expanduser() / "config.json"
-    if config_file.is_file():
-        try:
-            return parameters_from_hf_config(json.loads(config_file.read_text()))
-        except (KeyError, TypeError, ValueError):
-            logger.debug("cannot size %s from its config.json", model_path, exc_info=True)
-    return KNOWN_PARAMETERS.get(Path(model_path.rstrip("/")).name.lower())
+    """Parameters of the model, from its weights' safetensors headers (no tensor is read): a local folder, else the
+    model's folder in the local Hugging Face cache, else the Hub's safetensors metadata (unless ``HF_HUB_OFFLINE``).
+    None when none of these is readable from here (the disk check then only reports free space)."""
+    folder = _local_model_folder(model_path)
+    if folder is not None:
+        return safetensors_parameters(folder)
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or model_path.startswith(("/", ".", "~")):
+        return None
+    try:
+        from huggingface_hub import get_safetensors_metadata
+
+        return sum(get_safetensors_metadata(model_path, timeout=10).parameter_count.values())
+    except Exception:  # unreachable hub, gated repo, no safetensors: the size stays unknown (a NOTE)
+        logger.debug("no safetensors metadata for %s on the Hub", model_path, exc_info=True)
+        return None
 
 
-def parameters_from_hf_config(config: Mapping[str, Any]) -> int:
-    """Embedding (+ untied head) + per layer attention (q, k, v, o with biases as Qwen2) + gated MLP + norms."""
-    hidden, layers, vocab = int(config["hidden_size"]), int(config["num_hidden_layers"]), int(config["vocab_size"])
-    heads = int(config["num_attention_heads"])
-    kv_heads = int(config.get("num_key_value_heads") or heads)
-    head_dim = int(config.get("head_dim") or hidden // heads)
-    inter = int(config["intermediate_size"])
-    q, kv = heads * head_dim, kv_heads * head_dim
-    bias = q + 2 * kv if config.get("attention_bias", config.get("model_type") == "qwen2") else 0
-    attention = hidden * q + 2 * hidden * kv + q * hidden + bias
-    mlp = 3 * hidden * inter
-    per_layer = attention + mlp + 2 * hidden
-    embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
-    return embeddings + layers * per_layer + hidden
+def safetensors_parameters(folder: Path) -> int | None:
+    """Sum of the tensor sizes in the folder's ``*.safetensors`` headers (the shards of
+    ``model.safetensors.index.json`` when there is one); None without safetensors."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
+    else:
+        files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with safe_open(str(file), framework="pt") as weights:
+            total += sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
+    return total
+
+
+def _local_model_folder(model_path: str) -> Path | None:
+    folder = Path(model_path).expanduser()
+    if folder.is_dir():
+        return folder
+    if model_path.count("/") != 1 or model_path.startswith(("/", ".", "~")):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_path, local_files_only=True))
+    except Exception:  # not in the local cache
+        return None
 
 
 def saves_of_run(total_steps: int, save_freq: int) -> int:
@@ -179,34 +202,96 @@ def _absolute(path: str) -> str:
     return str(Path.cwd() / path)
 
 
+# ------------------------------------------------------------------------------------ driver-side checks
+
+
+def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> Finding | None:
+    """The recipes' environment (NGPUS, CHECKPOINT_DIR, ...) set in a shell that runs the plain CLI: it checks its
+    own arguments, not what the recipe would start."""
+    ignored = [name for name in RECIPE_ENVIRONMENT if environ.get(name)]
+    if recipe or not ignored:
+        return None
+    return Finding(
+        "recipe_environment", WARNING, f"{', '.join(ignored)} set here, but only the recipes read them: this checks "
+        "the overrides given on its command line", "bash recipes/run_1.5b.sh --doctor-only (or run_7b.sh, ...) "
+        "checks the run the recipe starts, with its environment",
+    )  # fmt: skip
+
+
+def driver_findings(config: Any, req: Requirements, environ: Mapping[str, str], recipe: str | None) -> list[Finding]:
+    """Findings of the driver alone (the composed config and this shell), printed before the cluster's.
+
+    One more driver-side warning is one more entry here: a function of ``config`` (or ``req``) whose message becomes
+    ``Finding(name, WARNING, message, fix)``; a WARNING is printed and counted, it never changes the exit code.
+    """
+    found = [check_recipe_environment(environ, recipe)]
+    return [finding for finding in found if finding is not None]
+
+
 # ---------------------------------------------------------------------------------------- pure checks
 
 
-def check_gpu_count(count: int, req: Requirements) -> Finding:
-    if count == 0:
-        if req.needs_gpu:
-            return Finding(
-                "gpus", PROBLEM, f"no GPU visible, the run needs {req.gpus_per_node} per node",
-                "run on GPU nodes (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or lower NGPUS / "
-                "trainer.n_gpus_per_node",
+def check_cluster(nodes: Sequence[Mapping[str, Any]], req: Requirements) -> list[Finding]:
+    """``nodes``: ``{"name", "gpus"}`` of every alive node (``gpus``: its Ray GPU resource). A GPU run counts only
+    the nodes with GPUs against ``trainer.nnodes`` (verl places no GPU worker elsewhere); a CPU run counts all."""
+    names = ", ".join(f"{n['name']} ({n['gpus']:g} GPU)" for n in nodes)
+    findings = [Finding("cluster", OK, f"{len(nodes)} alive node(s): {names}")]
+    counted = [n for n in nodes if n["gpus"] > 0] if req.needs_gpu else list(nodes)
+    if len(counted) < req.nnodes:
+        what = "node(s) with a Ray GPU resource" if req.needs_gpu else "alive node(s)"
+        findings.append(
+            Finding(
+                "cluster",
+                PROBLEM,
+                f"{len(counted)} {what}, the run needs trainer.nnodes={req.nnodes}",
+                "start the missing nodes (`ray start --address=HEAD:6379` on each; Ray detects a node's GPUs) or "
+                "lower NNODES (trainer.nnodes)",
             )  # fmt: skip
-        return Finding("gpus", SKIPPED, "SKIPPED (no GPU): trainer.device=cpu")
-    if count < req.gpus_per_node:
+        )
+    return findings
+
+
+def check_gpu_count(ray_gpus: float, req: Requirements) -> Finding:
+    """``ray_gpus``: the node's Ray ``GPU`` resource, what verl's resource pool can place there."""
+    if ray_gpus < req.gpus_per_node:
         return Finding(
-            "gpus", PROBLEM, f"{count} GPU(s) visible, the run needs {req.gpus_per_node} per node",
-            f"NGPUS={count} (trainer.n_gpus_per_node={count}) or free the GPUs (CUDA_VISIBLE_DEVICES)",
+            "gpus", PROBLEM, f"Ray offers {ray_gpus:g} GPU(s) on this node, the run needs {req.gpus_per_node} per node",
+            f"NGPUS={int(ray_gpus)} (trainer.n_gpus_per_node={int(ray_gpus)}), or start Ray on this node with its "
+            "GPUs visible (CUDA_VISIBLE_DEVICES, `ray start --num-gpus`)",
         )  # fmt: skip
-    return Finding("gpus", OK, f"{count} GPU(s), {req.gpus_per_node} used per node")
+    return Finding("gpus", OK, f"Ray offers {ray_gpus:g} GPU(s), {req.gpus_per_node} used per node")
+
+
+def check_torch_cuda(assigned: int, torch_info: Mapping[str, Any]) -> Finding:
+    """torch, in Ray's ``CUDA_VISIBLE_DEVICES``, must see every GPU Ray assigned to the task."""
+    seen = int(torch_info.get("count") or 0)
+    if seen < assigned:
+        why = torch_info.get("error") or f"CUDA_VISIBLE_DEVICES={torch_info.get('visible')!r}"
+        return Finding(
+            "torch_cuda", PROBLEM, f"Ray assigned {assigned} GPU(s), torch sees {seen} ({why})",
+            "check the driver/CUDA pairing (see the driver finding, README 'GPU requirements') and that Ray's GPU "
+            "resource on this node matches real GPUs (`ray start --num-gpus`)",
+        )  # fmt: skip
+    return Finding("torch_cuda", OK, f"torch {torch_info.get('torch')} sees the {assigned} GPU(s) Ray assigned")
+
+
+def parse_driver_version(nvidia_smi_output: str) -> str | None:
+    """The driver version of ``nvidia-smi --query-gpu=driver_version --format=csv,noheader`` (first row); the raw
+    field (``[N/A]``, ...) when it is not a version; None without output."""
+    rows = [row.strip() for row in nvidia_smi_output.strip().splitlines() if row.strip()]
+    return rows[0] if rows else None
 
 
 def check_driver(driver: str | None, cuda_runtime: str | None) -> Finding:
     """NVIDIA driver against the CUDA runtime torch was built with (CUDA 13 needs driver >= 580)."""
     if not driver:
-        return Finding("driver", SKIPPED, "SKIPPED (no GPU): nvidia-smi not found or no GPU")
+        return Finding("driver", NOTE, "nvidia-smi not found or silent: driver not compared (see torch_cuda)")
     try:
         major = int(driver.split(".")[0])
     except ValueError:
-        return Finding("driver", PROBLEM, f"unreadable driver version {driver!r}", "check `nvidia-smi`")
+        return Finding(
+            "driver", NOTE, f"nvidia-smi reports the driver version as {driver!r}: not compared (see torch_cuda)"
+        )
     cuda_major = int(cuda_runtime.split(".")[0]) if cuda_runtime and cuda_runtime[0].isdigit() else None
     if cuda_major is not None and cuda_major >= 13 and major < MIN_DRIVER_MAJOR_CUDA13:
         return Finding(
@@ -216,22 +301,23 @@ def check_driver(driver: str | None, cuda_runtime: str | None) -> Finding:
     return Finding("driver", OK, f"NVIDIA driver {driver}, torch CUDA runtime {cuda_runtime}")
 
 
-def check_compute_capability(capabilities: Sequence[tuple[int, int]]) -> Finding:
+def check_compute_capability(capabilities: Sequence[Sequence[int]]) -> Finding:
     if not capabilities:
-        return Finding("compute_capability", SKIPPED, "SKIPPED (no GPU)")
-    low = min(capabilities)
+        return Finding("compute_capability", NOTE, "not reported (torch sees no GPU: see torch_cuda)")
+    low = tuple(min(tuple(c) for c in capabilities))
     if low < MIN_COMPUTE_CAPABILITY:
         return Finding(
             "compute_capability", PROBLEM, f"a GPU has compute capability {low[0]}.{low[1]} (< 8.0: no bf16, "
             "no flash-attn 2; CUDA 13 builds drop Volta)", "use Ampere or newer GPUs (A100, L40S, H100, ...)",
         )  # fmt: skip
-    return Finding("compute_capability", OK, ", ".join(f"{a}.{b}" for a, b in sorted(set(capabilities))))
+    return Finding("compute_capability", OK, ", ".join(f"{a}.{b}" for a, b in sorted({tuple(c) for c in capabilities})))
 
 
 def check_gpu_memory(gpus: Sequence[Mapping[str, float]], fraction: float) -> Finding:
-    """Free memory of every GPU against vLLM's reservation ``fraction * total`` (MiB values)."""
+    """Free memory of every assigned GPU (torch's ``mem_get_info``, MiB) against vLLM's reservation
+    ``fraction * total``."""
     if not gpus:
-        return Finding("gpu_memory", SKIPPED, "SKIPPED (no GPU)")
+        return Finding("gpu_memory", NOTE, "not reported (torch sees no GPU: see torch_cuda)")
     short = [
         f"GPU {i}: {g['free_mib'] / 1024:.1f} GiB free < {fraction} x {g['total_mib'] / 1024:.1f} GiB"
         for i, g in enumerate(gpus)
@@ -243,24 +329,11 @@ def check_gpu_memory(gpus: Sequence[Mapping[str, float]], fraction: float) -> Fi
             "stop the processes holding GPU memory (nvidia-smi) or lower "
             "actor_rollout_ref.rollout.gpu_memory_utilization",
         )  # fmt: skip
-    return Finding("gpu_memory", OK, f"every GPU has >= {fraction} x total free for vLLM")
+    return Finding("gpu_memory", OK, f"every assigned GPU has >= {fraction} x total free for vLLM")
 
 
-def check_matmul(results: Sequence[str | None]) -> Finding:
-    """``results``: per GPU None (matmul correct) or the error text."""
-    if not results:
-        return Finding("torch_cuda", SKIPPED, "SKIPPED (no GPU)")
-    errors = [f"GPU {i}: {r}" for i, r in enumerate(results) if r]
-    if errors:
-        return Finding(
-            "torch_cuda", PROBLEM, f"a matmul failed ({'; '.join(errors)[:300]})",
-            "check the driver/CUDA pairing (README 'GPU requirements') and `python -c 'import torch; "
-            "print(torch.cuda.is_available())'` on that node",
-        )  # fmt: skip
-    return Finding("torch_cuda", OK, f"matmul on {len(results)} GPU(s)")
-
-
-def check_vllm(req: Requirements, result: Mapping[str, Any] | None, gpu_count: int) -> Finding:
+def check_vllm(req: Requirements, result: Mapping[str, Any] | None) -> Finding:
+    """The CUDA build of vLLM on a GPU node (the CPU build imports as well and only fails deep in the rollout)."""
     if req.rollout != "vllm":
         return Finding("vllm", NOTE, f"not checked: rollout is {req.rollout!r}")
     if result is None or not result.get("imported"):
@@ -269,8 +342,6 @@ def check_vllm(req: Requirements, result: Mapping[str, Any] | None, gpu_count: i
             "vllm", PROBLEM, f"vLLM does not import ({error})",
             "pip install -e '.[gpu]' on this node (vllm 0.24.0 with torch 2.11.0, README 'GPU requirements')",
         )  # fmt: skip
-    if gpu_count == 0:
-        return Finding("vllm", SKIPPED, f"SKIPPED (no GPU): vLLM {result.get('version')} imports")
     if result.get("device") != "cuda":
         return Finding(
             "vllm", PROBLEM, f"vLLM {result.get('version')} sees device {result.get('device')!r}, not cuda",
@@ -279,24 +350,23 @@ def check_vllm(req: Requirements, result: Mapping[str, Any] | None, gpu_count: i
     return Finding("vllm", OK, f"vLLM {result.get('version')} sees cuda")
 
 
-def check_attention(req: Requirements, flash_attn: Mapping[str, Any], gpu_count: int) -> Finding:
+def check_attention(req: Requirements, flash_attn_found: bool) -> Finding:
+    """The driver chose flash_attention_2 (it has flash-attn) but a GPU node lacks it: the fallback is per driver."""
     if req.attention != "flash_attention_2":
         return Finding("attention", NOTE, f"{req.attention} (the run does not use flash-attn)")
-    if not flash_attn.get("found"):
+    if not flash_attn_found:
         return Finding(
             "attention", PROBLEM, "the run trains with flash_attention_2 but flash-attn is not installed here",
-            "install flash-attn on every node (docs/gpu.md 'flash-attention'), or run with "
+            "install flash-attn on every GPU node (docs/gpu.md 'flash-attention'), or run with "
             "+actor_rollout_ref.model.override_config.attn_implementation=sdpa "
             "actor_rollout_ref.model.use_remove_padding=false",
         )  # fmt: skip
-    if gpu_count == 0:
-        return Finding("attention", SKIPPED, "SKIPPED (no GPU): flash-attn is installed, not imported")
-    if flash_attn.get("error"):
-        return Finding(
-            "attention", PROBLEM, f"flash-attn does not import ({flash_attn['error']})",
-            "rebuild flash-attn against this torch (docs/gpu.md 'flash-attention')",
-        )  # fmt: skip
-    return Finding("attention", OK, f"flash-attn {flash_attn.get('version')}")
+    return Finding("attention", OK, "flash-attn installed")
+
+
+def skipped_gpu_checks(reason: str) -> list[Finding]:
+    """The GPU checks of a node where they do not run: SKIPPED, never passed."""
+    return [Finding(check, SKIPPED, f"SKIPPED (no GPU): {reason}") for check in GPU_CHECKS]
 
 
 def check_disk(free_bytes: int | None, req: Requirements) -> Finding:
@@ -383,7 +453,7 @@ def check_shared_dir(node: str, seen_tokens: Sequence[str], all_nodes: Sequence[
 
 
 def _python(code: str) -> tuple[bool, str]:
-    """Run ``code`` in a fresh interpreter (vLLM / flash-attn imports initialise CUDA: keep them out of Ray's)."""
+    """Run ``code`` in a fresh interpreter (CUDA, vLLM and flash-attn initialise there, not in Ray's worker)."""
     try:
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT_S
@@ -396,47 +466,38 @@ def _python(code: str) -> tuple[bool, str]:
     return True, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def gpu_facts() -> dict[str, Any]:
-    """nvidia-smi's view of the node (empty lists without GPUs)."""
-    facts: dict[str, Any] = {"driver": None, "gpus": [], "capabilities": []}
+def nvidia_driver() -> str | None:
+    """``nvidia-smi``'s driver version field (None without nvidia-smi)."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return facts
+        return None
     try:
-        out = subprocess.run(
-            [smi, "--query-gpu=name,driver_version,memory.total,memory.free,compute_cap",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=60, check=True,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError) as exc:
-        facts["error"] = str(exc)
-        return facts
-    for row in out.strip().splitlines():
-        name, driver, total, free, cap = (x.strip() for x in row.split(","))
-        facts["driver"] = driver
-        facts["gpus"].append({"name": name, "total_mib": float(total), "free_mib": float(free)})
-        major, _, minor = cap.partition(".")
-        facts["capabilities"].append((int(major), int(minor or 0)))
-    return facts
+        done = subprocess.run(
+            [smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_driver_version(done.stdout)
 
 
 def torch_facts() -> dict[str, Any]:
-    """torch's CUDA runtime, GPU count and a matmul per GPU (in a subprocess)."""
+    """torch's CUDA runtime and, per GPU visible to this process, compute capability and free/total memory (MiB)."""
     code = (
-        "import json, torch\n"
-        "n = torch.cuda.device_count() if torch.cuda.is_available() else 0\n"
-        "res = []\n"
-        "for i in range(n):\n"
-        "    try:\n"
-        "        a = torch.ones(256, 256, device=f'cuda:{i}')\n"
-        "        ok = float((a @ a)[0, 0]) == 256.0\n"
-        "        res.append(None if ok else 'wrong result')\n"
-        "    except Exception as e:\n"
-        "        res.append(f'{type(e).__name__}: {e}')\n"
-        "print(json.dumps({'cuda': torch.version.cuda, 'count': n, 'matmul': res, 'torch': torch.__version__}))"
+        "import json, os, torch\n"
+        "facts = {'cuda': torch.version.cuda, 'torch': torch.__version__, 'count': 0, 'capabilities': [],\n"
+        "         'gpus': [], 'visible': os.environ.get('CUDA_VISIBLE_DEVICES')}\n"
+        "try:\n"
+        "    facts['count'] = torch.cuda.device_count() if torch.cuda.is_available() else 0\n"
+        "    for i in range(facts['count']):\n"
+        "        facts['capabilities'].append(list(torch.cuda.get_device_capability(i)))\n"
+        "        free, total = torch.cuda.mem_get_info(i)\n"
+        "        facts['gpus'].append({'free_mib': free / 2**20, 'total_mib': total / 2**20})\n"
+        "except Exception as e:\n"
+        "    facts['error'] = f'{type(e).__name__}: {e}'[:300]\n"
+        "print(json.dumps(facts))"
     )
     ok, out = _python(code)
-    return json.loads(out) if ok else {"cuda": None, "count": 0, "matmul": [], "error": out}
+    return json.loads(out) if ok else {"cuda": None, "count": 0, "error": out}
 
 
 def vllm_facts() -> dict[str, Any]:
@@ -448,17 +509,6 @@ def vllm_facts() -> dict[str, Any]:
     )
     ok, out = _python(code)
     return json.loads(out) if ok else {"imported": False, "error": out}
-
-
-def flash_attn_facts(import_it: bool) -> dict[str, Any]:
-    import importlib.util
-
-    if importlib.util.find_spec("flash_attn") is None:
-        return {"found": False}
-    if not import_it:
-        return {"found": True}
-    ok, out = _python("import flash_attn; print(flash_attn.__version__)")
-    return {"found": True, "version": out} if ok else {"found": True, "error": out}
 
 
 def _netrc_has_wandb() -> bool:
@@ -500,8 +550,8 @@ def remove_probe(req: Requirements, node: str) -> None:
 
 
 def check_plugin(estimator: str) -> Finding:
-    """verl loads the plugin here and its estimator and scorer give the paper's worked example
-    (:mod:`smartthinker_verl.training.cluster_check`)."""
+    """The one plugin check (:func:`smartthinker_verl.training.cluster_check.run_checks`): ``import verl`` loads
+    the plugin here, and its estimator and scorer give the paper's worked example."""
     try:
         from smartthinker_verl.training.cluster_check import run_checks
 
@@ -518,23 +568,10 @@ def check_plugin(estimator: str) -> Finding:
 
 
 def probe_node(req: Requirements, node: str) -> list[dict[str, Any]]:
-    """Every per-node check except the shared folder (needs all probes first); findings as dicts."""
-    gpu = gpu_facts()
-    torch_info = torch_facts()
-    count = max(len(gpu["gpus"]), int(torch_info.get("count") or 0))
-    findings = [
-        check_plugin(req.estimator),
-        check_gpu_count(count, req),
-        check_driver(gpu["driver"], torch_info.get("cuda")),
-        check_compute_capability(gpu["capabilities"]),
-        check_matmul(torch_info.get("matmul") or []),
-        check_gpu_memory(gpu["gpus"], req.gpu_memory_utilization),
-        check_vllm(req, vllm_facts() if req.rollout == "vllm" else None, count),
-        check_attention(req, flash_attn_facts(import_it=count > 0), count),
-    ]
+    """The checks of every node except the shared folder (needs all probes first); findings as dicts."""
+    findings = [check_plugin(req.estimator)]
     try:
-        usage = shutil.disk_usage(_existing_parent(req.checkpoint_dir))
-        free = int(usage.free)
+        free: int | None = int(shutil.disk_usage(_existing_parent(req.checkpoint_dir)).free)
     except OSError:
         free = None
     findings.append(check_disk(free, req))
@@ -543,6 +580,27 @@ def probe_node(req: Requirements, node: str) -> list[dict[str, Any]]:
     local_model = req.model_path.startswith(("/", "./", "../", "~"))
     model_ok = os.access(Path(req.model_path).expanduser() / "config.json", os.R_OK) if local_model else None
     findings += check_paths(req, readable, model_ok)
+    return _as_node(findings, node)
+
+
+def probe_gpus(req: Requirements, node: str, ray_gpus: float, assigned: int) -> list[dict[str, Any]]:
+    """The GPU checks of a node, run in a task that holds ``assigned`` of its GPUs (Ray's CUDA_VISIBLE_DEVICES)."""
+    import importlib.util
+
+    torch_info = torch_facts()
+    findings = [
+        check_gpu_count(ray_gpus, req),
+        check_driver(nvidia_driver(), torch_info.get("cuda")),
+        check_compute_capability(torch_info.get("capabilities") or []),
+        check_torch_cuda(assigned, torch_info),
+        check_gpu_memory(torch_info.get("gpus") or [], req.gpu_memory_utilization),
+        check_vllm(req, vllm_facts() if req.rollout == "vllm" else None),
+        check_attention(req, importlib.util.find_spec("flash_attn") is not None),
+    ]
+    return _as_node(findings, node)
+
+
+def _as_node(findings: list[Finding], node: str) -> list[dict[str, Any]]:
     for finding in findings:
         finding.node = node
     return [asdict(f) for f in findings]
@@ -559,7 +617,8 @@ def _existing_parent(path: str) -> str:
 
 
 def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict | None = None) -> list[Finding]:
-    """One task per alive node (hard node affinity): probe files, then every check, then cleanup."""
+    """Tasks pinned to each alive node (hard node affinity): probe files, the every-node checks, the GPU checks on
+    the nodes with a Ray GPU resource, then cleanup."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -574,35 +633,74 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict | N
     ray.init(**init_kwargs)
     try:
         alive = [n for n in ray.nodes() if n["Alive"]]
-        nodes = {n["NodeID"]: f"{n.get('NodeManagerAddress', '?')}/{n['NodeID'][:8]}" for n in alive}
-        findings = [Finding("cluster", OK, f"{len(nodes)} alive node(s): {', '.join(nodes.values())}")]
-        if len(nodes) < req.nnodes:
-            findings.append(
-                Finding(
-                    "cluster",
-                    PROBLEM,
-                    f"{len(nodes)} alive node(s), the run needs trainer.nnodes={req.nnodes}",
-                    "start the missing nodes (`ray start --address=HEAD:6379`) or lower NNODES",
-                )  # fmt: skip
-            )
+        nodes = {
+            n["NodeID"]: {"name": f"{n.get('NodeManagerAddress', '?')}/{n['NodeID'][:8]}",
+                          "gpus": float(n.get("Resources", {}).get("GPU", 0))}
+            for n in alive
+        }  # fmt: skip
+        findings = check_cluster(list(nodes.values()), req)
 
-        def on(node_id: str, fn):
+        def on(node_id: str, fn, **resources):
             strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-            return ray.remote(num_cpus=0, scheduling_strategy=strategy, max_retries=0)(fn)
+            options = {"num_cpus": 0, **resources}
+            return ray.remote(scheduling_strategy=strategy, max_retries=0, **options)(fn)
 
-        names = list(nodes.values())
-        writes = ray.get([on(nid, write_probe).remote(req, name) for nid, name in nodes.items()])
+        names = [n["name"] for n in nodes.values()]
+        writes = ray.get([on(nid, write_probe).remote(req, n["name"]) for nid, n in nodes.items()])
         seen = ray.get([on(nid, read_probes).remote(req) for nid in nodes])
-        results = ray.get([on(nid, probe_node).remote(req, name) for nid, name in nodes.items()])
-        ray.get([on(nid, remove_probe).remote(req, name) for nid, name in nodes.items()])
-        for name, error, tokens, node_findings in zip(names, writes, seen, results, strict=True):
+        common = ray.get([on(nid, probe_node).remote(req, n["name"]) for nid, n in nodes.items()])
+        gpu_results = _gpu_checks(req, nodes, on)
+        ray.get([on(nid, remove_probe).remote(req, n["name"]) for nid, n in nodes.items()])
+        for name, error, tokens, node_findings, gpu_findings in zip(
+            names, writes, seen, common, gpu_results, strict=True
+        ):
             findings.append(check_shared_dir(name, tokens, names, error))
             findings += [Finding(**f) for f in node_findings]
+            findings += gpu_findings
         return findings
     finally:
         ray.shutdown()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _gpu_checks(req: Requirements, nodes: Mapping[str, Mapping[str, Any]], on) -> list[list[Finding]]:
+    """Per node: the GPU checks in a task holding the GPUs the run holds there, or their SKIPPED findings."""
+    import ray
+
+    pending: dict[str, Any] = {}
+    for node_id, node in nodes.items():
+        if req.needs_gpu and node["gpus"] > 0:
+            assigned = min(node["gpus"], req.gpus_per_node)
+            assigned = int(assigned) if assigned >= 1 else assigned
+            pending[node_id] = on(node_id, probe_gpus, num_gpus=assigned).remote(
+                req, node["name"], node["gpus"], math.ceil(assigned)
+            )
+    ready, _ = ray.wait(list(pending.values()), num_returns=len(pending), timeout=GPU_GRANT_TIMEOUT_S)
+    results = []
+    for node_id, node in nodes.items():
+        if not req.needs_gpu:
+            skipped = skipped_gpu_checks("trainer.device=cpu")
+        elif node_id not in pending:
+            skipped = skipped_gpu_checks("no Ray GPU resource on this node; the run places no GPU worker here")
+        elif pending[node_id] not in ready:
+            ray.cancel(pending[node_id], force=True)
+            skipped = [
+                Finding(
+                    "gpus",
+                    PROBLEM,
+                    f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another "
+                    "job or actor holds them, and the run would wait for them too",
+                    "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
+                )  # fmt: skip
+            ]
+        else:
+            results.append([Finding(**f) for f in ray.get(pending[node_id])])
+            continue
+        for finding in skipped:
+            finding.node = node["name"]
+        results.append(skipped)
+    return results
 
 
 def ray_runtime_env(config: Any) -> dict:
@@ -634,6 +732,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config-name", default=None, help="recipe yaml (default: the SmartThinker recipe)")
     parser.add_argument("--json", type=Path, help="also write every finding as JSON to this file")
+    parser.add_argument(
+        "--recipe", default=None, help="set by recipes/common.sh: the overrides are that recipe's (its environment "
+        "applied); `bash recipes/run_1.5b.sh --doctor-only` runs the doctor that way",
+    )  # fmt: skip
+
+
+def _print(findings: Sequence[Finding]) -> None:
+    for finding in findings:
+        print(finding.line(), file=sys.stderr if finding.status in (PROBLEM, WARNING) else sys.stdout)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -642,25 +749,28 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = prepare(args.overrides, config_name=args.config_name or DEFAULT_CONFIG_NAME, require_files=False)
     except RecipeConfigError as exc:
+        environment = check_recipe_environment(os.environ, args.recipe)
+        _print([environment] if environment else [])
         print(f"[PROBLEM] driver config: {exc}", file=sys.stderr)
         return 2
     req = requirements_from_config(config)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     print(
-        f"doctor: {config.trainer.experiment_name} on {address or 'the Ray cluster the run would join'}; "
-        f"{req.nnodes} node(s) x "
-        f"{req.gpus_per_node} GPU(s); checkpoints {req.checkpoint_dir} (host {socket.gethostname()})",
+        f"doctor: {config.trainer.experiment_name}{f' ({args.recipe})' if args.recipe else ''} on "
+        f"{address or 'the Ray cluster the run would join'}; {req.nnodes} node(s) x {req.gpus_per_node} GPU(s); "
+        f"checkpoints {req.checkpoint_dir} (host {socket.gethostname()})",
         file=sys.stderr,
     )
-    findings = run_on_cluster(req, address, ray_runtime_env(config))
-    for finding in findings:
-        print(finding.line(), file=sys.stderr if finding.status == PROBLEM else sys.stdout)
+    findings = driver_findings(config, req, os.environ, args.recipe)
+    findings += run_on_cluster(req, address, ray_runtime_env(config))
+    _print(findings)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in findings], indent=2))
-    problems = [f for f in findings if f.status == PROBLEM]
+    problems = sum(f.status == PROBLEM for f in findings)
+    warnings = sum(f.status == WARNING for f in findings)
     skipped = sum(f.status == SKIPPED for f in findings)
     print(
-        f"doctor: {len(problems)} problem(s), {skipped} check(s) skipped"
+        f"doctor: {problems} problem(s), {warnings} warning(s), {skipped} check(s) skipped"
         + (" (no GPU on a node: those checks did not run)" if skipped else ""),
         file=sys.stderr,
     )
