@@ -12,9 +12,9 @@ Stages, in order, each in its own folder of the run folder (``runs/reproduce-MOD
 Every stage folder holds ``stage.log`` (the stage's whole output) and, only after the stage succeeded,
 ``stage.done`` (JSON: the command and when it finished). A rerun skips a stage whose ``stage.done`` records the same
 command, and says so; a failed stage stops the run with its exit code and names its log. A finished stage whose
-command has changed since (other methods' results in the report aside) stops the run with both fixes, so a changed
-setting is never silently ignored. Training runs with ``RESUME=1``: a rerun after a crash continues from the
-stage's last checkpoint; evaluation resumes its generations by itself.
+command has changed since stops the run with both fixes, so a changed setting is never silently ignored; only the
+report (cheap, derived from the others) is simply redone. Training runs with ``RESUME=1``: a rerun after a crash
+continues from the stage's last checkpoint; evaluation resumes its generations by itself.
 
 The preflight needs a recipe with ``--doctor-only``; with a recipe that lacks it, the recipe's own doctor runs at
 the start of each training stage instead (and is said to). It runs whenever a training stage is still to run: it
@@ -39,7 +39,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -242,7 +242,10 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
                 f"{method}: an override after `--` replaces what reproduce sets; drop it"
             )
         preflight = Stage(f"preflight/{method}", run_dir / "preflight" / method, ["bash", str(recipe)])
-        if doctor_only:
+        if os.environ.get("SMARTTHINKER_SKIP_DOCTOR") == "1":
+            preflight.skip = "SMARTTHINKER_SKIP_DOCTOR=1"
+            preflight.checked = "skipped by SMARTTHINKER_SKIP_DOCTOR=1"
+        elif doctor_only:
             preflight.command += ["--doctor-only", *overrides[method]]
             preflight.checked = "the training stage's config (composed below)"
         else:
@@ -314,8 +317,20 @@ def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, 
     return stages
 
 
+def absolute_environment(environ: MutableMapping[str, str] | None = None) -> None:
+    """``DATA_DIR`` and a local ``MODEL_PATH`` as absolute paths: the stages run from other folders (Ray workers
+    keep the raylet's working directory), where a relative path names something else."""
+    environ = os.environ if environ is None else environ
+    if environ.get("DATA_DIR"):
+        environ["DATA_DIR"] = str(Path(environ["DATA_DIR"]).expanduser().resolve())
+    model = environ.get("MODEL_PATH")
+    if model and Path(model).expanduser().exists():
+        environ["MODEL_PATH"] = str(Path(model).expanduser().resolve())
+
+
 def plan(args: argparse.Namespace) -> list[Stage]:
     """Every stage of the run, composed and validated; the ``smartthinker-verl`` commands parsed by their parsers."""
+    absolute_environment()
     recipe_name, default_tp = MODELS[args.model]
     run_dir = (args.run_dir or Path("runs") / f"reproduce-{args.model}").expanduser().resolve()
     stages, base_model = training_stages(args, RECIPES / recipe_name, run_dir)
