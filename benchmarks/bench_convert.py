@@ -7,12 +7,12 @@ cannot be given back; the rest is page cache of the memory-mapped shards, which 
 
     .venv/bin/python benchmarks/bench_convert.py --shape qwen2-1.5b --world-size 2 --workdir /tmp/bench_convert
 
-Prints one Markdown table row per setting. ``--writers`` compares the converter's own streaming writer (``stream``:
-one tensor in memory at a time, pages of joined shard pieces given back) with what the libraries offer for the
-same output: ``stream-no-release`` (the same writer without giving pages back), ``safetensors`` (the library's
-``save_file`` once per output file, so a whole file's tensors are in memory) and ``hub`` (``huggingface_hub``'s
-``save_torch_state_dict`` on the whole state dict, which shards it itself). The alternatives replace the writer in
-the converter's own process (same reading, joining and casting), so only the writing differs.
+Prints one Markdown table row per setting. The console script imports the package the environment finds: to
+measure another checkout (an older version, say) against the same checkpoint, run with ``PYTHONPATH=<checkout>``
+and ``--keep`` (a kept checkpoint in ``--workdir`` is reused).
+
+``--shape qwen2-7b`` builds Qwen2-7B's shapes (7.6 B parameters: 30.5 GB of float32 shards; the build holds the
+model once across the ranks, so it needs about 35 GB of memory and 50 GB of disk with a bfloat16 output).
 """
 
 from __future__ import annotations
@@ -27,41 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fsdp_checkpoint as fc  # noqa: E402
 
-SHAPES = {"qwen2-1.5b": fc.qwen2_1_5b_config, "tiny": fc.tiny_qwen2_config}
-WRITERS = ("stream", "stream-no-release", "safetensors", "hub")
-
-#: Runs the converter's CLI with its writer replaced (argv[1]: the writer; the rest: the CLI's arguments).
-_ALTERNATIVE_WRITER = """
-import sys
-from smartthinker_verl.cli import main
-from smartthinker_verl.convert import pipeline, safetensors_writer as sw
-from smartthinker_verl.convert.pages import PageReleaser
-
-writer, argv = sys.argv[1], sys.argv[2:]
-
-def write_with_safetensors(out_dir, specs, produce, max_file_bytes, on_tensor=None):
-    from safetensors.torch import save_file
-    groups = sw.plan_files(specs, max_file_bytes)
-    weight_map = {}
-    for name, group in zip(sw.file_names(len(groups)), groups):
-        save_file({spec.name: produce(spec) for spec in group}, str(out_dir / name), metadata={"format": "pt"})
-        weight_map.update({spec.name: name for spec in group})
-    return weight_map
-
-def write_with_hub(out_dir, specs, produce, max_file_bytes, on_tensor=None):
-    from huggingface_hub import save_torch_state_dict
-    state = {spec.name: produce(spec) for spec in specs}
-    save_torch_state_dict(state, str(out_dir), max_shard_size=max_file_bytes, safe_serialization=True)
-    return {}
-
-if writer == "stream-no-release":
-    PageReleaser.release = lambda self, tensor: None
-elif writer == "safetensors":
-    pipeline.write_weights = write_with_safetensors
-elif writer == "hub":
-    pipeline.write_weights = write_with_hub
-sys.exit(main(argv))
-"""
+SHAPES = {"qwen2-7b": fc.qwen2_7b_config, "qwen2-1.5b": fc.qwen2_1_5b_config, "tiny": fc.tiny_qwen2_config}
 
 
 def _status_kib(pid: int) -> dict[str, int]:
@@ -119,7 +85,6 @@ def main() -> int:
     parser.add_argument("--world-size", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/bench_convert")
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
-    parser.add_argument("--writers", nargs="+", choices=WRITERS, default=["stream"])
     parser.add_argument(
         "--verify", choices=("both", "on", "off"), default="both", help="convert with --verify, without, or both"
     )
@@ -131,27 +96,22 @@ def main() -> int:
     size = sum(p.stat().st_size for p in run_dir.glob("global_step_1/actor/model_world_size_*.pt"))
     script = str(Path(sys.executable).parent / "smartthinker-verl")
     print(f"\n{args.shape}, world size {args.world_size}, shards {size / 1e9:.2f} GB\n")
-    print("| writer | dtype | verify | wall (s) | peak RSS (GiB) | peak anonymous RSS (GiB) |")
-    print("|---|---|---|---|---|---|")
-    for writer in args.writers:
-        for dtype in args.dtypes:
-            for verify in {"both": ("--no-verify", "--verify"), "on": ("--verify",), "off": ("--no-verify",)}[
-                args.verify
-            ]:
-                out = workdir / f"hf_{dtype}"
-                shutil.rmtree(out, ignore_errors=True)
-                cli = ["convert", str(run_dir), "--out", str(out), "--dtype", dtype, verify, "--no-progress"]
-                if writer == "stream":
-                    cmd = [script, *cli]
-                else:
-                    cmd = [sys.executable, "-c", _ALTERNATIVE_WRITER, writer, *cli]
-                result = measure(cmd)
-                print(
-                    f"| {writer} | {dtype} | {verify.lstrip('-')} | {result['wall_s']:.1f} | "
-                    f"{result['rss_gib']:.2f} | {result['anon_gib']:.2f} |",
-                    flush=True,
-                )
-                shutil.rmtree(out, ignore_errors=True)
+    print("| dtype | verify | wall (s) | peak RSS (GiB) | peak anonymous RSS (GiB) |")
+    print("|---|---|---|---|---|")
+    verifies = {"both": ("--no-verify", "--verify"), "on": ("--verify",), "off": ("--no-verify",)}[args.verify]
+    for dtype in args.dtypes:
+        for verify in verifies:
+            out = workdir / f"hf_{dtype}"
+            shutil.rmtree(out, ignore_errors=True)
+            result = measure(
+                [script, "convert", str(run_dir), "--out", str(out), "--dtype", dtype, verify, "--no-progress"]
+            )
+            print(
+                f"| {dtype} | {verify.lstrip('-')} | {result['wall_s']:.1f} | {result['rss_gib']:.2f} | "
+                f"{result['anon_gib']:.2f} |",
+                flush=True,
+            )
+            shutil.rmtree(out, ignore_errors=True)
     if not args.keep:
         shutil.rmtree(workdir)
     return 0

@@ -74,6 +74,25 @@ def qwen2_1_5b_config():
     )
 
 
+def qwen2_7b_config():
+    """Qwen2-7B's shapes (7.62 B parameters, untied embeddings)."""
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=32768,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        dtype="bfloat16",
+    )
+
+
 def write_base_model(path: Path, config, seed: int = 0, with_weights: bool = True) -> Path:
     """A 'pretrained' model folder: random weights (float32 on disk), config, tokenizer, generation config."""
     from transformers import AutoTokenizer, GenerationConfig, Qwen2ForCausalLM

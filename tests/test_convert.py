@@ -32,7 +32,7 @@ from smartthinker_verl.convert import (  # noqa: E402
     convert_checkpoint,
     locate_checkpoint,
 )
-from smartthinker_verl.convert.verify import verify_model  # noqa: E402
+from smartthinker_verl.convert.verify import same_bits, verify_model  # noqa: E402
 
 QUIET = {"progress": False}
 TRAIN_METRICS = {"critic/score/mean": 0.25, "response_length/mean": 812.0, "actor/pg_loss": 0.1}
@@ -128,6 +128,28 @@ def test_bfloat16_output_equals_rounded_unsharded_weights(run, tmp_path):
         assert loaded[name].dtype == torch.bfloat16
         assert torch.equal(loaded[name], tensor.to(torch.bfloat16)), name
     assert json.loads((result.output / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+def test_bfloat16_output_equals_verls_own_merger_bit_for_bit(run, tmp_path):
+    """verl's ``merge_and_save`` (bfloat16 only) is the reference for the joining rules."""
+    from verl.model_merger.base_model_merger import ModelMergerConfig
+    from verl.model_merger.fsdp_model_merger import FSDPModelMerger
+
+    run_dir, _ = run
+    actor = run_dir / "global_step_2" / "actor"
+    config = ModelMergerConfig(
+        operation="merge",
+        backend="fsdp",
+        local_dir=str(actor),
+        hf_model_config_path=str(actor / "huggingface"),
+        target_dir=str(tmp_path / "verl"),
+    )
+    FSDPModelMerger(config).merge_and_save()
+    ours = _convert(run_dir, tmp_path / "ours", dtype="bfloat16").output
+    assert _file_names(ours) == _file_names(tmp_path / "verl")
+    verl_state, our_state = _loaded_state(tmp_path / "verl"), _loaded_state(ours)
+    for name, tensor in verl_state.items():
+        assert tensor.dtype == torch.bfloat16 and same_bits(our_state[name], tensor), name
 
 
 def test_tied_embeddings_on_four_uneven_ranks_convert_exactly(tied_run, tmp_path):
@@ -336,12 +358,12 @@ def test_verification_detects_a_tensor_that_differs(run, tmp_path):
     run_dir, ref_dir = run
     result = _convert(run_dir, tmp_path / "out", dtype="float32", verify=False)
     reference = _reference(ref_dir, 2)
-    assert verify_model(result.output, torch.float32, reference.__getitem__, list(reference)) == len(reference)
+    assert verify_model(result.output, torch.float32, reference) == len(reference)
     name = "model.layers.1.mlp.down_proj.weight"
     tampered = {**reference, name: reference[name].clone()}
     tampered[name][0, 0] = torch.nextafter(tampered[name][0, 0], torch.tensor(1.0))  # one ulp
     with pytest.raises(VerificationError, match="down_proj"):
-        verify_model(result.output, torch.float32, tampered.__getitem__, list(tampered))
+        verify_model(result.output, torch.float32, tampered)
 
 
 # ------------------------------------------------------------------------------------------------- extra files
@@ -456,29 +478,3 @@ def test_recipe_convert_script_passes_options_through(run, tmp_path):
     assert f"step 1 -> {out}" in proc.stdout and "not verified" in proc.stdout
     missing = subprocess.run(["bash", str(script), "no_such_recipe"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "neither a run directory nor a recipe" in missing.stderr
-
-
-def _rss_file_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssFile:"):
-            return int(line.split()[1])
-    raise AssertionError("no RssFile in /proc/self/status")
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_released_shard_pages_leave_rss_but_the_data_stays_readable(tmp_path):
-    from smartthinker_verl.convert.pages import PageReleaser
-
-    original = torch.randn(8_000_000)  # 32 MB
-    path = tmp_path / "model_world_size_1_rank_0.pt"
-    torch.save({"w": original}, path)
-    mapped = torch.load(path, mmap=True)["w"]
-    assert torch.equal(mapped, original)  # faults every page in
-    releaser = PageReleaser([path])
-    before = _rss_file_kib()
-    releaser.release(mapped)
-    assert before - _rss_file_kib() > 16_000  # most of the 32 MB left the process
-    assert torch.equal(mapped, original)  # and reads back from the file
-    anonymous = original.clone()
-    releaser.release(anonymous)  # not a mapping of the shard file: must be left alone (else zeroed)
-    assert torch.equal(anonymous, original)

@@ -1,10 +1,10 @@
 """FSDP checkpoints of a verl run -> verified Hugging Face model folders (``smartthinker-verl convert``).
 
-Built on verl's ``verl.model_merger`` (its FSDP joining rules, LoRA adapter writer and output check); adds checkpoint
-discovery, shard checks, exact float32 output, tensor-by-tensor memory, atomic output, LoRA merging, a model card
-and verification. Modules: ``discovery`` (which checkpoint), ``shards`` (check + join), ``lora``,
-``pages`` (memory), ``safetensors_writer``, ``hf_files`` (dtype, config, tokenizer), ``model_card``, ``verify``,
-``pipeline``, ``cli``.
+Built on verl's ``verl.model_merger`` (its joining rules, model class, LoRA adapter writer and output check),
+transformers (``save_pretrained``), peft (``merge_and_unload``) and huggingface_hub (``ModelCard``); adds checkpoint
+discovery, shard checks with named errors, the dtype kept (float32 exactly), atomic output and verification.
+Modules: ``discovery`` (which checkpoint), ``shards`` (check + join), ``lora``, ``hf_folder`` (dtype, model,
+files), ``model_card``, ``verify``, ``pipeline``, ``cli``.
 """
 
 from .cli import add_arguments, run

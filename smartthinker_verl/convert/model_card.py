@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from huggingface_hub import ModelCard, ModelCardData
 
 from .discovery import CheckpointLocation
 from .errors import ConversionError
@@ -36,6 +37,7 @@ KEY_METRIC_PREFIXES = (
     "smartthinker/penalized_frac",
 )
 CONFIG_COPY_NAME = "training_config.yaml"
+CARD_TAGS = ("verl", "smartthinker", "reasoning", "grpo")
 
 
 @dataclass
@@ -137,14 +139,6 @@ def _algorithm_cell(info: RunInfo) -> str:
     return "not recorded (no run config found)"
 
 
-def _yaml_header_lines(base_model: str | None) -> list[str]:
-    """The ``---``-fenced YAML front matter the Hugging Face hub reads."""
-    header = {"library_name": "transformers", "tags": ["verl", "smartthinker", "reasoning", "grpo"]}
-    if base_model:
-        header["base_model"] = base_model
-    return ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", ""]
-
-
 def _summary_lines(
     location: CheckpointLocation, info: RunInfo, dtype: str, dtype_source: str, lora: str | None, base_model: str | None
 ) -> list[str]:
@@ -220,18 +214,18 @@ def render_card(
     lora: str | None,
     base_model: str | None,
     out_name: str = "model",
-) -> str:
-    """Markdown with a YAML header that the Hugging Face hub understands."""
-    lines = _yaml_header_lines(base_model)
-    lines += _summary_lines(location, info, dtype, dtype_source, lora, base_model)
+) -> ModelCard:
+    """The card: the metadata the Hugging Face hub reads (``ModelCardData``) and a Markdown body."""
+    data = ModelCardData(base_model=base_model, library_name="transformers", tags=list(CARD_TAGS))
+    lines = _summary_lines(location, info, dtype, dtype_source, lora, base_model)
     lines += _algorithm_option_lines(info)
     lines += _metrics_lines(location, info)
     lines += _usage_lines(info, out_name)
-    return "\n".join(lines) + "\n"
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
 
-def write_card(out_dir: Path, card: str, info: RunInfo) -> None:
+def write_card(out_dir: Path, card: ModelCard, info: RunInfo) -> None:
     """``README.md`` plus a copy of the run config."""
-    (out_dir / "README.md").write_text(card)
+    card.save(out_dir / "README.md")
     if info.config_path:
         shutil.copy2(info.config_path, out_dir / CONFIG_COPY_NAME)

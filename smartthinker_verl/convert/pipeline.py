@@ -1,8 +1,8 @@
-"""One conversion, start to finish: check the shards, write to a temporary folder, verify, move into place.
+"""One conversion, start to finish: check and join the shards, write to a temporary folder, verify, move into place.
 
-Nothing reaches the output path unless every step succeeded: the shards are checked before any file is created,
-the model is written into ``.<name>.partial-<id>`` next to the output and renamed into place at the end (an existing
-output is replaced only with ``force``, and only after the new one is complete).
+Nothing reaches the output path unless every step succeeded: the shards are checked and joined before any file is
+created, the model is written into ``.<name>.partial-<id>`` next to the output and renamed into place at the end
+(an existing output is replaced only with ``force``, and only after the new one is complete).
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
+from huggingface_hub import split_torch_state_dict_into_shards
+from verl.model_merger.base_model_merger import ModelMergerConfig
 from verl.model_merger.fsdp_model_merger import FSDPModelMerger
 from verl.model_merger.output_validation import validate_hf_model_output
 
 from .discovery import CheckpointLocation
-from .errors import ConversionError, OutputExistsError
-from .hf_files import copy_hf_files, output_names, resolve_dtype
-from .lora import LoraLayout, base_name, is_lora_name, lora_layout, merge
-from .model_card import RunInfo, base_model_of, read_run_info, render_card, write_card
-from .safetensors_writer import TensorSpec, parse_size, write_weights
-from .shards import ShardSet, make_merger
+from .errors import ConversionError, OutputExistsError, ShardError
+from .hf_folder import build_model, resolve_dtype, write_folder
+from .lora import adapter_name, check_lora, is_lora_name, merge_adapter, read_lora_meta, split_adapter
+from .model_card import base_model_of, read_run_info, render_card, write_card
+from .shards import Shards
 from .verify import verify_adapter, verify_model
 
 logger = logging.getLogger(__name__)
@@ -57,47 +57,15 @@ class ConversionResult:
     adapter: Path | None
 
 
-class _Sources:
-    """Output name -> tensor, from the shards (joined, LoRA-merged if asked, cast to the output dtype)."""
-
-    def __init__(self, shards: ShardSet, layout: LoraLayout | None, keep_adapter: bool, dtype: torch.dtype):
-        self.shards, self.layout, self.dtype = shards, layout, dtype
-        self.merged = layout.pairs if layout is not None and not keep_adapter else {}
-        # output name -> checkpoint name, for every entry that becomes a model weight
-        self.names = {base_name(n): n for n in shards.names if not is_lora_name(n)}
-
-    def out_dtype(self, checkpoint_name: str) -> torch.dtype:
-        stored = self.shards.info[checkpoint_name].dtype
-        return self.dtype if stored.is_floating_point else stored
-
-    def tensor(self, name: str) -> torch.Tensor:
-        checkpoint_name = self.names[name]
-        if name in self.merged:
-            pair = self.merged[name]
-            weight = merge(
-                self.shards.join(pair.base),
-                self.shards.join(pair.lora_a),
-                self.shards.join(pair.lora_b),
-                self.layout.scaling,
-            )
-            return weight.to(self.out_dtype(checkpoint_name))
-        return self.shards.join(checkpoint_name, self.out_dtype(checkpoint_name))
-
-    def adapter_tensor(self, peft_key: str) -> torch.Tensor:
-        """A tensor of the kept adapter, by its peft file name (``...lora_A.weight``)."""
-        checkpoint_name = peft_key[: -len(".weight")] + ".default.weight"
-        return self.shards.join(checkpoint_name, self.out_dtype(checkpoint_name))
-
-
-def _bar(enabled: bool, **kwargs) -> tqdm:
-    return tqdm(disable=not enabled, dynamic_ncols=True, **kwargs)
-
-
-def _check_output(out: Path, force: bool) -> None:
-    if out.exists() and not force:
+def _check_options(out: Path, options: ConvertOptions) -> None:
+    if out.exists() and not options.force:
         raise OutputExistsError(f"{out} already exists; pass --force to replace it, or choose another --out")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is not a folder; remove it or choose another --out")
+    try:
+        split_torch_state_dict_into_shards({}, max_shard_size=options.max_shard_size)  # parses the size
+    except ValueError as exc:
+        raise ConversionError(f"--max-shard-size: {exc} (write e.g. 5GB or 500MB)") from None
 
 
 def _check_free_space(folder: Path, weight_bytes: int) -> None:
@@ -125,97 +93,52 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     shutil.rmtree(old)
 
 
-@dataclass
-class _Plan:
-    """Everything decided before the first byte is written."""
-
-    location: CheckpointLocation
-    out: Path
-    options: ConvertOptions
-    merger: FSDPModelMerger
-    shards: ShardSet
-    layout: LoraLayout | None
-    info: RunInfo
-    base_model: str | None
-    dtype: torch.dtype
-    dtype_source: str
-    sources: _Sources
-    specs: list[TensorSpec]
-
-    @property
-    def weight_bytes(self) -> int:
-        return sum(s.nbytes for s in self.specs)
+def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: v.to(dtype) if v.dtype.is_floating_point else v for k, v in state.items()}
 
 
-def _plan(location: CheckpointLocation, out: Path, options: ConvertOptions, shards: ShardSet) -> _Plan:
-    layout = lora_layout(shards.names, location.actor_dir, merging=not options.keep_adapter)
-    info = read_run_info(location, options.run_config, options.metrics)
-    base_model = base_model_of(info)
-    dtype, dtype_source = resolve_dtype(options.dtype, location.actor_dir / "huggingface", base_model)
-    sources = _Sources(shards, layout, options.keep_adapter, dtype)
-    written = output_names(shards.merger, list(sources.names))
-    specs = [TensorSpec(n, shards.info[sources.names[n]].shape, sources.out_dtype(sources.names[n])) for n in written]
-    return _Plan(
-        location, out, options, shards.merger, shards, layout, info, base_model, dtype, dtype_source, sources, specs
+def _make_merger(location: CheckpointLocation, options: ConvertOptions) -> FSDPModelMerger:
+    """verl's FSDP merger for the actor folder: the model config, its model class and the LoRA adapter writer."""
+    hf_dir = location.actor_dir / "huggingface"
+    if not (hf_dir / "config.json").exists():
+        raise ShardError(f"{hf_dir / 'config.json'} is missing: the trainer writes the model config there; re-copy it")
+    config = ModelMergerConfig(
+        operation="merge",
+        backend="fsdp",
+        local_dir=str(location.actor_dir),
+        hf_model_config_path=str(hf_dir),
+        target_dir=None,
+        trust_remote_code=options.trust_remote_code,
     )
+    return FSDPModelMerger(config)
 
 
-def _write(plan: _Plan, folder: Path) -> Path | None:
-    """Weights, config, tokenizer etc., the LoRA adapter when kept, and the model card. Returns the adapter path."""
-    with _bar(plan.options.progress, total=plan.weight_bytes, unit="B", unit_scale=True, desc="writing") as bar:
-        write_weights(
-            folder,
-            plan.specs,
-            lambda spec: plan.sources.tensor(spec.name),
-            parse_size(plan.options.max_shard_size),
-            on_tensor=lambda spec: bar.update(spec.nbytes),
-        )
-    copy_hf_files(plan.location.actor_dir / "huggingface", folder, plan.dtype)
-    adapter = None
-    if plan.layout is not None and plan.options.keep_adapter:
-        plan.merger.config.target_dir = str(folder)
-        tensors = {n: plan.shards.join(n, plan.sources.out_dtype(n)) for n in plan.layout.lora_names}
-        adapter = Path(plan.merger.save_lora_adapter(tensors))  # verl's peft adapter writer
-    validate_hf_model_output(folder)  # verl's completeness check of a model folder
-
-    lora_note = None
-    if plan.layout is not None:
-        lora_note = (
-            "LoRA adapter kept in `lora_adapter/`"
-            if plan.options.keep_adapter
-            else f"LoRA adapter (r={plan.layout.rank}, alpha={plan.layout.alpha:g}) merged into the weights"
-        )
-    card = render_card(
-        location=plan.location,
-        info=plan.info,
-        dtype=str(plan.dtype).replace("torch.", ""),
-        dtype_source=plan.dtype_source,
-        lora=lora_note,
-        base_model=plan.base_model,
-        out_name=plan.out.name,
-    )
-    write_card(folder, card, plan.info)
-    return adapter
+def _write(
+    merger: FSDPModelMerger, shards: Shards, lora: bool, dtype: torch.dtype, folder: Path, options: ConvertOptions
+) -> tuple[dict[str, torch.Tensor], list[str], Path | None, dict[str, torch.Tensor]]:
+    """Join, split or merge the adapter, write the folder. Returns (every output tensor by name, including tied
+    aliases; the names written; the kept adapter folder; its tensors by file name)."""
+    merging = lora and not options.keep_adapter
+    state = shards.state_dict(None if merging else dtype)  # a LoRA merge runs in the stored precision
+    adapter, adapter_tensors = None, {}
+    if lora:
+        adapter_tensors = {adapter_name(k): v for k, v in state.items() if is_lora_name(k)}
+        adapter = split_adapter(merger, state, folder)
+        if merging:
+            state = merge_adapter(build_model(merger, state), adapter)
+            shutil.rmtree(adapter)
+            adapter, adapter_tensors = None, {}
+    state = _cast(state, dtype)
+    _check_free_space(folder, sum(t.numel() * t.element_size() for t in state.values()))
+    written = write_folder(merger, build_model(merger, state), state, folder, options.max_shard_size)
+    return state, written, adapter, adapter_tensors
 
 
-def _verify(plan: _Plan, folder: Path, adapter: Path | None) -> int:
-    if not plan.options.progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    names = list(plan.sources.names)  # tied aliases included: each must reload equal to its own shards
-    with _bar(plan.options.progress, total=len(names), desc="verifying") as bar:
-        verified = verify_model(
-            folder,
-            plan.dtype,
-            plan.sources.tensor,
-            names,
-            plan.merger.get_transformers_auto_model_class(),
-            progress=lambda _name: bar.update(1),
-        )
+def _lora_note(actor_dir: Path, adapter: Path | None) -> str:
     if adapter is not None:
-        verified += verify_adapter(adapter, plan.sources.adapter_tensor)
-    return verified
+        return f"LoRA adapter kept in `{adapter.name}/`"
+    rank, alpha = read_lora_meta(actor_dir)
+    return f"LoRA adapter (r={rank}, alpha={alpha:g}) merged into the weights"
 
 
 def convert_checkpoint(
@@ -224,49 +147,59 @@ def convert_checkpoint(
     """Convert the actor checkpoint at ``location`` into a Hugging Face model folder (default
     ``location.default_output()``). Raises a ``ConversionError`` subclass whose message names the problem."""
     out = Path(out).expanduser().resolve() if out else location.default_output()
-    _check_output(out, options.force)
-    try:
-        parse_size(options.max_shard_size)
-    except ValueError as exc:
-        raise ConversionError(f"--max-shard-size: {exc}") from None
+    _check_options(out, options)
+    if not options.progress:
+        from huggingface_hub.utils import disable_progress_bars
+        from transformers.utils import logging as hf_logging
 
-    shards = ShardSet(location.actor_dir, make_merger(location.actor_dir, trust_remote_code=options.trust_remote_code))
+        hf_logging.disable_progress_bar()
+        disable_progress_bars()
+    merger = _make_merger(location, options)
+    shards = Shards(location.actor_dir)
+    lora = check_lora(shards.names, location.actor_dir, merging=not options.keep_adapter)
+    info = read_run_info(location, options.run_config, options.metrics)
+    base_model = base_model_of(info)
+    dtype, dtype_source = resolve_dtype(options.dtype, location.actor_dir / "huggingface", base_model)
+    logger.info("step %d: %d ranks -> %s (%s, from %s)", location.step, shards.world_size, out, dtype, dtype_source)
+
+    new_dirs = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        plan = _plan(location, out, options, shards)
-        logger.info(
-            "step %d: %d tensors from %d ranks -> %s (%s, from %s)",
-            location.step,
-            len(plan.specs),
-            shards.world_size,
-            out,
-            plan.dtype,
-            plan.dtype_source,
+        tmp.mkdir()
+        state, written, adapter, adapter_tensors = _write(merger, shards, lora, dtype, tmp, options)
+        card = render_card(
+            location=location,
+            info=info,
+            dtype=str(dtype).replace("torch.", ""),
+            dtype_source=dtype_source,
+            lora=_lora_note(location.actor_dir, adapter) if lora else None,
+            base_model=base_model,
+            out_name=out.name,
         )
-        new_dirs = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-        try:
-            _check_free_space(out.parent, plan.weight_bytes)
-            tmp.mkdir()
-            adapter = _write(plan, tmp)
-            verified = _verify(plan, tmp, adapter) if options.verify else None
-            _move_into_place(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            for folder in new_dirs:  # innermost first: remove the folders this call created, if still empty
-                if folder.exists() and not any(folder.iterdir()):
-                    folder.rmdir()
-            raise
+        write_card(tmp, card, info)
+        validate_hf_model_output(tmp)  # verl's completeness check of a model folder
+        verified = None
+        if options.verify:
+            verified = verify_model(tmp, dtype, state, merger.get_transformers_auto_model_class())
+            verified += verify_adapter(adapter, adapter_tensors) if adapter else 0
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in new_dirs:  # innermost first: remove the folders this call created, if still empty
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     finally:
         shards.close()
     logger.info("wrote %s", out)
     return ConversionResult(
         output=out,
         step=location.step,
-        dtype=plan.dtype,
-        dtype_source=plan.dtype_source,
-        tensors=len(plan.specs),
-        bytes=plan.weight_bytes,
+        dtype=dtype,
+        dtype_source=dtype_source,
+        tensors=len(written),
+        bytes=sum(state[n].numel() * state[n].element_size() for n in written),
         verified=verified,
         adapter=out / adapter.name if adapter is not None else None,
     )

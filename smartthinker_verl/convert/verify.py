@@ -1,11 +1,11 @@
 """Check a written model: transformers loads it with no missing or unexpected weights, and every tensor it holds
-equals, bit for bit, the tensor joined again from the shards and rounded to the output dtype.
+equals, bit for bit, the tensor joined from the shards (rounded to the output dtype, LoRA merged if asked).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -27,18 +27,15 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
 def verify_model(
     out_dir: Path,
     dtype: torch.dtype,
-    expected: Callable[[str], torch.Tensor],
-    names: list[str],
+    expected: Mapping[str, torch.Tensor],
     auto_class=None,
-    progress: Callable[[str], None] | None = None,
 ) -> int:
     """Load ``out_dir`` with transformers and compare every tensor of its state dict.
 
-    ``expected(name)`` rebuilds the reference tensor of an output name (tied aliases such as ``lm_head.weight``
-    are looked up under their own checkpoint name, so a tie that the trained weights do not honour is caught).
-    ``names``: every checkpoint entry that must be present in the loaded model. Returns the number of tensors
-    compared; raises ``VerificationError`` on the first difference. ``auto_class``: the transformers auto class
-    (default ``AutoModelForCausalLM``).
+    ``expected``: every entry the loaded model must hold, by name; tied aliases such as ``lm_head.weight`` keep
+    their own joined tensor, so a tie that the trained weights do not honour is caught. Returns the number of
+    tensors compared; raises ``VerificationError`` on the first difference. ``auto_class``: the transformers auto
+    class (default ``AutoModelForCausalLM``).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -53,11 +50,10 @@ def verify_model(
     if problems or loading.get("error_msgs"):
         raise VerificationError(f"transformers loaded {out_dir} with problems: {problems or loading['error_msgs']}")
     state = model.state_dict()
-    missing = sorted(set(names) - set(state))
+    missing = sorted(set(expected) - set(state))
     if missing:
         raise VerificationError(f"the loaded model lacks {missing[:5]}")
-    for name in names:
-        want = expected(name)
+    for name, want in expected.items():
         got = state[name]
         if not same_bits(got, want):
             diff = (got.double() - want.double()).abs().max().item() if got.shape == want.shape else float("nan")
@@ -65,29 +61,27 @@ def verify_model(
                 f"{out_dir}: {name} differs from the joined shards ({tuple(got.shape)} {got.dtype} vs "
                 f"{tuple(want.shape)} {want.dtype}, max |diff| {diff:.3g})"
             )
-        if progress:
-            progress(name)
     del model, state
     try:
         AutoTokenizer.from_pretrained(str(out_dir))
     except Exception as exc:
         if any(out_dir.glob("tokenizer*")):
             raise VerificationError(f"the tokenizer in {out_dir} does not load: {exc}") from exc
-    logger.info("verified %d tensors of %s", len(names), out_dir)
-    return len(names)
+    logger.info("verified %d tensors of %s", len(expected), out_dir)
+    return len(expected)
 
 
-def verify_adapter(adapter_dir: Path, expected: Callable[[str], torch.Tensor]) -> int:
-    """Compare every tensor of ``adapter_dir/adapter_model.safetensors`` (peft names) with ``expected(name)``."""
+def verify_adapter(adapter_dir: Path, expected: Mapping[str, torch.Tensor]) -> int:
+    """Compare ``adapter_dir/adapter_model.safetensors`` with ``expected`` (peft names): the same names, same bits."""
     from safetensors import safe_open
 
     path = adapter_dir / "adapter_model.safetensors"
     if not path.is_file():
         raise VerificationError(f"{path} was not written")
-    count = 0
     with safe_open(str(path), framework="pt") as f:
+        if set(f.keys()) != set(expected):
+            raise VerificationError(f"{path} holds {sorted(f.keys())[:3]}..., expected {sorted(expected)[:3]}...")
         for key in f.keys():
-            if not same_bits(f.get_tensor(key), expected(key)):
+            if not same_bits(f.get_tensor(key), expected[key]):
                 raise VerificationError(f"{path}: {key} differs from the joined shards")
-            count += 1
-    return count
+    return len(expected)

@@ -1,10 +1,11 @@
-"""The non-weight parts of the output: dtype choice, config, tokenizer, chat template, generation config, and
-which checkpoint entries become output tensors (tied aliases dropped, as transformers expects).
+"""The Hugging Face model folder: output dtype, the model built from the checkpoint's config, and the files written.
+
+Weights, ``config.json`` and the index are written by transformers' ``save_pretrained``; the tokenizer, chat
+template, generation config and any custom code are copied verbatim from the checkpoint's ``huggingface/`` folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -59,57 +60,50 @@ def resolve_dtype(requested: str, hf_dir: Path, base_model: str | None) -> tuple
     return torch.float32, "default (float32)"
 
 
-def output_names(merger: FSDPModelMerger, names: list[str]) -> list[str]:
-    """Checkpoint names (already mapped to Hugging Face names) minus tied aliases such as ``lm_head.weight``.
+def build_model(merger: FSDPModelMerger, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The model class of the checkpoint's config, holding ``state``'s tensors (assigned, not copied).
 
-    Checks against the architecture built from the config (on the meta device, no memory): a name the model does
-    not have, or a weight the model needs that the checkpoint lacks, stops the conversion.
+    Raises when ``state`` has an entry the model lacks or lacks one it needs: the config is not the shards'.
     """
     if not getattr(merger.model_config, "architectures", None):
         raise ConversionError(
             f'{merger.hf_model_config_path}/config.json names no architecture ("architectures": [...]), so the '
             "model class is unknown; add the base model's architectures entry to it"
         )
-    auto_class = merger.get_transformers_auto_model_class()
     with init_empty_weights():
-        model = auto_class.from_config(merger.model_config, trust_remote_code=merger.config.trust_remote_code)
-    expected = set(model.state_dict().keys())
-    unknown = sorted(set(names) - expected)
-    if unknown:
-        raise ConversionError(
-            f"checkpoint entries {unknown[:5]} are not parameters of {type(model).__name__} built from "
-            f"{merger.hf_model_config_path}/config.json; the config does not belong to these shards"
+        model = merger.get_transformers_auto_model_class().from_config(
+            merger.model_config, trust_remote_code=merger.config.trust_remote_code
         )
-    kept = dict.fromkeys(names)
-    drop_tied_target_keys(kept, model, merger.model_config)
-    missing = [name for name, _ in model.named_parameters() if name not in kept]
-    if missing:
-        raise ConversionError(f"the checkpoint lacks {missing[:5]}, which {type(model).__name__} needs")
-    return list(kept)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ConversionError(
+            f"the checkpoint's entries do not match {type(model).__name__} built from "
+            f"{merger.hf_model_config_path}/config.json, so the config does not belong to these shards: {exc}"
+        ) from None
+    return model
 
 
-def copy_hf_files(hf_dir: Path, out_dir: Path, dtype: torch.dtype) -> list[str]:
-    """Copy the tokenizer, chat template, generation config, custom code etc. verbatim from the checkpoint's
-    ``huggingface/`` folder (weights excluded), and write ``config.json`` with the output dtype.
+def write_folder(
+    merger: FSDPModelMerger, model: torch.nn.Module, state: dict[str, torch.Tensor], folder: Path, max_shard_size: str
+) -> list[str]:
+    """Weights (tied aliases such as ``lm_head.weight`` left out: transformers re-ties them) and config with
+    transformers, then every non-weight file of the checkpoint's ``huggingface/`` folder, verbatim.
 
-    Returns the copied file names.
+    Returns the names of the tensors written.
     """
-    copied = []
+    written = dict(state)
+    drop_tied_target_keys(written, model, merger.model_config)
+    names = list(written)
+    model.save_pretrained(folder, state_dict=written, max_shard_size=max_shard_size)  # empties ``written``
+    hf_dir = Path(merger.hf_model_config_path)
     for path in sorted(hf_dir.iterdir()):
         if path.name.endswith(WEIGHT_SUFFIXES) or path.name == "config.json":
             continue
-        target = out_dir / path.name
         if path.is_dir():
-            shutil.copytree(path, target)
+            shutil.copytree(path, folder / path.name, dirs_exist_ok=True)
         else:
-            shutil.copy2(path, target)
-        copied.append(path.name)
-    config = json.loads((hf_dir / "config.json").read_text())
-    dtype_name = str(dtype).replace("torch.", "")
-    config["dtype"] = dtype_name
-    if "torch_dtype" in config:
-        config["torch_dtype"] = dtype_name
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    if not any(name.startswith("tokenizer") for name in copied):
+            shutil.copy2(path, folder / path.name)
+    if not any(hf_dir.glob("tokenizer*")):
         logger.warning("%s has no tokenizer files; the output has none either", hf_dir)
-    return ["config.json", *copied]
+    return names
