@@ -75,6 +75,7 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
         "fixed_coefficient": None,
         "correct_threshold": 0.5,
         "epsilon": pytest.approx(1e-6),
+        "normalizer": "grpo",
     }
     assert config["reward"]["reward_manager"]["name"] == "smartthinker"
     # one grading route: the manager's own scorer, its gate in reward.smartthinker, no custom function
