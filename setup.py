@@ -44,6 +44,7 @@ install_requires = [
     "fastapi",
     "uvicorn",
     "math-verify==0.9.0",
+    "pebble==5.2.3",  # the grading pool: processes with per-task timeouts, replaced when killed
     "datasets",
     "pyarrow",
     "pandas",

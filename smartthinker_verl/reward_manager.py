@@ -1,25 +1,19 @@
-"""verl adapter: the reward-loop manager ``smartthinker`` around :mod:`smartthinker_verl.scoring`.
+"""verl adapter: the reward-loop manager ``smartthinker``, verl's ``naive`` manager with SmartThinker's scorer.
 
-verl 0.9.1's reward loop builds the manager once per RewardLoopWorker and calls ``run_single`` once per trajectory,
-from several workers at once; grading runs in this process's grading pool (math-verify in worker processes), so
-it is correct from threads. Group-level shaping is NOT done here (a manager never sees the group): the estimator
-does it from the score this manager returns.
-
-Returns ``{"reward_score": float, "reward_extra_info": {...}}`` with the same keys for every response:
-``acc`` (float), ``response_length`` (valid tokens), ``think_closed`` (bool), ``truncated`` (hit the response length
-limit), ``grading_timed_out`` (bool).
+verl 0.9.1's reward loop builds one manager per RewardLoopWorker and calls ``run_single`` once per trajectory.
+verl's naive manager does the decoding and builds the scorer's ``extra_info`` (the row's ``extra_info`` plus
+``tool_extra_fields``, ``num_turns``, ``rollout_reward_scores``), so a user's ``custom_reward_function`` sees
+exactly what it sees under ``naive``. This manager adds, with the same keys for every response: ``score`` and
+``acc`` (float), ``think_closed`` (bool), ``grading_timed_out`` (bool), ``response_length`` (valid tokens) and
+``truncated`` (hit the response length limit). Group shaping is not done here (a manager never sees the group).
 
 Grading, one route per configuration:
 
-- ``reward.custom_reward_function.path`` unset (the recipes): the manager grades with SmartThinker's scorer
-  (:func:`smartthinker_verl.scoring.grade`: the ``</think>`` gate, then math-verify; 1.0 or 0.0). Its options are
-  read from one place, ``reward.smartthinker`` (:class:`ManagerOptions`): ``require_think_close`` (default true, the
-  paper's rule; off for models that do not think in tags: ``reward.smartthinker.require_think_close=false``, with a
-  leading ``+`` where the config does not define the key).
-- ``reward.custom_reward_function.path/name`` set: that function scores instead (verl's contract
-  ``fn(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)`` returning a float or a dict with
-  ``score``; verl binds ``reward_kwargs`` to it); every extra above is still added, from the function's dict where
-  it gives one. ``reward.smartthinker`` is not used then, and a non-default value there is an error naming the fix.
+- ``reward.custom_reward_function.path`` unset (the recipes): SmartThinker's scorer (:func:`scoring.grade`: the
+  ``</think>`` gate, then math-verify in a process pool; 1.0 or 0.0) with the options of :class:`ManagerOptions`,
+  read from ``reward.smartthinker`` so they reach reward workers on every node with the config.
+- ``reward.custom_reward_function.path/name`` set: that function scores (verl's contract, ``reward_kwargs`` bound by
+  verl); a non-default ``reward.smartthinker`` option would be ignored then, and is an error naming the fix.
 """
 
 from __future__ import annotations
@@ -27,71 +21,81 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
-from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from smartthinker_verl import scoring
+from smartthinker_verl import grading_pool, scoring
 from smartthinker_verl.config import SmartThinkerConfigError, select
-from smartthinker_verl.errors import DataError
-
-logger = logging.getLogger(__name__)
+from smartthinker_verl.errors import DataError, UsageError
 
 MANAGER_NAME = "smartthinker"
 
-#: Keys of ``reward_extra_info``; verl requires the same keys for every response of a batch.
-EXTRA_KEYS: tuple[str, ...] = ("acc", "response_length", "think_closed", "truncated", "grading_timed_out")
+#: Keys of ``reward_extra_info`` for every response (a custom function's own keys come on top).
+EXTRA_KEYS: tuple[str, ...] = (
+    "score",
+    "acc",
+    "think_closed",
+    "grading_timed_out",
+    "response_length",
+    "truncated",
+)
 #: Where the manager's options live in verl's config.
 OPTIONS_KEY = "reward.smartthinker"
-#: Where the gate was read from before; now it belongs to a custom reward function's keyword arguments only.
+#: Where the gate belongs when a custom reward function scores.
 _REWARD_KWARGS_GATE = "reward.custom_reward_function.reward_kwargs.require_think_close"
 
 
 @dataclass(frozen=True)
 class ManagerOptions:
-    """Options of the ``smartthinker`` reward manager, under ``reward.smartthinker``.
+    """Options of the ``smartthinker`` reward manager, under ``reward.smartthinker`` (null: the default).
 
     Attributes:
         require_think_close: a response that never closes its thinking with ``</think>`` scores 0 (the paper).
+        grade_timeout_s: wall-clock seconds per answer, past which it scores 0 and counts in ``grading_timed_out``;
+            None: ``SMARTTHINKER_GRADE_TIMEOUT_S`` or 15.
+        grader_processes: math-verify processes per reward worker; None: ``SMARTTHINKER_GRADER_PROCESSES`` or
+            min(4, CPUs).
     """
 
     require_think_close: bool = True
+    grade_timeout_s: float | None = None
+    grader_processes: int | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> ManagerOptions:
-        """Read ``reward.smartthinker`` of verl's full config (absent: defaults); unknown keys are errors."""
+        """Read ``reward.smartthinker`` of verl's full config (absent: defaults); bad or unknown keys are errors."""
         raw = select(config, OPTIONS_KEY)
-        if raw is not None and not isinstance(raw, Mapping):
-            from omegaconf import OmegaConf
-
-            if OmegaConf.is_config(raw):
-                raw = OmegaConf.to_container(raw, resolve=True)
         if raw is not None and not isinstance(raw, Mapping):
             raise SmartThinkerConfigError(f"{OPTIONS_KEY} must be a mapping of options, got {type(raw).__name__}")
         values = {key: value for key, value in dict(raw or {}).items() if value is not None}
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
         if unknown:
             raise SmartThinkerConfigError(
                 f"unknown key(s) {', '.join(f'{OPTIONS_KEY}.{key}' for key in unknown)}: the options are "
-                f"{', '.join(sorted(known))}"
+                f"{', '.join(known)}"
             )
-        if "require_think_close" in values:
-            values["require_think_close"] = scoring.parse_bool(values["require_think_close"])
-        return cls(**values)
+        checks: dict[str, Callable[[Any, str], Any]] = {
+            "require_think_close": lambda value, _name: scoring.parse_bool(value),
+            "grade_timeout_s": grading_pool.positive_seconds,
+            "grader_processes": grading_pool.positive_int,
+        }
+        try:
+            return cls(**{key: checks[key](value, f"{OPTIONS_KEY}.{key}") for key, value in values.items()})
+        except UsageError as error:
+            raise SmartThinkerConfigError(f"{error}, or null for the default") from error
 
 
 def user_score_function(compute_score: Any) -> Any:
     """The user's scoring function, or None when verl passed none of its own.
 
     Without ``reward.custom_reward_function.path`` verl 0.9.1 still hands every manager its generic
-    ``verl.utils.reward_score.default_compute_score`` (possibly wrapped in a ``functools.partial`` for its sandbox);
-    that is not a user's choice, so the manager grades with SmartThinker's scorer then.
+    ``verl.utils.reward_score.default_compute_score`` (possibly in a ``functools.partial``); not a user's choice.
     """
     from verl.utils.reward_score import default_compute_score
 
@@ -118,9 +122,33 @@ def check_one_route(config: Any, options: ManagerOptions, custom: bool) -> None:
         )
 
 
+def _with_extras(out: Any, solution_str: str) -> dict[str, Any]:
+    """A custom function's result as a dict carrying every key SmartThinker's scorer returns."""
+    out = dict(out) if isinstance(out, Mapping) else {"score": out}
+    out["acc"] = float(out.get("acc", out["score"]))
+    out["think_closed"] = bool(out.get("think_closed", scoring.THINK_CLOSE in solution_str))
+    out["grading_timed_out"] = bool(out.get("grading_timed_out", False))
+    return out
+
+
+def _custom_scorer(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (sync or async) returning :func:`_with_extras` of its result."""
+    if inspect.iscoroutinefunction(function):
+
+        async def score_async(**kwargs: Any) -> dict[str, Any]:
+            return _with_extras(await function(**kwargs), kwargs["solution_str"])
+
+        return score_async
+
+    def score(**kwargs: Any) -> dict[str, Any]:
+        return _with_extras(function(**kwargs), kwargs["solution_str"])
+
+    return score
+
+
 @register(MANAGER_NAME)
-class SmartThinkerRewardManager(RewardManagerBase):
-    """Scores one trajectory: decode the valid response tokens, grade the final answer, report the extras."""
+class SmartThinkerRewardManager(NaiveRewardManager):
+    """verl's naive manager with SmartThinker's scorer (or the user's) and the extras of the module docstring."""
 
     def __init__(
         self,
@@ -130,63 +158,37 @@ class SmartThinkerRewardManager(RewardManagerBase):
         reward_router_address: str | None = None,
         reward_model_tokenizer: Any = None,
     ) -> None:
-        super().__init__(config, tokenizer, compute_score)
-        # With no custom function configured, verl passes None: grade with ours, with the options read here.
         self.options = ManagerOptions.from_config(config)
         custom = user_score_function(compute_score)
         check_one_route(config, self.options, custom=custom is not None)
-        self.custom_score_fn = custom
-        self.is_async_score_fn = custom is not None and inspect.iscoroutinefunction(custom)
-        self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
-
-    def _score(self, data_source: str, response: str, ground_truth: str, extra_info: dict) -> dict[str, Any]:
-        if self.custom_score_fn is None:
-            result = scoring.grade(response, ground_truth, require_think_close=self.options.require_think_close)
-            return {
-                "score": result.score,
-                "think_closed": result.think_closed,
-                "grading_timed_out": result.timed_out,
-            }
-        out = self.custom_score_fn(
-            data_source=data_source, solution_str=response, ground_truth=ground_truth, extra_info=extra_info
+        # Resolved here, so a malformed SMARTTHINKER_* default fails when the worker starts, naming the fix.
+        self.pool_settings = (
+            self.options.grader_processes or grading_pool.default_num_processes(),
+            self.options.grade_timeout_s or grading_pool.default_time_limit_s(),
         )
-        return out if isinstance(out, dict) else {"score": out}
+        self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
+        scorer = self._grade if custom is None else _custom_scorer(custom)
+        super().__init__(config, tokenizer, scorer, reward_router_address, reward_model_tokenizer)
+
+    def _grade(self, data_source: str, solution_str: str, ground_truth: Any, **_: Any) -> dict[str, Any]:
+        pool = grading_pool.get_pool(*self.pool_settings)
+        result = scoring.grade(
+            solution_str, str(ground_truth), require_think_close=self.options.require_think_close, pool=pool
+        )
+        return result.as_reward()
 
     async def run_single(self, data: DataProto) -> dict:
-        item = data[-1]  # multi-turn outputs: the last sequence carries the final answer
-        response_ids = item.batch["responses"]
-        width = response_ids.shape[-1]
-        valid_length = int(item.batch["attention_mask"][-width:].sum())
-        valid_ids = response_ids[:valid_length]
-        data_source = item.non_tensor_batch.get("data_source", "")
-        reward_model = item.non_tensor_batch.get("reward_model") or {}
-        ground_truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
-        if ground_truth is None:
+        item = data[-1]  # multi-turn outputs: the last sequence carries the final answer (as in naive)
+        reward_model = item.non_tensor_batch.get("reward_model")
+        if not isinstance(reward_model, Mapping) or reward_model.get("ground_truth") is None:
             raise DataError(
-                f"a row of data_source {data_source!r} has no reward_model.ground_truth: prepare the data with "
-                "data_preprocess/ (smartthinker_verl.data.build_row)"
+                f"a row of data_source {item.non_tensor_batch.get('data_source')!r} has no reward_model.ground_truth: "
+                "prepare the data with data_preprocess/ (smartthinker_verl.data.build_row)"
             )
-        extra_info = dict(item.non_tensor_batch.get("extra_info") or {})
-
-        response = await self.loop.run_in_executor(
-            None, lambda: self.tokenizer.decode(valid_ids, skip_special_tokens=True)
-        )
-        if self.is_async_score_fn:
-            out = await self.custom_score_fn(
-                data_source=data_source, solution_str=response, ground_truth=str(ground_truth), extra_info=extra_info
-            )
-            out = out if isinstance(out, dict) else {"score": out}
-        else:
-            out = await self.loop.run_in_executor(
-                None, lambda: self._score(data_source, response, str(ground_truth), extra_info)
-            )
-        score = float(out["score"])
+        result = await super().run_single(data)
+        width = item.batch["responses"].shape[-1]
+        valid_length = int(item.batch["attention_mask"][-width:].sum())
         limit = self.max_response_length if self.max_response_length is not None else width
-        extra = {
-            "acc": float(out.get("acc", score)),
-            "response_length": valid_length,
-            "think_closed": bool(out.get("think_closed", scoring.THINK_CLOSE in response)),
-            "truncated": valid_length >= int(limit),
-            "grading_timed_out": bool(out.get("grading_timed_out", False)),
-        }
-        return {"reward_score": score, "reward_extra_info": extra}
+        result["reward_score"] = float(result["reward_score"])
+        result["reward_extra_info"].update(response_length=valid_length, truncated=valid_length >= int(limit))
+        return result

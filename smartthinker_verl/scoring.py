@@ -1,7 +1,9 @@
 """Math grading: the ``</think>`` gate, then math-verify on the final answer, in a process pool with time limits.
 
 math-verify runs in worker processes (:mod:`smartthinker_verl.grading_pool`), so every function here is safe to call
-from threads, as verl's reward loop does; a hung or crashed grading scores 0 and the pool carries on.
+from threads, as verl's reward loop does; an answer past the time limit scores 0 (``timed_out``) and the pool carries
+on. Pool settings: the ``pool`` argument (the reward manager's ``reward.smartthinker`` options), else the environment
+(``SMARTTHINKER_GRADER_PROCESSES``, ``SMARTTHINKER_GRADE_TIMEOUT_S``), read when grading starts.
 
 Grading rules (the paper's):
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartthinker_verl.config import SmartThinkerConfigError
-from smartthinker_verl.grading_pool import GroundTruthError, get_pool
+from smartthinker_verl.grading_pool import GradingPool, GroundTruthError, get_pool, positive_int, positive_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,15 @@ class GradeResult:
     answer: str
     timed_out: bool = False
 
+    def as_reward(self) -> dict[str, Any]:
+        """verl's per-response dict: ``{"score", "acc", "think_closed", "grading_timed_out"}``."""
+        return {
+            "score": self.score,
+            "acc": self.score,
+            "think_closed": self.think_closed,
+            "grading_timed_out": self.timed_out,
+        }
+
 
 def split_answer(response: str, require_think_close: bool = True) -> tuple[bool, str | None]:
     """Return ``(think_closed, text to grade)``; the text is None when the response must score 0 ungraded."""
@@ -60,31 +71,39 @@ def split_answer(response: str, require_think_close: bool = True) -> tuple[bool,
     return think_closed, (answer if answer.strip() else None)
 
 
-def grade(response: str, ground_truth: str, *, require_think_close: bool = True) -> GradeResult:
-    """Grade one response against its ground truth (thread-safe; math-verify runs in a worker process)."""
+def grade(
+    response: str, ground_truth: str, *, require_think_close: bool = True, pool: GradingPool | None = None
+) -> GradeResult:
+    """Grade one response against its ground truth (thread-safe; math-verify runs in ``pool``, default
+    :func:`~smartthinker_verl.grading_pool.get_pool`)."""
     if not isinstance(ground_truth, str) or not ground_truth.strip():
         raise GroundTruthError(f"ground truth {ground_truth!r} is empty or not a string; fix the dataset row")
     think_closed, answer = split_answer(response or "", require_think_close)
     if answer is None:
         return GradeResult(score=0.0, correct=False, think_closed=think_closed, answer="")
-    correct, timed_out = get_pool().verify(answer, ground_truth.strip())
+    correct, timed_out = (pool or get_pool()).verify(answer, ground_truth.strip())
     return GradeResult(
         score=1.0 if correct else 0.0, correct=correct, think_closed=think_closed, answer=answer, timed_out=timed_out
     )
 
 
 def grade_batch(
-    responses: Sequence[str], ground_truths: Sequence[str], *, require_think_close: bool = True
+    responses: Sequence[str],
+    ground_truths: Sequence[str],
+    *,
+    require_think_close: bool = True,
+    pool: GradingPool | None = None,
 ) -> list[GradeResult]:
     """Grade many responses in parallel (as many at once as the pool has processes). Order is preserved."""
     if len(responses) != len(ground_truths):
         raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths: pass one per response")
     if not responses:
         return []
-    with ThreadPoolExecutor(max_workers=get_pool().num_processes) as threads:
+    pool = pool or get_pool()
+    with ThreadPoolExecutor(max_workers=pool.num_processes) as threads:
         return list(
             threads.map(
-                lambda pair: grade(pair[0], pair[1], require_think_close=require_think_close),
+                lambda pair: grade(pair[0], pair[1], require_think_close=require_think_close, pool=pool),
                 zip(responses, ground_truths, strict=True),
             )
         )
@@ -96,24 +115,25 @@ def compute_score(
     ground_truth: str,
     extra_info: dict | None = None,
     require_think_close: bool = True,
+    grade_timeout_s: float | None = None,
+    grader_processes: int | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """verl's ``custom_reward_function`` contract: grade one decoded response.
 
     For reward managers other than ``smartthinker`` (which grades with :func:`grade` itself): use with
     ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring`` and ``name=compute_score``; turn the gate
-    off with ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``.
+    off with ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``; ``grade_timeout_s`` and
+    ``grader_processes`` (same route) set the grading pool (None: the environment's defaults).
 
     Returns:
         ``{"score": 1.0 | 0.0, "acc": same, "think_closed": bool, "grading_timed_out": bool}``.
     """
-    result = grade(solution_str, ground_truth, require_think_close=parse_bool(require_think_close))
-    return {
-        "score": result.score,
-        "acc": result.score,
-        "think_closed": result.think_closed,
-        "grading_timed_out": result.timed_out,
-    }
+    pool = get_pool(
+        None if grader_processes is None else positive_int(grader_processes, "grader_processes"),
+        None if grade_timeout_s is None else positive_seconds(grade_timeout_s, "grade_timeout_s"),
+    )
+    return grade(solution_str, ground_truth, require_think_close=parse_bool(require_think_close), pool=pool).as_reward()
 
 
 def parse_bool(value: Any) -> bool:

@@ -327,3 +327,31 @@ def test_the_cpu_layer_composes_over_the_recipe_config() -> None:
         "data.max_response_length",
     ):
         assert OmegaConf.select(config, key) == OmegaConf.select(gpu, key), key
+
+
+def test_grading_pool_options_are_validated_with_the_fix() -> None:
+    assert errors_for("reward.smartthinker.grade_timeout_s=30", "reward.smartthinker.grader_processes=2") == []
+    (error,) = errors_for("reward.smartthinker.grade_timeout_s=-5")
+    assert "reward.smartthinker.grade_timeout_s=-5" in error and "positive number of seconds" in error
+    (error,) = errors_for("reward.smartthinker.grader_processes=0")
+    assert "reward.smartthinker.grader_processes=0" in error and "or null for the default" in error
+    (error,) = errors_for("+reward.smartthinker.grader_procs=2")
+    assert "unknown key(s) reward.smartthinker.grader_procs" in error and "grader_processes" in error
+
+
+def test_grading_pool_options_with_a_manager_that_ignores_them_are_refused() -> None:
+    (error,) = errors_for(
+        "reward.reward_manager.name=naive",
+        "reward.custom_reward_function.path=pkg://smartthinker_verl.scoring",
+        "reward.custom_reward_function.name=compute_score",
+        "reward.smartthinker.grader_processes=2",
+    )
+    assert "only the smartthinker reward manager reads it" in error and "reward_kwargs" in error
+    assert (
+        errors_for(
+            "reward.reward_manager.name=naive",
+            "reward.custom_reward_function.path=pkg://smartthinker_verl.scoring",
+            "reward.custom_reward_function.name=compute_score",
+        )
+        == []
+    )

@@ -181,3 +181,75 @@ def test_built_by_verl_without_a_custom_function_the_manager_grades_with_its_own
 
     result = asyncio.run(score())
     assert result["reward_score"] == 1.0 and result["reward_extra_info"]["think_closed"] is False
+
+
+def agent_loop_item(tokenizer, response_text: str) -> DataProto:
+    """An item carrying what verl's agent loop adds for tool-using, multi-turn rollouts."""
+    item = make_item(tokenizer, response_text)
+    item.non_tensor_batch["tool_extra_fields"] = np.array([{"tool_calls": 2}], dtype=object)
+    item.non_tensor_batch["__num_turns__"] = np.array([3], dtype=object)
+    item.non_tensor_batch["reward_scores"] = np.array([{"format": 0.5}], dtype=object)
+    return item
+
+
+def test_custom_function_sees_exactly_the_extra_info_of_verls_naive_manager(qwen_tokenizer):
+    import copy
+
+    seen: dict[str, dict] = {}
+    results = {}
+    for name in ("naive", "smartthinker"):
+
+        def record(data_source, solution_str, ground_truth, extra_info, _name=name):
+            seen[_name] = copy.deepcopy(extra_info)
+            return {"score": 1.0, "format_ok": True}
+
+        async def score(_name=name, _fn=record):
+            manager = get_reward_manager_cls(_name)(
+                config=trainer_config(), tokenizer=qwen_tokenizer, compute_score=_fn
+            )
+            return await manager.run_single(agent_loop_item(qwen_tokenizer, "</think>\\boxed{4}"))
+
+        results[name] = asyncio.run(score())
+    assert seen["smartthinker"] == seen["naive"]
+    assert {"num_turns", "rollout_reward_scores", "tool_calls", "split", "index"} <= set(seen["naive"])
+    # naive's extras (the function's own keys) plus ours
+    assert set(results["smartthinker"]["reward_extra_info"]) == set(results["naive"]["reward_extra_info"]) | set(
+        EXTRA_KEYS
+    )
+
+
+def test_grading_pool_options_come_from_the_config(qwen_tokenizer, monkeypatch):
+    cls = get_reward_manager_cls("smartthinker")
+    config = trainer_config()
+    config.reward.smartthinker = {"grade_timeout_s": 7, "grader_processes": 1}
+    monkeypatch.setenv("SMARTTHINKER_GRADER_PROCESSES", "many")  # set options win over a malformed default
+    manager = cls(config=config, tokenizer=qwen_tokenizer, compute_score=None)
+    assert manager.pool_settings == (1, 7.0)
+    (result,) = run_manager(config, qwen_tokenizer, [make_item(qwen_tokenizer, "</think>\\boxed{4}")])
+    assert result["reward_score"] == 1.0
+    # left null, the environment's default is used, and a malformed one fails when the worker starts
+    with pytest.raises(SmartThinkerError, match="SMARTTHINKER_GRADER_PROCESSES='many'"):
+        cls(config=trainer_config(), tokenizer=qwen_tokenizer, compute_score=None)
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("grade_timeout_s", 0, "reward.smartthinker.grade_timeout_s=0: set it to a positive number of seconds"),
+        ("grade_timeout_s", "soon", "reward.smartthinker.grade_timeout_s='soon'"),
+        ("grader_processes", 1.5, "reward.smartthinker.grader_processes=1.5: set it to a positive integer"),
+        ("grader_processes", True, "reward.smartthinker.grader_processes=True"),
+    ],
+)
+def test_bad_grading_pool_options_name_the_fix(qwen_tokenizer, key, value, message):
+    config = trainer_config()
+    config.reward.smartthinker = {key: value}
+    with pytest.raises(SmartThinkerConfigError, match=message):
+        get_reward_manager_cls("smartthinker")(config=config, tokenizer=qwen_tokenizer, compute_score=None)
+
+
+def test_grading_pool_options_are_refused_when_a_custom_function_scores(qwen_tokenizer):
+    config = trainer_config()
+    config.reward.smartthinker = {"grade_timeout_s": 30}
+    with pytest.raises(SmartThinkerConfigError, match="reward_kwargs"):
+        get_reward_manager_cls("smartthinker")(config=config, tokenizer=qwen_tokenizer, compute_score=lambda **_: 1.0)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import pytest
 
 from smartthinker_verl import scoring
-from smartthinker_verl.grading_pool import GradingPool, GroundTruthError, get_pool
+from smartthinker_verl.grading_pool import GroundTruthError, get_pool
 
 # (response, ground truth, require_think_close, expected correct, expected think_closed)
 CASES = [
@@ -61,30 +59,6 @@ def test_grade_batch_keeps_order_and_checks_lengths():
         scoring.grade_batch(["a"], ["1", "2"])
 
 
-def test_pathological_answer_costs_at_most_the_limit_and_scores_zero():
-    pool = GradingPool(num_processes=1, time_limit_s=1.0)
-    try:
-        correct, timed_out = pool.verify("\\boxed{9^{9^{9^{9}}}}", "5")
-        assert (correct, timed_out) == (False, True)
-        # the replaced worker serves the next answer
-        assert pool.verify("\\boxed{5}", "5") == (True, False)
-    finally:
-        pool.close()
-
-
-def test_pool_survives_a_crashed_worker():
-    pool = GradingPool(num_processes=1)
-    try:
-        assert pool.verify("\\boxed{2}", "2") == (True, False)
-        worker = pool._idle.queue[0]
-        os.kill(worker.process.pid, signal.SIGKILL)
-        worker.process.wait()
-        assert pool.verify("\\boxed{2}", "2") == (False, True)  # the answer in flight scores 0 ...
-        assert pool.verify("\\boxed{2}", "2") == (True, False)  # ... and a fresh worker takes over
-    finally:
-        pool.close()
-
-
 def test_unparseable_ground_truth_is_a_data_error_not_a_wrong_answer():
     with pytest.raises(ValueError, match="empty"):
         scoring.grade("</think>\\boxed{1}", "  ")
@@ -102,11 +76,10 @@ def test_compute_score_follows_verls_custom_reward_function_contract():
         scoring.compute_score("x", "\\boxed{1}", "1", None, require_think_close="maybe")
 
 
-def test_grader_process_count_is_validated(monkeypatch):
-    from smartthinker_verl import grading_pool
-
-    monkeypatch.setenv("SMARTTHINKER_GRADER_PROCESSES", "0")
-    with pytest.raises(ValueError, match="positive integer"):
-        grading_pool.default_num_processes()
-    monkeypatch.setenv("SMARTTHINKER_GRADER_PROCESSES", "3")
-    assert grading_pool.default_num_processes() == 3
+def test_compute_score_takes_the_pool_settings_from_reward_kwargs():
+    """Under verl's other managers the settings travel as reward_kwargs (Hydra may hand them over as strings)."""
+    out = scoring.compute_score("x", "</think>\\boxed{3}", "3", None, grade_timeout_s="20", grader_processes=1)
+    assert out["score"] == 1.0
+    assert get_pool(1, 20.0).time_limit_s == 20.0
+    with pytest.raises(ValueError, match="grader_processes=0"):
+        scoring.compute_score("x", "</think>\\boxed{3}", "3", None, grader_processes=0)

@@ -402,14 +402,21 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
             f"Fix: use one of {known} (SmartThinker's is 'smartthinker')."
         )
     function = config.reward.get("custom_reward_function") or {}
-    if manager.source == "register" and manager.name == "smartthinker":
-        from smartthinker_verl.config import SmartThinkerConfigError
-        from smartthinker_verl.reward_manager import ManagerOptions, check_one_route
+    from smartthinker_verl.config import SmartThinkerConfigError
+    from smartthinker_verl.reward_manager import OPTIONS_KEY, ManagerOptions, check_one_route
 
-        try:
-            check_one_route(config, ManagerOptions.from_config(config), custom=bool(function.get("path")))
-        except SmartThinkerConfigError as exc:
-            report.errors.append(str(exc))
+    try:  # reward.smartthinker: the gate and the grading pool (grade_timeout_s, grader_processes)
+        options = ManagerOptions.from_config(config)
+        if manager.source == "register" and manager.name == "smartthinker":
+            check_one_route(config, options, custom=bool(function.get("path")))
+        elif options != ManagerOptions():
+            report.errors.append(
+                f"{OPTIONS_KEY} sets {options}, but only the smartthinker reward manager reads it "
+                f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name=smartthinker, "
+                "or pass them to SmartThinker's compute_score as +reward.custom_reward_function.reward_kwargs.<key>="
+            )
+    except SmartThinkerConfigError as exc:
+        report.errors.append(str(exc))
     if function.get("path"):
         try:
             scorer = load_extern_object(module_path=function.path, object_name=function.name)
