@@ -80,7 +80,11 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
     assert config["reward"]["reward_manager"]["name"] == "smartthinker"
     # one grading route: the manager's own scorer, its gate in reward.smartthinker, no custom function
     assert config["reward"]["custom_reward_function"]["path"] is None
-    assert config["reward"]["smartthinker"] == {"require_think_close": True}
+    assert config["reward"]["smartthinker"] == {
+        "require_think_close": True,
+        "grade_timeout_s": None,
+        "grader_processes": None,
+    }
     # Recipe wiring: data under DATA_DIR, run name from what matters.
     assert data["train_files"] == f"{tmp_path}/deepscaler/train.parquet"
     assert data["val_files"] == [f"{tmp_path}/{name}/test.parquet" for name in ("aime25", "amc23", "math500")]
