@@ -238,7 +238,8 @@ def test_check_config_cli_prints_only_the_resolved_yaml(capsys: pytest.CaptureFi
     assert code == 0, captured.err
     config = yaml.safe_load(captured.out)
     assert config["trainer"]["total_epochs"] == 7
-    assert config["trainer"]["default_local_dir"].startswith("checkpoints/smartthinker/")  # resolved
+    # resolved, and absolute against the launch folder (verl's trainer runs in a Ray actor with another cwd)
+    assert config["trainer"]["default_local_dir"].startswith(f"{Path.cwd()}/checkpoints/smartthinker/")
     assert out_file.read_text() == captured.out
     assert "[validate_config]" in captured.err  # verl's print went to stderr
 
