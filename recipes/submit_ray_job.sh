@@ -15,12 +15,17 @@
 #   -h, --help           this help
 # Everything else (after the options, or after --) is passed to the recipe as Hydra overrides.
 #
-# The job's runtime environment ships this repository as `working_dir` (without .git, .venv, data, checkpoints,
-# outputs, wandb) and sets VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin, so every Ray process that imports
-# verl registers SmartThinker even on nodes where the package is not pip-installed (verl and the other
-# dependencies must be installed there). Forwarded when set here: MODEL_PATH DATA_DIR NGPUS NNODES PROJECT
-# EXPERIMENT CHECKPOINT_DIR RESUME SMARTTHINKER_SKIP_DOCTOR WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME
-# (secrets end up in the job's runtime env, visible on the dashboard: prefer credentials configured on the nodes).
+# The job's runtime environment ships this repository as `working_dir` (without .git, .venv, .venv-gpu, data,
+# checkpoints, models, evals, outputs, wandb: Ray refuses a working_dir over 512 MiB) and sets
+# VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin, so every Ray process that imports verl registers SmartThinker
+# even on nodes where the package is not pip-installed (verl and the other dependencies must be installed there).
+# Forwarded when set here: MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT CHECKPOINT_DIR RESUME
+# SMARTTHINKER_SKIP_DOCTOR WANDB_API_KEY WANDB_ENTITY WANDB_MODE WANDB_PROJECT WANDB_BASE_URL WANDB_DIR HF_TOKEN
+# HF_HOME VERL_FILE_LOGGER_PATH VERL_FILE_LOGGER_ROOT (secrets end up in the job's runtime env, visible on the
+# dashboard: prefer credentials configured on the nodes). The job runs in Ray's temporary copy of working_dir, so
+# the folders that outlive it are made absolute: a relative WANDB_DIR / VERL_FILE_LOGGER_PATH / VERL_FILE_LOGGER_ROOT
+# is taken from the folder this script runs in, and a recipe job without them writes wandb's files and the `file`
+# logger's JSONL under CHECKPOINT_DIR (CHECKPOINT_DIR/wandb/, CHECKPOINT_DIR/<project>/<experiment>.jsonl).
 # DATA_DIR defaults to this checkout's absolute data/ directory: the nodes must see it at that path (a shared
 # filesystem), or set DATA_DIR. A recipe job needs an ABSOLUTE checkpoint folder on a shared filesystem
 # (CHECKPOINT_DIR=/shared/checkpoints, or trainer.default_local_dir=/shared/...): a relative one would land in
@@ -37,16 +42,22 @@ PRINT_ONLY=0
 SUBMISSION_ID=""
 EXTRA_ENV=()
 FORWARDED_ENV=(MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT CHECKPOINT_DIR RESUME SMARTTHINKER_SKIP_DOCTOR
-    WANDB_API_KEY WANDB_ENTITY WANDB_MODE HF_TOKEN HF_HOME)
+    WANDB_API_KEY WANDB_ENTITY WANDB_MODE WANDB_PROJECT WANDB_BASE_URL WANDB_DIR HF_TOKEN HF_HOME
+    VERL_FILE_LOGGER_PATH VERL_FILE_LOGGER_ROOT)
+# Paths that must not point into the job's temporary working_dir copy.
+PATH_ENV=(WANDB_DIR VERL_FILE_LOGGER_PATH VERL_FILE_LOGGER_ROOT)
 # gitignore syntax, relative to the repository root.
-EXCLUDES=("/.git/" "/.venv/" "/data/" "/checkpoints/" "/outputs/" "/wandb/" "__pycache__/" ".pytest_cache/" ".ruff_cache/")
+EXCLUDES=("/.git/" "/.venv/" "/.venv-gpu/" "/data/" "/checkpoints/" "/models/" "/evals/" "/outputs/" "/wandb/"
+    "__pycache__/" ".pytest_cache/" ".ruff_cache/")
 RAY_BIN="${RAY_BIN:-ray}"
-if ! command -v "${RAY_BIN}" >/dev/null 2>&1 && [[ -x "${REPO_ROOT}/.venv/bin/ray" ]]; then
-    RAY_BIN="${REPO_ROOT}/.venv/bin/ray"
-fi
+for venv in .venv-gpu .venv; do
+    if ! command -v "${RAY_BIN}" >/dev/null 2>&1 && [[ -x "${REPO_ROOT}/${venv}/bin/ray" ]]; then
+        RAY_BIN="${REPO_ROOT}/${venv}/bin/ray"
+    fi
+done
 # ----------------------------------------------------------------------------------------------------------------
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "submit_ray_job.sh: $*" >&2; exit 2; }
 
 OVERRIDES=()
@@ -101,6 +112,17 @@ else
             "convert then break). Fix: CHECKPOINT_DIR=/shared/checkpoints bash recipes/submit_ray_job.sh ..." \
             "(or trainer.default_local_dir=/shared/checkpoints/RUN)."
     fi
+fi
+# wandb's files and the `file` logger's JSONL outlive the job: absolute paths, by default beside the checkpoints.
+for name in "${PATH_ENV[@]}"; do
+    if [[ -n "${!name:-}" && "${!name}" != /* ]]; then
+        export "${name}=${PWD}/${!name}"
+    fi
+done
+LOG_ROOT="${CHECKPOINT_DIR:-${CKPT_OVERRIDE:-}}"
+if [[ -z "${ENTRYPOINT}" && "${LOG_ROOT}" == /* ]]; then
+    export WANDB_DIR="${WANDB_DIR:-${LOG_ROOT%/}}"
+    [[ -n "${VERL_FILE_LOGGER_PATH:-}" ]] || export VERL_FILE_LOGGER_ROOT="${VERL_FILE_LOGGER_ROOT:-${LOG_ROOT%/}}"
 fi
 NAME_PART="${NAME_PART//[^A-Za-z0-9._-]/_}"
 JOB_COMMAND="$(printf '%q ' "${JOB_ARGV[@]}")"

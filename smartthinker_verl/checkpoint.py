@@ -14,6 +14,11 @@ extension point for checkpoints, so nothing of verl's trainer is patched or subc
   ``trainer.resume_from_path``, ``disable`` = none), and loads the state from it. Resuming a stateful method from a
   checkpoint without its state is an error that names the fix (it would silently restart the adaptive targets).
 
+- after every synchronous save, enforces ``trainer.max_actor_ckpt_to_keep`` on the run folder
+  (:func:`rotate_checkpoints`). verl's checkpoint manager rotates only the folders it saved in this process (its
+  ``previous_saved_paths`` list starts empty on a resume, so the folders before a resume are kept forever) and
+  removes only ``global_step_N/actor/``, leaving ``global_step_N/`` with ``data.pt`` behind.
+
 The recipe yaml sets ``trainer.checkpoint_callback_class=smartthinker_verl.checkpoint.ShapingStateCallback``.
 """
 
@@ -22,6 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +120,54 @@ def resume_folder(config: Any) -> str | None:
     return find_latest_ckpt_path(base)
 
 
+_STEP_FOLDER = re.compile(r"global_step_(\d+)")
+
+
+def checkpoints_to_keep(config: Any) -> int | None:
+    """``trainer.max_actor_ckpt_to_keep`` as verl reads it (1 with the deprecated ``remove_previous_ckpt_in_save``);
+    None or a value below 1: keep every checkpoint."""
+    if select(config, "trainer.remove_previous_ckpt_in_save", False):
+        return 1
+    keep = select(config, "trainer.max_actor_ckpt_to_keep", None)
+    return int(keep) if keep is not None and int(keep) > 0 else None
+
+
+def rotate_checkpoints(run_dir: str | Path, keep: int | None, current_step: int) -> list[Path]:
+    """Delete the checkpoints of ``run_dir`` beyond the newest ``keep``; returns the folders removed.
+
+    Only ``global_step_N`` folders with ``N <= current_step`` are considered (later ones belong to an attempt that
+    crashed and will be overwritten by verl). A folder is complete when it has ``actor/``; the newest ``keep``
+    complete ones stay, older complete ones go, and so do leftovers without ``actor/`` (verl's own rotation removes
+    only that subfolder). Never removed: ``global_step_<current_step>`` and the step named in
+    ``latest_checkpointed_iteration.txt`` (what a resume would load). Each removal is logged.
+    """
+    if keep is None:
+        return []
+    run_dir = Path(run_dir)
+    protected = {int(current_step)}
+    try:
+        protected.add(int((run_dir / "latest_checkpointed_iteration.txt").read_text().strip()))
+    except (OSError, ValueError):
+        pass
+    steps = {}
+    for folder in run_dir.glob("global_step_*"):
+        match = _STEP_FOLDER.fullmatch(folder.name)
+        if match and folder.is_dir() and int(match.group(1)) <= current_step:
+            steps[int(match.group(1))] = folder
+    complete = sorted((s for s, f in steps.items() if (f / "actor").is_dir()), reverse=True)
+    kept = set(complete[:keep]) | protected
+    removed = []
+    for step in sorted(steps):
+        if step in kept:
+            continue
+        folder = steps[step]
+        what = "checkpoint" if (folder / "actor").is_dir() else "leftover of a rotated checkpoint"
+        shutil.rmtree(folder)
+        logger.warning("removed %s %s (trainer.max_actor_ckpt_to_keep=%d)", what, folder, keep)
+        removed.append(folder)
+    return removed
+
+
 def reset_states() -> None:
     for method in stateful_methods():
         method.state.reset()
@@ -133,6 +188,8 @@ class ShapingStateCallback(CheckpointCallback):
     def on_save(self, trainer, global_step: int, checkpoint_dir: str, async_save: bool = False, **kwargs) -> None:
         if stateful_methods():
             save_state(checkpoint_dir, global_step)
+        if not async_save:  # an asynchronous save is not durable yet: rotate at the next synchronous one
+            rotate_checkpoints(Path(checkpoint_dir).parent, checkpoints_to_keep(self.config), int(global_step))
 
 
 def warn_if_state_not_saved(method: ShapingMethod) -> None:

@@ -238,7 +238,8 @@ def test_check_config_cli_prints_only_the_resolved_yaml(capsys: pytest.CaptureFi
     assert code == 0, captured.err
     config = yaml.safe_load(captured.out)
     assert config["trainer"]["total_epochs"] == 7
-    assert config["trainer"]["default_local_dir"].startswith("checkpoints/smartthinker/")  # resolved
+    # resolved, and absolute against the launch folder (verl's trainer runs in a Ray actor with another cwd)
+    assert config["trainer"]["default_local_dir"].startswith(f"{Path.cwd()}/checkpoints/smartthinker/")
     assert out_file.read_text() == captured.out
     assert "[validate_config]" in captured.err  # verl's print went to stderr
 
@@ -355,3 +356,46 @@ def test_grading_pool_options_with_a_manager_that_ignores_them_are_refused() -> 
         )
         == []
     )
+
+
+def test_sdpa_fallback_caps_every_token_budget_at_the_sdpa_fallback_values(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without flash-attn micro-batches are padded: the actor's, rollout's and ref's budgets are capped (read before
+    any is changed: the log-prob budgets interpolate the actor's), and the launch warns what padding costs."""
+    monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: False)
+    overrides = ["sdpa_fallback.ppo_max_token_len_per_gpu=9728", "sdpa_fallback.log_prob_max_token_len_per_gpu=20000"]
+    config = recipe_config.prepare(overrides, config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    assert config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 9728
+    assert config.actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu == 20000
+    assert config.actor_rollout_ref.ref.log_prob_max_token_len_per_gpu == 20000
+    assert "ppo_max_token_len_per_gpu=32768->9728" in caplog.text
+    assert "training without flash-attn" in caplog.text and "no fused cross-entropy" in caplog.text
+    # A budget already below the cap stays.
+    small = ["actor_rollout_ref.actor.ppo_max_token_len_per_gpu=9600"]
+    config = recipe_config.prepare(small, config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    assert config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 9600
+    assert config.actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu == 9600
+
+
+def test_a_relative_checkpoint_folder_becomes_absolute_against_the_launch_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    name = config.trainer.experiment_name
+    assert config.trainer.default_local_dir == f"{tmp_path}/checkpoints/smartthinker/{name}"
+    # The interpolations stay: the folder follows the run name.
+    assert "${trainer.experiment_name}" in OmegaConf.to_container(config.trainer)["default_local_dir"]
+    config = recipe_config.prepare(
+        ["trainer.default_local_dir=/abs/run"], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False
+    )
+    assert config.trainer.default_local_dir == "/abs/run"
+
+
+def test_the_fallback_warning_is_none_when_sequences_are_packed_or_on_cpu() -> None:
+    from smartthinker_verl.training.memory import sdpa_fallback_warning
+
+    packed = compose_config(["+actor_rollout_ref.model.override_config.attn_implementation=flash_attention_2"])
+    assert sdpa_fallback_warning(packed) is None
+    assert sdpa_fallback_warning(compose_config(["+platform=cpu"])) is None

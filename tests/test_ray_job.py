@@ -163,3 +163,29 @@ def test_failing_job_makes_wait_exit_nonzero(ray_head: str) -> None:
     assert done.returncode == 1, done.stderr[-3000:]
     assert "advantage estimator 'no_such' is not registered" in done.stderr  # the job's report, from its logs
     assert "did not succeed" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_job_gets_wandb_settings_and_absolute_log_paths_outside_its_working_dir(
+    ray_head: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wandb's settings reach the job, and a relative WANDB_DIR / VERL_FILE_LOGGER_PATH is made absolute against the
+    submitting folder: the job itself runs in Ray's temporary working_dir copy, which Ray deletes."""
+    for name, value in {"WANDB_DIR": "wb", "VERL_FILE_LOGGER_PATH": "m/x.jsonl", "WANDB_PROJECT": "proj",
+                        "WANDB_BASE_URL": "https://wandb.example"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    script = (
+        "import json, os; print('JOB_ENV=' + json.dumps({k: os.environ.get(k) for k in "
+        "('WANDB_DIR', 'VERL_FILE_LOGGER_PATH', 'WANDB_PROJECT', 'WANDB_BASE_URL')} | {'cwd': os.getcwd()}))"
+    )
+    done = _submit(ray_head, "--entrypoint", f'python -c "{script}"', "--wait")
+    assert done.returncode == 0, done.stderr[-4000:]
+    job_id = done.stdout.strip().splitlines()[-1]
+    logs = subprocess.run(
+        [str(RAY), "job", "logs", "--address", ray_head, job_id], capture_output=True, text=True, env=_env()
+    ).stdout
+    line = next(line for line in logs.splitlines() if line.startswith("JOB_ENV="))
+    seen = json.loads(line.removeprefix("JOB_ENV="))
+    assert seen["WANDB_DIR"] == f"{REPO}/wb" and seen["VERL_FILE_LOGGER_PATH"] == f"{REPO}/m/x.jsonl"
+    assert seen["WANDB_PROJECT"] == "proj" and seen["WANDB_BASE_URL"] == "https://wandb.example"
+    assert seen["cwd"] != str(REPO)  # the job ran in Ray's copy: a relative path would have landed there

@@ -7,9 +7,13 @@ A real run is only started here where the preflight must stop it (missing data);
 from __future__ import annotations
 
 import os
+import re
+import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -21,11 +25,17 @@ RECIPES = REPO / "recipes"
 RECIPE_SETTINGS = {
     "run_1.5b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", 150, 1, 256),
     "run_7b.sh": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 75, 2, 128),
-    "run_qwen3_4b.sh": ("Qwen/Qwen3-4B-Thinking-2507", 50, 1, 24),
+    "run_qwen3_4b.sh": ("Qwen/Qwen3-4B-Thinking-2507", 50, 1, 36),
+}
+#: recipe -> (vLLM gpu_memory_utilization, token budget with flash-attn, budgets without: docs/gpu.md)
+RECIPE_MEMORY = {
+    "run_1.5b.sh": (0.6, 32768, 12288),
+    "run_7b.sh": (0.6, 16384, 9728),
+    "run_qwen3_4b.sh": (0.75, 24576, 11264),
 }
 
 
-def run_recipe(recipe: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_recipe(recipe: str, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -33,7 +43,7 @@ def run_recipe(recipe: str, *args: str, **env: str) -> subprocess.CompletedProce
     }
     environment.update({"PYTHON": sys.executable, "NGPUS": "4", "NNODES": "1", "PROJECT": "smartthinker", **env})
     return subprocess.run(
-        ["bash", str(RECIPES / recipe), *args], capture_output=True, text=True, env=environment, timeout=300
+        ["bash", str(RECIPES / recipe), *args], capture_output=True, text=True, env=environment, timeout=300, cwd=cwd
     )
 
 
@@ -117,6 +127,81 @@ def test_each_recipe_dry_run_has_its_model_steps_and_env_overrides(recipe: str, 
     assert "does not exist" not in done.stderr  # every data file is there
     rollout = config["actor_rollout_ref"]["rollout"]
     assert (rollout["max_model_len"], rollout["max_num_seqs"]) == (9500, max_num_seqs)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE_MEMORY))
+def test_each_recipe_dry_run_shows_the_sdpa_budgets_and_an_absolute_run_folder(recipe: str, tmp_path: Path) -> None:
+    """Without flash-attn (as here) the budgets are capped for padded micro-batches and the launch says what it costs;
+    the default run folder is made absolute against the launch folder (verl's trainer runs in a Ray actor)."""
+    utilization, _, sdpa_budget = RECIPE_MEMORY[recipe]
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    done = run_recipe(recipe, "--dry-run", cwd=launch, DATA_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-4000:]
+    config = yaml.safe_load(done.stdout)
+    actor, rollout, ref = (config["actor_rollout_ref"][k] for k in ("actor", "rollout", "ref"))
+    assert config["actor_rollout_ref"]["model"]["use_remove_padding"] is False
+    assert actor["ppo_max_token_len_per_gpu"] == sdpa_budget
+    assert rollout["log_prob_max_token_len_per_gpu"] == ref["log_prob_max_token_len_per_gpu"] == sdpa_budget
+    assert rollout["gpu_memory_utilization"] == utilization
+    trainer = config["trainer"]
+    assert trainer["default_local_dir"] == f"{launch}/checkpoints/smartthinker/{trainer['experiment_name']}"
+    warning = next(line for line in done.stderr.splitlines() if "training without flash-attn" in line)
+    assert warning.startswith("WARNING") and f"ppo_max_token_len_per_gpu={sdpa_budget}" in warning
+    assert "padded positions a micro-batch" in warning and "no fused cross-entropy" in warning
+    assert "GiB a micro-batch" in warning  # the recipe's model is known: its logits bytes are stated
+
+
+def test_with_flash_attn_the_recipe_budgets_stay(tmp_path: Path) -> None:
+    """An explicit attention choice (here flash-attn's, as when it is installed) keeps the packed budgets."""
+    for recipe, (_, budget, _) in RECIPE_MEMORY.items():
+        done = run_recipe(
+            recipe, "--dry-run", "+actor_rollout_ref.model.override_config.attn_implementation=flash_attention_2",
+            DATA_DIR=str(tmp_path),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-4000:]
+        actor = yaml.safe_load(done.stdout)["actor_rollout_ref"]["actor"]
+        assert actor["ppo_max_token_len_per_gpu"] == budget and "training without flash-attn" not in done.stderr
+
+
+def test_recipes_prefer_the_gpu_environment_over_the_cpu_one(tmp_path: Path) -> None:
+    """With both .venv-gpu (make install-gpu) and .venv (make install: vLLM's CPU build), the recipes take the
+    GPU one."""
+    shutil.copytree(RECIPES, tmp_path / "recipes")
+    for venv in (".venv", ".venv-gpu"):
+        interpreter = tmp_path / venv / "bin" / "python"
+        interpreter.parent.mkdir(parents=True)
+        interpreter.write_text(f"#!/bin/sh\necho {venv}\n")
+        interpreter.chmod(0o755)
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    done = subprocess.run(
+        ["bash", str(tmp_path / "recipes" / "run_1.5b.sh"), "--dry-run"], capture_output=True, text=True,
+        env=environment, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [".venv-gpu"]
+    shutil.rmtree(tmp_path / ".venv-gpu")
+    done = subprocess.run(
+        ["bash", str(tmp_path / "recipes" / "run_1.5b.sh"), "--dry-run"], capture_output=True, text=True,
+        env=environment, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.split() == [".venv"]
+
+
+def test_base_requirements_pin_no_exact_torch_or_transformers_but_the_environment_extras_do() -> None:
+    """Installing into a verl environment (e.g. transformers 5.10) must not downgrade it; `make install` and
+    `make install-gpu` still get the exact pins through the extras."""
+    captured: dict = {}
+    with mock.patch("setuptools.setup", lambda **kwargs: captured.update(kwargs)):
+        runpy.run_path(str(REPO / "setup.py"), run_name="__main__")
+    base = captured["install_requires"]
+    names = {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0]: r for r in base}
+    assert "==" not in names["torch"] and "==" not in names["transformers"]
+    assert "verl==0.9.1" in base
+    for extra in ("gpu", "cpu"):
+        assert {"torch==2.11.0", "transformers==5.9.0"} <= set(captured["extras_require"][extra])
+    makefile = (REPO / "Makefile").read_text()
+    assert '-e ".[cpu,test]"' in makefile and '-e ".[gpu,test]"' in makefile
 
 
 def test_max_model_len_follows_prompt_and_response_overrides(tmp_path: Path) -> None:
@@ -250,6 +335,11 @@ def test_submit_script_builds_the_runtime_env_for_a_recipe(tmp_path: Path) -> No
     runtime_env = yaml.safe_load(body)
     assert runtime_env["working_dir"] == str(REPO)
     assert "/.venv/" in runtime_env["excludes"] and "/data/" in runtime_env["excludes"]
+    # Ray's 512 MiB working_dir limit: converted models, evaluations and outputs stay home.
+    assert {"/models/", "/evals/", "/outputs/", "/.venv-gpu/", "/checkpoints/"} <= set(runtime_env["excludes"])
+    # wandb's files and the file logger's JSONL go beside the checkpoints, not into Ray's temporary working_dir copy.
+    assert runtime_env["env_vars"]["WANDB_DIR"] == "/shared/ck"
+    assert runtime_env["env_vars"]["VERL_FILE_LOGGER_ROOT"] == "/shared/ck"
     assert runtime_env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "smartthinker_verl.plugin"
     assert runtime_env["env_vars"]["DATA_DIR"] == str(tmp_path)
     assert runtime_env["env_vars"]["MODEL_PATH"] == "/models/x"
@@ -279,6 +369,21 @@ def test_submit_script_refuses_a_relative_checkpoint_folder(env: dict, args: lis
     )  # fmt: skip
     assert done.returncode == 2 and message in done.stderr and "Ray's per-job working_dir" in done.stderr
     assert done.stdout == ""
+
+
+def test_submit_script_forwards_wandb_settings_and_makes_log_paths_absolute(tmp_path: Path) -> None:
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "CHECKPOINT_DIR": "/shared/ck", "WANDB_DIR": "wb",
+           "WANDB_PROJECT": "proj", "WANDB_BASE_URL": "https://wandb.example",
+           "VERL_FILE_LOGGER_PATH": "m/x.jsonl"}  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(RECIPES / "submit_ray_job.sh"), "--print-runtime-env"], capture_output=True, text=True,
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    env_vars = yaml.safe_load(done.stdout.rsplit("# entrypoint: ", 1)[0])["env_vars"]
+    assert env_vars["WANDB_DIR"] == f"{tmp_path}/wb" and env_vars["VERL_FILE_LOGGER_PATH"] == f"{tmp_path}/m/x.jsonl"
+    assert env_vars["WANDB_PROJECT"] == "proj" and env_vars["WANDB_BASE_URL"] == "https://wandb.example"
+    assert "VERL_FILE_LOGGER_ROOT" not in env_vars  # an explicit file path wins
 
 
 def test_submit_script_refuses_overrides_with_a_custom_entrypoint() -> None:

@@ -106,3 +106,73 @@ def test_verls_file_logger_keeps_history_across_a_resume(tmp_path: Path, monkeyp
     fresh.log({"training/global_step": 1}, 1)
     fresh.finish()
     assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1]
+
+
+# ------------------------------------------------------------------------- checkpoint rotation across resumes
+
+
+def checkpoint(run: Path, step: int, *, complete: bool = True) -> Path:
+    """A global_step_N folder as verl writes it (actor shards + data.pt), or as its rotation leaves it (no actor/)."""
+    folder = run / f"global_step_{step}"
+    if complete:
+        (folder / "actor").mkdir(parents=True)
+        (folder / "actor" / "model_world_size_1_rank_0.pt").write_bytes(b"w" * 64)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.pt").write_bytes(b"d")
+    return folder
+
+
+def save_through_the_callback(run: Path, step: int, *overrides: str, async_save: bool = False) -> None:
+    """What verl's trainer does after writing global_step_<step>: the tracker file, then the callback's on_save."""
+    from smartthinker_verl.checkpoint import ShapingStateCallback
+
+    config = compose_config([f"trainer.default_local_dir={run}", "trainer.resume_mode=disable", *overrides])
+    callback = ShapingStateCallback(config)
+    if not async_save:
+        (run / "latest_checkpointed_iteration.txt").write_text(str(step))
+    callback.on_save(
+        trainer=None, global_step=step, checkpoint_dir=str(run / f"global_step_{step}"), async_save=async_save
+    )
+
+
+def steps_in(run: Path) -> list[int]:
+    return sorted(int(p.name.removeprefix("global_step_")) for p in run.glob("global_step_*"))
+
+
+def test_after_a_resume_only_the_newest_checkpoints_are_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Steps 25 and 50 were written before the resume (verl's manager no longer knows them), 75 after: with
+    max_actor_ckpt_to_keep=2 (the recipe's) the callback removes 25, logging it; a later save removes 50."""
+    for step in (25, 50, 75):
+        checkpoint(tmp_path, step)
+    save_through_the_callback(tmp_path, 75)
+    assert steps_in(tmp_path) == [50, 75]
+    assert f"removed checkpoint {tmp_path}/global_step_25 (trainer.max_actor_ckpt_to_keep=2)" in caplog.text
+    checkpoint(tmp_path, 100)
+    save_through_the_callback(tmp_path, 100)
+    assert steps_in(tmp_path) == [75, 100]
+    assert (tmp_path / "global_step_100" / "actor" / "model_world_size_1_rank_0.pt").is_file()
+
+
+def test_leftovers_of_verls_rotation_go_and_later_or_tracked_steps_stay(tmp_path: Path) -> None:
+    """A global_step_N without actor/ (verl removed only that) is removed; a folder after the step just saved (an
+    attempt that crashed later) is not touched; the step in latest_checkpointed_iteration.txt is never removed."""
+    checkpoint(tmp_path, 10, complete=False)
+    for step in (20, 30, 40, 90):
+        checkpoint(tmp_path, step)
+    save_through_the_callback(tmp_path, 40, "trainer.max_actor_ckpt_to_keep=1")
+    assert steps_in(tmp_path) == [40, 90]
+    from smartthinker_verl.checkpoint import rotate_checkpoints
+
+    checkpoint(tmp_path, 50)
+    (tmp_path / "latest_checkpointed_iteration.txt").write_text("40")  # the tracker still names 40: kept
+    assert rotate_checkpoints(tmp_path, 1, 50) == []
+    assert steps_in(tmp_path) == [40, 50, 90]
+
+
+def test_no_limit_or_an_asynchronous_save_removes_nothing(tmp_path: Path) -> None:
+    for step in (1, 2, 3):
+        checkpoint(tmp_path, step)
+    save_through_the_callback(tmp_path, 3, "trainer.max_actor_ckpt_to_keep=null")
+    assert steps_in(tmp_path) == [1, 2, 3]
+    save_through_the_callback(tmp_path, 3, async_save=True)  # not durable yet: wait for a synchronous save
+    assert steps_in(tmp_path) == [1, 2, 3]

@@ -53,6 +53,14 @@ SDPA_SETTINGS = (
     ("actor_rollout_ref.model.override_config.attn_implementation", "sdpa"),
     ("actor_rollout_ref.model.use_remove_padding", False),
 )
+#: The token budgets that the sdpa fallback caps (``apply_attention_fallback``), each with its key under
+#: ``sdpa_fallback`` in the recipe yaml: without remove-padding verl pads every micro-batch to its longest sequence
+#: (docs/gpu.md, "Without flash-attn"; smartthinker_verl/training/memory.py).
+FALLBACK_BUDGETS = (
+    ("actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "ppo_max_token_len_per_gpu"),
+    ("actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "log_prob_max_token_len_per_gpu"),
+    ("actor_rollout_ref.ref.log_prob_max_token_len_per_gpu", "log_prob_max_token_len_per_gpu"),
+)
 #: Path prefixes that are not local files (checked by the cluster, not here).
 _REMOTE_PREFIXES = ("hdfs://", "s3://", "gs://", "gcs://", "http://", "https://", "oss://")
 
@@ -581,31 +589,86 @@ def apply_attention_fallback(config: DictConfig) -> None:
 
     verl's FSDP actor defaults to ``attn_implementation=flash_attention_2`` and the recipe packs sequences with
     ``use_remove_padding=true`` (flash-attn's varlen kernels). Without flash-attn on the driver both are switched to
-    what plain PyTorch provides (:data:`SDPA_SETTINGS`), with one warning. An ``attn_implementation`` already in
-    the config (an override, or ``+platform=cpu``) disables the fallback: the user decided.
+    what plain PyTorch provides (:data:`SDPA_SETTINGS`), and the token budgets of :data:`FALLBACK_BUDGETS` are capped
+    at the recipe's ``sdpa_fallback`` values: verl then pads every micro-batch to its longest sequence and computes
+    full-vocabulary logits over every padded position, so the flash-attn budgets would run out of memory once
+    answers shorten. An ``attn_implementation`` already in the config (an override, or ``+platform=cpu``) disables
+    the fallback: the user decided.
     """
     from omegaconf import open_dict
 
     if OmegaConf.select(config, SDPA_SETTINGS[0][0]) is not None or flash_attn_available():
         return
-    logger.warning(
-        "flash-attn is not installed here: training attention falls back to sdpa (%s); slower actor updates, "
-        "see docs/gpu.md 'flash-attention' to install it",
-        " ".join(f"{key}={value}" for key, value in SDPA_SETTINGS),
-    )
     with open_dict(config):
         for key, value in SDPA_SETTINGS:
             OmegaConf.update(config, key, value, force_add=True)
+        shrunk = _cap_budgets(config)
+    logger.warning(
+        "flash-attn is not installed here: training attention falls back to sdpa (%s), and the token budgets are "
+        "capped for padded micro-batches: %s (docs/gpu.md 'Without flash-attn'; install flash-attn: 'flash-attention')",
+        " ".join(f"{key}={value}" for key, value in SDPA_SETTINGS),
+        ", ".join(shrunk) or "none (the sdpa_fallback block sets no budget)",
+    )
+
+
+def _cap_budgets(config: DictConfig) -> list[str]:
+    """Cap each of :data:`FALLBACK_BUDGETS` at its ``sdpa_fallback`` value; ``key=old->new`` for each change."""
+    limits = config.get("sdpa_fallback") or {}
+    # Read every budget before changing one: the log-prob budgets interpolate the actor's.
+    currents = {key: OmegaConf.select(config, key) for key, _ in FALLBACK_BUDGETS}
+    changed = []
+    for key, name in FALLBACK_BUDGETS:
+        limit = limits.get(name)
+        if limit is None or OmegaConf.select(config, key.rsplit(".", 1)[0]) is None:
+            continue
+        current = currents[key]
+        if current is None or int(current) > int(limit):
+            OmegaConf.update(config, key, int(limit), force_add=True)
+            changed.append(f"{key}={current}->{int(limit)}")
+    return changed
+
+
+def absolute_checkpoint_dir(config: DictConfig, cwd: str | Path | None = None) -> None:
+    """Make a relative ``trainer.default_local_dir`` absolute against the launch folder (in place).
+
+    verl's trainer runs in a Ray actor whose working directory is the raylet's, not the launch folder, so a relative
+    folder would be written elsewhere than where the resume guard, the doctor and ``convert`` look. The
+    interpolations of the value are kept (``/launch/checkpoints/${trainer.project_name}/...``).
+    """
+    from omegaconf import open_dict
+
+    resolved = str(OmegaConf.select(config, "trainer.default_local_dir"))
+    if resolved.startswith(_REMOTE_PREFIXES) or Path(resolved).expanduser().is_absolute():
+        if resolved.startswith("~"):
+            config.trainer.default_local_dir = str(Path(resolved).expanduser())
+        return
+    raw = config.trainer._get_node("default_local_dir")._value()
+    with open_dict(config):
+        config.trainer.default_local_dir = str(Path(cwd or os.getcwd()) / str(raw))
 
 
 def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) -> DictConfig:
-    """Compose (with the sdpa fallback of :func:`apply_attention_fallback`), validate and return the config; raise
-    :class:`RecipeConfigError` listing every problem."""
+    """Compose (with the sdpa fallback of :func:`apply_attention_fallback`), validate, make the checkpoint folder
+    absolute (:func:`absolute_checkpoint_dir`) and return the config; raise :class:`RecipeConfigError` listing every
+    problem. Without remove-padding, what the padding costs is logged as a warning
+    (``memory.sdpa_fallback_warning``)."""
+    from smartthinker_verl.training.memory import sdpa_fallback_warning
+
     with stdout_to_stderr():
         config = compose_config(overrides, config_name=config_name)
         apply_attention_fallback(config)
         validate_config(config, require_files=require_files).raise_if_errors()
+        absolute_checkpoint_dir(config)
+        warning = sdpa_fallback_warning(_resolved(config))
+        if warning:
+            logger.warning("%s", warning)
     return config
+
+
+def _resolved(config: DictConfig) -> DictConfig:
+    resolved = copy.deepcopy(config)
+    OmegaConf.resolve(resolved)
+    return resolved
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
