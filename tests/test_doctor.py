@@ -301,3 +301,14 @@ def test_doctor_cli_on_a_real_local_ray(tmp_path: Path) -> None:
     assert not any(p.name.startswith(".smartthinker-doctor") for p in (tmp_path / "ck").iterdir())
     assert [f["check"] for f in findings if f["status"] == WARNING] == ["recipe_environment"]
     assert "doctor: 1 problem(s), 1 warning(s)" in done.stderr
+
+
+def test_training_without_flash_attn_is_a_warning_that_says_what_it_costs() -> None:
+    """The driver's sdpa-fallback finding: a WARNING (never a PROBLEM: the run works, slower and tighter on
+    memory) naming the budgets and the fix; none when the run packs sequences with flash-attn."""
+    fallback = compose_config(["actor_rollout_ref.model.use_remove_padding=false"])
+    finding = doctor.check_sdpa_fallback(fallback)
+    assert finding is not None and finding.status == WARNING
+    assert "flash-attn" in finding.fix and finding in doctor.driver_findings(fallback, None, {}, "run_1.5b")
+    packed = compose_config(["actor_rollout_ref.model.use_remove_padding=true"])
+    assert doctor.check_sdpa_fallback(packed) is None

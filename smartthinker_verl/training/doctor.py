@@ -224,8 +224,24 @@ def driver_findings(config: Any, req: Requirements, environ: Mapping[str, str], 
     One more driver-side warning is one more entry here: a function of ``config`` (or ``req``) whose message becomes
     ``Finding(name, WARNING, message, fix)``; a WARNING is printed and counted, it never changes the exit code.
     """
-    found = [check_recipe_environment(environ, recipe)]
+    found = [check_recipe_environment(environ, recipe), check_sdpa_fallback(config)]
     return [finding for finding in found if finding is not None]
+
+
+def check_sdpa_fallback(config: Any) -> Finding | None:
+    """A WARNING when the run trains without flash-attn: padded micro-batches and full-vocabulary logits over every
+    padded position (the cost from :func:`smartthinker_verl.training.memory.sdpa_fallback_warning`)."""
+    from smartthinker_verl.training.memory import sdpa_fallback_warning
+
+    message = sdpa_fallback_warning(config)
+    if message is None:
+        return None
+    return Finding(
+        "attention",
+        WARNING,
+        message,
+        'build flash-attn for your GPUs (docs/gpu.md, "Without flash-attn") to train with remove-padding',
+    )
 
 
 # ---------------------------------------------------------------------------------------- pure checks
