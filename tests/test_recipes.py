@@ -99,7 +99,8 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
     assert data["train_files"] == f"{tmp_path}/deepscaler/train.parquet"
     assert data["val_files"] == [f"{tmp_path}/{name}/test.parquet" for name in ("aime25", "amc23", "math500")]
     assert trainer["experiment_name"] == "deepseek-r1-distill-qwen-1.5b-smartthinker-g8-b64-lr1e-06-resp8000"
-    assert trainer["default_local_dir"] == f"checkpoints/smartthinker/{trainer['experiment_name']}"
+    # relative to the launch folder, made absolute at composition (Ray workers keep the raylet's cwd)
+    assert trainer["default_local_dir"] == f"{Path.cwd()}/checkpoints/smartthinker/{trainer['experiment_name']}"
     # issue 10: vLLM's context is prompt + response (not the model's), two checkpoints kept, verl's auto resume
     assert rollout["max_model_len"] == 1500 + 8000
     assert (trainer["max_actor_ckpt_to_keep"], trainer["resume_mode"]) == (2, "auto")
@@ -432,7 +433,7 @@ def test_thinkprune_round_1_dry_run_is_plain_grpo_under_a_4k_cap_with_the_think_
     assert config["data"]["max_response_length"] == 4096
     assert config["actor_rollout_ref"]["rollout"]["response_length"] == 4096
     assert config["reward"]["smartthinker"]["require_think_close"] is True
-    assert config["trainer"]["default_local_dir"] == "ck/tp/round1"
+    assert config["trainer"]["default_local_dir"] == f"{Path.cwd()}/ck/tp/round1"
     assert config["actor_rollout_ref"]["model"]["path"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 
 

@@ -73,7 +73,9 @@ def test_dry_run_composes_every_stage_of_the_1_5b_run_and_writes_nothing(tmp_pat
     assert "dry run OK" in done.stdout
     out = done.stdout
     # Training: the recipe, the method and the run folder's checkpoints (checked in the composed config).
-    assert f"run_1.5b.sh algorithm.adv_estimator=smartthinker trainer.default_local_dir={run_dir}/train" in out
+    # (the preflight is its own stage, so training skips the recipe's doctor)
+    overrides = f"algorithm.adv_estimator=smartthinker trainer.default_local_dir={run_dir}/train"
+    assert f"run_1.5b.sh --skip-doctor {overrides}" in out and f"run_1.5b.sh --doctor-only {overrides}" in out
     assert "composed by run_1.5b.sh --dry-run: adv_estimator=smartthinker, 150 steps" in out
     assert f"convert {run_dir}/train/smartthinker/checkpoints --step latest --out {run_dir}/convert" in out
     # The paper's protocol on the four benchmarks, for the base model and the trained one.

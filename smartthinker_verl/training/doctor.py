@@ -233,7 +233,7 @@ def check_sdpa_fallback(config: Any) -> Finding | None:
     padded position (the cost from :func:`smartthinker_verl.training.memory.sdpa_fallback_warning`)."""
     from smartthinker_verl.training.memory import sdpa_fallback_warning
 
-    message = sdpa_fallback_warning(config)
+    message = None if config is None else sdpa_fallback_warning(config)
     if message is None:
         return None
     return Finding(
