@@ -12,7 +12,6 @@ checks. The fake shows in the findings: torch sees 0 of the 1 GPU Ray assigned (
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,9 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_multinode_resume_cpu import RAY, _alive_nodes, _cluster_env, _free_ports, _node_command
-
-from smartthinker_verl.platforms.cpu.runtime import processes_using
+from test_multinode_resume_cpu import RAY, _alive_nodes, _cluster_env, _free_ports, _node_command, stop_nodes
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_FILES = ("deepscaler/train.parquet", "aime25/test.parquet", "amc23/test.parquet", "math500/test.parquet")
@@ -60,18 +57,7 @@ def cpu_head_and_gpu_node(tmp_path_factory) -> Iterator[tuple[str, dict[str, str
                 time.sleep(2)
         yield address, env
     finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid in processes_using(temp_dir):  # anything of OUR cluster that outlived its node (both temp dirs)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_nodes(processes, temp_dir)
         subprocess.run(["rm", "-rf", temp_dir, worker_temp_dir], check=False)
 
 

@@ -101,6 +101,23 @@ def _node_command(temp_dir: str, head_port: int | None) -> list[str]:
     return [*command, "--address", f"127.0.0.1:{head_port}"]
 
 
+def stop_nodes(processes: list, temp_dir: str) -> None:
+    """Stop the ``ray start --block`` processes of a test cluster (SIGTERM, then SIGKILL), then anything of that
+    cluster that outlived its node (found by its ``temp_dir``); never another cluster's processes."""
+    for process in reversed(processes):
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for pid in processes_using(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _alive_nodes(address: str, env: dict[str, str]) -> int:
     code = (
         f"import ray; ray.init(address='{address}', logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
@@ -146,18 +163,7 @@ def two_nodes(run_dir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
                 time.sleep(2)
         yield f"127.0.0.1:{gcs}", temp_dir, env
     finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid in processes_using(temp_dir):  # anything of OUR cluster that outlived its node (both temp dirs)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_nodes(processes, temp_dir)
         for log in logs:
             log.close()
         subprocess.run(["rm", "-rf", temp_dir, worker_temp_dir], check=False)
