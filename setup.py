@@ -85,7 +85,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["smartthinker_verl", "smartthinker_verl.*"]),
-    package_data={"smartthinker_verl.training": ["config/*.yaml", "config/platform/*.yaml"]},
+    package_data={"smartthinker_verl.launch": ["config/*.yaml", "config/platform/*.yaml"]},
     include_package_data=True,
     install_requires=install_requires,
     extras_require=extras_require,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from smartthinker_verl.training.memory import (
+from smartthinker_verl.launch.memory import (
     KNOWN_MODELS,
     REGIMES,
     GiB,

@@ -47,7 +47,7 @@ def main() -> None:
         config=config,
     )
     from smartthinker_verl.advantage import shaped_advantages
-    from smartthinker_verl.config import SmartThinkerConfig
+    from smartthinker_verl.options import SmartThinkerConfig
 
     _, output = shaped_advantages(rewards, mask, ["q"] * len(LENGTHS), SmartThinkerConfig.from_algorithm_config(config))
     result = output.detail  # SmartThinker's CalibrationResult

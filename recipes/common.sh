@@ -130,5 +130,5 @@ smartthinker_run() {
     fi
     # Config checks (plugin import, registered names, batch sizes, data files, resume) run in Python before
     # anything starts.
-    "${PYTHON}" -m smartthinker_verl.training.train ${mode:+"${mode}"} "${overrides[@]}"
+    "${PYTHON}" -m smartthinker_verl.launch.train ${mode:+"${mode}"} "${overrides[@]}"
 }

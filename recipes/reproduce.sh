@@ -10,7 +10,7 @@
 # MODEL: 1.5b, 7b or qwen3_4b (recipes/run_MODEL.sh). METHOD: an advantage estimator (default smartthinker).
 # Overrides after `--` go to every training stage. Environment: as the recipes' (recipes/common.sh).
 # Layout: runs/reproduce-MODEL/{preflight,train,convert,eval,report}/...; stages, markers and what --dry-run
-# checks: smartthinker_verl/training/reproduce.py and README.md ("The paper's table in one command").
+# checks: smartthinker_verl/launch/reproduce.py and README.md ("The paper's table in one command").
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,4 +25,4 @@ fi
 export PYTHON
 export PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
 export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-smartthinker_verl.plugin}"
-exec "${PYTHON}" -m smartthinker_verl.training.reproduce "$@"
+exec "${PYTHON}" -m smartthinker_verl.launch.reproduce "$@"

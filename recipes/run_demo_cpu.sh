@@ -24,7 +24,7 @@ VAL_ROWS=12
 DIFFICULTY=single            # one-digit sums: SmolLM2-135M gets about half right, so groups are mixed
 LEARNING_RATE=5e-6
 # Everything else is the recipe config's (the paper's: temperature 0.6, no KL, ...) with the CPU settings of
-# smartthinker_verl/training/config/platform/cpu.yaml.
+# smartthinker_verl/launch/config/platform/cpu.yaml.
 # ----------------------------------------------------------------------------------------------------------------
 
 source "$(dirname "${BASH_SOURCE[0]}")/cpu_common.sh"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fast end-to-end run on CPU: verl's own trainer on the CPU config (the recipe config + what CPU needs,
-# smartthinker_verl/training/config/platform/cpu.yaml) with SmartThinker's estimator and reward manager on a
+# smartthinker_verl/launch/config/platform/cpu.yaml) with SmartThinker's estimator and reward manager on a
 # tiny Qwen2 (random weights briefly fitted offline to the answer format, so that some answers are right and the
 # length shaping acts; see smartthinker_verl/demo/assets.py).
 # 3 training steps, a validation pass, a checkpoint, then the checkpoint converted to a Hugging Face model.

@@ -6,7 +6,7 @@
 # Options:
 #   --address URL        Ray dashboard address [$RAY_ADDRESS, else http://127.0.0.1:8265]
 #   --recipe NAME        recipe to run in the job: run_1.5b | run_7b | run_qwen3_4b [run_1.5b]
-#   --entrypoint CMD     run CMD in the job instead of a recipe (e.g. "python -m smartthinker_verl.training.cluster_check");
+#   --entrypoint CMD     run CMD in the job instead of a recipe (e.g. "python -m smartthinker_verl.launch.cluster_check");
 #                        Hydra overrides are then not allowed
 #   --env KEY=VALUE      extra environment variable of the job (repeatable)
 #   --submission-id ID   job id [smartthinker-<recipe or entry>-<UTC time>-<random>]
@@ -144,7 +144,7 @@ EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-}"
     for pattern in "${EXCLUDES[@]}"; do echo "  - $(json_quote "${pattern}")"; done
     echo "env_vars:"
     echo "  VERL_USE_EXTERNAL_MODULES: $(json_quote "${EXTERNAL_MODULES}")"
-    # The recipes' config check then refuses a relative trainer.default_local_dir (recipe_config.RAY_JOB_ENV).
+    # The recipes' config check then refuses a relative trainer.default_local_dir (launch.compose.RAY_JOB_ENV).
     echo "  SMARTTHINKER_RAY_JOB: \"1\""
     for name in "${FORWARDED_ENV[@]}"; do
         if [[ -n "${!name:-}" ]]; then echo "  ${name}: $(json_quote "${!name}")"; fi

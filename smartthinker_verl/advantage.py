@@ -22,7 +22,7 @@ docs/baselines.md) this module registers such a function. It only unpacks verl's
 - rows with an empty response mask (verl's batch padding) take no part in any statistic and get advantage 0.
 
 A batch of 1/0 scores that no group is shaped in gives verl's ``grpo`` advantages bit for bit. The step's statistics
-go to :mod:`smartthinker_verl.metrics` as ``<method>/<name>``, which merges them into verl's logged metrics.
+go to :mod:`smartthinker_verl.step_metrics` as ``<method>/<name>``, which merges them into verl's logged metrics.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn, register_adv_est
 
-from smartthinker_verl import checkpoint, metrics
-from smartthinker_verl.config import DEFAULT_NORMALIZER, MethodOptions, RunContext, SmartThinkerError, select
+from smartthinker_verl import shaping_state, step_metrics
+from smartthinker_verl.errors import DataError
+from smartthinker_verl.options import DEFAULT_NORMALIZER, MethodOptions, RunContext, select
 from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, check_foreign_options, get_method
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
 from smartthinker_verl.shaping.grpo import (
@@ -52,23 +53,19 @@ logger = logging.getLogger(__name__)
 ESTIMATOR_NAME = "smartthinker"
 
 
-class SmartThinkerEstimatorError(SmartThinkerError, ValueError):
-    """An estimator cannot run with the given inputs or configuration; the message names the fix."""
-
-
 def _validate_inputs(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, name: str) -> None:
     if token_level_rewards.shape != response_mask.shape or token_level_rewards.ndim != 2:
-        raise SmartThinkerEstimatorError(
+        raise DataError(
             f"token_level_rewards {tuple(token_level_rewards.shape)} and response_mask {tuple(response_mask.shape)} "
             "must both be [batch, response_length]"
         )
     if index is None:
-        raise SmartThinkerEstimatorError(
+        raise DataError(
             f"the {name} estimator needs the group of every response (verl's `uid` as `index`); "
             "use it with GRPO-style rollouts (actor_rollout_ref.rollout.n > 1)"
         )
     if len(index) != token_level_rewards.shape[0]:
-        raise SmartThinkerEstimatorError(
+        raise DataError(
             f"index has {len(index)} entries for {token_level_rewards.shape[0]} responses: pass one uid per response"
         )
 
@@ -199,9 +196,7 @@ def shaped_advantages(
         scores = token_level_rewards.sum(dim=-1)
         if not bool(torch.isfinite(scores).all()):
             bad = torch.nonzero(~torch.isfinite(scores)).flatten()[:5].tolist()
-            raise SmartThinkerEstimatorError(
-                f"non-finite outcome scores at responses {bad}: check the reward manager / scorer output"
-            )
+            raise DataError(f"non-finite outcome scores at responses {bad}: check the reward manager / scorer output")
         # One float copy of the mask serves both the lengths and, multiplied in place, the output.
         mask = response_mask.to(dtype=token_level_rewards.dtype, copy=True)
         lengths = mask.sum(dim=-1)
@@ -240,7 +235,7 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if select(config, "use_kl_in_reward", False):
-            raise SmartThinkerEstimatorError(
+            raise DataError(
                 f"algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the {method.name} "
                 "estimator cannot read correctness from them. Set algorithm.use_kl_in_reward=False and, if you want "
                 "a KL term, use the KL loss instead: actor_rollout_ref.actor.use_kl_loss=True"
@@ -250,16 +245,16 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         check_foreign_options(config, method.name)
         problem = normalizer_problem(method.name, options.normalizer)
         if problem:
-            raise SmartThinkerEstimatorError(problem)
+            raise DataError(problem)
         if method.state is not None:
-            checkpoint.warn_if_state_not_saved(method)
+            shaping_state.warn_if_state_not_saved(method)
             method.state.calls_per_step = run.calls_per_step
         norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
         advantages, output = shaped_advantages(
             token_level_rewards, response_mask, index, options, norm_by_std, method=method, config=config
         )
         responses = int((response_mask.sum(dim=-1) > 0).sum())
-        metrics.record(metrics.step_metrics(output.statistics, prefix=f"{method.name}/"), weight=responses)
+        step_metrics.record(step_metrics.as_floats(output.statistics, prefix=f"{method.name}/"), weight=responses)
         return advantages, advantages
 
     estimator.__name__ = f"compute_{method.name}_outcome_advantage"

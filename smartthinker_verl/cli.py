@@ -20,9 +20,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("smartthinker_verl.convert", "FSDP checkpoint of a run -> Hugging Face model (verified)"),
     "eval": ("smartthinker_verl.evaluation.cli", "generate and grade on benchmark parquet files, or grade a JSONL"),
     "report": ("smartthinker_verl.evaluation.report", "Markdown table and plot comparing evaluation results"),
-    "check-config": ("smartthinker_verl.training.recipe_config", "compose and validate a recipe's config without GPUs"),
+    "check-config": ("smartthinker_verl.launch.compose", "compose and validate a recipe's config without GPUs"),
     "doctor": (
-        "smartthinker_verl.training.doctor",
+        "smartthinker_verl.launch.doctor",
         "preflight of a run on its Ray cluster (every node: files, disk, wandb, plugin; GPU nodes: GPUs)",
     ),
 }

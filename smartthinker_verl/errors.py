@@ -1,7 +1,6 @@
-"""``SmartThinkerError``: the base of every error the package raises for bad input or configuration.
+"""The errors the package raises for bad input, configuration or environment.
 
-Each concrete error also derives from the built-in that fits (``ValueError`` for bad values, ``FileNotFoundError``
-for missing files, ``RuntimeError`` for an environment that cannot do the job), so callers may catch either. The
+Each derives from ``SmartThinkerError`` and from the built-in that fits, so callers may catch either. The
 ``smartthinker-verl`` CLIs print a ``SmartThinkerError`` as one line that names the fix and exit 2; any other
 exception is a bug and keeps its traceback.
 """
@@ -13,13 +12,21 @@ class SmartThinkerError(Exception):
     """Bad input, configuration or environment; the message says what was wrong and how to fix it."""
 
 
-class MissingFileError(SmartThinkerError, FileNotFoundError):
-    """A file or folder the user named does not exist; the message names it and what writes it."""
-
-
-class UsageError(SmartThinkerError, ValueError):
-    """A command-line argument or option value that cannot work; the message names it and the fix."""
+class ConfigError(SmartThinkerError, ValueError):
+    """An option, argument or config value that cannot work; the message names the key and the fix."""
 
 
 class DataError(SmartThinkerError, ValueError):
-    """A data row or file lacks what training or evaluation needs; the message names the row and the fix."""
+    """A data row, record, tensor or file content lacks what the job needs; the message names it and the fix."""
+
+
+class MissingFileError(SmartThinkerError, FileNotFoundError):
+    """A file or folder that must exist does not; the message names it and what writes it."""
+
+
+class SetupError(SmartThinkerError, RuntimeError):
+    """The environment cannot do the job (a package, a backend, a worker pool); the message names the fix."""
+
+
+class ResumeError(SmartThinkerError, RuntimeError):
+    """A run or output folder already holds other work; the message names both ways forward."""

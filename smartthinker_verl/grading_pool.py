@@ -20,8 +20,8 @@ What the caller of :meth:`GradingPool.verify` sees for each fault:
   then the pool is rebuilt and every answer still waiting is submitted again: nothing is scored 0 for it;
 - pebble makes no progress on a running answer long after its limit (a worker killed while holding the task
   channel's lock blocks pebble's timeout): the pool is rebuilt and the answer is reported timed out;
-- a worker cannot start: :class:`GradingPoolError` naming the fix (a broken environment never passes as "every
-  answer wrong"); a ground truth math-verify cannot parse: :class:`GroundTruthError` (a data error).
+- a worker cannot start: :class:`SetupError` naming the fix (a broken environment never passes as "every
+  answer wrong"); a ground truth math-verify cannot parse: :class:`DataError` (a data error).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import Any
 from pebble import ProcessExpired, ProcessPool
 from pebble.pool.process import WORKERS_NAME
 
-from smartthinker_verl.errors import SmartThinkerError, UsageError
+from smartthinker_verl.errors import ConfigError, DataError, SetupError
 
 logger = logging.getLogger(__name__)
 
@@ -60,31 +60,23 @@ STUCK_GRACE_S = 30.0
 _POLL_S = 0.5
 
 
-class GradingPoolError(SmartThinkerError, RuntimeError):
-    """The grading workers cannot run; the message says why and what to do."""
-
-
-class GroundTruthError(SmartThinkerError, ValueError):
-    """math-verify cannot parse a ground truth: a data problem, never scored as a wrong answer."""
-
-
 def positive_int(value: Any, name: str) -> int:
-    """``value`` as an integer >= 1 (ints or digit strings), else a :class:`UsageError` naming ``name``."""
+    """``value`` as an integer >= 1 (ints or digit strings), else a :class:`ConfigError` naming ``name``."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{name}={value!r}: set it to a positive integer (number of grading processes)")
+        raise ConfigError(f"{name}={value!r}: set it to a positive integer (number of grading processes)")
     return value
 
 
 def positive_seconds(value: Any, name: str) -> float:
-    """``value`` as a number of seconds > 0 (numbers or numeric strings), else a :class:`UsageError`."""
+    """``value`` as a number of seconds > 0 (numbers or numeric strings), else a :class:`ConfigError`."""
     try:
         seconds = float(value) if not isinstance(value, bool) else -1.0
     except (TypeError, ValueError):
         seconds = -1.0
     if not seconds > 0 or seconds == float("inf"):
-        raise UsageError(f"{name}={value!r}: set it to a positive number of seconds (wall-clock limit per answer)")
+        raise ConfigError(f"{name}={value!r}: set it to a positive number of seconds (wall-clock limit per answer)")
     return seconds
 
 
@@ -117,7 +109,7 @@ def verify_answer(answer: str, ground_truth: str) -> bool:
     if not gold:
         gold = parse(ground_truth, extraction_config=extraction, parsing_timeout=MATH_VERIFY_TIMEOUT_S)
     if not gold:
-        raise GroundTruthError(f"ground truth {ground_truth!r} cannot be parsed by math-verify; fix the dataset row")
+        raise DataError(f"ground truth {ground_truth!r} cannot be parsed by math-verify; fix the dataset row")
     predicted = parse(answer, extraction_config=extraction, parsing_timeout=MATH_VERIFY_TIMEOUT_S)
     if not predicted:
         return False
@@ -125,10 +117,10 @@ def verify_answer(answer: str, ground_truth: str) -> bool:
 
 
 def grade_in_worker(answer: str, ground_truth: str) -> tuple[bool, bool]:
-    """``(correct, timed_out)`` for one answer; only :class:`GroundTruthError` leaves the worker."""
+    """``(correct, timed_out)`` for one answer; only :class:`DataError` leaves the worker."""
     try:
         return verify_answer(answer, ground_truth), False
-    except GroundTruthError:
+    except DataError:
         raise
     except BaseException as error:  # math-verify's TimeoutException derives from BaseException
         logger.debug("math-verify raised %s on an answer (%s); it scores 0", type(error).__name__, error)
@@ -215,7 +207,7 @@ class GradingPool:
     def _current(self) -> tuple[int, ProcessPool]:
         with self._lock:
             if self._closed:
-                raise GradingPoolError("the grading pool is closed")
+                raise SetupError("the grading pool is closed")
             if self._pool is None:
                 self._pool = self._start()
             return self._generation, self._pool
@@ -226,7 +218,7 @@ class GradingPool:
             pool.schedule(_worker_ready, timeout=STARTUP_LIMIT_S).result(timeout=STARTUP_LIMIT_S + 10)
         except BaseException as error:
             _stop(pool)
-            raise GradingPoolError(
+            raise SetupError(
                 f"a math-verify grading worker did not start ({type(error).__name__}: {error}). Check that "
                 f"math-verify and smartthinker-verl are installed in {sys.executable} (`pip install -e .`)."
             ) from error
@@ -247,8 +239,8 @@ class GradingPool:
         """Grade one extracted answer. Returns ``(correct, timed_out)``.
 
         Raises:
-            GroundTruthError: math-verify cannot parse the ground truth.
-            GradingPoolError: no worker can start.
+            DataError: math-verify cannot parse the ground truth.
+            SetupError: no worker can start.
         """
         expired = 0
         for _ in range(MAX_SUBMISSIONS):

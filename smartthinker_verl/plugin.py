@@ -24,7 +24,7 @@ REGISTRATION_MODULES: tuple[str, ...] = (
     "smartthinker_verl.resolvers",  # ${smartthinker_sum:...} of the recipe yaml (rollout.max_model_len)
     "smartthinker_verl.advantage",  # advantage estimator `smartthinker` (alias `grpo_smartthinker`)
     "smartthinker_verl.reward_manager",  # reward-loop manager `smartthinker`
-    "smartthinker_verl.metrics",  # smartthinker/... statistics into verl's logged metrics
+    "smartthinker_verl.step_metrics",  # smartthinker/... statistics into verl's logged metrics
     "smartthinker_verl.file_logger",  # verl's `file` logger keeps the steps before a resumed checkpoint
 )
 

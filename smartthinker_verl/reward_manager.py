@@ -30,8 +30,8 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
 from smartthinker_verl import grading_pool, scoring
-from smartthinker_verl.config import SmartThinkerConfigError, select
-from smartthinker_verl.errors import DataError, UsageError
+from smartthinker_verl.errors import ConfigError, DataError
+from smartthinker_verl.options import select
 
 MANAGER_NAME = "smartthinker"
 
@@ -71,12 +71,12 @@ class ManagerOptions:
         """Read ``reward.smartthinker`` of verl's full config (absent: defaults); bad or unknown keys are errors."""
         raw = select(config, OPTIONS_KEY)
         if raw is not None and not isinstance(raw, Mapping):
-            raise SmartThinkerConfigError(f"{OPTIONS_KEY} must be a mapping of options, got {type(raw).__name__}")
+            raise ConfigError(f"{OPTIONS_KEY} must be a mapping of options, got {type(raw).__name__}")
         values = {key: value for key, value in dict(raw or {}).items() if value is not None}
         known = [field.name for field in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"unknown key(s) {', '.join(f'{OPTIONS_KEY}.{key}' for key in unknown)}: the options are "
                 f"{', '.join(known)}"
             )
@@ -87,8 +87,8 @@ class ManagerOptions:
         }
         try:
             return cls(**{key: checks[key](value, f"{OPTIONS_KEY}.{key}") for key, value in values.items()})
-        except UsageError as error:
-            raise SmartThinkerConfigError(f"{error}, or null for the default") from error
+        except ConfigError as error:
+            raise ConfigError(f"{error}, or null for the default") from error
 
 
 def user_score_function(compute_score: Any) -> Any:
@@ -107,14 +107,14 @@ def check_one_route(config: Any, options: ManagerOptions, custom: bool) -> None:
     """Refuse options that the chosen grading route would silently ignore (see the module docstring)."""
     stray_gate = select(config, _REWARD_KWARGS_GATE)
     if not custom and stray_gate is not None:
-        raise SmartThinkerConfigError(
+        raise ConfigError(
             f"{_REWARD_KWARGS_GATE} is set but reward.custom_reward_function.path is not: the smartthinker reward "
             f"manager grades with its own scorer and reads the gate from {OPTIONS_KEY}.require_think_close. Fix: "
             f"set {OPTIONS_KEY}.require_think_close={str(scoring.parse_bool(stray_gate)).lower()} (with a leading + "
             "where the config does not define it) and drop the reward_kwargs key"
         )
     if custom and options != ManagerOptions():
-        raise SmartThinkerConfigError(
+        raise ConfigError(
             f"{OPTIONS_KEY} sets {dataclasses.asdict(options)}, but reward.custom_reward_function.path is set, so that "
             "function scores and these options would be ignored. Fix: pass them to your function with "
             "+reward.custom_reward_function.reward_kwargs.<key>=..., or unset reward.custom_reward_function.path to "

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from smartthinker_verl.config import SmartThinkerConfigError
-from smartthinker_verl.grading_pool import GradingPool, GroundTruthError, get_pool, positive_int, positive_seconds
+from smartthinker_verl.errors import ConfigError, DataError
+from smartthinker_verl.grading_pool import GradingPool, get_pool, positive_int, positive_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def grade(
     """Grade one response against its ground truth (thread-safe; math-verify runs in ``pool``, default
     :func:`~smartthinker_verl.grading_pool.get_pool`)."""
     if not isinstance(ground_truth, str) or not ground_truth.strip():
-        raise GroundTruthError(f"ground truth {ground_truth!r} is empty or not a string; fix the dataset row")
+        raise DataError(f"ground truth {ground_truth!r} is empty or not a string; fix the dataset row")
     think_closed, answer = split_answer(response or "", require_think_close)
     if answer is None:
         return GradeResult(score=0.0, correct=False, think_closed=think_closed, answer="")
@@ -144,4 +144,4 @@ def parse_bool(value: Any) -> bool:
         return True
     if isinstance(value, str) and value.strip().lower() in {"false", "0", "no"}:
         return False
-    raise SmartThinkerConfigError(f"require_think_close={value!r}: use true or false")
+    raise ConfigError(f"require_think_close={value!r}: use true or false")

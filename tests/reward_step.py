@@ -91,7 +91,7 @@ def make_batch(tokenizer, seed: int = 0, pathological_every: int = 128) -> Batch
 
 def reward_config(tokenizer_dir: Path, grader_processes: int, grade_timeout_s: float, workers: int):
     """The recipe config with the tokenizer, the grading options and verl's reward.num_workers set."""
-    from smartthinker_verl.training.recipe_config import compose_config
+    from smartthinker_verl.launch.compose import compose_config
 
     return compose_config(
         [

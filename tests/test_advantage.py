@@ -15,8 +15,8 @@ from verl import DataProto
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
-from smartthinker_verl import metrics
-from smartthinker_verl.advantage import SmartThinkerEstimatorError
+from smartthinker_verl import step_metrics as metrics
+from smartthinker_verl.errors import DataError
 
 WORKED_LENGTHS = [1200, 1800, 2500, 3100, 4000, 5200, 6500, 8000]
 WORKED_CORRECT = [1, 1, 1, 1, 0, 1, 0, 0]
@@ -161,21 +161,21 @@ def test_options_are_read_from_algorithm_smartthinker():
 
 def test_use_kl_in_reward_is_refused_with_the_fix():
     data = make_batch([3, 4], [1.0, 0.0], ["a", "a"])
-    with pytest.raises(SmartThinkerEstimatorError, match="use_kl_loss=True"):
+    with pytest.raises(DataError, match="use_kl_loss=True"):
         compute_advantage(data, adv_estimator="smartthinker", config=algorithm_config(use_kl_in_reward=True))
 
 
 def test_nan_scores_and_missing_uids_fail_loudly():
     fn = get_adv_estimator_fn("smartthinker")
     data = make_batch([3, 4], [float("nan"), 0.0], ["a", "a"])
-    with pytest.raises(SmartThinkerEstimatorError, match="non-finite outcome scores at responses \\[0\\]"):
+    with pytest.raises(DataError, match="non-finite outcome scores at responses \\[0\\]"):
         fn(
             token_level_rewards=data.batch["token_level_rewards"],
             response_mask=data.batch["response_mask"],
             index=data.non_tensor_batch["uid"],
             config=algorithm_config(),
         )
-    with pytest.raises(SmartThinkerEstimatorError, match="uid"):
+    with pytest.raises(DataError, match="uid"):
         fn(
             token_level_rewards=data.batch["token_level_rewards"],
             response_mask=data.batch["response_mask"],

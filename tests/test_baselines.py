@@ -19,9 +19,9 @@ from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.utils.tracking import Tracking
 
-from smartthinker_verl import metrics
-from smartthinker_verl.config import SmartThinkerConfigError, SmartThinkerError
-from smartthinker_verl.shaping import METHODS, GroupedBatch, UnknownMethodError, get_method, group_ids_from_index
+from smartthinker_verl import step_metrics as metrics
+from smartthinker_verl.errors import ConfigError, SmartThinkerError
+from smartthinker_verl.shaping import METHODS, GroupedBatch, get_method, group_ids_from_index
 from smartthinker_verl.shaping import laser_de as laser_de_module
 
 BASELINES = ("shorter_better", "efficient_reasoning", "kimi_length", "laser_de")
@@ -201,7 +201,7 @@ def test_laser_de_defaults_to_the_runs_response_limit():
     assert (options.length_upper_bound, options.truncation_length) == (6000, 6000)
     assert options.thresholds()[-1] == 6144
     alone = OmegaConf.create({"adv_estimator": "laser_de", "use_kl_in_reward": False})
-    with pytest.raises(SmartThinkerConfigError, match="algorithm.laser_de.truncation_length=8000"):
+    with pytest.raises(ConfigError, match="algorithm.laser_de.truncation_length=8000"):
         run_estimator("laser_de", [10, 20], [1, 0], ["q", "q"], alone)
 
 
@@ -337,13 +337,13 @@ def test_metrics_reach_verls_file_logger(name, tmp_path, monkeypatch):
 def test_another_methods_changed_option_is_an_error_naming_the_fix():
     config = algorithm_config("smartthinker")
     config.shorter_better = {"alpha": 3.0}
-    with pytest.raises(SmartThinkerConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         run_estimator("smartthinker", [10, 20], [1, 0], ["q", "q"], config)
     message = str(caught.value)
     assert "algorithm.shorter_better.alpha=3.0" in message and "algorithm.adv_estimator=shorter_better" in message
     config = algorithm_config("shorter_better")
     config.smartthinker = {"penalty": "symmetric"}
-    with pytest.raises(SmartThinkerConfigError, match="algorithm.smartthinker.penalty='symmetric'"):
+    with pytest.raises(ConfigError, match="algorithm.smartthinker.penalty='symmetric'"):
         run_estimator("shorter_better", [10, 20], [1, 0], ["q", "q"], config)
 
 
@@ -355,7 +355,7 @@ def test_another_methods_block_holding_only_defaults_is_fine():
 
 
 def test_unknown_method_name_lists_the_known_ones():
-    with pytest.raises(UnknownMethodError) as caught:
+    with pytest.raises(ConfigError) as caught:
         get_method("shorterbetter")
     assert isinstance(caught.value, SmartThinkerError) and "shorter_better" in str(caught.value)
     assert "algorithm.adv_estimator" in str(caught.value)
@@ -372,6 +372,6 @@ def test_unknown_method_name_lists_the_known_ones():
     ],
 )
 def test_bad_options_name_the_key(name, options, message):
-    with pytest.raises(SmartThinkerConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         METHODS[name].options_type.from_mapping(options)
     assert message in str(caught.value)

@@ -1,4 +1,4 @@
-"""`smartthinker-verl check-config` and smartthinker_verl.training.recipe_config: compose the recipe yaml over verl's
+"""`smartthinker-verl check-config` and smartthinker_verl.launch.compose: compose the recipe yaml over verl's
 real `ppo_trainer` config, validate with verl's real validate_config and the real plugin registries, and report
 every problem with the key and the fix. All in process (no GPUs, no Ray).
 """
@@ -14,8 +14,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from smartthinker_verl import cli
-from smartthinker_verl.training import recipe_config
-from smartthinker_verl.training.recipe_config import RecipeConfigError, build_run_name, compose_config, validate_config
+from smartthinker_verl.launch import compose as recipe_config
+from smartthinker_verl.launch.compose import RecipeConfigError, build_run_name, compose_config, validate_config
 
 
 def errors_for(*overrides: str, require_files: bool = False) -> list[str]:
@@ -45,7 +45,7 @@ def test_recipe_yaml_composes_verls_ppo_trainer_with_the_smartthinker_deltas() -
     assert config.algorithm.gamma == 1.0 and config.actor_rollout_ref.actor.clip_ratio == 0.2
     assert config.trainer.use_v1 is True
     # The options block mirrors SmartThinkerConfig's fields and defaults exactly.
-    from smartthinker_verl.config import SmartThinkerConfig
+    from smartthinker_verl.options import SmartThinkerConfig
 
     assert SmartThinkerConfig.from_algorithm_config(config.algorithm) == SmartThinkerConfig()
     assert set(config.algorithm.smartthinker) == set(SmartThinkerConfig.option_names())
@@ -84,7 +84,7 @@ def test_baseline_options_are_validated_when_selected() -> None:
 
 def test_laser_de_needs_the_state_saving_checkpoint_callback() -> None:
     (error,) = errors_for("algorithm.adv_estimator=laser_de", "trainer.checkpoint_callback_class=null")
-    assert "trainer.checkpoint_callback_class=smartthinker_verl.checkpoint.ShapingStateCallback" in error
+    assert "trainer.checkpoint_callback_class=smartthinker_verl.shaping_state.ShapingStateCallback" in error
 
 
 def test_default_config_is_valid_and_missing_data_is_only_a_warning() -> None:
@@ -307,7 +307,7 @@ def test_sdpa_fallback_only_without_flash_attn(
 
 
 def test_the_cpu_layer_composes_over_the_recipe_config() -> None:
-    """`+platform=cpu` (training/config/platform/cpu.yaml) keeps the recipe config and changes only what CPU needs."""
+    """`+platform=cpu` (launch/config/platform/cpu.yaml) keeps the recipe config and changes only what CPU needs."""
     config = recipe_config.prepare(
         ["+platform=cpu"], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False
     )
@@ -394,7 +394,7 @@ def test_a_relative_checkpoint_folder_becomes_absolute_against_the_launch_folder
 
 
 def test_the_fallback_warning_is_none_when_sequences_are_packed_or_on_cpu() -> None:
-    from smartthinker_verl.training.memory import sdpa_fallback_warning
+    from smartthinker_verl.launch.memory import sdpa_fallback_warning
 
     packed = compose_config(["+actor_rollout_ref.model.override_config.attn_implementation=flash_attention_2"])
     assert sdpa_fallback_warning(packed) is None

@@ -129,7 +129,7 @@ def test_a_vllm_patch_fails_loudly_when_the_upstream_symbol_changed():
         try:
             vllm_patches.keep_linear_weights(linear)
             print(json.dumps({"raised": None}))
-        except vllm_patches.VLLMPatchError as error:
+        except vllm_patches.SetupError as error:
             print(json.dumps({"raised": str(error)}))
         """
     )

@@ -41,9 +41,9 @@ def test_follow_copies_everything_to_the_log_and_prints_compact_progress(tmp_pat
 @pytest.mark.parametrize(
     ("log", "expected"),
     [
-        ("AssetError: asset 'smollm2' is not prepared in /x", "missing"),
+        ("SetupError: asset 'smollm2' is not prepared in /x", "missing"),
         ("ray.exceptions.ActorDiedError: The actor died ... vllm_server_0_0", "rollout server"),
-        ("VLLMPatchError: smartthinker-verl's vLLM CPU patch 'keep_linear_weights'", "installed vLLM"),
+        ("SetupError: smartthinker-verl's vLLM CPU patch 'keep_linear_weights'", "installed vLLM"),
         ("OSError: [Errno 98] Address already in use", "port"),
         ("RuntimeError: Failed to start the GCS server", "Ray failed to start"),
         ("Exception: The current node timed out during startup. This could happen", "Ray failed to start"),

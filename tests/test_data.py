@@ -16,9 +16,7 @@ from smartthinker_verl.data import (
     DROP_NO_PROBLEM,
     DROP_UNUSABLE_ANSWER,
     PROMPT_SUFFIX,
-    DatasetLoadError,
     DatasetSpec,
-    RowSchemaError,
     build_row,
     convert_records,
     extract_gsm8k_answer,
@@ -29,6 +27,7 @@ from smartthinker_verl.data import (
     validate_row,
     write_parquet,
 )
+from smartthinker_verl.errors import DataError, SetupError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
@@ -124,14 +123,14 @@ def test_build_row_uses_the_papers_prompt_and_keeps_the_question():
     ],
 )
 def test_validate_row_names_the_broken_field(change, message):
-    with pytest.raises(RowSchemaError, match=message):
+    with pytest.raises(DataError, match=message):
         validate_row(_row(**change), position=5)
 
 
 def test_validate_row_reports_missing_columns():
     row = _row()
     del row["ability"]
-    with pytest.raises(RowSchemaError, match=r"missing column\(s\) \['ability'\]"):
+    with pytest.raises(DataError, match=r"missing column\(s\) \['ability'\]"):
         validate_row(row)
 
 
@@ -237,7 +236,7 @@ def test_load_records_names_missing_columns_and_the_expected_layout(tmp_path):
     path = tmp_path / "wrong.jsonl"
     path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
     expected = r"no column\(s\) \['problem'\].*columns found: \['answer', 'question'\]"
-    with pytest.raises(DatasetLoadError, match=expected):
+    with pytest.raises(SetupError, match=expected):
         load_records(SPEC, path)
 
 
@@ -255,19 +254,19 @@ def test_load_records_names_missing_columns_and_the_expected_layout(tmp_path):
 def test_load_records_rejects_unreadable_local_files_with_the_fix(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
-    with pytest.raises(DatasetLoadError, match=message):
+    with pytest.raises(SetupError, match=message):
         load_records(SPEC, path)
 
 
 def test_load_records_reports_a_missing_local_path(tmp_path):
-    with pytest.raises(DatasetLoadError, match="does not exist"):
+    with pytest.raises(SetupError, match="does not exist"):
         load_records(SPEC, tmp_path / "nope.jsonl")
 
 
 def test_load_records_lists_the_files_of_a_folder_without_the_split(tmp_path):
     for name in ("a.jsonl", "b.jsonl"):
         (tmp_path / name).write_text(json.dumps({"problem": "p", "answer": "1"}) + "\n")
-    with pytest.raises(DatasetLoadError, match=r"no .* file named test\* \(found: a.jsonl, b.jsonl\)"):
+    with pytest.raises(SetupError, match=r"no .* file named test\* \(found: a.jsonl, b.jsonl\)"):
         load_records(SPEC, tmp_path)
 
 
@@ -314,9 +313,9 @@ def test_write_parquet_is_byte_identical_for_the_same_rows(tmp_path):
 
 
 def test_write_parquet_refuses_no_rows_and_invalid_rows(tmp_path):
-    with pytest.raises(RowSchemaError, match="no rows"):
+    with pytest.raises(DataError, match="no rows"):
         write_parquet([], tmp_path / "x.parquet")
-    with pytest.raises(RowSchemaError, match="data_source"):
+    with pytest.raises(DataError, match="data_source"):
         write_parquet([_row(data_source=" ")], tmp_path / "x.parquet")
     assert not (tmp_path / "x.parquet").exists()
 
@@ -366,7 +365,7 @@ def test_write_parquet_refuses_no_rows_and_invalid_rows(tmp_path):
 def test_validate_parquet_file_rejects_files_verl_cannot_use(tmp_path, rows, message):
     path = tmp_path / "foreign.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
-    with pytest.raises(RowSchemaError, match=message):
+    with pytest.raises(DataError, match=message):
         validate_parquet_file(path)
 
 

@@ -48,9 +48,9 @@ def test_warm_up_lowers_the_response_loss(tmp_path):
 
 
 def test_missing_asset_names_the_command_to_run(cache):
-    with pytest.raises(assets.AssetError, match=r"python -m smartthinker_verl.demo.assets prepare smollm2"):
+    with pytest.raises(assets.SetupError, match=r"python -m smartthinker_verl.demo.assets prepare smollm2"):
         assets.require("smollm2")
-    with pytest.raises(assets.AssetError, match="unknown asset"):
+    with pytest.raises(assets.SetupError, match="unknown asset"):
         assets.require("gpt5")
 
 
@@ -103,7 +103,7 @@ def test_failed_build_leaves_nothing_behind(cache, monkeypatch):
     monkeypatch.setitem(assets.BUILDERS, "tiny", broken)
     with pytest.raises(RuntimeError, match="boom"):
         assets.prepare("tiny")
-    with pytest.raises(assets.AssetError):
+    with pytest.raises(assets.SetupError):
         assets.require("tiny")
     assert list(cache.iterdir()) == []
 

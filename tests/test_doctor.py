@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl.training import doctor
-from smartthinker_verl.training.doctor import NOTE, OK, PROBLEM, SKIPPED, WARNING, Requirements
-from smartthinker_verl.training.recipe_config import compose_config
+from smartthinker_verl.launch import doctor
+from smartthinker_verl.launch.compose import compose_config
+from smartthinker_verl.launch.doctor import NOTE, OK, PROBLEM, SKIPPED, WARNING, Requirements
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,9 +41,9 @@ def req(**changes) -> Requirements:
 def test_parameter_count_of_the_real_tiny_model_from_its_safetensors_header() -> None:
     from transformers import AutoModelForCausalLM
 
-    from smartthinker_verl.demo.assets import require
+    from smartthinker_verl.demo.assets import prepare
 
-    path = require("tiny")
+    path = prepare("tiny")
     model = AutoModelForCausalLM.from_pretrained(path)
     assert doctor.parameter_count(str(path)) == sum(p.numel() for p in model.parameters())
 
@@ -72,11 +72,11 @@ def test_model_size_unknown_offline_or_without_weights(tmp_path: Path, monkeypat
 
 def test_checkpoints_kept_follow_save_freq_and_max_to_keep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """docs/gpu.md 'Checkpoints and disk': 12 bytes per parameter, two kept by default (150 steps, one every 25)."""
-    from smartthinker_verl.demo.assets import require
+    from smartthinker_verl.demo.assets import prepare
 
-    tiny = f"actor_rollout_ref.model.path={require('tiny')}"
+    tiny = f"actor_rollout_ref.model.path={prepare('tiny')}"
     req_15 = doctor.requirements_from_config(compose_config([tiny]))
-    assert req_15.kept_checkpoints == 2 and req_15.checkpoint_bytes == 12 * doctor.parameter_count(str(require("tiny")))
+    assert req_15.kept_checkpoints == 2 and req_15.checkpoint_bytes == 12 * doctor.parameter_count(str(prepare("tiny")))
     every = doctor.requirements_from_config(compose_config([tiny, "trainer.max_actor_ckpt_to_keep=null"]))
     assert every.kept_checkpoints == 6
     assert doctor.saves_of_run(75, 25) == 3 and doctor.saves_of_run(10, 4) == 3 and doctor.saves_of_run(5, -1) == 0
@@ -267,7 +267,7 @@ def test_recipe_environment_ignored_by_the_plain_cli_is_a_warning() -> None:
 def test_doctor_cli_on_a_real_local_ray(tmp_path: Path) -> None:
     """The CLI composes the recipe config, starts a private local Ray (--address local), runs its tasks on the node
     and exits 2 on the one problem left (wandb without credentials); the GPU checks read SKIPPED (a CPU run)."""
-    from smartthinker_verl.demo.assets import require
+    from smartthinker_verl.demo.assets import prepare
 
     data = tmp_path / "data.parquet"
     data.write_bytes(b"")
@@ -283,7 +283,7 @@ def test_doctor_cli_on_a_real_local_ray(tmp_path: Path) -> None:
          "--json", str(tmp_path / "f.json"),
          "trainer.device=cpu", "actor_rollout_ref.rollout.name=vllm", "trainer.n_gpus_per_node=1",
          f"data.train_files={data}", f"data.val_files=[{data}]", f"trainer.default_local_dir={tmp_path}/ck",
-         f"actor_rollout_ref.model.path={require('tiny')}",
+         f"actor_rollout_ref.model.path={prepare('tiny')}",
          # No checkpoints, so the disk finding does not depend on this machine's free space (CI had 42 GB; the
          # recipe keeps 2 checkpoints x 21 GB of its 1.5B model). check_disk has its own tests above.
          "trainer.save_freq=-1", "trainer.logger=[console,wandb]"],

@@ -81,7 +81,7 @@ def test_recipe_doctor_only_on_a_gpu_less_head_checks_the_run_the_recipe_starts(
     with CHECKPOINT_DIR, NGPUS=2, NNODES=1, DATA_DIR and MODEL_PATH: the checks use exactly those values, the
     GPU-less head neither fails nor counts, the GPU node's checks run on the GPU Ray assigned, training never
     starts."""
-    from smartthinker_verl.demo.assets import require
+    from smartthinker_verl.demo.assets import prepare
 
     address, cluster_env = cpu_head_and_gpu_node
     data = tmp_path / "data"
@@ -90,7 +90,7 @@ def test_recipe_doctor_only_on_a_gpu_less_head_checks_the_run_the_recipe_starts(
         (data / relative).write_bytes(b"")
     env = {**cluster_env, "RAY_ADDRESS": address, "SMARTTHINKER_RAY_JOB": "1", "PYTHON": sys.executable,
            "CHECKPOINT_DIR": str(tmp_path / "ck"), "NGPUS": "2", "NNODES": "1", "DATA_DIR": str(data),
-           "MODEL_PATH": str(require("tiny")), "EXPERIMENT": "doctor-only"}  # fmt: skip
+           "MODEL_PATH": str(prepare("tiny")), "EXPERIMENT": "doctor-only"}  # fmt: skip
     start = time.monotonic()
     done = subprocess.run(
         ["bash", str(REPO / "recipes" / "run_1.5b.sh"), "--doctor-only"],
@@ -99,7 +99,7 @@ def test_recipe_doctor_only_on_a_gpu_less_head_checks_the_run_the_recipe_starts(
     print(f"doctor --doctor-only on the two-node cluster: {time.monotonic() - start:.1f} s")
     output = done.stdout + done.stderr
     assert done.returncode == 2, output[-4000:]
-    assert "smartthinker_verl.training.train" not in output and "run_ppo" not in output
+    assert "smartthinker_verl.launch.train" not in output and "run_ppo" not in output
     assert f"1 node(s) x 2 GPU(s); checkpoints {tmp_path}/ck/smartthinker/doctor-only" in output
     found = _findings(output)
     cluster = found[("driver", "cluster")]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl.metrics import METRIC_NAMES, PREFIX
 from smartthinker_verl.platforms.cpu.runtime import processes_using
+from smartthinker_verl.step_metrics import METRIC_NAMES, PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 TOTAL_STEPS = 3
@@ -126,7 +126,7 @@ def test_converted_model_loads_generates_and_differs_from_the_start(tiny_run):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from smartthinker_verl.demo.assets import require
+    from smartthinker_verl.demo.assets import prepare
 
     out, result, _ = tiny_run
     assert result.returncode == 0, result.stderr[-4000:]
@@ -140,7 +140,7 @@ def test_converted_model_loads_generates_and_differs_from_the_start(tiny_run):
     generated = model.generate(input_ids, max_new_tokens=8, do_sample=False)
     assert generated.shape[1] > input_ids.shape[1]
     trained = load_file(hf / "model.safetensors")
-    initial = load_file(require("tiny") / "model.safetensors")
+    initial = load_file(prepare("tiny") / "model.safetensors")
     changed = [
         name
         for name in initial

@@ -16,7 +16,8 @@ import pytest
 
 from smartthinker_verl.cli import main
 from smartthinker_verl.data import build_row, write_parquet
-from smartthinker_verl.evaluation.backends import BackendError, SamplingSettings, render_prompt
+from smartthinker_verl.errors import SetupError
+from smartthinker_verl.evaluation.backends import SamplingSettings, render_prompt
 from smartthinker_verl.evaluation.backends.hf import HFBackend
 from smartthinker_verl.evaluation.records import GENERATION_FIELDS, read_records
 
@@ -311,7 +312,7 @@ def test_a_tokenizer_without_chat_template_is_refused(tiny_model: Path, tmp_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     tokenizer.chat_template = None
-    with pytest.raises(BackendError, match="--chat-template"):
+    with pytest.raises(SetupError, match="--chat-template"):
         render_prompt(tokenizer, [{"role": "user", "content": "hi"}])
     template = tmp_path / "plain.jinja"
     template.write_text("{% for m in messages %}Q: {{ m['content'] }}\n{% endfor %}A:")
@@ -324,5 +325,5 @@ def test_vllm_backend_without_vllm_names_the_install_command(tiny_model: Path) -
         pytest.skip("vLLM is installed here")
     from smartthinker_verl.evaluation.backends import make_backend
 
-    with pytest.raises(BackendError, match=r"pip install -e \.\[gpu\]"):
+    with pytest.raises(SetupError, match=r"pip install -e \.\[gpu\]"):
         make_backend("vllm", str(tiny_model), SamplingSettings())

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl.evaluation.records import (
-    RecordError,
-    RecordWriter,
-    read_records,
-    record_key,
-    validate_for_grading,
-)
+from smartthinker_verl.errors import DataError
+from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key, validate_for_grading
 
 
 def _write(path: Path, records: list[dict], tail: str = "") -> None:
@@ -52,10 +47,10 @@ def test_complete_last_line_without_newline_is_kept_and_terminated(tmp_path: Pat
 def test_malformed_line_in_the_middle_is_an_error_naming_the_line(tmp_path: Path) -> None:
     path = tmp_path / "g.jsonl"
     path.write_text('{"id": 0}\n{"id": 1,\n{"id": 2}\n')
-    with pytest.raises(RecordError, match=r"g.jsonl:2: not valid JSON"):
+    with pytest.raises(DataError, match=r"g.jsonl:2: not valid JSON"):
         read_records(path, repair=True)
     path.write_text('{"id": 0}\n[1, 2]\n')
-    with pytest.raises(RecordError, match="JSON object"):
+    with pytest.raises(DataError, match="JSON object"):
         read_records(path)
 
 
@@ -67,9 +62,9 @@ def test_missing_file_names_the_command_that_writes_it(tmp_path: Path) -> None:
 def test_grading_needs_response_tokens_or_a_tokenizer() -> None:
     records = [{"id": 0, "ground_truth": "1", "response": "1"}]
     validate_for_grading(records, "x.jsonl", need_tokens=False)
-    with pytest.raises(RecordError, match=r"lacks \['response_tokens'\].*--tokenizer"):
+    with pytest.raises(DataError, match=r"lacks \['response_tokens'\].*--tokenizer"):
         validate_for_grading(records, "x.jsonl", need_tokens=True)
-    with pytest.raises(RecordError, match=r"record 1 lacks \['ground_truth'\]"):
+    with pytest.raises(DataError, match=r"record 1 lacks \['ground_truth'\]"):
         validate_for_grading([{"id": 0, "response": "1"}], "x.jsonl", need_tokens=False)
 
 

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from smartthinker_verl import grading_pool
-from smartthinker_verl.errors import UsageError
+from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.grading_pool import GradingPool, worker_identity
 
 HANG_BOUND_S = 240.0
@@ -198,11 +198,12 @@ def test_a_worker_that_cannot_start_raises_naming_the_fix(tmp_path):
     (broken / "__init__.py").write_text("raise ImportError('math_verify is broken here')\n")
     done = run_script(
         """
-        from smartthinker_verl.grading_pool import GradingPool, GradingPoolError
+        from smartthinker_verl.grading_pool import GradingPool
+        from smartthinker_verl.errors import SetupError
 
         try:
             GradingPool(num_processes=1).verify("\\\\boxed{5}", "5")
-        except GradingPoolError as error:
+        except SetupError as error:
             print(error)
         """,
         tmp_path,
@@ -220,10 +221,10 @@ def test_malformed_settings_in_the_environment_fail_at_use_not_at_import(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     monkeypatch.setenv("SMARTTHINKER_GRADER_PROCESSES", "four")
-    with pytest.raises(UsageError, match="SMARTTHINKER_GRADER_PROCESSES='four': set it to a positive integer"):
+    with pytest.raises(ConfigError, match="SMARTTHINKER_GRADER_PROCESSES='four': set it to a positive integer"):
         grading_pool.default_num_processes()
     monkeypatch.setenv("SMARTTHINKER_GRADE_TIMEOUT_S", "-1")
-    with pytest.raises(UsageError, match="SMARTTHINKER_GRADE_TIMEOUT_S='-1': set it to a positive number"):
+    with pytest.raises(ConfigError, match="SMARTTHINKER_GRADE_TIMEOUT_S='-1': set it to a positive number"):
         grading_pool.get_pool(num_processes=1)
     monkeypatch.setenv("SMARTTHINKER_GRADER_PROCESSES", "3")
     assert grading_pool.default_num_processes() == 3

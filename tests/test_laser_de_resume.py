@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 from verl.trainer.ppo.checkpoint_callback import build_checkpoint_callback
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
-from smartthinker_verl.checkpoint import CALLBACK_CLASS, STATE_FILE, ShapingStateCallback, ShapingStateError
-from smartthinker_verl.config import SmartThinkerError
+from smartthinker_verl.errors import MissingFileError, SmartThinkerError
 from smartthinker_verl.shaping import laser_de
+from smartthinker_verl.shaping_state import CALLBACK_CLASS, STATE_FILE, ShapingStateCallback
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = {"length_lower_bound": 100, "length_interval": 100, "length_upper_bound": 800, "update_interval": 5}
@@ -140,13 +140,13 @@ def test_resume_without_saved_state_is_an_error_naming_the_fix(tmp_path: Path):
     ckpt = tmp_path / "checkpoints"
     (ckpt / "global_step_2").mkdir(parents=True)  # a checkpoint written without the callback
     (ckpt / "latest_checkpointed_iteration.txt").write_text("2")
-    with pytest.raises(ShapingStateError) as caught:
+    with pytest.raises(MissingFileError) as caught:
         build_checkpoint_callback(trainer_config(ckpt))
     message = str(caught.value)
     assert isinstance(caught.value, SmartThinkerError) and isinstance(caught.value, FileNotFoundError)
     assert STATE_FILE in message and CALLBACK_CLASS in message and "trainer.resume_mode=disable" in message
     # The same folder named explicitly (resume_mode=resume_path) fails the same way.
-    with pytest.raises(ShapingStateError):
+    with pytest.raises(MissingFileError):
         build_checkpoint_callback(trainer_config(ckpt, mode="resume_path", resume_from=str(ckpt / "global_step_2")))
     # Starting afresh, or a stateless method, resumes without complaint.
     build_checkpoint_callback(trainer_config(ckpt, mode="disable"))

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl.metrics import METRIC_NAMES, PREFIX
 from smartthinker_verl.platforms.cpu.runtime import processes_using
+from smartthinker_verl.step_metrics import METRIC_NAMES, PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -193,9 +193,9 @@ def _tiny(out: Path, address: str, temp_dir: str, env: dict[str, str], **extra: 
 
 
 def _driver_pid(out: Path) -> int | None:
-    """The pid of this run's driver, `python -m smartthinker_verl.training.train` (its arguments name the run's data
+    """The pid of this run's driver, `python -m smartthinker_verl.launch.train` (its arguments name the run's data
     folder)."""
-    drivers = set(processes_using("smartthinker_verl.training.train"))
+    drivers = set(processes_using("smartthinker_verl.launch.train"))
     pids = [pid for pid in processes_using(str(out)) if pid in drivers]
     return pids[0] if pids else None
 
@@ -230,7 +230,7 @@ def outcome(two_nodes, run_dir: Path, stop_started_recipes) -> dict:
     start = time.monotonic()
 
     # 1. the preflight on both nodes (CPU run: the GPU checks must read SKIPPED)
-    from smartthinker_verl.demo.assets import require
+    from smartthinker_verl.demo.assets import prepare
 
     subprocess.run(
         [sys.executable, "-m", "smartthinker_verl.demo.assets", "prepare", "tiny"], env=env, check=True,
@@ -246,7 +246,7 @@ def outcome(two_nodes, run_dir: Path, stop_started_recipes) -> dict:
          "--json", str(run_dir / "doctor.json"), "trainer.device=cpu", "actor_rollout_ref.rollout.name=vllm",
          "trainer.nnodes=2", "trainer.n_gpus_per_node=1", "data.train_batch_size=4",
          "actor_rollout_ref.actor.ppo_mini_batch_size=4", "trainer.total_training_steps=4", "trainer.save_freq=2",
-         f"actor_rollout_ref.model.path={require('tiny')}", f"data.train_files={data}/train.parquet",
+         f"actor_rollout_ref.model.path={prepare('tiny')}", f"data.train_files={data}/train.parquet",
          f"data.val_files={data}/val.parquet", f"trainer.default_local_dir={out}/checkpoints",
          "trainer.logger=[console,file,wandb]"],
         env=env, capture_output=True, text=True, timeout=900,

@@ -14,9 +14,9 @@ from baselines_reference import LaserDE
 from omegaconf import OmegaConf
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
 
-from smartthinker_verl import metrics
-from smartthinker_verl.advantage import SmartThinkerEstimatorError, run_context, usable_normalizers
-from smartthinker_verl.config import SmartThinkerConfigError
+from smartthinker_verl import step_metrics as metrics
+from smartthinker_verl.advantage import run_context, usable_normalizers
+from smartthinker_verl.errors import ConfigError, DataError
 from smartthinker_verl.shaping import METHODS, GroupedBatch, get_method, group_ids_from_index
 from smartthinker_verl.shaping import laser_de as laser_de_module
 
@@ -146,7 +146,7 @@ def test_the_default_normalizer_is_grpo_and_rloo_differs():
 
 @pytest.mark.parametrize("normalizer", ["gae", "remax", "reinforce_plus_plus", "shorter_better", "grpo_typo"])
 def test_a_normalizer_that_cannot_serve_is_refused_with_the_usable_list(normalizer):
-    with pytest.raises(SmartThinkerEstimatorError) as caught:
+    with pytest.raises(DataError) as caught:
         estimate("smartthinker", [10, 20], [1, 0], ["q", "q"], root_config("smartthinker", normalizer=normalizer))
     message = str(caught.value)
     assert f"algorithm.smartthinker.normalizer={normalizer}" in message and "Fix: use one of" in message
@@ -158,7 +158,7 @@ def test_a_normalizer_that_cannot_serve_is_refused_with_the_usable_list(normaliz
 def test_another_methods_normalizer_is_a_foreign_option():
     config = root_config("smartthinker")
     config.algorithm.shorter_better = {"normalizer": "rloo"}
-    with pytest.raises(SmartThinkerConfigError, match="algorithm.shorter_better.normalizer='rloo'"):
+    with pytest.raises(ConfigError, match="algorithm.shorter_better.normalizer='rloo'"):
         estimate("smartthinker", [10, 20], [1, 0], ["q", "q"], config)
 
 

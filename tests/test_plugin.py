@@ -17,7 +17,7 @@ from smartthinker_verl import plugin
 def test_registering_twice_is_a_no_op():
     plugin.register_all()
     plugin.register_all()
-    importlib.reload(importlib.import_module("smartthinker_verl.metrics"))  # re-wrapping the logger is skipped too
+    importlib.reload(importlib.import_module("smartthinker_verl.step_metrics"))  # re-wrapping the logger is skipped too
     from verl.utils.tracking import Tracking
 
     assert getattr(Tracking.log, "_smartthinker_hook", False)

@@ -1,7 +1,7 @@
 """recipes/submit_ray_job.sh against a real local Ray cluster (loopback only, its own temp dir and ports).
 
 The test starts a Ray head with ``ray start --head --block``, submits
-``python -m smartthinker_verl.training.cluster_check`` through the script with the entry-point plugin switched off
+``python -m smartthinker_verl.launch.cluster_check`` through the script with the entry-point plugin switched off
 (``VERL_USE_EXTERNAL_PLUGINS=none``), so the plugin can only arrive through ``VERL_USE_EXTERNAL_MODULES`` from the
 job's runtime env, waits for SUCCEEDED and reads the job's report: plugin loaded by ``import verl`` on the driver
 and in a worker task, estimator on the paper's worked example, scorer on a small batch. It stops only the head it
@@ -126,14 +126,14 @@ def test_cluster_check_job_succeeds_with_plugin_from_runtime_env(ray_head: str) 
     done = _submit(
         ray_head,
         "--entrypoint",
-        "python -m smartthinker_verl.training.cluster_check",
+        "python -m smartthinker_verl.launch.cluster_check",
         "--env",
         "VERL_USE_EXTERNAL_PLUGINS=none",  # no entry points: the plugin must come via VERL_USE_EXTERNAL_MODULES
         "--wait",
     )
     assert done.returncode == 0, done.stderr[-6000:]
     job_id = done.stdout.strip().splitlines()[-1]
-    assert job_id.startswith("smartthinker-smartthinker_verl.training.cluster_check-")
+    assert job_id.startswith("smartthinker-smartthinker_verl.launch.cluster_check-")
     assert f"ray job logs --address {ray_head} --follow {job_id}" in done.stderr
 
     logs = subprocess.run(
@@ -158,7 +158,7 @@ def test_cluster_check_job_succeeds_with_plugin_from_runtime_env(ray_head: str) 
 @pytest.mark.slow
 def test_failing_job_makes_wait_exit_nonzero(ray_head: str) -> None:
     done = _submit(
-        ray_head, "--entrypoint", "python -m smartthinker_verl.training.cluster_check --estimator no_such", "--wait"
+        ray_head, "--entrypoint", "python -m smartthinker_verl.launch.cluster_check --estimator no_such", "--wait"
     )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "advantage estimator 'no_such' is not registered" in done.stderr  # the job's report, from its logs

@@ -301,7 +301,7 @@ def test_a_real_run_starts_with_the_doctor_unless_skipped(tmp_path: Path) -> Non
     (tmp_path / "calls").unlink()
     skipped = run_recipe("run_1.5b.sh", "--skip-doctor", DATA_DIR=str(tmp_path), PYTHON=str(fake_python))
     assert skipped.returncode == 2 and "preflight" not in skipped.stderr
-    assert (tmp_path / "calls").read_text().splitlines()[0].startswith("smartthinker_verl.training.train")
+    assert (tmp_path / "calls").read_text().splitlines()[0].startswith("smartthinker_verl.launch.train")
     (tmp_path / "calls").unlink()
     by_env = run_recipe("run_1.5b.sh", DATA_DIR=str(tmp_path), PYTHON=str(fake_python), SMARTTHINKER_SKIP_DOCTOR="1")
     assert by_env.returncode == 2 and "preflight" not in by_env.stderr
@@ -400,7 +400,7 @@ def test_real_run_hands_the_validated_config_to_verls_run_ppo(tmp_path: Path, mo
     """In process, up to the hand-off: verl's run_ppo needs GPUs and vLLM, so here (only) it is replaced."""
     import verl.trainer.main_ppo as main_ppo
 
-    from smartthinker_verl.training import train
+    from smartthinker_verl.launch import train
 
     write_data_files(tmp_path)
     calls = []

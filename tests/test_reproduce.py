@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl.training import reproduce
+from smartthinker_verl.launch import reproduce
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "recipes" / "reproduce.sh"
@@ -171,5 +171,5 @@ def test_report_reruns_when_its_inputs_change_other_stages_refuse(tmp_path: Path
     report.command.append("b.json")
     train.command.append("y=2")
     assert reproduce.finished(report) is None
-    with pytest.raises(reproduce.ReproduceError, match="train/grpo finished with another command than now"):
+    with pytest.raises(reproduce.ConfigError, match="train/grpo finished with another command than now"):
         reproduce.finished(train)

@@ -1,4 +1,4 @@
-"""Resume policy of the recipes (smartthinker_verl.training.train.resume_decision) and the file logger that keeps
+"""Resume policy of the recipes (smartthinker_verl.launch.train.resume_decision) and the file logger that keeps
 the steps before a resumed checkpoint (smartthinker_verl.file_logger, on verl's real FileLogger). The end-to-end
 kill -9 and resume through verl's trainer is tests/test_multinode_resume_cpu.py."""
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from smartthinker_verl import file_logger
-from smartthinker_verl.training import train
-from smartthinker_verl.training.recipe_config import compose_config
-from smartthinker_verl.training.train import ResumeError, resume_decision
+from smartthinker_verl.errors import ResumeError
+from smartthinker_verl.launch import train
+from smartthinker_verl.launch.compose import compose_config
+from smartthinker_verl.launch.train import resume_decision
 
 
 def run_folder(tmp_path: Path, step: int | None) -> list[str]:
@@ -124,7 +125,7 @@ def checkpoint(run: Path, step: int, *, complete: bool = True) -> Path:
 
 def save_through_the_callback(run: Path, step: int, *overrides: str, async_save: bool = False) -> None:
     """What verl's trainer does after writing global_step_<step>: the tracker file, then the callback's on_save."""
-    from smartthinker_verl.checkpoint import ShapingStateCallback
+    from smartthinker_verl.shaping_state import ShapingStateCallback
 
     config = compose_config([f"trainer.default_local_dir={run}", "trainer.resume_mode=disable", *overrides])
     callback = ShapingStateCallback(config)
@@ -161,7 +162,7 @@ def test_leftovers_of_verls_rotation_go_and_later_or_tracked_steps_stay(tmp_path
         checkpoint(tmp_path, step)
     save_through_the_callback(tmp_path, 40, "trainer.max_actor_ckpt_to_keep=1")
     assert steps_in(tmp_path) == [40, 90]
-    from smartthinker_verl.checkpoint import rotate_checkpoints
+    from smartthinker_verl.shaping_state import rotate_checkpoints
 
     checkpoint(tmp_path, 50)
     (tmp_path / "latest_checkpointed_iteration.txt").write_text("40")  # the tracker still names 40: kept

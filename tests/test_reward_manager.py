@@ -12,8 +12,7 @@ from omegaconf import OmegaConf
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
-from smartthinker_verl.config import SmartThinkerConfigError
-from smartthinker_verl.errors import SmartThinkerError
+from smartthinker_verl.errors import ConfigError, SmartThinkerError
 from smartthinker_verl.reward_manager import EXTRA_KEYS
 
 PROMPT = "What is 2 + 2? Please reason step by step, and put your final answer within \\boxed{}."
@@ -131,13 +130,13 @@ def test_options_the_chosen_route_would_ignore_are_refused_with_the_fix(qwen_tok
     cls = get_reward_manager_cls("smartthinker")
     # the gate as a custom function's keyword, but no custom function: the manager's own scorer would ignore it
     stray = trainer_config(reward_kwargs={"require_think_close": False})
-    with pytest.raises(SmartThinkerConfigError, match="reward.smartthinker.require_think_close=false"):
+    with pytest.raises(ConfigError, match="reward.smartthinker.require_think_close=false"):
         cls(config=stray, tokenizer=qwen_tokenizer, compute_score=None)
     # the manager's option, but a custom function scores: it would never see it
-    with pytest.raises(SmartThinkerConfigError, match="reward_kwargs"):
+    with pytest.raises(ConfigError, match="reward_kwargs"):
         cls(config=trainer_config(require_think_close=False), tokenizer=qwen_tokenizer, compute_score=lambda **_: 1.0)
     typo = OmegaConf.create({"reward": {"smartthinker": {"require_think_closed": False}}})
-    with pytest.raises(SmartThinkerConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown key"):
         cls(config=typo, tokenizer=qwen_tokenizer, compute_score=None)
 
 
@@ -244,12 +243,12 @@ def test_grading_pool_options_come_from_the_config(qwen_tokenizer, monkeypatch):
 def test_bad_grading_pool_options_name_the_fix(qwen_tokenizer, key, value, message):
     config = trainer_config()
     config.reward.smartthinker = {key: value}
-    with pytest.raises(SmartThinkerConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         get_reward_manager_cls("smartthinker")(config=config, tokenizer=qwen_tokenizer, compute_score=None)
 
 
 def test_grading_pool_options_are_refused_when_a_custom_function_scores(qwen_tokenizer):
     config = trainer_config()
     config.reward.smartthinker = {"grade_timeout_s": 30}
-    with pytest.raises(SmartThinkerConfigError, match="reward_kwargs"):
+    with pytest.raises(ConfigError, match="reward_kwargs"):
         get_reward_manager_cls("smartthinker")(config=config, tokenizer=qwen_tokenizer, compute_score=lambda **_: 1.0)

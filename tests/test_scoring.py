@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from smartthinker_verl import scoring
-from smartthinker_verl.grading_pool import GroundTruthError, get_pool
+from smartthinker_verl.errors import DataError
+from smartthinker_verl.grading_pool import get_pool
 
 # (response, ground truth, require_think_close, expected correct, expected think_closed)
 CASES = [
@@ -62,7 +63,7 @@ def test_grade_batch_keeps_order_and_checks_lengths():
 def test_unparseable_ground_truth_is_a_data_error_not_a_wrong_answer():
     with pytest.raises(ValueError, match="empty"):
         scoring.grade("</think>\\boxed{1}", "  ")
-    with pytest.raises(GroundTruthError, match="fix the dataset row"):
+    with pytest.raises(DataError, match="fix the dataset row"):
         get_pool().verify("\\boxed{1}", "}{")
 
 

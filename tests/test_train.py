@@ -1,12 +1,12 @@
-"""smartthinker_verl.training.train keeps the resolved config beside the checkpoints (read by `convert` for the model
+"""smartthinker_verl.launch.train keeps the resolved config beside the checkpoints (read by `convert` for the model
 card)."""
 
 from __future__ import annotations
 
 import yaml
 
-from smartthinker_verl.training.recipe_config import DEFAULT_CONFIG_NAME, prepare
-from smartthinker_verl.training.train import save_run_config
+from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare
+from smartthinker_verl.launch.train import save_run_config
 
 
 def test_resolved_config_is_saved_in_the_run_directory(tmp_path):

@@ -25,7 +25,6 @@ from smartthinker_verl.data.preprocess import (
 from smartthinker_verl.data.rows import (
     PROMPT_SUFFIX,
     REQUIRED_COLUMNS,
-    RowSchemaError,
     build_row,
     make_prompt,
     read_parquet,
@@ -34,7 +33,7 @@ from smartthinker_verl.data.rows import (
     validate_rows,
     write_parquet,
 )
-from smartthinker_verl.data.sources import LOCAL_SUFFIXES, DatasetLoadError, DatasetSpec, load_records
+from smartthinker_verl.data.sources import LOCAL_SUFFIXES, DatasetSpec, load_records
 
 __all__ = [
     "DROP_NO_ANSWER",
@@ -44,9 +43,7 @@ __all__ = [
     "PROMPT_SUFFIX",
     "REQUIRED_COLUMNS",
     "ConversionResult",
-    "DatasetLoadError",
     "DatasetSpec",
-    "RowSchemaError",
     "build_parser",
     "build_row",
     "convert_records",

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.data.answers import as_text, is_missing
-from smartthinker_verl.data.rows import RowSchemaError, build_row, write_parquet
-from smartthinker_verl.data.sources import DatasetLoadError, DatasetSpec, load_records
+from smartthinker_verl.data.rows import build_row, write_parquet
+from smartthinker_verl.data.sources import DatasetSpec, load_records
+from smartthinker_verl.errors import DataError, SetupError
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
             output_split=output_split,
             progress=progress,
         )
-    except (DatasetLoadError, RowSchemaError, FileNotFoundError) as error:
+    except (SetupError, DataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(result.summary(spec.name, path))

@@ -32,10 +32,6 @@ PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\
 REQUIRED_COLUMNS: tuple[str, ...] = ("data_source", "prompt", "ability", "reward_model", "extra_info")
 
 
-class RowSchemaError(DataError):
-    """A row does not follow verl's RL schema; the message names the row, the field and the fix."""
-
-
 def make_prompt(problem: str, suffix: str = PROMPT_SUFFIX) -> str:
     """The paper's prompt: the problem, a newline, the instruction."""
     return f"{problem.strip()}\n{suffix}" if suffix else problem.strip()
@@ -65,13 +61,13 @@ def build_row(
 
 
 def validate_row(row: dict[str, Any], position: int | str = "?") -> None:
-    """Raise :class:`RowSchemaError` if ``row`` is not a usable verl RL row."""
+    """Raise :class:`DataError` if ``row`` is not a usable verl RL row."""
     where = f"row {position}"
     missing = [column for column in REQUIRED_COLUMNS if column not in row]
     if missing:
-        raise RowSchemaError(f"{where}: missing column(s) {missing}; build rows with smartthinker_verl.data.build_row")
+        raise DataError(f"{where}: missing column(s) {missing}; build rows with smartthinker_verl.data.build_row")
     if not isinstance(row["data_source"], str) or not row["data_source"].strip():
-        raise RowSchemaError(f"{where}: data_source must be a non-empty string (it routes scoring)")
+        raise DataError(f"{where}: data_source must be a non-empty string (it routes scoring)")
     prompt = row["prompt"]
     if (
         not isinstance(prompt, Sequence)
@@ -79,15 +75,15 @@ def validate_row(row: dict[str, Any], position: int | str = "?") -> None:
         or not prompt
         or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in prompt)
     ):
-        raise RowSchemaError(f"{where}: prompt must be a non-empty list of {{'role', 'content'}} chat messages")
+        raise DataError(f"{where}: prompt must be a non-empty list of {{'role', 'content'}} chat messages")
     reward_model = row["reward_model"]
     if not isinstance(reward_model, dict) or not isinstance(reward_model.get("ground_truth"), str):
-        raise RowSchemaError(f"{where}: reward_model.ground_truth must be a string (convert numbers with str())")
+        raise DataError(f"{where}: reward_model.ground_truth must be a string (convert numbers with str())")
     if not reward_model["ground_truth"].strip():
-        raise RowSchemaError(f"{where}: reward_model.ground_truth is empty; drop rows without an answer")
+        raise DataError(f"{where}: reward_model.ground_truth is empty; drop rows without an answer")
     extra_info = row["extra_info"]
     if not isinstance(extra_info, dict) or "split" not in extra_info or "index" not in extra_info:
-        raise RowSchemaError(f"{where}: extra_info must be a dict with at least 'split' and 'index'")
+        raise DataError(f"{where}: extra_info must be a dict with at least 'split' and 'index'")
 
 
 def validate_rows(rows: Iterable[dict[str, Any]]) -> int:
@@ -100,11 +96,11 @@ def validate_rows(rows: Iterable[dict[str, Any]]) -> int:
 
 
 def _check_arrow_schema(schema: Any, path: Path) -> None:
-    """Raise :class:`RowSchemaError` unless the parquet ``schema`` has the column types verl's RL dataset reads."""
+    """Raise :class:`DataError` unless the parquet ``schema`` has the column types verl's RL dataset reads."""
     import pyarrow as pa
 
     def fail(what: str) -> None:
-        raise RowSchemaError(f"{path}: {what}; rewrite the file with the scripts in data_preprocess/")
+        raise DataError(f"{path}: {what}; rewrite the file with the scripts in data_preprocess/")
 
     missing = [name for name in REQUIRED_COLUMNS if schema.get_field_index(name) < 0]
     if missing:
@@ -145,8 +141,8 @@ def _read_validated(path: Path) -> list[dict[str, Any]]:
     rows = table.to_pylist()
     try:
         validate_rows(rows)
-    except RowSchemaError as error:
-        raise RowSchemaError(f"{path}: {error}") from error
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from error
     return rows
 
 
@@ -165,7 +161,7 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     import pyarrow.parquet as pq
 
     if not rows:
-        raise RowSchemaError(f"refusing to write {path}: no rows (check the input data and the filters)")
+        raise DataError(f"refusing to write {path}: no rows (check the input data and the filters)")
     validate_rows(rows)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +170,7 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
         pq.write_table(pa.Table.from_pylist(list(rows)), partial)
         written = validate_parquet_file(partial)
         if written != len(rows):
-            raise RowSchemaError(f"{path}: wrote {written} rows, expected {len(rows)}")
+            raise DataError(f"{path}: wrote {written} rows, expected {len(rows)}")
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

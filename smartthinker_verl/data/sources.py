@@ -16,16 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.data.answers import normalize_answer
-from smartthinker_verl.errors import SmartThinkerError
+from smartthinker_verl.errors import SetupError
 
 logger = logging.getLogger(__name__)
 
 #: File types :func:`load_records` reads from a local copy of a dataset.
 LOCAL_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".parquet")
-
-
-class DatasetLoadError(SmartThinkerError, RuntimeError):
-    """A dataset could not be loaded (hub unreachable, unknown file type, missing columns); says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +71,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise DatasetLoadError(
+                raise SetupError(
                     f"{path}:{line_number}: not valid JSON ({error.msg}); fix or remove the line"
                 ) from error
             if not isinstance(record, dict):
-                raise DatasetLoadError(f"{path}:{line_number}: expected one JSON object per line")
+                raise SetupError(f"{path}:{line_number}: expected one JSON object per line")
             records.append(record)
     return records
 
@@ -88,7 +84,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise DatasetLoadError(f"{path}: not valid JSON ({error}); for one object per line name it .jsonl") from error
+        raise SetupError(f"{path}: not valid JSON ({error}); for one object per line name it .jsonl") from error
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
         return data
     if isinstance(data, dict) and data and all(isinstance(column, list) for column in data.values()):
@@ -96,7 +92,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
         if len(lengths) == 1:
             keys = list(data)
             return [dict(zip(keys, values, strict=True)) for values in zip(*data.values(), strict=True)]
-    raise DatasetLoadError(
+    raise SetupError(
         f"{path}: expected a JSON list of records or an object of equal-length columns; "
         "for one record per line name the file .jsonl"
     )
@@ -119,9 +115,7 @@ def _local_files(path: Path, split: str) -> list[Path]:
     """The files of a local copy: ``path`` itself, or the files under a folder whose names start with ``split``."""
     if path.is_file():
         if path.suffix not in _READERS:
-            raise DatasetLoadError(
-                f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)}"
-            )
+            raise SetupError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)}")
         return [path]
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _READERS)
@@ -131,11 +125,11 @@ def _local_files(path: Path, split: str) -> list[Path]:
         if len(found) == 1:
             return found
         names = ", ".join(str(p.relative_to(path)) for p in found[:10]) or "none"
-        raise DatasetLoadError(
+        raise SetupError(
             f"{path}: no {'/'.join(LOCAL_SUFFIXES)} file named {split}* (found: {names}); "
             "pass the file itself to --local_dataset_path"
         )
-    raise DatasetLoadError(f"--local_dataset_path {path} does not exist; pass a .jsonl, .json or .parquet file")
+    raise SetupError(f"--local_dataset_path {path} does not exist; pass a .jsonl, .json or .parquet file")
 
 
 def _load_from_hub(spec: DatasetSpec, split: str) -> list[dict[str, Any]]:
@@ -143,12 +137,12 @@ def _load_from_hub(spec: DatasetSpec, split: str) -> list[dict[str, Any]]:
     try:
         import datasets
     except ImportError as error:  # pragma: no cover - verl depends on datasets
-        raise DatasetLoadError(f"loading {where} needs the `datasets` package: pip install datasets") from error
+        raise SetupError(f"loading {where} needs the `datasets` package: pip install datasets") from error
     logger.info("loading %s from the Hugging Face hub", where)
     try:
         dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
     except Exception as error:
-        raise DatasetLoadError(
+        raise SetupError(
             f"could not load {where} from the Hugging Face hub ({type(error).__name__}: {error}). "
             "If this machine is offline or the hub is blocked, download the dataset where the hub is reachable "
             f"and pass the file with --local_dataset_path (.jsonl, .json or .parquet with columns {spec.layout}); "
@@ -175,11 +169,11 @@ def load_records(spec: DatasetSpec, local_dataset_path: str | Path | None = None
     columns = set().union(*(record.keys() for record in records)) if records else set()
     missing = [key for key in (spec.problem_key, spec.answer_key) if key not in columns]
     if records and missing:
-        raise DatasetLoadError(
+        raise SetupError(
             f"{source}: no column(s) {missing} (columns found: {sorted(columns)}); {spec.name} expects the layout "
             f"of {spec.hub_id}: {spec.layout}"
         )
     if not records:
-        raise DatasetLoadError(f"{source}: no records; check the file or the split name ({split!r})")
+        raise SetupError(f"{source}: no records; check the file or the split name ({split!r})")
     logger.info("read %d records from %s", len(records), source)
     return records

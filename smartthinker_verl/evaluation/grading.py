@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.evaluation.metrics import GradedSample
-from smartthinker_verl.evaluation.records import RecordError, record_key
+from smartthinker_verl.errors import DataError
+from smartthinker_verl.evaluation.records import record_key
+from smartthinker_verl.evaluation.statistics import GradedSample
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def ground_truth_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
-        raise RecordError(f"ground truth {value!r} is not an answer; fix the generations file")
+        raise DataError(f"ground truth {value!r} is not an answer; fix the generations file")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.data import read_parquet
-from smartthinker_verl.errors import UsageError
+from smartthinker_verl.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +85,11 @@ def load_benchmarks(specs: Sequence[str | Path], *, limit: int | None = None) ->
     for spec in specs:
         name, path = parse_data_arg(str(spec))
         if name in benchmarks:
-            raise UsageError(
+            raise ConfigError(
                 f"two --data files are both benchmark {name!r}; name them explicitly: --data {name}=PATH other=PATH"
             )
         if limit is not None and limit < 1:
-            raise UsageError(f"--limit must be >= 1, got {limit}")
+            raise ConfigError(f"--limit must be >= 1, got {limit}")
         benchmarks[name] = load_problems(path, name=name, limit=limit)
         logger.info("benchmark %s: %d problems from %s", name, len(benchmarks[name]), path)
     return benchmarks

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from smartthinker_verl.errors import MissingFileError, SmartThinkerError
+from smartthinker_verl.errors import DataError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ GENERATION_FIELDS: tuple[str, ...] = (
     "finish_reason",
     "prompt_tokens",
 )
-
-
-class RecordError(SmartThinkerError, ValueError):
-    """A generations file is malformed; the message names the file, the line and the fix."""
 
 
 def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
@@ -63,7 +59,7 @@ def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
             continue
         problem_id, sample = record_key(record)
         if sample in taken.setdefault(problem_id, set()):
-            raise RecordError(
+            raise DataError(
                 f"{source}: problem {problem_id!r} has sample {sample} twice; remove the duplicate line, or drop the "
                 "`sample` field everywhere to have lines numbered in file order"
             )
@@ -129,7 +125,7 @@ def iter_records(path: str | Path, *, repair: bool = False) -> Iterator[dict[str
         repair: cut off (in the file itself) a partial last line left by a killed run; without it such a line is
             skipped with a warning.
 
-    Raises :class:`RecordError` for a malformed line that is not the partial last line, or a line that is not an
+    Raises :class:`DataError` for a malformed line that is not the partial last line, or a line that is not an
     object.
     """
     path = Path(path)
@@ -148,9 +144,9 @@ def iter_records(path: str | Path, *, repair: bool = False) -> Iterator[dict[str
             if number == len(lines) and not line.endswith("\n"):
                 logger.warning("%s: skipping a partial last line %d (interrupted run?)", path, number)
                 continue
-            raise RecordError(f"{path}:{number}: not valid JSON ({error}); fix or delete that line") from error
+            raise DataError(f"{path}:{number}: not valid JSON ({error}); fix or delete that line") from error
         if not isinstance(record, dict):
-            raise RecordError(f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}")
+            raise DataError(f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}")
         yield record
 
 
@@ -160,16 +156,16 @@ def read_records(path: str | Path, *, repair: bool = False) -> list[dict[str, An
 
 
 def validate_for_grading(records: Iterable[dict[str, Any]], path: str | Path, *, need_tokens: bool) -> None:
-    """Check that every record has what grading needs; raise :class:`RecordError` naming the first gap."""
+    """Check that every record has what grading needs; raise :class:`DataError` naming the first gap."""
     for number, record in enumerate(records, start=1):
         missing = [f for f in ("id", "ground_truth", "response") if record.get(f) is None]
         if need_tokens and record.get("response_tokens") is None:
             missing.append("response_tokens")
         if missing:
             hint = " (or pass --tokenizer to count response tokens)" if "response_tokens" in missing else ""
-            raise RecordError(f"{path}: record {number} lacks {missing}{hint}")
+            raise DataError(f"{path}: record {number} lacks {missing}{hint}")
         if not isinstance(record["response"], str):
-            raise RecordError(f"{path}: record {number}: response must be a string")
+            raise DataError(f"{path}: record {number}: response must be a string")
 
 
 class RecordWriter:

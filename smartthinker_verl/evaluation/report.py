@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.evaluation.metrics import compression
+from smartthinker_verl.evaluation.statistics import compression
 
 logger = logging.getLogger(__name__)
 

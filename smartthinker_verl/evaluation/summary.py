@@ -8,7 +8,7 @@ Layout::
      "benchmark_average": {"pass@1": ..., "mean_response_tokens": ...}}  # unweighted mean over benchmarks
 
 With a single benchmark the top-level metrics are that benchmark's. The per-benchmark metrics are those of
-:func:`smartthinker_verl.evaluation.metrics.compute_metrics`.
+:func:`smartthinker_verl.evaluation.statistics.compute_metrics`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import MissingFileError, UsageError
+from smartthinker_verl.errors import ConfigError, MissingFileError
 from smartthinker_verl.evaluation.grading import graded_samples
-from smartthinker_verl.evaluation.metrics import compute_metrics
+from smartthinker_verl.evaluation.statistics import compute_metrics
 
 GROUP_BY = ("benchmark", "data_source", "file")
 #: Metrics averaged over benchmarks (unweighted, as the paper's "Average" column).
@@ -39,7 +39,7 @@ def group_name(record: dict[str, Any], group_by: str, file_name: str) -> str:
         return str(record.get("data_source") or file_name)
     if group_by == "benchmark":
         return str(record.get("benchmark") or record.get("data_source") or file_name)
-    raise UsageError(f"--group-by {group_by!r}: choose one of {GROUP_BY}")
+    raise ConfigError(f"--group-by {group_by!r}: choose one of {GROUP_BY}")
 
 
 def summarize(
@@ -50,7 +50,7 @@ def summarize(
 ) -> dict[str, Any]:
     """Build ``res.json`` from ``{benchmark: (records, grade results)}``; ``meta`` (model, settings) goes first."""
     if not groups:
-        raise UsageError("nothing to summarise: no generations were found")
+        raise ConfigError("nothing to summarise: no generations were found")
     benchmarks: dict[str, dict[str, Any]] = {}
     pooled = []
     for name, (records, results) in groups.items():
@@ -81,7 +81,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
+        raise ConfigError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
     if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
-        raise UsageError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
+        raise ConfigError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
     return results

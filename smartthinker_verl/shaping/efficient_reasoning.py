@@ -27,7 +27,8 @@ from typing import ClassVar
 
 import torch
 
-from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError
+from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import MethodOptions
 from smartthinker_verl.shaping.groups import DTYPE, OUTCOME_METRIC_NAMES, GroupedBatch, masked_mean, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
@@ -48,7 +49,7 @@ class EfficientReasoningConfig(MethodOptions):
 
     Attributes:
         alpha: strength of the length term, in [0, 1) (paper sweeps 0.05-0.4; default 0.1).
-        correct_threshold, epsilon: see :class:`~smartthinker_verl.config.MethodOptions`.
+        correct_threshold, epsilon: see :class:`~smartthinker_verl.options.MethodOptions`.
     """
 
     config_key: ClassVar[str] = NAME
@@ -59,7 +60,7 @@ class EfficientReasoningConfig(MethodOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 <= self.alpha < 1:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"algorithm.{NAME}.alpha={self.alpha!r} must lie in [0, 1): at 1 or above a long correct answer "
                 "would be worth no more than a wrong one. Fix: e.g. algorithm.efficient_reasoning.alpha=0.1"
             )

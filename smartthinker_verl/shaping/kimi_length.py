@@ -21,7 +21,8 @@ from typing import ClassVar
 
 import torch
 
-from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError
+from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import MethodOptions
 from smartthinker_verl.shaping.groups import OUTCOME_METRIC_NAMES, GroupedBatch, masked_mean, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
@@ -43,7 +44,7 @@ class KimiLengthConfig(MethodOptions):
 
     Attributes:
         weight: multiplies the length reward before it is added to the score (paper: unweighted, 1.0).
-        correct_threshold, epsilon: see :class:`~smartthinker_verl.config.MethodOptions`.
+        correct_threshold, epsilon: see :class:`~smartthinker_verl.options.MethodOptions`.
     """
 
     config_key: ClassVar[str] = NAME
@@ -54,7 +55,7 @@ class KimiLengthConfig(MethodOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.weight < 0:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"algorithm.{NAME}.weight={self.weight!r} must be >= 0 (a negative weight rewards length). "
                 "Fix: e.g. algorithm.kimi_length.weight=1.0"
             )

@@ -18,7 +18,7 @@ The candidates are recomputed from the responses accumulated since the last upda
 then every ``update_interval`` steps (the authors evaluate a monitor set every 20 steps; here the training batches
 themselves are the monitor). A band with no qualifying candidate takes, on every step, the longest response of the
 CURRENT batch. The candidates and the accumulated coverage are the method's state across steps: saved with every
-checkpoint and restored on resume (:mod:`smartthinker_verl.checkpoint`).
+checkpoint and restored on resume (:mod:`smartthinker_verl.shaping_state`).
 
 Reward (the "E": exploration). With T = the target of the response's band,
 
@@ -38,7 +38,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from smartthinker_verl.config import MethodOptions, RunContext, SmartThinkerConfigError
+from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import MethodOptions, RunContext
 from smartthinker_verl.shaping.groups import DTYPE, OUTCOME_METRIC_NAMES, GroupedBatch, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
@@ -78,7 +79,7 @@ class LaserDEConfig(MethodOptions):
         update_interval: training steps between target updates (20, the authors' monitor frequency).
         truncation_length: a wrong response this long is truncated and earns no exploration bonus (None: the run's
             response limit, ``actor_rollout_ref.rollout.response_length``).
-        normalizer, correct_threshold, epsilon: see :class:`~smartthinker_verl.config.MethodOptions`.
+        normalizer, correct_threshold, epsilon: see :class:`~smartthinker_verl.options.MethodOptions`.
     """
 
     config_key: ClassVar[str] = NAME
@@ -116,16 +117,16 @@ class LaserDEConfig(MethodOptions):
             if value is None:
                 continue
             if float(value) != int(value):
-                raise SmartThinkerConfigError(f"algorithm.{NAME}.{key}={value!r} must be a whole number")
+                raise ConfigError(f"algorithm.{NAME}.{key}={value!r} must be a whole number")
             object.__setattr__(self, key, int(value))
         if self.length_upper_bound is not None and self.length_upper_bound < self.length_lower_bound:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"algorithm.{NAME}.length_upper_bound={self.length_upper_bound} is below length_lower_bound="
                 f"{self.length_lower_bound}: no candidate target. Fix: leave length_upper_bound null (the response "
                 "limit) or set it above length_lower_bound"
             )
         if self.alpha < 0:
-            raise SmartThinkerConfigError(f"algorithm.{NAME}.alpha={self.alpha!r} must be >= 0")
+            raise ConfigError(f"algorithm.{NAME}.alpha={self.alpha!r} must be >= 0")
 
     def for_run(self, run: RunContext) -> LaserDEConfig:
         """Fill the options left null with the run's response limit (``run.response_limit``)."""
@@ -134,7 +135,7 @@ class LaserDEConfig(MethodOptions):
         if not missing:
             return self
         if run.response_limit is None:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"algorithm.{NAME}.{' and '.join(missing)} default to the run's response limit, which this config "
                 f"does not hold (no actor_rollout_ref.rollout.response_length or data.max_response_length above "
                 f"algorithm). Fix: set them, e.g. algorithm.{NAME}.truncation_length=8000"
@@ -144,7 +145,7 @@ class LaserDEConfig(MethodOptions):
     def thresholds(self) -> list[int]:
         """The candidate target lengths L_j: lower, lower + interval, ... up to the first >= upper."""
         if self.length_upper_bound is None:
-            raise SmartThinkerConfigError(f"algorithm.{NAME}.length_upper_bound is not resolved (see for_run)")
+            raise ConfigError(f"algorithm.{NAME}.length_upper_bound is not resolved (see for_run)")
         step = self.length_interval
         return list(range(self.length_lower_bound, self.length_upper_bound + step, step))
 
@@ -223,7 +224,7 @@ class LaserDEState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "candidates" not in state:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 "the saved LASER-DE state predates the released-code targets (coverage of all responses): it cannot "
                 "be resumed. Fix: start the run afresh (trainer.resume_mode=disable or another default_local_dir)"
             )
@@ -276,7 +277,7 @@ class LaserDEState:
         return torch.tensor(targets, dtype=DTYPE, device=batch.lengths.device), updated
 
 
-#: The process's LASER-DE state (saved into checkpoints by smartthinker_verl.checkpoint).
+#: The process's LASER-DE state (saved into checkpoints by smartthinker_verl.shaping_state).
 STATE = LaserDEState()
 
 

@@ -15,15 +15,9 @@ from typing import Any
 
 import torch
 
-from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError, SmartThinkerError, select
+from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import MethodOptions, select
 from smartthinker_verl.shaping.groups import GroupedBatch
-
-
-class UnknownMethodError(SmartThinkerError, KeyError):
-    """An estimator name that no shaping method is registered under; the message lists the known names."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -52,14 +46,14 @@ class ShapingMethod:
 
     Attributes:
         name: the verl estimator name and the options key (``algorithm.<name>``).
-        options_type: a frozen options dataclass (``smartthinker_verl.config.MethodOptions``) built from that key.
+        options_type: a frozen options dataclass (``smartthinker_verl.options.MethodOptions``) built from that key.
         shape: ``(batch, options) -> ShapingOutput``.
         metric_names: the names in ``ShapingOutput.statistics``, in logging order (a contract: see the README).
         aliases: further estimator names for the same method.
         formula: one line for docs and ``--help`` texts.
         state: for a method with state across steps (LASER-DE's adaptive targets), an object with
             ``state_dict() -> dict`` (JSON-serialisable), ``load_state_dict(dict)`` and ``reset()``; saved into every
-            checkpoint and restored on resume by :mod:`smartthinker_verl.checkpoint`. None for stateless methods.
+            checkpoint and restored on resume by :mod:`smartthinker_verl.shaping_state`. None for stateless methods.
     """
 
     name: str
@@ -91,7 +85,7 @@ def get_method(name: str) -> ShapingMethod:
     try:
         return METHODS[name]
     except KeyError:
-        raise UnknownMethodError(
+        raise ConfigError(
             f"unknown length-shaping method {name!r}: set algorithm.adv_estimator to one of "
             f"{', '.join(sorted(METHODS))} (or verl's own estimators such as grpo)"
         ) from None
@@ -124,7 +118,7 @@ def foreign_option_errors(algorithm_config: Any, active: str) -> list[str]:
             continue
         try:
             options = method.options_type.from_algorithm_config(algorithm_config)
-        except SmartThinkerConfigError as error:
+        except ConfigError as error:
             problems.append(
                 f"{error} (and algorithm.adv_estimator={active} does not use algorithm.{method.name} at all). "
                 f"Fix: remove the override, or select that method with algorithm.adv_estimator={method.name}"
@@ -143,10 +137,10 @@ def foreign_option_errors(algorithm_config: Any, active: str) -> list[str]:
 
 
 def check_foreign_options(algorithm_config: Any, active: str) -> None:
-    """Raise :class:`~smartthinker_verl.config.SmartThinkerConfigError` listing :func:`foreign_option_errors`."""
+    """Raise :class:`~smartthinker_verl.options.ConfigError` listing :func:`foreign_option_errors`."""
     problems = foreign_option_errors(algorithm_config, active)
     if problems:
-        raise SmartThinkerConfigError("; ".join(problems))
+        raise ConfigError("; ".join(problems))
 
 
 __all__ = [
@@ -154,7 +148,6 @@ __all__ = [
     "MethodOptions",
     "ShapingMethod",
     "ShapingOutput",
-    "UnknownMethodError",
     "check_foreign_options",
     "foreign_option_errors",
     "get_method",

@@ -22,7 +22,8 @@ from typing import ClassVar
 
 import torch
 
-from smartthinker_verl.config import MethodOptions, SmartThinkerConfigError
+from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import MethodOptions
 from smartthinker_verl.shaping.groups import DTYPE, OUTCOME_METRIC_NAMES, GroupedBatch, outcome_statistics
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 
@@ -44,7 +45,7 @@ class ShorterBetterConfig(MethodOptions):
     Attributes:
         alpha: reward of a correct answer (paper: 2.0).
         beta: penalty per token of |l - SOL| (paper: 0.001).
-        correct_threshold, epsilon: see :class:`~smartthinker_verl.config.MethodOptions`.
+        correct_threshold, epsilon: see :class:`~smartthinker_verl.options.MethodOptions`.
     """
 
     config_key: ClassVar[str] = NAME
@@ -56,7 +57,7 @@ class ShorterBetterConfig(MethodOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.beta < 0:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"algorithm.{NAME}.beta={self.beta!r} must be >= 0 (a penalty per token of deviation from SOL). "
                 "Fix: e.g. algorithm.shorter_better.beta=0.001"
             )

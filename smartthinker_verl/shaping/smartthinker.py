@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from smartthinker_verl.config import SmartThinkerConfig
+from smartthinker_verl.options import SmartThinkerConfig
 from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch, masked_mean
 from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
 

@@ -1,9 +1,6 @@
-"""Launch tooling around verl's trainer; none of it is imported by the training processes themselves.
+"""Old module paths, kept so that commands written before the move to :mod:`smartthinker_verl.launch` still run.
 
-- ``train``          ``python -m smartthinker_verl.training.train``: compose the recipe config, check it, hand it
-                     to verl's ``run_ppo`` (the recipes' entry point)
-- ``recipe_config``  compose the recipe yaml with Hydra overrides and validate it (``smartthinker-verl check-config``)
-- ``doctor``         preflight of every Ray node before a run (``smartthinker-verl doctor``)
-- ``cluster_check``  a Ray job that checks a cluster can run SmartThinker
-- ``config/``        the recipe yaml: ``smartthinker_trainer`` (the paper's setup); ``platform/cpu`` (``+platform=cpu``)
+``python -m smartthinker_verl.training.train`` and ``python -m smartthinker_verl.training.cluster_check`` run their
+``launch`` modules; ``smartthinker_verl.checkpoint.ShapingStateCallback`` is the same class as
+``smartthinker_verl.shaping_state.ShapingStateCallback``.
 """

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.evaluation.backends.base import (
     LENGTH,
     STOP,
-    BackendError,
     Completion,
     GenerationBackend,
     SamplingSettings,
@@ -32,14 +32,13 @@ def make_backend(name: str, model: str, settings: SamplingSettings, **options: A
         from smartthinker_verl.evaluation.backends.vllm import VLLMBackend
 
         return VLLMBackend(model, settings, **options)
-    raise BackendError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    raise ConfigError(f"unknown backend {name!r}; choose one of {BACKENDS}")
 
 
 __all__ = [
     "BACKENDS",
     "LENGTH",
     "STOP",
-    "BackendError",
     "Completion",
     "GenerationBackend",
     "SamplingSettings",

@@ -9,14 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from smartthinker_verl.errors import SmartThinkerError, UsageError
+from smartthinker_verl.errors import ConfigError, SetupError
 
 #: ``finish_reason`` values: the model ended the response / the token limit cut it off.
 STOP, LENGTH = "stop", "length"
-
-
-class BackendError(SmartThinkerError, RuntimeError):
-    """A backend cannot run as asked; the message names what is missing and the fix."""
 
 
 @dataclass(frozen=True)
@@ -34,11 +30,11 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise UsageError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+            raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise UsageError(f"top_p must lie in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must lie in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
-            raise UsageError(f"max_tokens must be >= 1, got {self.max_tokens}")
+            raise ConfigError(f"max_tokens must be >= 1, got {self.max_tokens}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +91,7 @@ def load_chat_template(path: str | Path | None) -> str | None:
         return None
     path = Path(path)
     if not path.is_file():
-        raise BackendError(f"--chat-template {path} does not exist; pass a Jinja template file")
+        raise SetupError(f"--chat-template {path} does not exist; pass a Jinja template file")
     return path.read_text(encoding="utf-8")
 
 
@@ -105,7 +101,7 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]], chat_template:
     The template's own special tokens (BOS, role markers) are kept; no extra BOS is added on top.
     """
     if chat_template is None and not getattr(tokenizer, "chat_template", None):
-        raise BackendError(
+        raise SetupError(
             f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; pass --chat-template FILE "
             "(a Jinja template) to evaluate a model without one"
         )

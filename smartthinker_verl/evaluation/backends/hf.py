@@ -9,10 +9,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from smartthinker_verl.errors import SetupError
 from smartthinker_verl.evaluation.backends.base import (
     LENGTH,
     STOP,
-    BackendError,
     Completion,
     SamplingSettings,
     combined_seed,
@@ -36,7 +36,7 @@ def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
     elif configured:
         ids.update(int(i) for i in configured)
     if not ids:
-        raise BackendError("the tokenizer and the model's generation config define no EOS token; set eos_token")
+        raise SetupError("the tokenizer and the model's generation config define no EOS token; set eos_token")
     return sorted(ids)
 
 
@@ -73,9 +73,9 @@ class HFBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
-            raise BackendError(f"--dtype {dtype!r} is not one of {_DTYPES}")
+            raise SetupError(f"--dtype {dtype!r} is not one of {_DTYPES}")
         if batch_size < 1:
-            raise BackendError(f"--batch-size must be >= 1, got {batch_size}")
+            raise SetupError(f"--batch-size must be >= 1, got {batch_size}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":

@@ -14,9 +14,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from smartthinker_verl.errors import SetupError
 from smartthinker_verl.evaluation.backends.base import (
     STOP,
-    BackendError,
     Completion,
     SamplingSettings,
     load_chat_template,
@@ -27,11 +27,11 @@ logger = logging.getLogger(__name__)
 
 
 def import_vllm() -> Any:
-    """Import vLLM, or raise :class:`BackendError` saying how to install it."""
+    """Import vLLM, or raise :class:`SetupError` saying how to install it."""
     try:
         import vllm
     except ImportError as error:
-        raise BackendError(
+        raise SetupError(
             f"the vllm backend needs vLLM, which is not installed ({error}); on a GPU machine run "
             "`pip install -e .[gpu]` (or `make install-gpu`), on a CPU machine `make install` (vLLM's CPU build), "
             "or evaluate with `--backend hf` (transformers, CPU or GPU)"
@@ -86,7 +86,7 @@ class VLLMBackend:
         from transformers import AutoTokenizer
 
         if tensor_parallel_size < 1:
-            raise BackendError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
+            raise SetupError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
         self.settings = settings
         self.chat_template = load_chat_template(chat_template)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)

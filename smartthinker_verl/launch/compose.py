@@ -2,7 +2,7 @@
 
 The recipe config is ``config/smartthinker_trainer.yaml`` (package data): verl's ``ppo_trainer`` plus the
 SmartThinker deltas. :func:`compose_config` builds it with Hydra's compose API from that file and Hydra override
-strings (``key=value``, ``+new.key=value``, ``~key``), exactly as ``python -m smartthinker_verl.training.train`` does
+strings (``key=value``, ``+new.key=value``, ``~key``), exactly as ``python -m smartthinker_verl.launch.train`` does
 before training, so what ``check-config`` and the recipes' ``--dry-run`` print is what would run.
 
 :func:`validate_config` runs verl's own ``validate_config`` plus the checks verl leaves to the first GPU minutes:
@@ -34,7 +34,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from smartthinker_verl import resolvers  # noqa: F401  (registers ${smartthinker_sum:...} of the recipe yaml)
-from smartthinker_verl.errors import SmartThinkerError
+from smartthinker_verl.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ SDPA_SETTINGS = (
 )
 #: The token budgets that the sdpa fallback caps (``apply_attention_fallback``), each with its key under
 #: ``sdpa_fallback`` in the recipe yaml: without remove-padding verl pads every micro-batch to its longest sequence
-#: (docs/gpu.md, "Without flash-attn"; smartthinker_verl/training/memory.py).
+#: (docs/gpu.md, "Without flash-attn"; smartthinker_verl/launch/memory.py).
 FALLBACK_BUDGETS = (
     ("actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "ppo_max_token_len_per_gpu"),
     ("actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "log_prob_max_token_len_per_gpu"),
@@ -65,7 +65,7 @@ FALLBACK_BUDGETS = (
 _REMOTE_PREFIXES = ("hdfs://", "s3://", "gs://", "gcs://", "http://", "https://", "oss://")
 
 
-class RecipeConfigError(SmartThinkerError, ValueError):
+class RecipeConfigError(ConfigError):
     """The recipe config is invalid; the message lists every problem with the key and the fix."""
 
     def __init__(self, problems: Sequence[str]):
@@ -410,7 +410,7 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
             f"Fix: use one of {known} (SmartThinker's is 'smartthinker')."
         )
     function = config.reward.get("custom_reward_function") or {}
-    from smartthinker_verl.config import SmartThinkerConfigError
+    from smartthinker_verl.errors import ConfigError
     from smartthinker_verl.reward_manager import OPTIONS_KEY, ManagerOptions, check_one_route
 
     try:  # reward.smartthinker: the gate and the grading pool (grade_timeout_s, grader_processes)
@@ -423,7 +423,7 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
                 f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name=smartthinker, "
                 "or pass them to SmartThinker's compute_score as +reward.custom_reward_function.reward_kwargs.<key>="
             )
-    except SmartThinkerConfigError as exc:
+    except ConfigError as exc:
         report.errors.append(str(exc))
     if function.get("path"):
         try:
@@ -484,7 +484,7 @@ def _check_smartthinker_options(config: DictConfig, report: ValidationReport) ->
                 message += ". Fix: change or remove that option (the options and their values: docs/baselines.md)"
             report.errors.append(message)
         if method.state is not None:
-            from smartthinker_verl.checkpoint import CALLBACK_CLASS
+            from smartthinker_verl.shaping_state import CALLBACK_CLASS
 
             if config.trainer.get("checkpoint_callback_class") != CALLBACK_CLASS:
                 report.errors.append(
@@ -652,7 +652,7 @@ def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) 
     absolute (:func:`absolute_checkpoint_dir`) and return the config; raise :class:`RecipeConfigError` listing every
     problem. Without remove-padding, what the padding costs is logged as a warning
     (``memory.sdpa_fallback_warning``)."""
-    from smartthinker_verl.training.memory import sdpa_fallback_warning
+    from smartthinker_verl.launch.memory import sdpa_fallback_warning
 
     with stdout_to_stderr():
         config = compose_config(overrides, config_name=config_name)

@@ -1,6 +1,6 @@
 """What verl's actor holds per micro-batch without flash-attn (the sdpa fallback), and what vLLM's KV cache holds.
 
-Without flash-attn the recipes train with ``use_remove_padding=false`` (``recipe_config.apply_attention_fallback``).
+Without flash-attn the recipes train with ``use_remove_padding=false`` (``compose.apply_attention_fallback``).
 verl 0.9.1 then packs micro-batches by *real* tokens (``verl.utils.seqlen_balancing.rearrange_micro_batches``:
 at most ``max_token_len_per_gpu`` real tokens, workloads ``24576 L + L^2`` balanced over the micro-batches) and pads
 each micro-batch to its longest sequence: a micro-batch of ``n`` sequences, the longest ``L_max`` tokens, runs the

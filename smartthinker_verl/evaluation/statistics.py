@@ -21,14 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from smartthinker_verl.errors import SmartThinkerError
+from smartthinker_verl.errors import DataError
 
 #: ``finish_reason`` of a sample cut off by the token limit (vLLM's and the hf backend's name).
 TRUNCATED = "length"
-
-
-class MetricsError(SmartThinkerError, ValueError):
-    """Metrics cannot be computed from the given samples; the message names the problem and the fix."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +43,14 @@ class GradedSample:
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)`` (exact integer binomials).
 
-    Raises :class:`MetricsError` when ``k`` is not in ``1..n`` or ``c`` is not in ``0..n``.
+    Raises :class:`DataError` when ``k`` is not in ``1..n`` or ``c`` is not in ``0..n``.
     """
     if n < 1:
-        raise MetricsError(f"pass@k needs at least one sample per problem, got n={n}")
+        raise DataError(f"pass@k needs at least one sample per problem, got n={n}")
     if not 0 <= c <= n:
-        raise MetricsError(f"number of correct samples c={c} must lie in 0..n={n}")
+        raise DataError(f"number of correct samples c={c} must lie in 0..n={n}")
     if not 1 <= k <= n:
-        raise MetricsError(f"pass@{k} needs at least {k} samples per problem but a problem has n={n}")
+        raise DataError(f"pass@{k} needs at least {k} samples per problem but a problem has n={n}")
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
@@ -82,7 +78,7 @@ def standard_error(values: Sequence[float]) -> float | None:
 def compression(length: float, baseline_length: float) -> float:
     """``1 - length / baseline_length``: the fraction of the baseline's tokens saved (negative when longer)."""
     if baseline_length <= 0:
-        raise MetricsError(f"baseline length must be positive to compute compression, got {baseline_length}")
+        raise DataError(f"baseline length must be positive to compute compression, got {baseline_length}")
     return 1.0 - length / baseline_length
 
 
@@ -97,7 +93,7 @@ def group_by_problem(samples: Iterable[GradedSample]) -> dict[str, list[GradedSa
     for s in samples:
         key = (s.problem_id, s.sample)
         if key in seen:
-            raise MetricsError(
+            raise DataError(
                 f"problem {s.problem_id!r} has sample {s.sample} twice; remove the duplicate line from the "
                 "generations file (or regenerate)"
             )
@@ -120,15 +116,15 @@ def compute_metrics(samples: Iterable[GradedSample], ks: Sequence[int] | None = 
     """
     groups = group_by_problem(samples)
     if not groups:
-        raise MetricsError("no samples to compute metrics on (the generations are empty)")
+        raise DataError("no samples to compute metrics on (the generations are empty)")
     counts = [len(g) for g in groups.values()]
     n_min = min(counts)
     ks = sorted({1, *(ks if ks is not None else default_ks(n_min))})
     if ks[0] < 1:
-        raise MetricsError(f"k must be positive, got {ks[0]}")
+        raise DataError(f"k must be positive, got {ks[0]}")
     if ks[-1] > n_min:
         short = next(pid for pid, g in groups.items() if len(g) == n_min)
-        raise MetricsError(
+        raise DataError(
             f"pass@{ks[-1]} needs at least {ks[-1]} samples per problem, but problem {short!r} has only {n_min}; "
             f"ask for k <= {n_min} or generate more samples (eval --k {ks[-1]} resumes and adds them)"
         )

@@ -9,7 +9,7 @@ import torch
 import verl  # noqa: F401
 from verl.utils.tracking import Tracking
 
-from smartthinker_verl import metrics
+from smartthinker_verl import step_metrics as metrics
 from smartthinker_verl.shaping import calibrate
 from smartthinker_verl.shaping.smartthinker import step_statistics
 
@@ -17,7 +17,7 @@ from smartthinker_verl.shaping.smartthinker import step_statistics
 def test_step_metrics_cover_every_name_and_handle_missing_classes():
     # one all-correct group only: no incorrect response, no mixed group
     result = calibrate(torch.tensor([5, 6, 7]), torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.int64))
-    values = metrics.step_metrics(step_statistics(result))
+    values = metrics.as_floats(step_statistics(result))
     assert list(values) == [metrics.PREFIX + name for name in metrics.METRIC_NAMES]
     assert math.isnan(values["smartthinker/length_incorrect/mean"])
     assert math.isnan(values["smartthinker/optimal_length/mean"])  # no mixed group this step
@@ -68,7 +68,7 @@ def test_a_changed_tracking_signature_is_not_wrapped_and_is_reported(monkeypatch
         return None
 
     monkeypatch.setattr(Tracking, "log", log)
-    with caplog.at_level("ERROR", logger="smartthinker_verl.metrics"):
+    with caplog.at_level("ERROR", logger="smartthinker_verl.step_metrics"):
         assert metrics.install_tracking_hook() is False
     assert Tracking.log is log
     assert any("will NOT be logged" in r.getMessage() for r in caplog.records)

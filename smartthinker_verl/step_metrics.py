@@ -14,7 +14,7 @@ them. verl's ``separate_async`` trainer computes advantages ``parameter_sync_ste
 accumulates every computation of the step and logs each statistic's mean over them, weighted by their responses, as
 verl's own ``MetricsAggregator`` weights its sub-step metrics (a NaN, e.g. "no incorrect response", counts as absent).
 A ``Tracking.log`` whose signature is not the one wrapped here is not wrapped and gives an ERROR
-(``tests/test_metrics.py`` pins the signature against the installed verl).
+(``tests/test_step_metrics.py`` pins the signature against the installed verl).
 
 Why a wrapper rather than a trainer subclass: verl 0.9.1 has no hook for extra training metrics, a registered trainer
 subclass would have to follow its sync/async branches, and ``Tracking.log(self, data, step, backend=None)`` is the one
@@ -42,7 +42,7 @@ PREFIX = "smartthinker/"
 METRIC_NAMES: tuple[str, ...] = SMARTTHINKER_METRIC_NAMES
 
 
-def step_metrics(statistics: Mapping[str, torch.Tensor], prefix: str = PREFIX) -> dict[str, float]:
+def as_floats(statistics: Mapping[str, torch.Tensor], prefix: str = PREFIX) -> dict[str, float]:
     """A method's step statistics (0-d tensors) as ``{prefix + name: float}``, with one device-to-host copy."""
     names = list(statistics)
     if not names:

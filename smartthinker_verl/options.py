@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from smartthinker_verl.errors import SmartThinkerError
+from smartthinker_verl.errors import ConfigError
 
 OptimalLengthRule = Literal["reference", "argmax"]
 PenaltyRule = Literal["one_sided", "symmetric"]
@@ -40,10 +40,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "penalty": ("one_sided", "symmetric"),
     "coefficient": ("dynamic", "fixed"),
 }
-
-
-class SmartThinkerConfigError(SmartThinkerError, ValueError):
-    """An invalid ``algorithm.<method>`` option; the message names the key and the fix."""
 
 
 #: The normaliser every method uses unless told otherwise: GRPO's group normalisation (shaping/grpo.py).
@@ -91,14 +87,14 @@ class MethodOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.normalizer, str) or not self.normalizer.strip():
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"algorithm.{self.config_key}.normalizer={self.normalizer!r} must name a verl advantage estimator, "
                 f"e.g. {DEFAULT_NORMALIZER} or rloo"
             )
         for key, choices in self.choice_fields.items():
             value = getattr(self, key)
             if value not in choices:
-                raise SmartThinkerConfigError(
+                raise ConfigError(
                     f"algorithm.{self.config_key}.{key}={value!r} is not valid: use one of {', '.join(choices)}"
                 )
         for key, positive in self.numeric_fields.items():
@@ -108,9 +104,9 @@ class MethodOptions:
 
     def _require_finite(self, value: Any, key: str, positive: bool = False) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SmartThinkerConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be a finite number")
+            raise ConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be a finite number")
         if positive and value <= 0:
-            raise SmartThinkerConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be > 0")
+            raise ConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be > 0")
 
     def replace(self, **changes: Any) -> MethodOptions:
         """A copy with ``changes`` applied (validated again)."""
@@ -132,13 +128,11 @@ class MethodOptions:
         if options is None:
             return cls()
         if not isinstance(options, Mapping):
-            raise SmartThinkerConfigError(
-                f"algorithm.{cls.config_key} must be a mapping of options, got {type(options).__name__}"
-            )
+            raise ConfigError(f"algorithm.{cls.config_key} must be a mapping of options, got {type(options).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"unknown key(s) {', '.join(f'algorithm.{cls.config_key}.{key}' for key in unknown)}: "
                 f"the options are {', '.join(sorted(known))}"
             )
@@ -148,9 +142,7 @@ class MethodOptions:
                 try:
                     values[key] = float(values[key])
                 except (TypeError, ValueError) as error:
-                    raise SmartThinkerConfigError(
-                        f"algorithm.{cls.config_key}.{key}={values[key]!r} is not a number"
-                    ) from error
+                    raise ConfigError(f"algorithm.{cls.config_key}.{key}={values[key]!r} is not a number") from error
         return cls(**values)
 
     @classmethod
@@ -165,7 +157,7 @@ class MethodOptions:
 
                 options = OmegaConf.to_container(options, resolve=True)
             except ValueError as error:
-                raise SmartThinkerConfigError(
+                raise ConfigError(
                     f"algorithm.{cls.config_key} could not be read as a mapping of options ({error})"
                 ) from error
         return cls.from_mapping(options)
@@ -200,7 +192,7 @@ class SmartThinkerConfig(MethodOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.coefficient == "fixed" and self.fixed_coefficient is None:
-            raise SmartThinkerConfigError(
+            raise ConfigError(
                 f"algorithm.{CONFIG_KEY}.coefficient=fixed needs algorithm.{CONFIG_KEY}.fixed_coefficient: "
                 f"set it to a positive number (reward per token of excess length), e.g. 1e-4"
             )

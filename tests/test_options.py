@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from smartthinker_verl.config import SmartThinkerConfig, SmartThinkerConfigError
+from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import SmartThinkerConfig
 
 
 def test_defaults_reproduce_the_paper():
@@ -56,12 +57,12 @@ def test_reads_options_from_verl_algorithm_config():
     ],
 )
 def test_invalid_options_name_the_key_and_the_fix(options, message):
-    with pytest.raises(SmartThinkerConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         SmartThinkerConfig.from_mapping(options)
 
 
 def test_section_must_be_a_mapping():
-    with pytest.raises(SmartThinkerConfigError, match="must be a mapping"):
+    with pytest.raises(ConfigError, match="must be a mapping"):
         SmartThinkerConfig.from_mapping(["reference"])  # type: ignore[arg-type]
 
 

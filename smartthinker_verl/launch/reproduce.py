@@ -46,7 +46,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("smartthinker_verl.training.reproduce")
+from smartthinker_verl.errors import ConfigError
+
+logger = logging.getLogger("smartthinker_verl.launch.reproduce")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES = REPO_ROOT / "recipes"
@@ -69,10 +71,6 @@ DEFAULT_K = 16
 EVAL_MAX_MODEL_LEN = MAX_TOKENS + 2048
 RUNNER_ENV = "SMARTTHINKER_REPRODUCE_RUNNER"
 DONE, LOG = "stage.done", "stage.log"
-
-
-class ReproduceError(Exception):
-    """Bad input or a plan that cannot run; the message names the fix."""
 
 
 @dataclass
@@ -130,13 +128,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.overrides = overrides
     if args.model not in MODELS:
-        raise ReproduceError(f"unknown model {args.model!r}. Fix: choose one of {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {args.model!r}. Fix: choose one of {', '.join(MODELS)}")
     args.methods = list(dict.fromkeys(args.methods or DEFAULT_METHODS))
     if args.k < 1:
-        raise ReproduceError(f"--k {args.k}: give a positive number of samples per problem")
+        raise ConfigError(f"--k {args.k}: give a positive number of samples per problem")
     bad = [o for o in overrides if o.startswith("--") or "=" not in o.lstrip("~")]
     if bad:
-        raise ReproduceError(f"{' '.join(bad)}: after `--` only Hydra overrides (key=value, +key=value, ~key)")
+        raise ConfigError(f"{' '.join(bad)}: after `--` only Hydra overrides (key=value, +key=value, ~key)")
     return args
 
 
@@ -151,7 +149,7 @@ def check_methods(methods: Sequence[str]) -> None:
     unknown = [m for m in methods if m not in ADV_ESTIMATOR_REGISTRY and m not in ("grpo", "gae")]
     if unknown:
         choices = " ".join(["grpo", *(m.name for m in primary_methods())])
-        raise ReproduceError(f"unknown method(s) {', '.join(unknown)}. Fix: choose from {choices}")
+        raise ConfigError(f"unknown method(s) {', '.join(unknown)}. Fix: choose from {choices}")
 
 
 # ------------------------------------------------------------------------------------------------ planning
@@ -177,7 +175,7 @@ def compose_training(recipe: Path, overrides: Sequence[str]) -> dict[str, Any]:
             logger.warning("%s", line.split(": ", 1)[-1])
     if done.returncode != 0:
         tail = "\n".join(done.stderr.splitlines()[-15:])
-        raise ReproduceError(
+        raise ConfigError(
             f"{recipe.name} --dry-run {' '.join(overrides)} failed (exit {done.returncode}):\n{tail}\n"
             "Fix the overrides after `--` or the environment named above"
         )
@@ -198,7 +196,7 @@ def parse_cli(command: Sequence[str]) -> argparse.Namespace:
     try:
         return parser.parse_args(args)
     except (argparse.ArgumentError, SystemExit) as error:
-        raise ReproduceError(f"smartthinker-verl {subcommand} refuses {shlex.join(args)}: {error}") from error
+        raise ConfigError(f"smartthinker-verl {subcommand} refuses {shlex.join(args)}: {error}") from error
 
 
 def eval_command(model: str, label: str, data: dict[str, Path], out: Path, k: int, tp: int) -> list[str]:
@@ -237,7 +235,7 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
         checkpoints = checkpoint_dirs[method]
         composed = (config["algorithm"]["adv_estimator"], str(config["trainer"]["default_local_dir"]))
         if composed != (method, str(checkpoints)):
-            raise ReproduceError(
+            raise ConfigError(
                 f"{recipe.name} composes adv_estimator={composed[0]}, default_local_dir={composed[1]} for method "
                 f"{method}: an override after `--` replaces what reproduce sets; drop it"
             )
@@ -279,7 +277,7 @@ def benchmark_files(data_dir: Path, dry_run: bool) -> tuple[dict[str, Path], str
     fix = f"for name in {' '.join(BENCHMARKS)}; do python data_preprocess/$name.py --output_dir {data_dir}/$name; done"
     message = f"benchmark files missing: {', '.join(missing)}. Fix: {fix} (or set DATA_DIR)"
     if not dry_run:
-        raise ReproduceError(message)
+        raise ConfigError(message)
     logger.warning("%s", message)
     return data, f"{len(missing)} of {len(data)} benchmark files missing"
 
@@ -355,7 +353,7 @@ def finished(stage: Stage) -> str | None:
     if stage.rerun_when_changed:
         logger.info("%s: its inputs changed since it finished; running it again", stage.name)
         return None
-    raise ReproduceError(
+    raise ConfigError(
         f"{stage.name} finished with another command than now:\n  then: {shlex.join(record.get('command', []))}\n"
         f"  now:  {shlex.join(stage.recorded())}\nFix: go back to the settings of then, or delete {stage.marker} "
         "to run the stage again with the new ones (and the stages after it that used its output)"
@@ -430,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_methods(args.methods)
         stages = plan(args)
         resolve_skips(stages)
-    except ReproduceError as error:
+    except ConfigError as error:
         print(f"reproduce: error: {error}", file=sys.stderr)
         return 2
     sys.stderr.flush()

@@ -9,9 +9,9 @@ import statistics
 
 import pytest
 
-from smartthinker_verl.evaluation.metrics import (
+from smartthinker_verl.errors import DataError
+from smartthinker_verl.evaluation.statistics import (
     GradedSample,
-    MetricsError,
     compression,
     compute_metrics,
     default_ks,
@@ -46,7 +46,7 @@ def test_pass_at_k_is_exact_for_large_sample_counts() -> None:
 
 @pytest.mark.parametrize(("n", "c", "k"), [(4, 1, 5), (4, 1, 0), (0, 0, 1), (4, 5, 1), (4, -1, 1)])
 def test_pass_at_k_refuses_impossible_arguments(n: int, c: int, k: int) -> None:
-    with pytest.raises(MetricsError):
+    with pytest.raises(DataError):
         pass_at_k(n, c, k)
 
 
@@ -78,7 +78,7 @@ def test_metrics_average_pass_at_k_over_problems_with_uneven_sample_counts() -> 
 
 def test_k_larger_than_a_problems_sample_count_is_refused_naming_the_problem() -> None:
     samples = _samples({"a": [True] * 4, "short": [False] * 2})
-    with pytest.raises(MetricsError, match=r"pass@4 .*'short' has only 2"):
+    with pytest.raises(DataError, match=r"pass@4 .*'short' has only 2"):
         compute_metrics(samples, ks=[4])
 
 
@@ -116,9 +116,9 @@ def test_lengths_of_an_empty_class_are_none_and_unknown_finish_reasons_are_left_
 
 
 def test_duplicate_samples_and_empty_input_are_refused() -> None:
-    with pytest.raises(MetricsError, match="twice"):
+    with pytest.raises(DataError, match="twice"):
         compute_metrics([GradedSample("a", 0, True, 1), GradedSample("a", 0, False, 2)])
-    with pytest.raises(MetricsError, match="no samples"):
+    with pytest.raises(DataError, match="no samples"):
         compute_metrics([])
 
 
@@ -127,5 +127,5 @@ def test_standard_error_and_compression() -> None:
     assert standard_error([0.0, 1.0, 1.0, 0.0]) == pytest.approx(statistics.stdev([0, 1, 1, 0]) / 2)
     assert compression(2645, 5420) == pytest.approx(1 - 2645 / 5420)
     assert compression(6000, 5000) < 0
-    with pytest.raises(MetricsError, match="positive"):
+    with pytest.raises(DataError, match="positive"):
         compression(10, 0)

@@ -1,6 +1,6 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
-It composes the recipe config exactly as ``python -m smartthinker_verl.training.train`` would (same overrides, same sdpa
+It composes the recipe config exactly as ``python -m smartthinker_verl.launch.train`` would (same overrides, same sdpa
 fallback, same validation), then runs Ray tasks pinned to each alive node (``NodeAffinitySchedulingStrategy``; the
 cluster is ``--address`` (``local``: a private one), else the one the run's ``ray.init()`` would join: ``RAY_ADDRESS``,
 else a cluster ``ray start`` began on this machine, else a new local one). What it checks, and where:
@@ -230,8 +230,8 @@ def driver_findings(config: Any, req: Requirements, environ: Mapping[str, str], 
 
 def check_sdpa_fallback(config: Any) -> Finding | None:
     """A WARNING when the run trains without flash-attn: padded micro-batches and full-vocabulary logits over every
-    padded position (the cost from :func:`smartthinker_verl.training.memory.sdpa_fallback_warning`)."""
-    from smartthinker_verl.training.memory import sdpa_fallback_warning
+    padded position (the cost from :func:`smartthinker_verl.launch.memory.sdpa_fallback_warning`)."""
+    from smartthinker_verl.launch.memory import sdpa_fallback_warning
 
     message = None if config is None else sdpa_fallback_warning(config)
     if message is None:
@@ -566,10 +566,10 @@ def remove_probe(req: Requirements, node: str) -> None:
 
 
 def check_plugin(estimator: str) -> Finding:
-    """The one plugin check (:func:`smartthinker_verl.training.cluster_check.run_checks`): ``import verl`` loads
+    """The one plugin check (:func:`smartthinker_verl.launch.cluster_check.run_checks`): ``import verl`` loads
     the plugin here, and its estimator and scorer give the paper's worked example."""
     try:
-        from smartthinker_verl.training.cluster_check import run_checks
+        from smartthinker_verl.launch.cluster_check import run_checks
 
         report = run_checks(estimator)
     except Exception as exc:  # any failure here is what the run would hit
@@ -760,7 +760,7 @@ def _print(findings: Sequence[Finding]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartthinker_verl.training.recipe_config import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare
+    from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare
 
     try:
         config = prepare(args.overrides, config_name=args.config_name or DEFAULT_CONFIG_NAME, require_files=False)

@@ -1,0 +1,143 @@
+"""The plugin check: ``python -m smartthinker_verl.launch.cluster_check [--estimator NAME] [--local]``.
+
+:func:`run_checks` is the one plugin check of the project: ``smartthinker-verl doctor`` runs it on every node, and
+this entry point runs it alone, on a Ray job's driver and again in a Ray task on a worker (``recipes/submit_ray_job.sh
+--entrypoint "python -m smartthinker_verl.launch.cluster_check"``: a quick test that ``VERL_USE_EXTERNAL_MODULES``
+brings the plugin to a cluster where the package is not installed). It
+
+1. imports verl, which loads the plugin through ``VERL_USE_EXTERNAL_MODULES`` (or the ``verl.plugins`` entry
+   point), and checks that the advantage estimator and the reward manager are registered;
+2. composes the recipe config (the package yaml must have travelled with the code) and runs the estimator,
+   through verl's registry, on the worked example of the paper (one group of 8; docs/algorithm.md section 5);
+3. grades a small batch of responses with the scorer (math-verify in a process pool).
+
+It prints one JSON report on stdout and exits 0 when every check passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from typing import Any
+
+logger = logging.getLogger("smartthinker_verl.launch.cluster_check")
+
+#: The worked example (one group, G = 8): lengths, correctness and the expected SmartThinker advantages.
+WORKED_LENGTHS = (1200, 1800, 2500, 3100, 4000, 5200, 6500, 8000)
+WORKED_CORRECT = (1, 1, 1, 1, 0, 1, 0, 0)
+WORKED_ADVANTAGES = (0.989204, 0.989204, 0.824165, 0.641017, -1.147863, 0.0, -1.147863, -1.147863)
+#: (response, ground truth, expected score): both think shapes, a wrong answer, a response that never closes.
+SCORER_CASES = (
+    ("<think>\n27 is 3 cubed.\n</think>\nThe answer is \\boxed{27}.", "27", 1.0),
+    ("3^3 = 27, done.\n</think>\n\\boxed{27}", "27.0", 1.0),
+    ("<think>\nmaybe 26\n</think>\n\\boxed{26}", "27", 0.0),
+    ("<think>\nstill thinking... \\boxed{27}", "27", 0.0),
+)
+TOLERANCE = 1e-5
+
+
+def worked_example_batch() -> tuple[Any, Any, Any]:
+    """``(token_level_rewards [8, 8000], response_mask [8, 8000], index [8])`` of the worked example."""
+    import numpy as np
+    import torch
+
+    width = max(WORKED_LENGTHS)
+    lengths = torch.tensor(WORKED_LENGTHS)
+    response_mask = (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).to(torch.float32)
+    token_level_rewards = torch.zeros(len(WORKED_LENGTHS), width)
+    token_level_rewards[torch.arange(len(WORKED_LENGTHS)), lengths - 1] = torch.tensor(
+        WORKED_CORRECT, dtype=torch.float32
+    )
+    index = np.array(["prompt-0"] * len(WORKED_LENGTHS), dtype=object)
+    return token_level_rewards, response_mask, index
+
+
+def run_checks(estimator: str) -> dict[str, Any]:
+    """Run every check in this process; returns a JSON-able report with ``ok``."""
+    import verl  # noqa: F401  (loads VERL_USE_EXTERNAL_MODULES and the verl.plugins entry points)
+
+    report: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "verl_use_external_modules": os.environ.get("VERL_USE_EXTERNAL_MODULES", ""),
+        "plugin_loaded_by_verl": "smartthinker_verl.plugin" in sys.modules,
+        "errors": [],
+    }
+    import smartthinker_verl
+
+    report["package_file"] = smartthinker_verl.__file__
+    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
+
+    report["estimator_registered"] = estimator in ADV_ESTIMATOR_REGISTRY
+    report["reward_manager_registered"] = "smartthinker" in REWARD_MANAGER
+    if not report["plugin_loaded_by_verl"]:
+        report["errors"].append("`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES")
+    if not report["reward_manager_registered"]:
+        report["errors"].append("reward manager 'smartthinker' is not registered")
+    if not report["estimator_registered"]:
+        report["errors"].append(f"advantage estimator {estimator!r} is not registered")
+        report["ok"] = False
+        return report
+
+    from smartthinker_verl.launch.compose import compose_config
+
+    algorithm = compose_config([f"algorithm.adv_estimator={estimator}"]).algorithm
+    rewards, mask, index = worked_example_batch()
+    advantages, _returns = get_adv_estimator_fn(estimator)(
+        token_level_rewards=rewards, response_mask=mask, index=index, config=algorithm
+    )
+    per_response = advantages.sum(-1) / mask.sum(-1)
+    report["advantages"] = [round(float(a), 6) for a in per_response]
+    if tuple(advantages.shape) != tuple(rewards.shape) or not bool(advantages.isfinite().all()):
+        report["errors"].append(f"estimator returned shape {tuple(advantages.shape)} or non-finite values")
+    elif estimator in ("smartthinker", "grpo_smartthinker"):
+        worst = max(abs(a - e) for a, e in zip(report["advantages"], WORKED_ADVANTAGES, strict=True))
+        if worst > TOLERANCE:
+            report["errors"].append(f"advantages differ from the worked example by {worst:.2e}")
+
+    from smartthinker_verl.scoring import compute_score
+
+    scores = [compute_score("cluster_check", response, truth)["score"] for response, truth, _ in SCORER_CASES]
+    report["scores"] = scores
+    expected = [case[2] for case in SCORER_CASES]
+    if scores != expected:
+        report["errors"].append(f"scorer gave {scores}, expected {expected}")
+    report["ok"] = not report["errors"]
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m smartthinker_verl.launch.cluster_check", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--estimator", default="smartthinker", help="registered estimator to run (default: %(default)s)"
+    )
+    parser.add_argument("--local", action="store_true", help="run in this process only, without Ray")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    driver = run_checks(args.estimator)
+    result: dict[str, Any] = {"driver": driver}
+    if not args.local:
+        import ray
+
+        ray.init()  # inside a Ray job this joins the job's cluster (RAY_ADDRESS)
+        try:
+            remote = ray.remote(num_cpus=1)(run_checks)
+            result["worker"] = ray.get(remote.remote(args.estimator))
+        finally:
+            ray.shutdown()
+    result["ok"] = all(part["ok"] for part in result.values() if isinstance(part, dict))
+    print(json.dumps(result, indent=2, sort_keys=True))
+    logger.info("cluster check %s", "passed" if result["ok"] else "FAILED")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
