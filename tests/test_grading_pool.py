@@ -79,6 +79,13 @@ def test_answers_queued_behind_timed_out_ones_are_all_graded():
         pool.close()
 
 
+def test_math_verifys_own_timeout_counts_as_timed_out(monkeypatch):
+    """math-verify catches its SIGALRM timeout and returns "wrong": the statistic must still count it."""
+    monkeypatch.setattr(grading_pool, "MATH_VERIFY_TIMEOUT_S", 1)
+    assert grading_pool.grade_in_worker(PATHOLOGICAL, "5") == (False, True)
+    assert grading_pool.grade_in_worker("\\boxed{5}", "5") == (True, False)  # reset for the next answer
+
+
 def test_workers_run_in_their_main_thread_and_are_not_forked_from_the_caller():
     pool = GradingPool(num_processes=1)
     try:
