@@ -66,8 +66,8 @@ def kill_and_reap(pid: int) -> None:
 
 
 def test_answers_queued_behind_timed_out_ones_are_all_graded():
-    """The issue's reproduction: 2 graders, 2 answers past a 1 s limit, then 6 normal answers, from 16 threads.
-    The pool of before never returned the 6 (a request waited for an idle worker that a timeout had discarded)."""
+    """2 graders, 2 answers past a 1 s limit, then 6 normal answers, from 16 threads: a request must not wait for
+    an idle worker that a timeout discarded."""
     pool = GradingPool(num_processes=2, time_limit_s=1.0)
     try:
         requests = [(PATHOLOGICAL, "5")] * 2 + [(f"\\boxed{{{i}}}", str(i)) for i in range(6)]
