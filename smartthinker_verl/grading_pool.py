@@ -1,27 +1,23 @@
 """A pool of math-verify processes with a wall-clock limit per answer, safe to call from any thread.
 
-Why processes: math-verify bounds parsing and verification with SIGALRM, which works only in a process's main
-thread; verl's reward loop calls scorers from worker threads. Each answer is graded in the main thread of a worker
-of a ``pebble`` process pool, whose per-task timeout (counted from the moment a worker takes the answer, not while
-it waits in the queue) kills and replaces a worker that runs past the limit.
+math-verify bounds parsing and verification with SIGALRM, which works only in a process's main thread, and verl's
+reward loop calls scorers from worker threads: each answer is graded in the main thread of a ``pebble`` worker,
+whose per-task timeout (counted from when a worker takes the answer) kills and replaces a worker past the limit.
 
-How workers start: from multiprocessing's forkserver (a fresh interpreter started by exec, forked while
-single-threaded), never by forking the caller, which in verl is a multi-threaded Ray actor. The forkserver preloads
-this module, so math-verify is imported once, and its children skip the re-import of the caller's ``__main__`` that
-multiprocessing performs for spawn and forkserver children (:func:`_prepare_without_main`): an unguarded script
-would run again in every grader, and a Ray worker's or verl's entry module would be imported in each.
+Workers start from multiprocessing's forkserver, never by forking the caller (in verl a multi-threaded Ray actor).
+The forkserver preloads this module, so math-verify is imported once, and its children skip the re-import of the
+caller's ``__main__`` (:func:`_prepare_without_main`): an unguarded script would otherwise run in every grader.
 
-What the caller of :meth:`GradingPool.verify` sees for each fault:
+What :meth:`GradingPool.verify` returns for each fault:
 
-- answer past the limit: ``(False, timed_out=True)``; pebble kills the worker and starts another;
-- worker killed mid-answer (OOM killer, a signal): the answer is graded again on a fresh worker, up to
-  :data:`MAX_GRADINGS` times, then ``(False, True)``;
-- worker died while idle: pebble replaces it, or declares the whole pool broken (it does when no task is running);
-  then the pool is rebuilt and every answer still waiting is submitted again: nothing is scored 0 for it;
-- pebble makes no progress on a running answer long after its limit (a worker killed while holding the task
-  channel's lock blocks pebble's timeout): the pool is rebuilt and the answer is reported timed out;
-- a worker cannot start: :class:`SetupError` naming the fix (a broken environment never passes as "every
-  answer wrong"); a ground truth math-verify cannot parse: :class:`DataError` (a data error).
+- answer past the limit (pebble's, or math-verify's own): ``(False, True)``;
+- worker killed mid-answer: graded again on a fresh worker, up to :data:`MAX_GRADINGS` times, then ``(False, True)``;
+- worker died while idle, or pebble declared the pool broken: the pool is rebuilt and every waiting answer
+  submitted again (none is scored 0 for it);
+- no progress on a running answer long after its limit (a worker killed while holding pebble's task-channel lock
+  blocks pebble's timeout): the pool is rebuilt and the answer reported timed out;
+- a worker cannot start: :class:`SetupError` (a broken environment never passes as "every answer wrong"); a
+  ground truth math-verify cannot parse: :class:`DataError`.
 """
 
 from __future__ import annotations
@@ -55,13 +51,13 @@ STARTUP_LIMIT_S = 120.0
 MAX_GRADINGS = 2
 #: Times one answer is submitted at most (pool rebuilds included) before it is scored 0 as timed out.
 MAX_SUBMISSIONS = 6
-#: Seconds past the limit after which a running answer counts as stuck (pebble needs about 3 s to kill a worker).
+#: Seconds past the limit after which a running answer counts as stuck (pebble needs a few seconds to kill a worker).
 STUCK_GRACE_S = 30.0
 _POLL_S = 0.5
 
 
 def positive_int(value: Any, name: str) -> int:
-    """``value`` as an integer >= 1 (ints or digit strings), else a :class:`ConfigError` naming ``name``."""
+    """``value`` (an int or digit string) as an integer >= 1, else a :class:`ConfigError` naming ``name``."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -70,7 +66,7 @@ def positive_int(value: Any, name: str) -> int:
 
 
 def positive_seconds(value: Any, name: str) -> float:
-    """``value`` as a number of seconds > 0 (numbers or numeric strings), else a :class:`ConfigError`."""
+    """``value`` (a number or numeric string) as finite seconds > 0, else a :class:`ConfigError` naming ``name``."""
     try:
         seconds = float(value) if not isinstance(value, bool) else -1.0
     except (TypeError, ValueError):
@@ -81,7 +77,7 @@ def positive_seconds(value: Any, name: str) -> float:
 
 
 def default_num_processes() -> int:
-    """Worker processes per pool: ``SMARTTHINKER_GRADER_PROCESSES`` or min(4, CPU count); read at each call."""
+    """``SMARTTHINKER_GRADER_PROCESSES`` or min(4, CPU count), read at each call."""
     configured = os.environ.get("SMARTTHINKER_GRADER_PROCESSES")
     if configured:
         return positive_int(configured, "SMARTTHINKER_GRADER_PROCESSES")
@@ -89,15 +85,38 @@ def default_num_processes() -> int:
 
 
 def default_time_limit_s() -> float:
-    """Seconds per answer: ``SMARTTHINKER_GRADE_TIMEOUT_S`` or :data:`DEFAULT_TIME_LIMIT_S`; read at each call."""
+    """``SMARTTHINKER_GRADE_TIMEOUT_S`` or :data:`DEFAULT_TIME_LIMIT_S`, read at each call."""
     configured = os.environ.get("SMARTTHINKER_GRADE_TIMEOUT_S")
     if configured:
         return positive_seconds(configured, "SMARTTHINKER_GRADE_TIMEOUT_S")
     return DEFAULT_TIME_LIMIT_S
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Worker side (runs in the main thread of a pool worker).
+def pool_settings(
+    num_processes: Any = None, time_limit_s: Any = None, names: tuple[str, str] = ("num_processes", "time_limit_s")
+) -> tuple[int, float]:
+    """``(processes, seconds per answer)`` checked, None taking the environment's default; ``names`` for errors."""
+    return (
+        default_num_processes() if num_processes is None else positive_int(num_processes, names[0]),
+        default_time_limit_s() if time_limit_s is None else positive_seconds(time_limit_s, names[1]),
+    )
+
+
+# Worker side (the main thread of a pool worker).
+
+
+class _TimeoutNoticer(logging.Handler):
+    """math-verify catches its own timeouts, logs them and returns "wrong"; this notices the log record."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen = self.seen or record.getMessage().startswith("Timeout during")
+
+
+_MATH_VERIFY_TIMEOUTS = _TimeoutNoticer()
 
 
 def verify_answer(answer: str, ground_truth: str) -> bool:
@@ -111,20 +130,23 @@ def verify_answer(answer: str, ground_truth: str) -> bool:
     if not gold:
         raise DataError(f"ground truth {ground_truth!r} cannot be parsed by math-verify; fix the dataset row")
     predicted = parse(answer, extraction_config=extraction, parsing_timeout=MATH_VERIFY_TIMEOUT_S)
-    if not predicted:
-        return False
-    return bool(verify(gold, predicted, timeout_seconds=MATH_VERIFY_TIMEOUT_S))
+    return bool(predicted) and bool(verify(gold, predicted, timeout_seconds=MATH_VERIFY_TIMEOUT_S))
 
 
 def grade_in_worker(answer: str, ground_truth: str) -> tuple[bool, bool]:
     """``(correct, timed_out)`` for one answer; only :class:`DataError` leaves the worker."""
+    math_verify_logger = logging.getLogger("math_verify")
+    if _MATH_VERIFY_TIMEOUTS not in math_verify_logger.handlers:
+        math_verify_logger.addHandler(_MATH_VERIFY_TIMEOUTS)
+    _MATH_VERIFY_TIMEOUTS.seen = False
     try:
-        return verify_answer(answer, ground_truth), False
+        correct = verify_answer(answer, ground_truth)
     except DataError:
         raise
     except BaseException as error:  # math-verify's TimeoutException derives from BaseException
         logger.debug("math-verify raised %s on an answer (%s); it scores 0", type(error).__name__, error)
         return False, "Timeout" in type(error).__name__
+    return correct, _MATH_VERIFY_TIMEOUTS.seen and not correct  # a timeout that cost nothing is not counted
 
 
 def worker_identity() -> dict[str, Any]:
@@ -143,11 +165,11 @@ def _worker_ready() -> bool:
 
 
 def _warm_up() -> None:
-    """Grade one answer when a worker starts, off the clock: math-verify's first grading loads its grammars
-    (about 0.5 s on a loaded CPU), which would otherwise count against the first answer's limit."""
+    """Grade one answer when a worker starts: math-verify's first grading loads its grammars, which would otherwise
+    count against the first answer's limit."""
     try:
         verify_answer("\\boxed{1}", "1")
-    except BaseException as error:  # reported by the start-up check, which names the fix
+    except BaseException as error:  # the start-up check reports it, naming the fix
         logger.debug("grading worker warm-up failed: %s: %s", type(error).__name__, error)
 
 
@@ -155,11 +177,10 @@ _stock_prepare = spawn.prepare
 
 
 def _prepare_without_main(data: dict[str, Any]) -> None:
-    """``multiprocessing.spawn.prepare`` minus the re-import of the parent's ``__main__`` for pebble workers.
+    """``multiprocessing.spawn.prepare`` minus the re-import of the parent's ``__main__``, for pebble's workers only.
 
-    Installed at import, it matters only in the forkserver that preloads this module: ``prepare`` runs in the
-    children a forkserver forks, never in the process that imports this module. Pebble's workers run only
-    importable functions (ours), so they need nothing from the parent's ``__main__``.
+    It runs in the children of the forkserver that preloads this module; pebble's workers run only importable
+    functions (ours), so they need nothing from the parent's ``__main__``.
     """
     if data.get("name") == WORKERS_NAME:
         data = {key: value for key, value in data.items() if key not in ("init_main_from_name", "init_main_from_path")}
@@ -170,14 +191,13 @@ if getattr(spawn.prepare, "__name__", "") != _prepare_without_main.__name__:
     spawn.prepare = _prepare_without_main
 
 
-# ----------------------------------------------------------------------------------------------------------------
 # Caller side.
 
 _CONTEXT_LOCK = threading.Lock()
 
 
 def _worker_context() -> Any:
-    """multiprocessing's forkserver context, preloading this module (once per process, before the server starts)."""
+    """multiprocessing's forkserver context, preloading this module (set before the server starts)."""
     with _CONTEXT_LOCK:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
@@ -185,20 +205,11 @@ def _worker_context() -> Any:
 
 
 class GradingPool:
-    """``num_processes`` grading workers (started at the first answer); thread-safe.
-
-    Args:
-        num_processes: workers; None: :func:`default_num_processes`.
-        time_limit_s: wall-clock seconds per answer; None: :func:`default_time_limit_s`.
-    """
+    """``num_processes`` grading workers, started at the first answer; thread-safe. None: the environment's
+    defaults (:func:`pool_settings`)."""
 
     def __init__(self, num_processes: int | None = None, time_limit_s: float | None = None) -> None:
-        self.num_processes = (
-            positive_int(num_processes, "num_processes") if num_processes is not None else default_num_processes()
-        )
-        self.time_limit_s = (
-            positive_seconds(time_limit_s, "time_limit_s") if time_limit_s is not None else default_time_limit_s()
-        )
+        self.num_processes, self.time_limit_s = pool_settings(num_processes, time_limit_s)
         self._lock = threading.Lock()
         self._pool: ProcessPool | None = None
         self._generation = 0
@@ -226,7 +237,7 @@ class GradingPool:
         return pool
 
     def _replace(self, generation: int, reason: str) -> None:
-        """Drop pool ``generation`` (if still current); the next answer starts a new one."""
+        """Drop pool ``generation`` if it is still current; the next answer starts a new one."""
         with self._lock:
             if generation != self._generation or self._pool is None:
                 return
@@ -236,7 +247,7 @@ class GradingPool:
         threading.Thread(target=_stop, args=(old,), daemon=True, name="grading-pool-stop").start()
 
     def verify(self, answer: str, ground_truth: str) -> tuple[bool, bool]:
-        """Grade one extracted answer. Returns ``(correct, timed_out)``.
+        """``(correct, timed_out)`` for one extracted answer.
 
         Raises:
             DataError: math-verify cannot parse the ground truth.
@@ -319,10 +330,7 @@ _POOLS_LOCK = threading.Lock()
 
 def get_pool(num_processes: int | None = None, time_limit_s: float | None = None) -> GradingPool:
     """This process's shared pool for these settings (None: the environment's defaults), created on first use."""
-    key = (
-        positive_int(num_processes, "num_processes") if num_processes is not None else default_num_processes(),
-        positive_seconds(time_limit_s, "time_limit_s") if time_limit_s is not None else default_time_limit_s(),
-    )
+    key = pool_settings(num_processes, time_limit_s)
     with _POOLS_LOCK:
         if key not in _POOLS:
             _POOLS[key] = GradingPool(*key)

@@ -1,18 +1,13 @@
-"""Math grading: the ``</think>`` gate, then math-verify on the final answer, in a process pool with time limits.
+"""Math grading: the ``</think>`` gate, then math-verify on the final answer in a pool with time limits.
 
 math-verify runs in worker processes (:mod:`smartthinker_verl.grading_pool`), so every function here is safe to call
-from threads, as verl's reward loop does; an answer past the time limit scores 0 (``timed_out``) and the pool carries
-on. Pool settings: the ``pool`` argument (the reward manager's ``reward.smartthinker`` options), else the environment
-(``SMARTTHINKER_GRADER_PROCESSES``, ``SMARTTHINKER_GRADE_TIMEOUT_S``), read when grading starts.
+from verl's reward-loop threads. Grading rules (the paper's):
 
-Grading rules (the paper's):
-
-- ``require_think_close`` (default, as in the paper): a response that never closes its thinking (no ``</think>``,
-  e.g. truncated at the length limit) scores 0. R1-Distill puts ``<think>`` in the prompt, so only the closing tag
-  is looked for. Models that do not think in tags turn the gate off.
+- ``require_think_close`` (default): a response that never closes its thinking (e.g. cut at the length limit)
+  scores 0. R1-Distill puts ``<think>`` in the prompt, so only the closing tag is looked for.
 - The graded text is what follows the LAST ``</think>`` (the whole response when there is none and the gate is
   off); math-verify extracts the final answer (``\\boxed{}`` first, then LaTeX / plain expressions).
-- An empty response scores 0 without a grading call; an answer that exceeds the time limit scores 0.
+- An empty answer scores 0 without a grading call; an answer past the time limit scores 0 (``timed_out``).
 """
 
 from __future__ import annotations
@@ -24,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError
-from smartthinker_verl.grading_pool import GradingPool, get_pool, positive_int, positive_seconds
+from smartthinker_verl.grading_pool import GradingPool, get_pool, pool_settings
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +28,8 @@ THINK_CLOSE = "</think>"
 
 @dataclass(frozen=True)
 class GradeResult:
-    """The grade of one response.
-
-    Attributes:
-        score: 1.0 if correct else 0.0.
-        correct: the final answer matches the ground truth (and, when required, the thinking was closed).
-        think_closed: ``</think>`` occurs in the response.
-        answer: the text that was graded (after the last ``</think>``); empty when nothing was graded.
-        timed_out: grading exceeded the time limit (or its worker crashed); scored 0.
-    """
+    """One response's grade; ``answer`` is the text graded (empty when none was), ``timed_out`` that grading hit a
+    time limit or its worker crashed (scored 0)."""
 
     score: float
     correct: bool
@@ -119,20 +107,13 @@ def compute_score(
     grader_processes: int | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """verl's ``custom_reward_function`` contract: grade one decoded response.
+    """verl's ``custom_reward_function`` contract, for reward managers other than ``smartthinker``.
 
-    For reward managers other than ``smartthinker`` (which grades with :func:`grade` itself): use with
-    ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring`` and ``name=compute_score``; turn the gate
-    off with ``+reward.custom_reward_function.reward_kwargs.require_think_close=false``; ``grade_timeout_s`` and
-    ``grader_processes`` (same route) set the grading pool (None: the environment's defaults).
-
-    Returns:
-        ``{"score": 1.0 | 0.0, "acc": same, "think_closed": bool, "grading_timed_out": bool}``.
+    Use ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring``, ``name=compute_score``; the gate and
+    the pool settings come as ``+reward.custom_reward_function.reward_kwargs.<key>=...`` (None: the defaults).
+    Returns :meth:`GradeResult.as_reward`.
     """
-    pool = get_pool(
-        None if grader_processes is None else positive_int(grader_processes, "grader_processes"),
-        None if grade_timeout_s is None else positive_seconds(grade_timeout_s, "grade_timeout_s"),
-    )
+    pool = get_pool(*pool_settings(grader_processes, grade_timeout_s, names=("grader_processes", "grade_timeout_s")))
     return grade(solution_str, ground_truth, require_think_close=parse_bool(require_think_close), pool=pool).as_reward()
 
 

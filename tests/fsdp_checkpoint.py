@@ -40,56 +40,46 @@ def tiny_qwen2_config(**overrides):
     """A 2-layer Qwen2 config; vocab 1027 so the embedding rows do not split evenly over 2 or 4 ranks."""
     from transformers import Qwen2Config
 
-    values = dict(
-        vocab_size=1027,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=False,
-        dtype="bfloat16",
-    )
-    values.update(overrides)
-    return Qwen2Config(**values)
+    shape = dict(vocab_size=1027, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4)
+    shape.update(num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False, dtype="bfloat16")
+    return Qwen2Config(**{**shape, **overrides})
 
 
-def qwen2_1_5b_config():
-    """Qwen2-1.5B's shapes (1.54 B parameters, tied embeddings)."""
+def _released_qwen2_config(**shape):
+    """A released Qwen2's config: 28 layers, its long context and RoPE base, bfloat16, with ``shape``'s sizes."""
     from transformers import Qwen2Config
 
     return Qwen2Config(
-        vocab_size=151936,
-        hidden_size=1536,
-        intermediate_size=8960,
         num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
         max_position_embeddings=32768,
         rope_theta=1000000.0,
         rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
         dtype="bfloat16",
+        **shape,
+    )
+
+
+def qwen2_1_5b_config():
+    """Qwen2-1.5B's shapes (tied embeddings)."""
+    return _released_qwen2_config(
+        vocab_size=151936,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
     )
 
 
 def qwen2_7b_config():
-    """Qwen2-7B's shapes (7.62 B parameters, untied embeddings)."""
-    from transformers import Qwen2Config
-
-    return Qwen2Config(
+    """Qwen2-7B's shapes (untied embeddings)."""
+    return _released_qwen2_config(
         vocab_size=152064,
         hidden_size=3584,
         intermediate_size=18944,
-        num_hidden_layers=28,
         num_attention_heads=28,
         num_key_value_heads=4,
-        max_position_embeddings=32768,
-        rope_theta=1000000.0,
-        rms_norm_eps=1e-6,
         tie_word_embeddings=False,
-        dtype="bfloat16",
     )
 
 
@@ -238,6 +228,14 @@ def build_checkpoint(spec: CheckpointSpec) -> Path:
     Path(spec.run_dir).mkdir(parents=True, exist_ok=True)
     mp.spawn(_worker, args=(spec, _free_port()), nprocs=spec.world_size, join=True)
     return Path(spec.run_dir)
+
+
+def build_tiny_run(root: Path, tie_word_embeddings: bool = False, **spec) -> tuple[Path, Path, Path]:
+    """A tiny base model (``root/base``) and its checkpoints (``root/ckpt``, references in ``root/ref``), built
+    with ``CheckpointSpec(**spec)``; returns (run dir, reference dir, base model)."""
+    base = write_base_model(root / "base", tiny_qwen2_config(tie_word_embeddings=tie_word_embeddings))
+    paths = {"base_model": str(base), "run_dir": str(root / "ckpt"), "reference_dir": str(root / "ref")}
+    return build_checkpoint(CheckpointSpec(**paths, **spec)), root / "ref", base
 
 
 def write_run_config(run_dir: Path, base_model: str, **algorithm) -> Path:

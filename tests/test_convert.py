@@ -43,43 +43,27 @@ VAL_METRICS = {"val-core/aime24/acc/mean@1": 0.125, "smartthinker/coefficient/me
 def run(tmp_path_factory):
     """Untied Qwen2, world size 2, steps 1 and 2, with a run config and file-logger metrics."""
     root = tmp_path_factory.mktemp("run2")
-    base = fc.write_base_model(root / "base", fc.tiny_qwen2_config())
-    spec = fc.CheckpointSpec(
-        base_model=str(base), run_dir=str(root / "ckpt"), reference_dir=str(root / "ref"), steps=[1, 2], world_size=2
-    )
-    run_dir = fc.build_checkpoint(spec)
+    run_dir, ref_dir, base = fc.build_tiny_run(root, steps=[1, 2], world_size=2)
     fc.write_run_config(run_dir, str(base), optimal_length="reference", penalty="one_sided", coefficient="dynamic")
     fc.write_metrics(run_dir, {1: {"critic/score/mean": 0.1}, 2: TRAIN_METRICS})
     with (run_dir / "metrics.jsonl").open("a") as f:  # validation is logged as a separate line of the same step
         f.write(json.dumps({"step": 2, "data": VAL_METRICS}) + "\n")
-    return run_dir, root / "ref"
+    return run_dir, ref_dir
 
 
 @pytest.fixture(scope="module")
 def tied_run(tmp_path_factory):
     """Tied embeddings (as Qwen2-1.5B), world size 4: vocab 1027 splits into 257/257/257/256 rows."""
     root = tmp_path_factory.mktemp("run4")
-    base = fc.write_base_model(root / "base", fc.tiny_qwen2_config(tie_word_embeddings=True))
-    spec = fc.CheckpointSpec(
-        base_model=str(base), run_dir=str(root / "ckpt"), reference_dir=str(root / "ref"), steps=[3], world_size=4
-    )
-    return fc.build_checkpoint(spec), root / "ref"
+    run_dir, ref_dir, _base = fc.build_tiny_run(root, tie_word_embeddings=True, steps=[3], world_size=4)
+    return run_dir, ref_dir
 
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     """A peft LoRA actor (r=4, alpha=8 on q_proj/v_proj), world size 2."""
     root = tmp_path_factory.mktemp("lora")
-    base = fc.write_base_model(root / "base", fc.tiny_qwen2_config())
-    spec = fc.CheckpointSpec(
-        base_model=str(base),
-        run_dir=str(root / "ckpt"),
-        reference_dir=str(root / "ref"),
-        steps=[1],
-        world_size=2,
-        lora_rank=4,
-    )
-    return fc.build_checkpoint(spec), root / "ref", base
+    return fc.build_tiny_run(root, steps=[1], world_size=2, lora_rank=4)
 
 
 def _reference(ref_dir: Path, step: int) -> dict[str, torch.Tensor]:
@@ -166,20 +150,10 @@ def test_tied_embeddings_on_four_uneven_ranks_convert_exactly(tied_run, tmp_path
 
 def test_hybrid_sharded_checkpoint_joins_one_replica_exactly(tmp_path):
     """verl builds a ("ddp", "fsdp") mesh when fsdp_size < world size: 2 replicas x 2 shards here."""
-    base = fc.write_base_model(tmp_path / "base", fc.tiny_qwen2_config())
-    spec = fc.CheckpointSpec(
-        base_model=str(base),
-        run_dir=str(tmp_path / "ckpt"),
-        reference_dir=str(tmp_path / "ref"),
-        steps=[1],
-        world_size=4,
-        fsdp_size=2,
-        save_contents=["model"],
-    )
-    run_dir = fc.build_checkpoint(spec)
+    run_dir, ref_dir, _base = fc.build_tiny_run(tmp_path, steps=[1], world_size=4, fsdp_size=2, save_contents=["model"])
     result = _convert(run_dir, tmp_path / "out", dtype="float32")
     loaded = _loaded_state(result.output)
-    reference = _reference(tmp_path / "ref", 1)
+    reference = _reference(ref_dir, 1)
     assert result.verified == len(reference)
     assert all(torch.equal(loaded[k], v) for k, v in reference.items())
     (run_dir / "global_step_1" / "actor" / "model_world_size_4_rank_3.pt").unlink()  # a replica's file: still needed

@@ -66,8 +66,8 @@ def kill_and_reap(pid: int) -> None:
 
 
 def test_answers_queued_behind_timed_out_ones_are_all_graded():
-    """The issue's reproduction: 2 graders, 2 answers past a 1 s limit, then 6 normal answers, from 16 threads.
-    The pool of before never returned the 6 (a request waited for an idle worker that a timeout had discarded)."""
+    """2 graders, 2 answers past a 1 s limit, then 6 normal answers, from 16 threads: a request must not wait for
+    an idle worker that a timeout discarded."""
     pool = GradingPool(num_processes=2, time_limit_s=1.0)
     try:
         requests = [(PATHOLOGICAL, "5")] * 2 + [(f"\\boxed{{{i}}}", str(i)) for i in range(6)]
@@ -77,6 +77,13 @@ def test_answers_queued_behind_timed_out_ones_are_all_graded():
         assert [results[i] for i in range(2, 8)] == [(True, False)] * 6
     finally:
         pool.close()
+
+
+def test_math_verifys_own_timeout_counts_as_timed_out(monkeypatch):
+    """math-verify catches its SIGALRM timeout and returns "wrong": the statistic must still count it."""
+    monkeypatch.setattr(grading_pool, "MATH_VERIFY_TIMEOUT_S", 1)
+    assert grading_pool.grade_in_worker(PATHOLOGICAL, "5") == (False, True)
+    assert grading_pool.grade_in_worker("\\boxed{5}", "5") == (True, False)  # reset for the next answer
 
 
 def test_workers_run_in_their_main_thread_and_are_not_forked_from_the_caller():

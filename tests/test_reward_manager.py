@@ -102,16 +102,21 @@ def test_think_gate_can_be_turned_off_from_verls_config(qwen_tokenizer, gate):
     assert result["reward_score"] == 1.0 and result["reward_extra_info"]["think_closed"] is False
 
 
-def test_custom_scorer_still_gets_the_extras(qwen_tokenizer):
+@pytest.mark.parametrize("is_async", [False, True])
+def test_custom_scorer_still_gets_the_extras(qwen_tokenizer, is_async):
     calls = []
 
     def half_credit(data_source, solution_str, ground_truth, extra_info):
         calls.append((data_source, ground_truth))
         return 0.5
 
+    async def half_credit_async(**kwargs):
+        return half_credit(**kwargs)
+
     async def score():
         cls = get_reward_manager_cls("smartthinker")
-        manager = cls(config=trainer_config(), tokenizer=qwen_tokenizer, compute_score=half_credit)
+        function = half_credit_async if is_async else half_credit
+        manager = cls(config=trainer_config(), tokenizer=qwen_tokenizer, compute_score=function)
         return await manager.run_single(make_item(qwen_tokenizer, "</think>\\boxed{4}"))
 
     result = asyncio.run(score())

@@ -1,8 +1,4 @@
-"""Find the checkpoint to convert: a trainer run directory, a ``global_step_N`` folder, or its ``actor`` folder.
-
-verl's trainer writes ``<default_local_dir>/global_step_N/actor/`` (the FSDP shards) and records the last complete
-step in ``<default_local_dir>/latest_checkpointed_iteration.txt``.
-"""
+"""Find the checkpoint to convert: a trainer run directory, a ``global_step_N`` folder, or its ``actor`` folder."""
 
 from __future__ import annotations
 
@@ -21,11 +17,7 @@ STEP_DIR_RE = re.compile(r"^global_step_(\d+)$")
 
 @dataclass(frozen=True)
 class CheckpointLocation:
-    """Where one step's checkpoint lives.
-
-    ``run_dir``: the trainer's ``default_local_dir`` (None when the step folder is not inside one);
-    ``step_dir``: ``global_step_N``; ``actor_dir``: the folder with ``model_world_size_W_rank_R.pt``.
-    """
+    """Where one step's checkpoint lives; ``run_dir`` is None when the step folder is not inside a run directory."""
 
     step: int
     step_dir: Path
@@ -99,12 +91,9 @@ def _from_step_dir(step_dir: Path, actor_dir: Path, wanted: int | None) -> Check
 
 
 def locate_checkpoint(path: str | Path, step: int | str | None = None) -> CheckpointLocation:
-    """Resolve ``path`` (run dir, ``global_step_N`` folder or its ``actor`` folder) and ``step`` to one checkpoint.
-
-    For a run dir, ``step=None``/``"latest"`` reads ``latest_checkpointed_iteration.txt`` (or, when the trainer
-    never wrote it, takes the highest ``global_step_N`` with a warning).
-    Raises ``CheckpointNotFoundError`` naming what is missing and the steps that do exist.
-    """
+    """Resolve ``path`` and ``step`` to one checkpoint. For a run dir, ``None``/``"latest"`` reads the tracker file
+    (without one: the highest ``global_step_N``, with a warning). ``CheckpointNotFoundError`` names the steps that
+    exist."""
     path = Path(path).expanduser().resolve()
     wanted = _parse_step(step)
     if not path.exists():

@@ -1,8 +1,5 @@
-"""The Hugging Face model folder: output dtype, the model built from the checkpoint's config, and the files written.
-
-Weights, ``config.json`` and the index are written by transformers' ``save_pretrained``; the tokenizer, chat
-template, generation config and any custom code are copied verbatim from the checkpoint's ``huggingface/`` folder.
-"""
+"""The Hugging Face model folder: output dtype, the model built from the checkpoint's config, and the files written
+(weights and config by ``save_pretrained``; tokenizer, chat template and the rest copied from ``huggingface/``)."""
 
 from __future__ import annotations
 
@@ -33,12 +30,8 @@ def _config_dtype(config) -> torch.dtype | None:
 
 
 def resolve_dtype(requested: str, hf_dir: Path, base_model: str | None) -> tuple[torch.dtype, str]:
-    """The output dtype and where it came from.
-
-    ``auto``: the dtype the base model's config declares (verl rewrites the checkpoint's own config to the training
-    dtype, float32, so the base model, found through the run config, comes first), else the checkpoint config's,
-    else float32 (never loses precision).
-    """
+    """The output dtype and where it came from. ``auto``: the base model config's (first, because verl rewrites the
+    checkpoint's config to the training dtype, float32), else the checkpoint config's, else float32."""
     if requested != "auto":
         if requested not in DTYPES:
             raise ConversionError(f"--dtype must be auto, bfloat16 or float32, got {requested!r}")
@@ -61,10 +54,8 @@ def resolve_dtype(requested: str, hf_dir: Path, base_model: str | None) -> tuple
 
 
 def build_model(merger: FSDPModelMerger, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """The model class of the checkpoint's config, holding ``state``'s tensors (assigned, not copied).
-
-    Raises when ``state`` has an entry the model lacks or lacks one it needs: the config is not the shards'.
-    """
+    """The model class of the checkpoint's config, holding ``state``'s tensors (assigned, not copied); an entry too
+    many or too few means the config is not the shards'."""
     if not getattr(merger.model_config, "architectures", None):
         raise ConversionError(
             f'{merger.hf_model_config_path}/config.json names no architecture ("architectures": [...]), so the '
@@ -87,11 +78,8 @@ def build_model(merger: FSDPModelMerger, state: dict[str, torch.Tensor]) -> torc
 def write_folder(
     merger: FSDPModelMerger, model: torch.nn.Module, state: dict[str, torch.Tensor], folder: Path, max_shard_size: str
 ) -> list[str]:
-    """Weights (tied aliases such as ``lm_head.weight`` left out: transformers re-ties them) and config with
-    transformers, then every non-weight file of the checkpoint's ``huggingface/`` folder, verbatim.
-
-    Returns the names of the tensors written.
-    """
+    """Weights (tied aliases left out: transformers re-ties them) and config, then every non-weight file of
+    ``huggingface/`` verbatim. Returns the names of the tensors written."""
     written = dict(state)
     drop_tied_target_keys(written, model, merger.model_config)
     names = list(written)

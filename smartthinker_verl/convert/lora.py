@@ -1,10 +1,8 @@
 """LoRA checkpoints: split the adapter off with verl's writer, and merge it into the weights with peft.
 
-A LoRA actor saves ``base_model.model.<module>.base_layer.weight`` plus ``<module>.lora_A.default.weight``
-(``[r, in]``) and ``<module>.lora_B.default.weight`` (``[out, r]``). verl's ``save_lora_adapter`` writes the
-``lora_*`` entries as a peft adapter (``lora_adapter/``, rank and alpha from the ``lora_train_meta.json`` verl keeps
-next to the shards) and renames the base entries to the plain model's names; peft's ``merge_and_unload`` then
-computes ``W' = W + (B @ A) * lora_alpha / r`` in the stored precision.
+Entries: ``<module>.base_layer.weight``, ``<module>.lora_A.default.weight`` ``[r, in]`` and
+``<module>.lora_B.default.weight`` ``[out, r]``; peft's merge computes ``W' = W + (B @ A) * lora_alpha / r`` in the
+stored precision, with r and alpha from verl's ``lora_train_meta.json``.
 """
 
 from __future__ import annotations

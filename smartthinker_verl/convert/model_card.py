@@ -1,10 +1,8 @@
 """The model card (``README.md``) of a converted model, and the run information it is built from.
 
-The run's resolved config is looked for next to the checkpoints: ``--run-config``, else ``RUN_DIR/config.yaml``,
-``RUN_DIR/.hydra/config.yaml`` or ``global_step_N/config.yaml``. Metrics come from verl's file logger
-(``trainer.logger=[...,file]``; one ``{"step": N, "data": {...}}`` JSON object a line): ``--metrics``, else
-``RUN_DIR/metrics.jsonl``, else ``$VERL_FILE_LOGGER_PATH`` (the file logger's own setting). Both are optional; the
-card says what it could not find.
+Run config: ``--run-config``, else ``config.yaml`` or ``.hydra/config.yaml`` in RUN_DIR or ``global_step_N``.
+Metrics (verl's file logger): ``--metrics``, else ``RUN_DIR/metrics.jsonl``, else ``$VERL_FILE_LOGGER_PATH``. Both are
+optional; the card says what it could not find.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""One conversion, start to finish: check and join the shards, write to a temporary folder, verify, move into place.
+"""One conversion: check and join the shards, write to ``.<name>.partial-<id>`` next to the output, verify, rename.
 
-Nothing reaches the output path unless every step succeeded: the shards are checked and joined before any file is
-created, the model is written into ``.<name>.partial-<id>`` next to the output and renamed into place at the end
-(an existing output is replaced only with ``force``, and only after the new one is complete).
+Nothing reaches the output path unless every step succeeded; an existing output is replaced only with ``force``,
+and only after the new one is complete.
 """
 
 from __future__ import annotations
@@ -98,7 +97,7 @@ def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch
 
 
 def _make_merger(location: CheckpointLocation, options: ConvertOptions) -> FSDPModelMerger:
-    """verl's FSDP merger for the actor folder: the model config, its model class and the LoRA adapter writer."""
+    """verl's merger for the actor folder; used for its model config, model class and LoRA adapter writer."""
     hf_dir = location.actor_dir / "huggingface"
     if not (hf_dir / "config.json").exists():
         raise ShardError(f"{hf_dir / 'config.json'} is missing: the trainer writes the model config there; re-copy it")
@@ -116,8 +115,8 @@ def _make_merger(location: CheckpointLocation, options: ConvertOptions) -> FSDPM
 def _write(
     merger: FSDPModelMerger, shards: Shards, lora: bool, dtype: torch.dtype, folder: Path, options: ConvertOptions
 ) -> tuple[dict[str, torch.Tensor], list[str], Path | None, dict[str, torch.Tensor]]:
-    """Join, split or merge the adapter, write the folder. Returns (every output tensor by name, including tied
-    aliases; the names written; the kept adapter folder; its tensors by file name)."""
+    """Join, split or merge the adapter, write the folder. Returns (every output tensor by name, tied aliases
+    included; the names written; the kept adapter folder; its tensors by file name)."""
     merging = lora and not options.keep_adapter
     state = shards.state_dict(None if merging else dtype)  # a LoRA merge runs in the stored precision
     adapter, adapter_tensors = None, {}

@@ -1,14 +1,9 @@
 """Open and check the FSDP shards of one actor checkpoint, then join them into one state dict.
 
-Each ``model_world_size_W_rank_R.pt`` holds rank R's state dict: DTensors for what FSDP sharded (the local piece,
-its placement and device mesh) and plain tensors for what every rank holds in full. The join follows verl's
-merger: the first mesh dimension of an HSDP ``("ddp", "fsdp")`` mesh is a replica, so ranks ``0..fsdp_size-1``
-hold one full copy; a ``Shard(d)`` entry is the concatenation of those pieces along ``d``, a ``Replicate`` entry is
-any one of them, and a plain tensor must be equal on every rank (verl's ``merge_non_dtensor_shards``).
-
-verl's ``merge_and_save`` casts every piece to bfloat16 before joining, which loses the float32 training
-weights; so the join is done here, with torch's public DTensor API (``to_local``, ``placements``,
-``device_mesh``), in the dtype the caller asks for. Every file is checked before any output is written.
+verl's ``merge_and_save`` casts every piece to bfloat16 before joining, which loses the float32 training weights,
+so the join is done here with torch's public DTensor API, in the dtype asked for, following verl's rules: ranks
+``0..fsdp_size-1`` hold one full copy (an HSDP mesh's first dimension is a replica), a ``Shard(d)`` entry is the
+concatenation along ``d``, a ``Replicate`` entry any piece, a plain tensor equal on every rank.
 """
 
 from __future__ import annotations
@@ -134,11 +129,8 @@ def _replica_size(files: list[Path], states: list[dict]) -> int:
 
 
 def _join_entry(name: str, pieces: list[torch.Tensor], dtype: torch.dtype | None, where: Path) -> torch.Tensor:
-    """The full tensor of one entry from its pieces (one per rank of a replica), cast to ``dtype``.
-
-    Casting is element-wise, so casting the pieces before concatenating gives the same bits as casting the
-    joined tensor, with less memory.
-    """
+    """The full tensor of one entry from its pieces (one per rank of a replica), cast to ``dtype``; casting the
+    pieces before joining gives the same bits (element-wise) with less memory."""
     if not isinstance(pieces[0], DTensor):
         try:
             full = merge_non_dtensor_shards(name, pieces)
@@ -166,10 +158,8 @@ def _join_entry(name: str, pieces: list[torch.Tensor], dtype: torch.dtype | None
 
 
 class Shards:
-    """The checked, memory-mapped shards of one actor checkpoint (opening reads headers and metadata only).
-
-    Raises ``ShardError`` naming the file for a missing, empty, truncated, stray or inconsistent shard.
-    """
+    """The checked, memory-mapped shards of one actor checkpoint; ``ShardError`` names a missing, empty, truncated,
+    stray or inconsistent file."""
 
     def __init__(self, actor_dir: Path):
         self.actor_dir = actor_dir

@@ -30,13 +30,9 @@ def verify_model(
     expected: Mapping[str, torch.Tensor],
     auto_class=None,
 ) -> int:
-    """Load ``out_dir`` with transformers and compare every tensor of its state dict.
-
-    ``expected``: every entry the loaded model must hold, by name; tied aliases such as ``lm_head.weight`` keep
-    their own joined tensor, so a tie that the trained weights do not honour is caught. Returns the number of
-    tensors compared; raises ``VerificationError`` on the first difference. ``auto_class``: the transformers auto
-    class (default ``AutoModelForCausalLM``).
-    """
+    """Load ``out_dir`` with transformers (``auto_class``, default ``AutoModelForCausalLM``) and compare every entry
+    of ``expected``; tied aliases keep their own joined tensor, so a tie the trained weights do not honour is caught.
+    Returns the number compared."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     auto_class = auto_class or AutoModelForCausalLM

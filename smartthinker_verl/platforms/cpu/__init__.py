@@ -1,11 +1,6 @@
-"""verl's CPU platform, registered on import (by ``smartthinker_verl.plugin``) when ``VERL_PLATFORM=cpu``.
+"""verl's CPU platform and the vLLM CPU patches, activated on import only when ``VERL_PLATFORM=cpu`` (docs/cpu.md).
 
-The plugin entry imports this package only in processes where ``VERL_PLATFORM=cpu`` (a GPU process imports nothing of
-the CPU path); imported directly without it, it registers and patches nothing. With it,
-:func:`smartthinker_verl.platforms.cpu.platform.activate` registers the platform and installs the few vLLM patches
-verl's own ``vllm`` rollout needs on vLLM's CPU build (:mod:`smartthinker_verl.platforms.cpu.vllm_patches`).
-
-See docs/cpu.md for how verl's trainer and rollout run on CPU.
+Without it nothing is registered or patched, so a GPU process never touches the CPU path.
 """
 
 from __future__ import annotations
@@ -14,7 +9,6 @@ import os
 
 
 def cpu_platform_selected() -> bool:
-    """True when the user selected verl's CPU platform (``VERL_PLATFORM=cpu``)."""
     return os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu"
 
 

