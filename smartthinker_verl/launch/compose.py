@@ -53,9 +53,8 @@ SDPA_SETTINGS = (
     ("actor_rollout_ref.model.override_config.attn_implementation", "sdpa"),
     ("actor_rollout_ref.model.use_remove_padding", False),
 )
-#: The token budgets that the sdpa fallback caps (``apply_attention_fallback``), each with its key under
-#: ``sdpa_fallback`` in the recipe yaml: without remove-padding verl pads every micro-batch to its longest sequence
-#: (docs/gpu.md, "Without flash-attn"; smartthinker_verl/launch/memory.py).
+#: The token budgets the sdpa fallback caps, each with its key under ``sdpa_fallback`` in the recipe yaml: padded
+#: micro-batches need smaller ones (docs/gpu.md, "Without flash-attn").
 FALLBACK_BUDGETS = (
     ("actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "ppo_max_token_len_per_gpu"),
     ("actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "log_prob_max_token_len_per_gpu"),
@@ -206,11 +205,12 @@ def build_run_name(config: DictConfig) -> str:
     parts = [model, str(algorithm.adv_estimator)]
     options = algorithm.get(SMARTTHINKER.name)
     if METHODS.get(str(algorithm.adv_estimator)) is SMARTTHINKER and isinstance(options, DictConfig):  # ablations
-        if options.get("optimal_length", "reference") != "reference":
+        default = SMARTTHINKER.options_type()
+        if options.get("optimal_length", default.optimal_length) != default.optimal_length:
             parts.append(f"lopt-{options.optimal_length}")
-        if options.get("penalty", "one_sided") != "one_sided":
+        if options.get("penalty", default.penalty) != default.penalty:
             parts.append(str(options.penalty))
-        if options.get("coefficient", "dynamic") != "dynamic":
+        if options.get("coefficient", default.coefficient) != default.coefficient:
             parts.append(f"coef-{options.coefficient}{options.get('fixed_coefficient') or ''}")
     if not algorithm.get("norm_adv_by_std_in_grpo", True):
         parts.append("nostd")
@@ -390,12 +390,15 @@ def _check_plugin(report: ValidationReport) -> bool:
 
 
 def _check_estimator(config: DictConfig, report: ValidationReport) -> None:
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+    """The lookup verl's trainer makes at step 1, with the registered names as the fix."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
 
     name = str(config.algorithm.adv_estimator)
-    if name not in ADV_ESTIMATOR_REGISTRY:
+    try:
+        get_adv_estimator_fn(name)
+    except ValueError as exc:
         report.errors.append(
-            f"algorithm.adv_estimator={name!r} is not a registered advantage estimator. Fix: use one of "
+            f"algorithm.adv_estimator={name!r} is not a registered advantage estimator ({exc}). Fix: use one of "
             f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {SMARTTHINKER.name!r}; the length baselines are "
             f"{', '.join(sorted(m.name for m in primary_methods() if m is not SMARTTHINKER))}; docs/baselines.md)."
         )
@@ -406,6 +409,8 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
     from verl.trainer.ppo.reward import resolve_reward_manager_cls
     from verl.utils.import_utils import load_extern_object
 
+    from smartthinker_verl.reward_manager import MANAGER_NAME, OPTIONS_KEY, ManagerOptions, check_one_route
+
     manager = config.reward.reward_manager
     try:
         resolve_reward_manager_cls(config)
@@ -413,19 +418,18 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
         known = sorted(REWARD_MANAGER) if manager.source == "register" else "a class in reward_manager.module.path"
         report.errors.append(
             f"reward.reward_manager.name={manager.name!r} (source={manager.source}) does not resolve: {exc}. "
-            f"Fix: use one of {known} (SmartThinker's is 'smartthinker')."
+            f"Fix: use one of {known} (SmartThinker's is {MANAGER_NAME!r})."
         )
     function = config.reward.get("custom_reward_function") or {}
-    from smartthinker_verl.reward_manager import OPTIONS_KEY, ManagerOptions, check_one_route
 
     try:  # reward.smartthinker: the gate and the grading pool (grade_timeout_s, grader_processes)
         options = ManagerOptions.from_config(config)
-        if manager.source == "register" and manager.name == "smartthinker":
+        if manager.source == "register" and manager.name == MANAGER_NAME:
             check_one_route(config, options, custom=bool(function.get("path")))
         elif options != ManagerOptions():
             report.errors.append(
                 f"{OPTIONS_KEY} sets {options}, but only the smartthinker reward manager reads it "
-                f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name=smartthinker, "
+                f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name={MANAGER_NAME}, "
                 "or pass them to SmartThinker's compute_score as +reward.custom_reward_function.reward_kwargs.<key>="
             )
     except ConfigError as exc:
@@ -575,16 +579,10 @@ def flash_attn_available() -> bool:
 
 
 def apply_attention_fallback(config: DictConfig) -> None:
-    """The sdpa fallback, on the composed config, when flash-attn is missing and nothing chose the attention.
-
-    verl's FSDP actor defaults to ``attn_implementation=flash_attention_2`` and the recipe packs sequences with
-    ``use_remove_padding=true`` (flash-attn's varlen kernels). Without flash-attn on the driver both are switched to
-    what plain PyTorch provides (:data:`SDPA_SETTINGS`), and the token budgets of :data:`FALLBACK_BUDGETS` are capped
-    at the recipe's ``sdpa_fallback`` values: verl then pads every micro-batch to its longest sequence and computes
-    full-vocabulary logits over every padded position, so the flash-attn budgets would run out of memory once
-    answers shorten. An ``attn_implementation`` already in the config (an override, or ``+platform=cpu``) disables
-    the fallback: the user decided.
-    """
+    """Without flash-attn on the driver, train with :data:`SDPA_SETTINGS` (plain PyTorch attention, padded
+    micro-batches) and cap :data:`FALLBACK_BUDGETS` at the recipe's ``sdpa_fallback`` values, since padded
+    micro-batches hold more tokens than the packed budgets assume. An ``attn_implementation`` already in the config
+    (an override, or ``+platform=cpu``) leaves the config as it is: the user decided."""
     from omegaconf import open_dict
 
     if OmegaConf.select(config, SDPA_SETTINGS[0][0]) is not None or flash_attn_available():
@@ -619,12 +617,9 @@ def _cap_budgets(config: DictConfig) -> list[str]:
 
 
 def absolute_checkpoint_dir(config: DictConfig, cwd: str | Path | None = None) -> None:
-    """Make a relative ``trainer.default_local_dir`` absolute against the launch folder (in place).
-
-    verl's trainer runs in a Ray actor whose working directory is the raylet's, not the launch folder, so a relative
-    folder would be written elsewhere than where the resume guard, the doctor and ``convert`` look. The
-    interpolations of the value are kept (``/launch/checkpoints/${trainer.project_name}/...``).
-    """
+    """Make a relative ``trainer.default_local_dir`` absolute against the launch folder (in place), keeping its
+    interpolations: the trainer's Ray actor has another working directory, and the resume guard, the doctor and
+    ``convert`` look in the launch folder."""
     from omegaconf import open_dict
 
     resolved = str(OmegaConf.select(config, "trainer.default_local_dir"))
@@ -638,10 +633,9 @@ def absolute_checkpoint_dir(config: DictConfig, cwd: str | Path | None = None) -
 
 
 def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) -> DictConfig:
-    """Compose (with the sdpa fallback of :func:`apply_attention_fallback`), validate, make the checkpoint folder
-    absolute (:func:`absolute_checkpoint_dir`) and return the config; raise :class:`RecipeConfigError` listing every
-    problem. Without remove-padding, what the padding costs is logged as a warning
-    (``memory.sdpa_fallback_warning``)."""
+    """Compose, apply the sdpa fallback, validate and make the checkpoint folder absolute: the config every launch
+    path runs; :class:`RecipeConfigError` lists every problem. Logs what padding costs when sequences are not
+    packed."""
     from smartthinker_verl.launch.memory import sdpa_fallback_warning
 
     with stdout_to_stderr():
