@@ -128,7 +128,7 @@ def compose_config(
                 f"Fix: pass --config-name with one of {sorted(p.stem for p in directory.glob('*.yaml'))}."
             ]
         )
-    parsed = parse_overrides(overrides)
+    parsed = _parse_overrides(overrides)
     if GlobalHydra.instance().is_initialized():  # e.g. called from inside another Hydra app
         GlobalHydra.instance().clear()
     try:
@@ -141,7 +141,7 @@ def compose_config(
     return config
 
 
-def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+def _parse_overrides(overrides: Sequence[str]) -> list[Override]:
     """Parse with Hydra's override parser; :class:`RecipeConfigError` names every override that does not parse."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
@@ -472,8 +472,8 @@ def _check_shaping(config: DictConfig, report: ValidationReport) -> None:
         )
     try:
         options = method.options_type.from_algorithm_config(algorithm).for_run(run_context(algorithm))
-    except (ValueError, TypeError) as exc:  # ConfigError, or a method's own ValueError
-        message = str(exc) if f"algorithm.{method.name}" in str(exc) else f"algorithm.{method.name}: {exc}"
+    except ConfigError as exc:
+        message = str(exc)
         if "Fix" not in message:
             message += ". Fix: change or remove that option (the options and their values: docs/baselines.md)"
         report.errors.append(message)
