@@ -177,6 +177,12 @@ def test_verls_own_validation_runs() -> None:
     assert any(e.startswith("verl's validate_config rejected the config") and "bogus" in e for e in errors)
 
 
+def test_verls_batch_split_check_reaches_the_user_without_a_second_copy() -> None:
+    errors = errors_for("actor_rollout_ref.actor.use_dynamic_bsz=false", "trainer.n_gpus_per_node=3")
+    assert any(e.startswith("verl's validate_config rejected the config") and "(512)" in e for e in errors), errors
+    assert not any("do not split evenly over 3 GPUs" in e for e in errors)
+
+
 def test_unregistered_estimator_and_reward_manager_list_the_registered_names() -> None:
     errors = errors_for("algorithm.adv_estimator=nope", "reward.reward_manager.name=nope")
     estimator = next(e for e in errors if e.startswith("algorithm.adv_estimator='nope'"))
@@ -206,11 +212,28 @@ def test_a_plugin_that_does_not_import_is_reported(monkeypatch: pytest.MonkeyPat
     assert any("smartthinker_verl._no_such_plugin does not import" in e and "pip install -e ." in e for e in errors)
 
 
-def test_bad_override_syntax_names_the_override() -> None:
+def test_bad_override_syntax_names_every_bad_override() -> None:
     with pytest.raises(RecipeConfigError) as caught:
-        compose_config(["trainer.total_epochs=[", "trainer.save_freq=5"])
+        compose_config(["trainer.total_epochs=[", "trainer.save_freq=5", "trainer.test_freq=]"])
+    first, second = caught.value.problems
+    assert first.startswith("override 'trainer.total_epochs=[' is not valid Hydra syntax") and "Fix" in first
+    assert second.startswith("override 'trainer.test_freq=]' is not valid Hydra syntax")
+
+
+@pytest.mark.parametrize(
+    ("override", "messages"),
+    [
+        ("+trainer.total_epochs=3", ["An item is already at 'trainer.total_epochs'", "++trainer.total_epochs=3"]),
+        ("~trainer.no_such_key", ["'trainer.no_such_key' does not exist", "~key removes one"]),
+        ("+platform=nope", ["platform/nope: no such config", "platform is one of cpu"]),
+    ],
+)
+def test_overrides_hydra_refuses_give_hydras_reason_and_the_fix(override: str, messages: list[str]) -> None:
+    with pytest.raises(RecipeConfigError) as caught:
+        compose_config([override])
     (problem,) = caught.value.problems
-    assert problem.startswith("override 'trainer.total_epochs=[' is not valid Hydra syntax")
+    for message in messages:
+        assert message in problem and "Fix" in problem, problem
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -252,6 +275,10 @@ def test_check_config_cli_strict_files_and_bad_override_exit_2(
     assert "data.train_files: /nowhere.parquet does not exist" in caplog.text
     assert cli.main(["check-config", "algorithm.use_kl_in_reward=True"]) == 2
     assert capsys.readouterr().out == ""
+    for override in ("algorithm.smartthinker.gamma=1", "trainer.total_epochs=["):
+        assert cli.main(["check-config", override]) == 2
+        assert capsys.readouterr().out == ""
+    assert "+algorithm.smartthinker.gamma=VALUE" in caplog.text and "not valid Hydra syntax" in caplog.text
 
 
 def test_check_config_console_script_runs() -> None:

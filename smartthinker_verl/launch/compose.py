@@ -1,18 +1,14 @@
 """Compose and validate a SmartThinker recipe config without GPUs (the ``check-config`` subcommand).
 
-The recipe config is ``config/smartthinker_trainer.yaml`` (package data): verl's ``ppo_trainer`` plus the
-SmartThinker deltas. :func:`compose_config` builds it with Hydra's compose API from that file and Hydra override
-strings (``key=value``, ``+new.key=value``, ``~key``), exactly as ``python -m smartthinker_verl.launch.train`` does
-before training, so what ``check-config`` and the recipes' ``--dry-run`` print is what would run.
-
-:func:`validate_config` runs verl's own ``validate_config`` plus the checks verl leaves to the first GPU minutes:
-the plugin imports, the advantage estimator and reward manager are registered, the scorer loads, batch sizes
-divide, ``algorithm.use_kl_in_reward`` is off, ``algorithm.smartthinker`` is a valid ``SmartThinkerConfig``,
-interpolations resolve, and the data files exist (a warning for a dry run, an error for a real run). Every problem
+:func:`compose_config` builds ``config/smartthinker_trainer.yaml`` (verl's ``ppo_trainer`` plus SmartThinker) with
+Hydra's compose API and override strings, the same path ``python -m smartthinker_verl.launch.train`` takes, so what
+``check-config`` and the recipes' ``--dry-run`` print is what would run. :func:`validate_config` runs verl's own
+``validate_config``, the checks the estimator would make at step 1 (the same functions), and what neither checks
+(plugin import, registries, divisibility verl leaves to the workers, data files, checkpoint folder); every problem
 is reported at once, each naming the key and the fix.
 
-Command line: ``smartthinker-verl check-config [--strict-files] [-o FILE] [OVERRIDE ...]`` prints the resolved config
-as YAML on stdout; logs go to stderr.
+``smartthinker-verl check-config [--strict-files] [-o FILE] [OVERRIDE ...]`` prints the resolved config as YAML on
+stdout; logs go to stderr.
 """
 
 from __future__ import annotations
@@ -30,11 +26,17 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+
 from smartthinker_verl import resolvers  # noqa: F401  (registers ${smartthinker_sum:...} of the recipe yaml)
 from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.shaping import METHODS, primary_methods
+from smartthinker_verl.shaping.smartthinker import METHOD as SMARTTHINKER
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,6 @@ logger = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 #: The recipe config every recipe composes.
 DEFAULT_CONFIG_NAME = "smartthinker_trainer"
-#: Estimator names that read correctness from the score and need ``algorithm.smartthinker``.
-SMARTTHINKER_ESTIMATORS = ("smartthinker", "grpo_smartthinker")
 #: The module whose import registers every SmartThinker name into verl.
 PLUGIN_MODULE = "smartthinker_verl.plugin"
 #: Set (to 1) in a Ray job's environment by recipes/submit_ray_job.sh: checkpoints must then go to an absolute path.
@@ -53,9 +53,8 @@ SDPA_SETTINGS = (
     ("actor_rollout_ref.model.override_config.attn_implementation", "sdpa"),
     ("actor_rollout_ref.model.use_remove_padding", False),
 )
-#: The token budgets that the sdpa fallback caps (``apply_attention_fallback``), each with its key under
-#: ``sdpa_fallback`` in the recipe yaml: without remove-padding verl pads every micro-batch to its longest sequence
-#: (docs/gpu.md, "Without flash-attn"; smartthinker_verl/launch/memory.py).
+#: The token budgets the sdpa fallback caps, each with its key under ``sdpa_fallback`` in the recipe yaml: padded
+#: micro-batches need smaller ones (docs/gpu.md, "Without flash-attn").
 FALLBACK_BUDGETS = (
     ("actor_rollout_ref.actor.ppo_max_token_len_per_gpu", "ppo_max_token_len_per_gpu"),
     ("actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", "log_prob_max_token_len_per_gpu"),
@@ -114,7 +113,7 @@ def compose_config(
         filled from :func:`build_run_name` when the yaml or the overrides leave it null.
 
     Raises:
-        RecipeConfigError: an override names an unknown key, has bad syntax, or the yaml does not exist.
+        RecipeConfigError: an override has bad syntax or names an unknown key, or the yaml does not exist.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -129,56 +128,70 @@ def compose_config(
                 f"Fix: pass --config-name with one of {sorted(p.stem for p in directory.glob('*.yaml'))}."
             ]
         )
-    bad = _unparsable_overrides(overrides)
-    if bad:
-        raise RecipeConfigError(bad)
+    parsed = _parse_overrides(overrides)
     if GlobalHydra.instance().is_initialized():  # e.g. called from inside another Hydra app
         GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(directory.resolve()), version_base=None):
             config = compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise RecipeConfigError([_explain_override_error(exc)]) from exc
+        raise RecipeConfigError([_composition_problem(exc, parsed)]) from exc
     if config.trainer.get("experiment_name") is None:
         config.trainer.experiment_name = build_run_name(config)
     return config
 
 
-def _unparsable_overrides(overrides: Sequence[str]) -> list[str]:
-    """One problem per override that is not valid Hydra syntax, naming the override."""
+def _parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Parse with Hydra's override parser; :class:`RecipeConfigError` names every override that does not parse."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
+    from hydra.errors import OverrideParseException
 
     parser = OverridesParser.create()
-    problems = []
-    for override in overrides:
+    parsed, problems = [], []
+    for line in overrides:
         try:
-            parser.parse_override(override)
-        except HydraException as exc:
+            parsed += parser.parse_overrides([line])
+        except OverrideParseException as exc:
             problems.append(
-                f"override {override!r} is not valid Hydra syntax ({' '.join(str(exc).split())}). Fix: write "
-                "key=value, +new.key=value or ~key; quote values with special characters: key='a,b'."
+                f"override {line!r} is not valid Hydra syntax ({_one_line(exc.message)}). Fix: write key=value, "
+                "+new.key=value or ~key; quote values with special characters: key='a,b'."
             )
-    return problems
+    if problems:
+        raise RecipeConfigError(problems)
+    return parsed
 
 
-def _explain_override_error(exc: Exception) -> str:
-    """Turn Hydra's override errors into one line that names the key and the fix."""
-    message = " ".join(str(exc).split())
+def _composition_problem(exc: Exception, overrides: Sequence[Override]) -> str:
+    """Hydra's message plus the fix, chosen by the exception type and the override it concerns."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    message = _one_line(exc).rstrip(".")
+    if isinstance(exc, MissingConfigException) and exc.options:
+        group = exc.missing_cfg_file.rpartition("/")[0]
+        return f"{exc.missing_cfg_file}: no such config. Fix: {group} is one of {', '.join(exc.options)}."
     cause = exc.__cause__
-    while cause is not None:  # Hydra wraps the OmegaConf error that names the key
-        message += f" ({' '.join(str(cause).split())})"
-        cause = cause.__cause__
-    missing = re.search(r"Could not override '([^']+)'", message) or re.search(
-        r"Key '([^']+)' is not in struct", message
+    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
+        missing = cause.full_key  # the first key on the path that does not exist
+        for override in overrides:
+            key = override.key_or_group
+            changes = not (override.is_add() or override.is_force_add() or override.is_delete())
+            if changes and (key == missing or key.startswith(f"{missing}.")):
+                return (
+                    f"{key}: no such key in the recipe config ({message}). Fix: correct the spelling "
+                    f"(`smartthinker-verl check-config` prints every key), or add a new key with a leading '+': "
+                    f"+{key}=VALUE."
+                )
+    if cause is not None:
+        message += f" ({_one_line(cause)})"
+    return (
+        f"bad override: {message}. Fix: key=value changes a key, +key=value adds one, ++key=value adds or "
+        "changes, ~key removes one."
     )
-    if missing:
-        key = missing.group(1)
-        return (
-            f"{key}: no such key in the recipe config ({message}). Fix: check the spelling against "
-            f"`smartthinker-verl check-config` output, or add a new key with a leading '+' (+{key}=VALUE)."
-        )
-    return f"bad override: {message}. Fix: use Hydra syntax key=value, +new.key=value or ~key."
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
 
 
 def build_run_name(config: DictConfig) -> str:
@@ -190,13 +203,14 @@ def build_run_name(config: DictConfig) -> str:
     model = Path(str(config.actor_rollout_ref.model.path).rstrip("/")).name.lower() or "model"
     algorithm = config.algorithm
     parts = [model, str(algorithm.adv_estimator)]
-    options = algorithm.get("smartthinker")
-    if algorithm.adv_estimator in SMARTTHINKER_ESTIMATORS and isinstance(options, DictConfig):  # ablations
-        if options.get("optimal_length", "reference") != "reference":
+    options = algorithm.get(SMARTTHINKER.name)
+    if METHODS.get(str(algorithm.adv_estimator)) is SMARTTHINKER and isinstance(options, DictConfig):  # ablations
+        default = SMARTTHINKER.options_type()
+        if options.get("optimal_length", default.optimal_length) != default.optimal_length:
             parts.append(f"lopt-{options.optimal_length}")
-        if options.get("penalty", "one_sided") != "one_sided":
+        if options.get("penalty", default.penalty) != default.penalty:
             parts.append(str(options.penalty))
-        if options.get("coefficient", "dynamic") != "dynamic":
+        if options.get("coefficient", default.coefficient) != default.coefficient:
             parts.append(f"coef-{options.coefficient}{options.get('fixed_coefficient') or ''}")
     if not algorithm.get("norm_adv_by_std_in_grpo", True):
         parts.append("nostd")
@@ -219,7 +233,7 @@ def render_yaml(config: DictConfig) -> str:
 
 
 def validate_config(config: DictConfig, *, require_files: bool) -> ValidationReport:
-    """Run verl's ``validate_config`` and SmartThinker's own checks; collect every problem.
+    """Run verl's ``validate_config`` and the checks verl leaves to the GPU run; collect every problem.
 
     Args:
         config: a composed recipe config (not modified).
@@ -234,11 +248,10 @@ def validate_config(config: DictConfig, *, require_files: bool) -> ValidationRep
     if resolved is None:
         return report
     _check_batch_sizes(resolved, report)
-    _check_kl(resolved, report)
     if _check_plugin(report):
         _check_estimator(resolved, report)
         _check_reward(resolved, report)
-    _check_smartthinker_options(resolved, report)
+        _check_shaping(resolved, report)
     _check_verl(resolved, report)
     _check_paths(resolved, report, require_files=require_files)
     _check_checkpoint_dir(resolved, report)
@@ -256,7 +269,7 @@ def _check_resolves(config: DictConfig, report: ValidationReport) -> DictConfig 
         OmegaConf.resolve(resolved)
     except OmegaConfBaseException as exc:
         report.errors.append(
-            f"{getattr(exc, 'full_key', '?')}: interpolation does not resolve ({' '.join(str(exc).split())}). "
+            f"{getattr(exc, 'full_key', '?')}: interpolation does not resolve ({_one_line(exc)}). "
             "Fix: set the referenced key, or replace the ${...} value."
         )
         return None
@@ -264,7 +277,8 @@ def _check_resolves(config: DictConfig, report: ValidationReport) -> DictConfig 
 
 
 def _check_batch_sizes(config: DictConfig, report: ValidationReport) -> None:
-    """Divisibility that verl checks late (or only on GPUs): prompts, mini-batches, GPUs, micro-batches."""
+    """Divisibility that verl's ``validate_config`` leaves to the workers: prompts, mini-batches, GPUs,
+    micro-batches."""
     data, actor, rollout, trainer = (
         config.data,
         config.actor_rollout_ref.actor,
@@ -280,7 +294,8 @@ def _check_batch_sizes(config: DictConfig, report: ValidationReport) -> None:
         )
         return
     _check_mini_batch_divides(train_bs, mini_bs, report)
-    _check_responses_split_over_gpus(train_bs, n, n_gpus, report)
+    if actor.use_dynamic_bsz:  # without it, verl's validate_config makes this check
+        _check_responses_split_over_gpus(train_bs, n, n_gpus, report)
     _check_data_parallel_split(actor, mini_bs, n, n_gpus, report)
     _check_rollout_tensor_parallel(rollout, n_gpus, report)
     if actor.use_dynamic_bsz:
@@ -359,15 +374,6 @@ def _largest_divisor_at_most(value: int, bound: int) -> int:
     return max((d for d in range(1, max(1, min(value, bound)) + 1) if value % d == 0), default=1)
 
 
-def _check_kl(config: DictConfig, report: ValidationReport) -> None:
-    if str(config.algorithm.adv_estimator) in _shaping_methods() and config.algorithm.get("use_kl_in_reward", False):
-        report.errors.append(
-            "algorithm.use_kl_in_reward=true: the SmartThinker estimator reads correctness from the score, and a KL "
-            "penalty in the reward hides it (the paper uses no KL). Fix: algorithm.use_kl_in_reward=false; for a KL "
-            "term use actor_rollout_ref.actor.use_kl_loss=true instead."
-        )
-
-
 def _check_plugin(report: ValidationReport) -> bool:
     """Import the plugin ourselves: verl swallows a failing entry point and only says 'Unknown ...' later."""
     try:
@@ -384,14 +390,17 @@ def _check_plugin(report: ValidationReport) -> bool:
 
 
 def _check_estimator(config: DictConfig, report: ValidationReport) -> None:
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+    """The lookup verl's trainer makes at step 1, with the registered names as the fix."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
 
     name = str(config.algorithm.adv_estimator)
-    if name not in ADV_ESTIMATOR_REGISTRY:
+    try:
+        get_adv_estimator_fn(name)
+    except ValueError as exc:
         report.errors.append(
-            f"algorithm.adv_estimator={name!r} is not a registered advantage estimator. Fix: use one of "
-            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is 'smartthinker'; the length baselines are "
-            f"{', '.join(sorted(m.name for m in _primary()))}; docs/baselines.md)."
+            f"algorithm.adv_estimator={name!r} is not a registered advantage estimator ({exc}). Fix: use one of "
+            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {SMARTTHINKER.name!r}; the length baselines are "
+            f"{', '.join(sorted(m.name for m in primary_methods() if m is not SMARTTHINKER))}; docs/baselines.md)."
         )
 
 
@@ -400,6 +409,8 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
     from verl.trainer.ppo.reward import resolve_reward_manager_cls
     from verl.utils.import_utils import load_extern_object
 
+    from smartthinker_verl.reward_manager import MANAGER_NAME, OPTIONS_KEY, ManagerOptions, check_one_route
+
     manager = config.reward.reward_manager
     try:
         resolve_reward_manager_cls(config)
@@ -407,20 +418,18 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
         known = sorted(REWARD_MANAGER) if manager.source == "register" else "a class in reward_manager.module.path"
         report.errors.append(
             f"reward.reward_manager.name={manager.name!r} (source={manager.source}) does not resolve: {exc}. "
-            f"Fix: use one of {known} (SmartThinker's is 'smartthinker')."
+            f"Fix: use one of {known} (SmartThinker's is {MANAGER_NAME!r})."
         )
     function = config.reward.get("custom_reward_function") or {}
-    from smartthinker_verl.errors import ConfigError
-    from smartthinker_verl.reward_manager import OPTIONS_KEY, ManagerOptions, check_one_route
 
     try:  # reward.smartthinker: the gate and the grading pool (grade_timeout_s, grader_processes)
         options = ManagerOptions.from_config(config)
-        if manager.source == "register" and manager.name == "smartthinker":
+        if manager.source == "register" and manager.name == MANAGER_NAME:
             check_one_route(config, options, custom=bool(function.get("path")))
         elif options != ManagerOptions():
             report.errors.append(
                 f"{OPTIONS_KEY} sets {options}, but only the smartthinker reward manager reads it "
-                f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name=smartthinker, "
+                f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name={MANAGER_NAME}, "
                 "or pass them to SmartThinker's compute_score as +reward.custom_reward_function.reward_kwargs.<key>="
             )
     except ConfigError as exc:
@@ -442,56 +451,41 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
                 )
 
 
-def _primary() -> list:
-    from smartthinker_verl.shaping import primary_methods
+def _check_shaping(config: DictConfig, report: ValidationReport) -> None:
+    """What the active shaping method's estimator checks at step 1, by the functions it calls: options valid,
+    normaliser usable, no other method's block changed; plus KL kept out of the reward and the state callback."""
+    from smartthinker_verl.advantage import normalizer_problem, run_context
+    from smartthinker_verl.shaping import foreign_option_errors
+    from smartthinker_verl.shaping_state import CALLBACK_CLASS
 
-    return primary_methods()
-
-
-def _shaping_methods() -> dict:
-    from smartthinker_verl.shaping import METHODS
-
-    return METHODS
-
-
-def _check_smartthinker_options(config: DictConfig, report: ValidationReport) -> None:
-    """The active shaping method's options (``algorithm.<name>``) are valid, and no other method's block holds a
-    non-default value (it would have no effect; the rule is in ``shaping.registry.foreign_option_errors``)."""
     algorithm = config.algorithm
     active = str(algorithm.adv_estimator)
-    try:
-        from smartthinker_verl.shaping import foreign_option_errors
-
-        methods = _shaping_methods()
-    except Exception as exc:
-        report.errors.append(
-            f"smartthinker_verl.shaping does not import ({type(exc).__name__}: {exc}). Fix: reinstall the project."
-        )
-        return
-    method = methods.get(active)
-    if method is not None:
-        key = method.options_type.config_key
-        try:
-            from smartthinker_verl.advantage import normalizer_problem, run_context
-
-            options = method.options_type.from_algorithm_config(algorithm).for_run(run_context(algorithm))
-            problem = normalizer_problem(method.name, options.normalizer)
-            if problem:
-                report.errors.append(problem)
-        except Exception as exc:
-            message = str(exc) if f"algorithm.{key}" in str(exc) else f"algorithm.{key}: {exc}"
-            if "Fix" not in message:
-                message += ". Fix: change or remove that option (the options and their values: docs/baselines.md)"
-            report.errors.append(message)
-        if method.state is not None:
-            from smartthinker_verl.shaping_state import CALLBACK_CLASS
-
-            if config.trainer.get("checkpoint_callback_class") != CALLBACK_CLASS:
-                report.errors.append(
-                    f"algorithm.adv_estimator={active} keeps state across steps, which must be saved with every "
-                    f"checkpoint. Fix: trainer.checkpoint_callback_class={CALLBACK_CLASS} (the recipe yaml sets it)"
-                )
     report.errors.extend(foreign_option_errors(algorithm, active))
+    method = METHODS.get(active)
+    if method is None:
+        return
+    if algorithm.get("use_kl_in_reward", False):
+        report.errors.append(
+            f"algorithm.use_kl_in_reward=true: the {method.name} estimator reads correctness from the score, and a "
+            "KL penalty in the reward hides it. Fix: algorithm.use_kl_in_reward=false; for a KL term use "
+            "actor_rollout_ref.actor.use_kl_loss=true instead."
+        )
+    try:
+        options = method.options_type.from_algorithm_config(algorithm).for_run(run_context(algorithm))
+    except ConfigError as exc:
+        message = str(exc)
+        if "Fix" not in message:
+            message += ". Fix: change or remove that option (the options and their values: docs/baselines.md)"
+        report.errors.append(message)
+    else:
+        problem = normalizer_problem(method.name, options.normalizer)
+        if problem:
+            report.errors.append(problem)
+    if method.state is not None and config.trainer.get("checkpoint_callback_class") != CALLBACK_CLASS:
+        report.errors.append(
+            f"algorithm.adv_estimator={active} keeps state across steps, which must be saved with every "
+            f"checkpoint. Fix: trainer.checkpoint_callback_class={CALLBACK_CLASS} (the recipe yaml sets it)"
+        )
 
 
 def _check_verl(config: DictConfig, report: ValidationReport) -> None:
@@ -510,7 +504,7 @@ def _check_verl(config: DictConfig, report: ValidationReport) -> None:
             )
     except Exception as exc:  # verl raises AssertionError, ValueError and others
         report.errors.append(
-            f"verl's validate_config rejected the config: {type(exc).__name__}: {' '.join(str(exc).split())}. "
+            f"verl's validate_config rejected the config: {type(exc).__name__}: {_one_line(exc)}. "
             "Fix: change the key it names."
         )
 
@@ -585,16 +579,10 @@ def flash_attn_available() -> bool:
 
 
 def apply_attention_fallback(config: DictConfig) -> None:
-    """The sdpa fallback, on the composed config, when flash-attn is missing and nothing chose the attention.
-
-    verl's FSDP actor defaults to ``attn_implementation=flash_attention_2`` and the recipe packs sequences with
-    ``use_remove_padding=true`` (flash-attn's varlen kernels). Without flash-attn on the driver both are switched to
-    what plain PyTorch provides (:data:`SDPA_SETTINGS`), and the token budgets of :data:`FALLBACK_BUDGETS` are capped
-    at the recipe's ``sdpa_fallback`` values: verl then pads every micro-batch to its longest sequence and computes
-    full-vocabulary logits over every padded position, so the flash-attn budgets would run out of memory once
-    answers shorten. An ``attn_implementation`` already in the config (an override, or ``+platform=cpu``) disables
-    the fallback: the user decided.
-    """
+    """Without flash-attn on the driver, train with :data:`SDPA_SETTINGS` (plain PyTorch attention, padded
+    micro-batches) and cap :data:`FALLBACK_BUDGETS` at the recipe's ``sdpa_fallback`` values, since padded
+    micro-batches hold more tokens than the packed budgets assume. An ``attn_implementation`` already in the config
+    (an override, or ``+platform=cpu``) leaves the config as it is: the user decided."""
     from omegaconf import open_dict
 
     if OmegaConf.select(config, SDPA_SETTINGS[0][0]) is not None or flash_attn_available():
@@ -629,12 +617,9 @@ def _cap_budgets(config: DictConfig) -> list[str]:
 
 
 def absolute_checkpoint_dir(config: DictConfig, cwd: str | Path | None = None) -> None:
-    """Make a relative ``trainer.default_local_dir`` absolute against the launch folder (in place).
-
-    verl's trainer runs in a Ray actor whose working directory is the raylet's, not the launch folder, so a relative
-    folder would be written elsewhere than where the resume guard, the doctor and ``convert`` look. The
-    interpolations of the value are kept (``/launch/checkpoints/${trainer.project_name}/...``).
-    """
+    """Make a relative ``trainer.default_local_dir`` absolute against the launch folder (in place), keeping its
+    interpolations: the trainer's Ray actor has another working directory, and the resume guard, the doctor and
+    ``convert`` look in the launch folder."""
     from omegaconf import open_dict
 
     resolved = str(OmegaConf.select(config, "trainer.default_local_dir"))
@@ -648,10 +633,9 @@ def absolute_checkpoint_dir(config: DictConfig, cwd: str | Path | None = None) -
 
 
 def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) -> DictConfig:
-    """Compose (with the sdpa fallback of :func:`apply_attention_fallback`), validate, make the checkpoint folder
-    absolute (:func:`absolute_checkpoint_dir`) and return the config; raise :class:`RecipeConfigError` listing every
-    problem. Without remove-padding, what the padding costs is logged as a warning
-    (``memory.sdpa_fallback_warning``)."""
+    """Compose, apply the sdpa fallback, validate and make the checkpoint folder absolute: the config every launch
+    path runs; :class:`RecipeConfigError` lists every problem. Logs what padding costs when sequences are not
+    packed."""
     from smartthinker_verl.launch.memory import sdpa_fallback_warning
 
     with stdout_to_stderr():

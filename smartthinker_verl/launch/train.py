@@ -2,24 +2,17 @@
 
 ``python -m smartthinker_verl.launch.train [--dry-run] [--config-name NAME] [OVERRIDE ...]``
 
-The config is the package recipe yaml (``config/smartthinker_trainer.yaml``: verl's ``ppo_trainer`` + SmartThinker)
-composed with the Hydra overrides given, by the same function ``smartthinker-verl check-config`` uses, so a dry run
-validates exactly what a real run launches. Then, as verl's ``main_ppo`` does, it hands the config to
-``verl.trainer.main_ppo.run_ppo`` with verl's TaskRunner (Ray cluster, rollouts, training loop: all verl's).
+The config is composed and validated by :func:`smartthinker_verl.launch.compose.prepare`, as ``smartthinker-verl
+check-config`` does, so a dry run validates exactly what a real run launches; then verl's ``run_ppo`` trains it.
+``--dry-run`` prints the resolved config as YAML on stdout (logs on stderr); missing data files are warnings there
+and errors in a real run.
 
-Resume policy (verl's ``trainer.resume_mode=auto`` would silently continue an old run of the same name): when
-``trainer.default_local_dir`` already holds a checkpoint, a real run stops with exit 2 unless told what to do:
-``RESUME=1`` (environment) continues from the last checkpoint and says so on its first line; an explicit
-``trainer.resume_mode=...`` override is obeyed as given. See :func:`resume_decision`.
+A real run whose ``trainer.default_local_dir`` already holds a checkpoint stops (exit 2) unless ``RESUME=1``,
+``RESUME=0`` or an explicit ``trainer.resume_mode=...`` says what to do (:func:`resume_decision`): verl's
+``resume_mode=auto`` would silently continue an old run of the same name.
 
-Before launching it checks what verl would only find out later or hide: the plugin imports, the estimator and
-reward manager are registered, batch sizes divide, KL stays out of the reward, the data files exist.
-
-``--dry-run`` composes and validates without GPUs and prints the resolved config as YAML on stdout (logs on
-stderr); missing data files are warnings there and errors in a real run.
-
-This is an entry point, not ``@hydra.main``: Hydra's app wrapper would change the working directory and write an
-``outputs/`` tree per launch, and would compose the config by a second path.
+Not ``@hydra.main``: Hydra's app wrapper would change the working directory, write an ``outputs/`` tree per launch
+and compose the config by a second path.
 """
 
 from __future__ import annotations
@@ -103,11 +96,8 @@ def resume_decision(
 
 
 def launch(config) -> None:
-    """Start training: verl's ``run_ppo`` with verl's TaskRunner (as ``verl.trainer.main_ppo.main`` does).
-
-    The config is resolved here, in the driver (verl's TaskRunner would resolve it anyway), so the recipe's own
-    resolvers need not be known in Ray's processes.
-    """
+    """Start training with verl's ``run_ppo`` and TaskRunner. The config is resolved here, in the driver, so the
+    recipe's own resolvers need not be registered in Ray's processes."""
     from omegaconf import OmegaConf
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
     from verl.utils.device import auto_set_device
