@@ -25,8 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartthinker_verl.demo.report import read_metrics, save_figure
-from smartthinker_verl.evaluation.report import accuracy_efficiency_score
+from smartthinker_verl.demo.report import first_key, read_metrics
+from smartthinker_verl.errors import DataError, SmartThinkerError
+from smartthinker_verl.evaluation.report import MISSING, accuracy_efficiency_score, markdown_table, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ class RunMetrics:
 
 
 def _first(values: dict[str, float], prefix: str, marker: str) -> float | None:
-    keys = sorted(k for k in values if k.startswith(prefix) and marker in k)
-    return values[keys[0]] if keys else None
+    key = first_key(values, prefix, marker)
+    return None if key is None else values[key]
 
 
 def load_run(method: str, path: str | Path) -> RunMetrics:
@@ -75,12 +76,12 @@ def load_run(method: str, path: str | Path) -> RunMetrics:
             run.val_accuracy.pop("before")
             run.val_tokens.pop("before", None)
     if not run.steps:
-        raise ValueError(f"{path}: no training step with {TRAIN_ACCURACY} and {TRAIN_TOKENS}; is it a training run?")
+        raise DataError(f"{path}: no training step with {TRAIN_ACCURACY} and {TRAIN_TOKENS}; is it a training run?")
     return run
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
 def comparison_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list[dict[str, object]]:
@@ -115,35 +116,38 @@ def comparison_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list
 
 def format_table(rows: Sequence[dict[str, object]], reference: str = "grpo") -> str:
     """Markdown: per method, training accuracy and tokens (first -> last step), validation before -> after, AES."""
-    lines = [
-        f"| method | steps | train accuracy (first -> last) | train tokens (first -> last) | val accuracy "
-        f"(before -> after) | val tokens (before -> after) | AES vs {reference} |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+    columns = [
+        "method",
+        "steps",
+        "train accuracy (first -> last)",
+        "train tokens (first -> last)",
+        "val accuracy (before -> after)",
+        "val tokens (before -> after)",
+        f"AES vs {reference}",
     ]
-    for r in rows:
 
-        def pair(a, b, digits=3):
-            return f"{_fmt(a, digits)} -> {_fmt(b, digits)}" if a is not None else _fmt(b, digits)
+    def pair(a, b, digits=3):
+        return f"{_fmt(a, digits)} -> {_fmt(b, digits)}" if a is not None else _fmt(b, digits)
 
-        aes = "(reference)" if r["method"] == reference else _fmt(r["aes"], 2)  # type: ignore[arg-type]
-        lines.append(
-            f"| {r['method']} | {r['steps']} | {pair(r['train_accuracy_first'], r['train_accuracy_last'])} | "
-            f"{pair(r['train_tokens_first'], r['train_tokens_last'], 1)} | "
-            f"{pair(r['val_accuracy_before'], r['val_accuracy'])} | {pair(r['val_tokens_before'], r['val_tokens'], 1)}"
-            f" | {aes} |"
-        )
-    return "\n".join(lines)
+    cells = (
+        [
+            str(r["method"]),
+            str(r["steps"]),
+            pair(r["train_accuracy_first"], r["train_accuracy_last"]),
+            pair(r["train_tokens_first"], r["train_tokens_last"], 1),
+            pair(r["val_accuracy_before"], r["val_accuracy"]),
+            pair(r["val_tokens_before"], r["val_tokens"], 1),
+            "(reference)" if r["method"] == reference else _fmt(r["aes"], 2),  # type: ignore[arg-type]
+        ]
+        for r in rows
+    )
+    return "\n".join(markdown_table(columns, cells))
 
 
 def plot(runs: Sequence[RunMetrics], out: str | Path) -> Path:
     """PNG: training accuracy and mean response tokens per step (one line per method), and final validation
     accuracy against tokens (one point per method)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (acc_ax, tok_ax, val_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, (acc_ax, tok_ax, val_ax) = pyplot().subplots(1, 3, figsize=(15, 4.5))
     for run in runs:
         acc_ax.plot(run.steps, run.accuracy, marker="o", label=run.method)
         tok_ax.plot(run.steps, run.tokens, marker="o", label=run.method)
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = [load_run(method, path) for method, path in args.run]
-    except (FileNotFoundError, ValueError) as error:
+    except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     table = format_table(comparison_rows(runs, args.reference), args.reference)

@@ -14,12 +14,15 @@ CLI: ``python -m smartthinker_verl.demo.report METRICS_JSONL [--out DIR]`` print
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from smartthinker_verl.data import read_jsonl
+from smartthinker_verl.errors import DataError, MissingFileError, SmartThinkerError
+from smartthinker_verl.evaluation.report import markdown_table, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -38,25 +41,23 @@ def read_metrics(path: str | Path) -> list[tuple[int, dict[str, float]]]:
     """(step, metrics) records of a verl file-logger JSONL, in file order; numeric values only."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run training with trainer.logger=[console,file] first")
+        raise MissingFileError(f"{path} does not exist: run training with trainer.logger=[console,file] first")
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, entry in enumerate(read_jsonl(path, allow_partial_tail=True), start=1):
         try:
-            entry = json.loads(line)
-            step, data = int(entry["step"]), entry["data"]
+            step, data = int(entry["step"]), dict(entry["data"])
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}:{number}: not a verl file-logger line ({error})") from error
+            raise DataError(f"{path}: entry {number}: not a verl file-logger line ({error!r})") from error
         values = {k: float(v) for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         records.append((step, values))
     if not records:
-        raise ValueError(f"{path} holds no logged steps")
+        raise DataError(f"{path} holds no logged steps")
     return records
 
 
-def _first_key(record: dict[str, float], prefix: str, suffix: str) -> str | None:
-    keys = sorted(k for k in record if k.startswith(prefix) and suffix in k)
+def first_key(record: dict[str, float], prefix: str, marker: str) -> str | None:
+    """The first key (sorted) starting with ``prefix`` and containing ``marker``: one validation data source's."""
+    keys = sorted(k for k in record if k.startswith(prefix) and marker in k)
     return keys[0] if keys else None
 
 
@@ -71,8 +72,8 @@ def _pick(records: list[tuple[int, dict[str, float]]], key_of, last: bool) -> tu
 
 def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
     """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table."""
-    val_acc = lambda v: _first_key(v, "val-core/", "/acc/mean@")  # noqa: E731
-    val_len = lambda v: _first_key(v, "val-aux/", "/response_length/mean@")  # noqa: E731
+    val_acc = lambda v: first_key(v, "val-core/", "/acc/mean@")  # noqa: E731
+    val_len = lambda v: first_key(v, "val-aux/", "/response_length/mean@")  # noqa: E731
     rows = []
     for label, key_of in (
         ("validation accuracy", val_acc),
@@ -101,20 +102,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     def cell(value: float, step: int | None) -> str:
         return "n/a" if math.isnan(value) else f"{value:.3f} (step {step})"
 
-    lines = ["| metric | before | after |", "|---|---|---|"]
-    lines += [
-        f"| {r['metric']} | {cell(r['before'], r['before_step'])} | {cell(r['after'], r['after_step'])} |" for r in rows
-    ]
-    return "\n".join(lines)
+    cells = ([r["metric"], cell(r["before"], r["before_step"]), cell(r["after"], r["after_step"])] for r in rows)
+    return "\n".join(markdown_table(["metric", "before", "after"], cells))
 
 
 def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
     """Write a PNG grid of the per-step training metrics (NaN steps are gaps)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     training = [(s, v) for s, v in records if "smartthinker/accuracy/mean" in v]
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     for axis, (key, title) in zip(axes.flat, PLOTTED, strict=True):
@@ -128,18 +122,6 @@ def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
     return save_figure(fig, out)
 
 
-def save_figure(fig: Any, out: str | Path) -> Path:
-    """Write a matplotlib figure as a PNG (making its folder), close it and return the path."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo.report", description=__doc__.split("\n")[0])
     parser.add_argument("metrics", type=Path, help="verl file-logger JSONL (VERL_FILE_LOGGER_PATH)")
@@ -147,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         records = read_metrics(args.metrics)
-    except (FileNotFoundError, ValueError) as error:
+    except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     table = format_table(summarize(records))

@@ -20,7 +20,7 @@ from typing import Any
 
 from smartthinker_verl.errors import ConfigError, MissingFileError
 from smartthinker_verl.evaluation.grading import graded_samples
-from smartthinker_verl.evaluation.statistics import compute_metrics
+from smartthinker_verl.evaluation.statistics import compute_metrics, mean_or_none
 
 GROUP_BY = ("benchmark", "data_source", "file")
 #: Metrics averaged over benchmarks (unweighted, as the paper's "Average" column).
@@ -57,10 +57,7 @@ def summarize(
         benchmarks[name] = compute_metrics(graded_samples(records, results), ks)
         pooled.extend(graded_samples(records, results, prefix=f"{name}/"))
     overall = compute_metrics(pooled, ks)
-    average = {}
-    for key in AVERAGED:
-        values = [b[key] for b in benchmarks.values() if b.get(key) is not None]
-        average[key] = sum(values) / len(values) if len(values) == len(benchmarks) else None
+    average = {key: mean_or_none([b.get(key) for b in benchmarks.values()]) for key in AVERAGED}
     ks_reported = sorted(int(k.split("@")[1]) for k in overall if k.startswith("pass@") and not k.endswith("stderr"))
     return {**meta, "ks": ks_reported, **overall, "benchmarks": benchmarks, "benchmark_average": average}
 
