@@ -176,8 +176,7 @@ class RecordWriter:
 def write_records(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
     """Write ``records`` to a new JSONL file (replacing it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    path.unlink(missing_ok=True)
+    with RecordWriter(path) as writer:
+        writer.write_many(records)
     return path

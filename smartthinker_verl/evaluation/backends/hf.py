@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from smartthinker_verl.errors import SetupError
+from smartthinker_verl.errors import ConfigError, SetupError
 from smartthinker_verl.evaluation.backends.base import (
     LENGTH,
     STOP,
@@ -73,9 +73,9 @@ class HFBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
-            raise SetupError(f"--dtype {dtype!r} is not one of {_DTYPES}")
+            raise ConfigError(f"--dtype {dtype!r} is not one of {_DTYPES}")
         if batch_size < 1:
-            raise SetupError(f"--batch-size must be >= 1, got {batch_size}")
+            raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":

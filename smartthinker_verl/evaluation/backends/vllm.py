@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from smartthinker_verl.errors import SetupError
+from smartthinker_verl.errors import ConfigError, SetupError
 from smartthinker_verl.evaluation.backends.base import (
     STOP,
     Completion,
@@ -86,7 +86,7 @@ class VLLMBackend:
         from transformers import AutoTokenizer
 
         if tensor_parallel_size < 1:
-            raise SetupError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
+            raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
         self.settings = settings
         self.chat_template = load_chat_template(chat_template)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
