@@ -8,7 +8,7 @@ logger writes ``metrics.jsonl`` (one ``{"step": N, "data": {...}}`` line per ste
   (``response_length/mean``);
 - the final validation accuracy (``val-core/.../acc/mean@N``) and mean response tokens
   (``val-aux/.../response_length/mean@N``), and the same before training when ``trainer.val_before_train`` ran;
-- AES against the reference method (default ``grpo``): dL + 3 dA, or dL - 5 |dA| when accuracy drops
+- AES against the reference method (default ``grpo``), the paper's accuracy-efficiency score
   (:func:`smartthinker_verl.evaluation.report.accuracy_efficiency_score`).
 
 CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.jsonl --run smartthinker=... --out DIR``

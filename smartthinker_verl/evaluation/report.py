@@ -15,8 +15,8 @@ AES (SmartThinker, arXiv 2603.08000), against the baseline (base) model, with L 
     dL = (L_base - L) / L_base,  dA = (A - A_base) / A_base
     AES = dL + 3 * dA  if dA >= 0,  else  dL - 5 * |dA|
 
-"On the average" it is computed from the average tokens and average accuracy over the benchmarks (this reproduces
-the paper's AES column: SmartThinker 1.5B, 0.54), not as the mean of the per-benchmark scores.
+"On the average" it is computed from the average tokens and average accuracy over the benchmarks, not as the mean
+of the per-benchmark scores: that is how the paper's AES column is computed (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -94,11 +94,8 @@ AES_LOSS_WEIGHT = 5.0
 
 
 def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float, base_accuracy: float) -> float:
-    """The paper's AES of a model (``tokens``, ``accuracy``) against the base model; accuracy in any unit (% or
-    fraction) as long as both use the same one.
-
-    dL = (L_base - L) / L_base, dA = (A - A_base) / A_base; AES = dL + 3 dA if dA >= 0 else dL - 5 |dA|.
-    """
+    """The paper's AES (module docstring) of a model (``tokens``, ``accuracy``) against the base model; accuracy
+    in any unit (% or fraction) as long as both use the same one."""
     if base_tokens <= 0 or base_accuracy <= 0:
         raise DataError(
             f"AES needs a positive baseline length and accuracy, got {base_tokens} tokens and {base_accuracy}: "
