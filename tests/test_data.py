@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -209,15 +210,7 @@ def test_load_records_reads_jsonl_json_and_parquet_copies_alike(tmp_path):
 
 
 def test_load_records_keeps_amc_float_answers_as_floats():
-    amc = DatasetSpec(
-        name="amc23",
-        hub_id="math-ai/amc23",
-        split="test",
-        output_split="test",
-        problem_key="question",
-        answer_key="answer",
-    )
-    records = load_records(amc, FIXTURES / "amc23_test.json")
+    records = load_records(dataclasses.replace(SPEC, problem_key="question"), FIXTURES / "amc23_test.json")
     assert [record["answer"] for record in records][:3] == [27.0, 2.5, 8.0]
     assert isinstance(records[0]["answer"], float)
 
