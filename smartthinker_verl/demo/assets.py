@@ -190,6 +190,7 @@ def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: in
     import random
 
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
     from smartthinker_verl.data import make_prompt
 
@@ -215,21 +216,16 @@ def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: in
         for b in range(5)
     }
     for _ in range(steps):
-        rows, masks = [], []
+        rows, targets = [], []  # targets: the response's ids, -100 (no loss) over the prompt
         for _ in range(batch):
             a, b = rng.randint(0, 4), rng.randint(0, 4)
             prompt_ids = encode(prompts[(a, b)])
             response_ids = [*encode(_tiny_response(rng, a, b)), tokenizer.eos_token_id]
-            rows.append(prompt_ids + response_ids)
-            masks.append([0] * len(prompt_ids) + [1] * len(response_ids))
-        width = max(len(r) for r in rows)
-        ids = torch.full((batch, width), tokenizer.pad_token_id)
-        labels = torch.full((batch, width), -100)
-        attention = torch.zeros((batch, width), dtype=torch.long)
-        for i, (row, mask) in enumerate(zip(rows, masks, strict=True)):
-            ids[i, : len(row)] = torch.tensor(row)
-            attention[i, : len(row)] = 1
-            labels[i, : len(row)] = torch.tensor([t if m else -100 for t, m in zip(row, mask, strict=True)])
+            rows.append(torch.tensor(prompt_ids + response_ids))
+            targets.append(torch.tensor([-100] * len(prompt_ids) + response_ids))
+        ids = pad_sequence(rows, batch_first=True, padding_value=tokenizer.pad_token_id)
+        attention = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)
+        labels = pad_sequence(targets, batch_first=True, padding_value=-100)
         loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
         loss.backward()
         optimizer.step()

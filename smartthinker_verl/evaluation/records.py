@@ -86,35 +86,17 @@ def record_key(record: dict[str, Any]) -> tuple[str, int]:
 
 def _repair_tail(path: Path) -> None:
     """Make ``path`` end with a complete line: drop a partial last line, or add the missing newline."""
-    with path.open("rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        # Find the start of the last line.
-        block = min(size, 1 << 20)
-        start = size
-        while start > 0:
-            lo = max(0, start - block)
-            f.seek(lo)
-            chunk = f.read(start - lo)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                start = lo + cut + 1
-                break
-            start = lo
-        f.seek(start)
-        tail = f.read(size - start)
-        try:
-            json.loads(tail)
-        except json.JSONDecodeError:
-            logger.warning("%s: dropping a partial last line (%d bytes) left by an interrupted run", path, len(tail))
-            f.truncate(start)
-        else:
-            f.seek(size)
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:])
+    except json.JSONDecodeError:
+        logger.warning("%s: dropping a partial last line (%d bytes) of an interrupted run", path, len(data) - start)
+        os.truncate(path, start)
+    else:
+        with path.open("ab") as f:
             f.write(b"\n")
 
 
