@@ -25,7 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartthinker_verl.demo.report import first_key, read_metrics
+from smartthinker_verl.demo.report import (
+    KeyOf,
+    first_and_last,
+    read_metrics,
+    validation_accuracy_key,
+    validation_tokens_key,
+)
 from smartthinker_verl.errors import DataError, SmartThinkerError
 from smartthinker_verl.evaluation.report import MISSING, accuracy_efficiency_score, markdown_table, pyplot, save_figure
 
@@ -51,33 +57,29 @@ class RunMetrics:
     val_tokens: dict[str, float] = field(default_factory=dict)
 
 
-def _first(values: dict[str, float], prefix: str, marker: str) -> float | None:
-    key = first_key(values, prefix, marker)
-    return None if key is None else values[key]
-
-
 def load_run(method: str, path: str | Path) -> RunMetrics:
     """Read a run's verl file-logger JSONL (see :func:`smartthinker_verl.demo.report.read_metrics`)."""
     run = RunMetrics(method)
-    validations: list[tuple[float, float | None]] = []
-    for step, values in read_metrics(path):
+    records = read_metrics(path)
+    for step, values in records:
         accuracy = values.get(TRAIN_ACCURACY, values.get(f"{method}/accuracy/mean"))
         if accuracy is not None and TRAIN_TOKENS in values:
             run.steps.append(step)
             run.accuracy.append(accuracy)
             run.tokens.append(values[TRAIN_TOKENS])
-        val_acc = _first(values, "val-core/", "/acc/mean@")
-        if val_acc is not None:
-            validations.append((val_acc, _first(values, "val-aux/", "/response_length/mean@")))
-    if validations:
-        run.val_accuracy = {"before": validations[0][0], "after": validations[-1][0]}
-        run.val_tokens = {k: v for k, v in (("before", validations[0][1]), ("after", validations[-1][1])) if v}
-        if len(validations) == 1:  # no validation before training: only "after"
-            run.val_accuracy.pop("before")
-            run.val_tokens.pop("before", None)
+    run.val_accuracy = _before_after(records, validation_accuracy_key)
+    run.val_tokens = _before_after(records, validation_tokens_key)
     if not run.steps:
         raise DataError(f"{path}: no training step with {TRAIN_ACCURACY} and {TRAIN_TOKENS}; is it a training run?")
     return run
+
+
+def _before_after(records: list[tuple[int, dict[str, float]]], key_of: KeyOf) -> dict[str, float]:
+    """``{"before": first value, "after": last value}``; only "after" when the metric was logged at one step."""
+    first, last = first_and_last(records, key_of)
+    if last is None:
+        return {}
+    return {"after": last[1]} if first is None or first[0] == last[0] else {"before": first[1], "after": last[1]}
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -17,6 +17,7 @@ import argparse
 import logging
 import math
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from smartthinker_verl.errors import DataError, MissingFileError, SmartThinkerEr
 from smartthinker_verl.evaluation.report import markdown_table, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
+
+#: Names the metric to read in one step's record (None: not logged at that step).
+KeyOf = Callable[[dict[str, float]], str | None]
 
 #: Per-step training metrics plotted, (key, title).
 PLOTTED: tuple[tuple[str, str], ...] = (
@@ -55,35 +59,48 @@ def read_metrics(path: str | Path) -> list[tuple[int, dict[str, float]]]:
     return records
 
 
-def first_key(record: dict[str, float], prefix: str, marker: str) -> str | None:
-    """The first key (sorted) starting with ``prefix`` and containing ``marker``: one validation data source's."""
+def _first_key(record: dict[str, float], prefix: str, marker: str) -> str | None:
     keys = sorted(k for k in record if k.startswith(prefix) and marker in k)
     return keys[0] if keys else None
 
 
-def _pick(records: list[tuple[int, dict[str, float]]], key_of, last: bool) -> tuple[int, float] | None:
-    ordered = reversed(records) if last else iter(records)
-    for step, values in ordered:
+def validation_accuracy_key(record: dict[str, float]) -> str | None:
+    """verl's validation accuracy key in a record (the first data source's), if the step validated."""
+    return _first_key(record, "val-core/", "/acc/mean@")
+
+
+def validation_tokens_key(record: dict[str, float]) -> str | None:
+    """verl's validation mean response length key in a record (the first data source's)."""
+    return _first_key(record, "val-aux/", "/response_length/mean@")
+
+
+def _pick(records: Iterable[tuple[int, dict[str, float]]], key_of: KeyOf) -> tuple[int, float] | None:
+    for step, values in records:
         key = key_of(values)
         if key is not None and key in values and not math.isnan(values[key]):
             return step, values[key]
     return None
 
 
+def first_and_last(
+    records: list[tuple[int, dict[str, float]]], key_of: KeyOf
+) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+    """The first and the last ``(step, value)`` of the metric that ``key_of(record)`` names (NaN values skipped)."""
+    return _pick(records, key_of), _pick(reversed(records), key_of)
+
+
 def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
     """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table."""
-    val_acc = lambda v: first_key(v, "val-core/", "/acc/mean@")  # noqa: E731
-    val_len = lambda v: first_key(v, "val-aux/", "/response_length/mean@")  # noqa: E731
     rows = []
     for label, key_of in (
-        ("validation accuracy", val_acc),
-        ("validation mean response tokens", val_len),
+        ("validation accuracy", validation_accuracy_key),
+        ("validation mean response tokens", validation_tokens_key),
         ("training accuracy", lambda v: "smartthinker/accuracy/mean"),
         ("training mean response tokens", lambda v: "response_length/mean"),
         ("optimal length (mixed groups)", lambda v: "smartthinker/optimal_length/mean"),
         ("length coefficient (mixed groups)", lambda v: "smartthinker/coefficient/mean"),
     ):
-        before, after = _pick(records, key_of, last=False), _pick(records, key_of, last=True)
+        before, after = first_and_last(records, key_of)
         rows.append(
             {
                 "metric": label,
