@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, MissingFileError
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError
 from smartthinker_verl.evaluation.grading import graded_samples
 from smartthinker_verl.evaluation.statistics import compute_metrics, mean_or_none
 
@@ -78,7 +78,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
+        raise DataError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
     if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
-        raise ConfigError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
+        raise DataError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
     return results
