@@ -30,10 +30,10 @@ logger = logging.getLogger(__name__)
 #: Names the metric to read in one step's record (None: not logged at that step).
 KeyOf = Callable[[dict[str, float]], str | None]
 
-#: Per-step training metrics plotted, (key, title).
+#: Per-step training metrics plotted, (key, title); the first four are also in the table.
 PLOTTED: tuple[tuple[str, str], ...] = (
     ("smartthinker/accuracy/mean", "training accuracy"),
-    ("response_length/mean", "mean response tokens"),
+    ("response_length/mean", "training mean response tokens"),
     ("smartthinker/optimal_length/mean", "optimal length (mixed groups)"),
     ("smartthinker/coefficient/mean", "length coefficient (mixed groups)"),
     ("smartthinker/shaped_group_frac", "fraction of groups shaped"),
@@ -91,15 +91,13 @@ def first_and_last(
 
 def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
     """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table."""
-    rows = []
-    for label, key_of in (
+    metrics: list[tuple[str, KeyOf]] = [
         ("validation accuracy", validation_accuracy_key),
         ("validation mean response tokens", validation_tokens_key),
-        ("training accuracy", lambda v: "smartthinker/accuracy/mean"),
-        ("training mean response tokens", lambda v: "response_length/mean"),
-        ("optimal length (mixed groups)", lambda v: "smartthinker/optimal_length/mean"),
-        ("length coefficient (mixed groups)", lambda v: "smartthinker/coefficient/mean"),
-    ):
+    ]
+    metrics += [(title, lambda _, key=key: key) for key, title in PLOTTED[:4]]
+    rows = []
+    for label, key_of in metrics:
         before, after = first_and_last(records, key_of)
         rows.append(
             {
