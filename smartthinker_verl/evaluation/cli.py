@@ -268,6 +268,7 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
 def _grade_files(args: argparse.Namespace) -> int:
     import json
 
+    from smartthinker_verl.evaluation.generation import RUN_CONFIG
     from smartthinker_verl.evaluation.grading import count_response_tokens
     from smartthinker_verl.evaluation.records import number_samples, read_records, validate_for_grading
     from smartthinker_verl.evaluation.summary import group_name
@@ -284,7 +285,7 @@ def _grade_files(args: argparse.Namespace) -> int:
         file_name = path.name.removesuffix(".jsonl")
         for record in records:
             groups.setdefault(group_name(record, args.group_by, file_name), []).append(record)
-        run_config_path = path.parent.parent / "eval_config.json"  # written by `eval --data` next to generations/
+        run_config_path = path.parent.parent / RUN_CONFIG  # written by `eval --data` next to generations/
         if settings is None and run_config_path.is_file():
             settings = json.loads(run_config_path.read_text())
     sources = ", ".join(args.generations)

@@ -60,6 +60,14 @@ class ModelResult:
         value = (self.benchmarks.get(benchmark) or {}).get("pass@1")
         return None if value is None else 100.0 * value
 
+    def mean_tokens(self, benchmarks: Sequence[str]) -> float | None:
+        """Unweighted mean over ``benchmarks``; None when one is missing."""
+        return mean_or_none([self.tokens(b) for b in benchmarks])
+
+    def mean_accuracy(self, benchmarks: Sequence[str]) -> float | None:
+        """pass@1 in percent, unweighted mean over ``benchmarks``; None when one is missing."""
+        return mean_or_none([self.accuracy(b) for b in benchmarks])
+
     def accuracy_stderr(self, benchmark: str) -> float | None:
         value = (self.benchmarks.get(benchmark) or {}).get("pass@1_stderr")
         return None if value is None else 100.0 * value
@@ -118,10 +126,10 @@ def aes_or_none(
 def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
     """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column)."""
     return aes_or_none(
-        mean_or_none([model.tokens(b) for b in benchmarks]),
-        mean_or_none([model.accuracy(b) for b in benchmarks]),
-        mean_or_none([baseline.tokens(b) for b in benchmarks]),
-        mean_or_none([baseline.accuracy(b) for b in benchmarks]),
+        model.mean_tokens(benchmarks),
+        model.mean_accuracy(benchmarks),
+        baseline.mean_tokens(benchmarks),
+        baseline.mean_accuracy(benchmarks),
     )
 
 
@@ -179,11 +187,7 @@ def _main_row(
     for b in benchmarks:
         stderr = model.accuracy_stderr(b) if show_stderr else None
         cells.append(_cell(model.tokens(b), model.accuracy(b), stderr))
-    cells.append(
-        _cell(
-            mean_or_none([model.tokens(b) for b in benchmarks]), mean_or_none([model.accuracy(b) for b in benchmarks])
-        )
-    )
+    cells.append(_cell(model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)))
     if baseline is not None:
         value = None if model is baseline else average_compression(model, baseline, benchmarks)
         cells.append(MISSING if value is None else f"{100 * value:.1f}%")
@@ -315,8 +319,7 @@ def _plot_benchmark_points(
 def _plot_averages(ax: Any, rows: Sequence[ModelResult], benchmarks: Sequence[str], colors: list[str]) -> None:
     """One labelled star per model at its average over the benchmarks."""
     for i, model in enumerate(rows):
-        tokens = mean_or_none([model.tokens(b) for b in benchmarks])
-        acc = mean_or_none([model.accuracy(b) for b in benchmarks])
+        tokens, acc = model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)
         if tokens is None or acc is None:
             continue
         color = colors[i % len(colors)]
