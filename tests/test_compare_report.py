@@ -72,3 +72,13 @@ def test_a_file_without_training_steps_is_a_clear_error(tmp_path: Path, capsys) 
     path.write_text(json.dumps({"step": 0, "data": {"val-core/x/acc/mean@1": 0.1}}) + "\n")
     assert main(["--run", f"grpo={path}", "--out", str(tmp_path / "o")]) == 1
     assert "no training step" in capsys.readouterr().err
+
+
+def test_a_run_validated_only_after_training_has_no_before_values(tmp_path: Path) -> None:
+    path = write_metrics(tmp_path / "g.jsonl", "grpo", [(0.5, 60.0), (0.55, 62.0)], [(0.4, 70.0), (0.5, 80.0)])
+    lines = path.read_text().splitlines()[1:]  # drop the validation before training (step 0)
+    path.write_text("\n".join(lines) + "\n")
+    run = load_run("grpo", path)
+    assert run.val_accuracy == {"after": 0.5} and run.val_tokens == {"after": 80.0}
+    (row,) = comparison_rows([run])
+    assert format_table([row]).splitlines()[2].startswith("| grpo | 2 | 0.500 -> 0.550 | 60.0 -> 62.0 | 0.500 | 80.0 |")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -27,7 +28,7 @@ from smartthinker_verl.data import (
     validate_row,
     write_parquet,
 )
-from smartthinker_verl.errors import DataError, SetupError
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
@@ -209,15 +210,7 @@ def test_load_records_reads_jsonl_json_and_parquet_copies_alike(tmp_path):
 
 
 def test_load_records_keeps_amc_float_answers_as_floats():
-    amc = DatasetSpec(
-        name="amc23",
-        hub_id="math-ai/amc23",
-        split="test",
-        output_split="test",
-        problem_key="question",
-        answer_key="answer",
-    )
-    records = load_records(amc, FIXTURES / "amc23_test.json")
+    records = load_records(dataclasses.replace(SPEC, problem_key="question"), FIXTURES / "amc23_test.json")
     assert [record["answer"] for record in records][:3] == [27.0, 2.5, 8.0]
     assert isinstance(records[0]["answer"], float)
 
@@ -236,37 +229,38 @@ def test_load_records_names_missing_columns_and_the_expected_layout(tmp_path):
     path = tmp_path / "wrong.jsonl"
     path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
     expected = r"no column\(s\) \['problem'\].*columns found: \['answer', 'question'\]"
-    with pytest.raises(SetupError, match=expected):
+    with pytest.raises(DataError, match=expected):
         load_records(SPEC, path)
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "message"),
+    ("name", "content", "error", "message"),
     [
-        ("data.csv", "problem,answer\n", "unsupported file type '.csv'"),
-        ("bad.jsonl", '{"problem": "a", "answer": "1"}\n{not json\n', r"bad.jsonl:2: not valid JSON"),
-        ("scalar.jsonl", "3\n", "expected one JSON object per line"),
-        ("bad.json", '{"problem": "a"', "not valid JSON"),
-        ("ragged.json", '{"problem": ["a", "b"], "answer": ["1"]}', "equal-length columns"),
-        ("empty.jsonl", "\n", "no records"),
+        ("data.csv", "problem,answer\n", ConfigError, "unsupported file type '.csv'"),
+        ("bad.jsonl", '{"problem": "a", "answer": "1"}\n{not json\n', DataError, r"bad.jsonl:2: not valid JSON"),
+        ("truncated.jsonl", '{"problem": "a", "answer": "1"}\n{"problem": "b', DataError, "truncated.jsonl:2"),
+        ("scalar.jsonl", "3\n", DataError, "expected a JSON object per line"),
+        ("bad.json", '{"problem": "a"', DataError, "not valid JSON"),
+        ("ragged.json", '{"problem": ["a", "b"], "answer": ["1"]}', DataError, "equal-length columns"),
+        ("empty.jsonl", "\n", DataError, "no records"),
     ],
 )
-def test_load_records_rejects_unreadable_local_files_with_the_fix(tmp_path, name, content, message):
+def test_load_records_rejects_unreadable_local_files_with_the_fix(tmp_path, name, content, error, message):
     path = tmp_path / name
     path.write_text(content)
-    with pytest.raises(SetupError, match=message):
+    with pytest.raises(error, match=message):
         load_records(SPEC, path)
 
 
 def test_load_records_reports_a_missing_local_path(tmp_path):
-    with pytest.raises(SetupError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         load_records(SPEC, tmp_path / "nope.jsonl")
 
 
 def test_load_records_lists_the_files_of_a_folder_without_the_split(tmp_path):
     for name in ("a.jsonl", "b.jsonl"):
         (tmp_path / name).write_text(json.dumps({"problem": "p", "answer": "1"}) + "\n")
-    with pytest.raises(SetupError, match=r"no .* file named test\* \(found: a.jsonl, b.jsonl\)"):
+    with pytest.raises(MissingFileError, match=r"no .* file named test\* \(found: a.jsonl, b.jsonl\)"):
         load_records(SPEC, tmp_path)
 
 

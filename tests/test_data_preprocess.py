@@ -205,10 +205,10 @@ def test_gsm8k_split_option_names_the_output_and_extra_info(tmp_path):
 def test_script_reads_a_parquet_copy_of_the_dataset(tmp_path, written):
     import pyarrow as pa
 
-    from smartthinker_verl.data.sources import _read_jsonl
+    from smartthinker_verl.data import read_jsonl
 
     local = tmp_path / "aime25.parquet"
-    pq.write_table(pa.Table.from_pylist(_read_jsonl(FIXTURES / "aime25_test.jsonl")), local)
+    pq.write_table(pa.Table.from_pylist(read_jsonl(FIXTURES / "aime25_test.jsonl")), local)
     result = run_script("aime25", "--local_dataset_path", local, "--output", tmp_path / "out.parquet")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out.parquet").read_bytes() == written["aime25"].read_bytes()

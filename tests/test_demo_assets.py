@@ -12,6 +12,7 @@ from smartthinker_verl.data import read_parquet
 from smartthinker_verl.demo import assets
 from smartthinker_verl.demo import data as demo_data
 from smartthinker_verl.demo import report as demo_report
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError
 
 
 @pytest.fixture()
@@ -120,9 +121,9 @@ def test_arithmetic_rows_are_reproducible_and_correct(difficulty):
 
 
 def test_unknown_difficulty_and_empty_sets_are_rejected():
-    with pytest.raises(ValueError, match="difficulty"):
+    with pytest.raises(ConfigError, match="difficulty"):
         demo_data.arithmetic_rows(2, split="train", seed=0, difficulty="olympiad")
-    with pytest.raises(ValueError, match="at least one row"):
+    with pytest.raises(ConfigError, match="at least one row"):
         demo_data.arithmetic_rows(0, split="train", seed=0)
 
 
@@ -134,9 +135,9 @@ def test_gsm8k_items_become_rows_with_the_final_answer(tmp_path):
     (row,) = demo_data.gsm8k_rows(tmp_path)
     assert row["reward_model"]["ground_truth"] == "1234"
     assert row["data_source"] == "openai/gsm8k" and row["extra_info"]["id_orig"] == 7
-    with pytest.raises(ValueError, match="####"):
+    with pytest.raises(DataError, match="####"):
         demo_data.gsm8k_answer("no final line", "x.toml")
-    with pytest.raises(FileNotFoundError, match="prepare gsm8k"):
+    with pytest.raises(MissingFileError, match="prepare gsm8k"):
         demo_data.gsm8k_rows(tmp_path / "empty")
 
 

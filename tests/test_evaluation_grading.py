@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from smartthinker_verl.cli import main
+from smartthinker_verl.errors import DataError
 from smartthinker_verl.evaluation.grading import grade_records, ground_truth_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "eval" / "graded_cases.jsonl"
@@ -40,8 +41,9 @@ def test_numeric_ground_truths_become_strings() -> None:
     assert ground_truth_text(27.0) == "27"
     assert ground_truth_text(2.5) == "2.5"
     assert ground_truth_text(35) == "35"
-    with pytest.raises(ValueError, match="not an answer"):
-        ground_truth_text(None)
+    for not_an_answer in (None, True, float("nan"), [1]):
+        with pytest.raises(DataError, match="not an answer"):
+            ground_truth_text(not_an_answer)
 
 
 def test_eval_grades_a_generations_file_into_res_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -108,6 +108,10 @@ def test_report_cli_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["report", str(bad), "--no-plot"]) == 2
     assert "no 'benchmarks'" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.json"), "--no-plot"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{")
+    assert main(["report", str(tmp_path / "broken.json"), "--no-plot"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
 
 
 def test_report_prints_markdown_when_no_out_is_given(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -3,8 +3,8 @@
 - ``rows``        the schema verl's RL dataset reads: :func:`build_row`, :func:`validate_row`, :func:`validate_rows`,
                   :func:`write_parquet`, :func:`read_parquet`, :func:`validate_parquet_file`
 - ``answers``     :func:`normalize_answer`, :func:`extract_gsm8k_answer`: a source's answers as row strings
-- ``sources``     :class:`DatasetSpec` (where a dataset lives, which columns hold what) and :func:`load_records`
-                  (Hugging Face hub or a local jsonl/json/parquet copy)
+- ``sources``     :class:`DatasetSpec` (where a dataset lives, which columns hold what), :func:`load_records`
+                  (Hugging Face hub or a local jsonl/json/parquet copy) and :func:`read_jsonl`
 - ``preprocess``  :func:`convert_records` (records -> rows, with drop counts) and :func:`preprocess_main`, the
                   command line shared by every ``data_preprocess/`` script
 
@@ -33,7 +33,7 @@ from smartthinker_verl.data.rows import (
     validate_rows,
     write_parquet,
 )
-from smartthinker_verl.data.sources import LOCAL_SUFFIXES, DatasetSpec, load_records
+from smartthinker_verl.data.sources import LOCAL_SUFFIXES, DatasetSpec, load_records, read_jsonl
 
 __all__ = [
     "DROP_NO_ANSWER",
@@ -54,6 +54,7 @@ __all__ = [
     "normalize_answer",
     "preprocess",
     "preprocess_main",
+    "read_jsonl",
     "read_parquet",
     "validate_parquet_file",
     "validate_row",

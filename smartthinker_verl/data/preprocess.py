@@ -14,7 +14,7 @@ from typing import Any
 from smartthinker_verl.data.answers import as_text, is_missing
 from smartthinker_verl.data.rows import build_row, write_parquet
 from smartthinker_verl.data.sources import DatasetSpec, load_records
-from smartthinker_verl.errors import DataError, SetupError
+from smartthinker_verl.errors import SmartThinkerError
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
             output_split=output_split,
             progress=progress,
         )
-    except (SetupError, DataError, FileNotFoundError) as error:
+    except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(result.summary(spec.name, path))

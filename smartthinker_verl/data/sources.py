@@ -2,8 +2,8 @@
 
 Local copies are read with ``json`` and pyarrow, not ``datasets.load_dataset("json", ...)``: that builder unifies
 the records' schemas (keys missing from a record come back as None, so a source's column set changes), caches an
-Arrow copy under ``~/.cache/huggingface``, and reports a bad line without its line number; the readers here are
-about 40 lines and say ``file:line`` and the fix.
+Arrow copy under ``~/.cache/huggingface``, and reports a bad line without its line number. :func:`read_jsonl` is
+also the project's one JSONL reader (generations, verl's file-logger metrics).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.data.answers import normalize_answer
-from smartthinker_verl.errors import SetupError
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, SetupError
 
 logger = logging.getLogger(__name__)
 
@@ -62,21 +62,29 @@ class DatasetSpec:
         return Path("data") / self.name / f"{split or self.output_split}.parquet"
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    records = []
+def read_jsonl(path: str | Path, *, allow_partial_tail: bool = False) -> list[dict[str, Any]]:
+    """The objects of a JSONL file, one per non-blank line; :class:`DataError` naming ``file:line`` otherwise.
+
+    ``allow_partial_tail``: skip (with a warning) a malformed last line without its newline, the line a killed
+    writer leaves behind; a malformed line anywhere else is still an error.
+    """
+    path = Path(path)
     with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+        lines = handle.readlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if allow_partial_tail and number == len(lines) and not line.endswith("\n"):
+                logger.warning("%s: skipping a partial last line %d (interrupted run?)", path, number)
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise SetupError(
-                    f"{path}:{line_number}: not valid JSON ({error.msg}); fix or remove the line"
-                ) from error
-            if not isinstance(record, dict):
-                raise SetupError(f"{path}:{line_number}: expected one JSON object per line")
-            records.append(record)
+            raise DataError(f"{path}:{number}: not valid JSON ({error.msg}); fix or delete that line") from error
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}")
+        records.append(record)
     return records
 
 
@@ -84,7 +92,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise SetupError(f"{path}: not valid JSON ({error}); for one object per line name it .jsonl") from error
+        raise DataError(f"{path}: not valid JSON ({error}); for one object per line name it .jsonl") from error
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
         return data
     if isinstance(data, dict) and data and all(isinstance(column, list) for column in data.values()):
@@ -92,7 +100,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
         if len(lengths) == 1:
             keys = list(data)
             return [dict(zip(keys, values, strict=True)) for values in zip(*data.values(), strict=True)]
-    raise SetupError(
+    raise DataError(
         f"{path}: expected a JSON list of records or an object of equal-length columns; "
         "for one record per line name the file .jsonl"
     )
@@ -105,7 +113,7 @@ def _read_parquet_records(path: Path) -> list[dict[str, Any]]:
 
 
 _READERS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
-    ".jsonl": _read_jsonl,
+    ".jsonl": read_jsonl,
     ".json": _read_json,
     ".parquet": _read_parquet_records,
 }
@@ -115,7 +123,7 @@ def _local_files(path: Path, split: str) -> list[Path]:
     """The files of a local copy: ``path`` itself, or the files under a folder whose names start with ``split``."""
     if path.is_file():
         if path.suffix not in _READERS:
-            raise SetupError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)}")
+            raise ConfigError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)}")
         return [path]
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _READERS)
@@ -125,19 +133,17 @@ def _local_files(path: Path, split: str) -> list[Path]:
         if len(found) == 1:
             return found
         names = ", ".join(str(p.relative_to(path)) for p in found[:10]) or "none"
-        raise SetupError(
+        raise MissingFileError(
             f"{path}: no {'/'.join(LOCAL_SUFFIXES)} file named {split}* (found: {names}); "
             "pass the file itself to --local_dataset_path"
         )
-    raise SetupError(f"--local_dataset_path {path} does not exist; pass a .jsonl, .json or .parquet file")
+    raise MissingFileError(f"--local_dataset_path {path} does not exist; pass a .jsonl, .json or .parquet file")
 
 
 def _load_from_hub(spec: DatasetSpec, split: str) -> list[dict[str, Any]]:
     where = f"{spec.hub_id!r}" + (f" (config {spec.hub_config!r})" if spec.hub_config else "") + f" split {split!r}"
-    try:
-        import datasets
-    except ImportError as error:  # pragma: no cover - verl depends on datasets
-        raise SetupError(f"loading {where} needs the `datasets` package: pip install datasets") from error
+    import datasets
+
     logger.info("loading %s from the Hugging Face hub", where)
     try:
         dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
@@ -169,11 +175,11 @@ def load_records(spec: DatasetSpec, local_dataset_path: str | Path | None = None
     columns = set().union(*(record.keys() for record in records)) if records else set()
     missing = [key for key in (spec.problem_key, spec.answer_key) if key not in columns]
     if records and missing:
-        raise SetupError(
+        raise DataError(
             f"{source}: no column(s) {missing} (columns found: {sorted(columns)}); {spec.name} expects the layout "
             f"of {spec.hub_id}: {spec.layout}"
         )
     if not records:
-        raise SetupError(f"{source}: no records; check the file or the split name ({split!r})")
+        raise DataError(f"{source}: no records; check the file or the split name ({split!r})")
     logger.info("read %d records from %s", len(records), source)
     return records

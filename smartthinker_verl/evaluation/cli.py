@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SAMPLES = 4
 #: Samples per vLLM call when --chunk-size is not given (each chunk is on disk before the next starts).
 DEFAULT_VLLM_CHUNK = 1024
-#: Errors reported as one line (exit code 2) instead of a traceback: bad input, with the fix in the message; any
-#: other exception is a bug and keeps its traceback.
-USER_ERRORS = (SmartThinkerError,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +105,7 @@ def _add_grading_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return _generate_and_grade(args) if args.data else _grade_files(args)
-    except USER_ERRORS as error:
+    except SmartThinkerError as error:  # bad input, the fix in the message; anything else keeps its traceback
         logger.debug("eval failed", exc_info=True)
         print(f"smartthinker-verl eval: error: {error}", file=sys.stderr)
         return 2
@@ -156,26 +153,25 @@ def _write_outputs(
 
 
 def _print_summary(results: dict[str, Any], res_path: Path, graded_path: Path) -> None:
+    """One line per benchmark and overall: problems, samples, pass@1 (± stderr), pass@k_max, tokens, truncated."""
+    import pandas as pd
+
     k_max = max(results["ks"])
-    columns = ["benchmark", "problems", "samples", "pass@1", *([f"pass@{k_max}"] if k_max > 1 else []), "tokens"]
     rows = []
     for name, m in [*results["benchmarks"].items(), ("overall", results)]:
-        se = m["pass@1_stderr"]
-        pass1 = f"{100 * m['pass@1']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
-        cells = [name, str(m["num_problems"]), f"{m['samples_per_problem']:.4g}", pass1]
+        se, trunc = m["pass@1_stderr"], m["truncation_rate"]
+        row = {
+            "benchmark": name,
+            "problems": m["num_problems"],
+            "samples": f"{m['samples_per_problem']:.4g}",
+            "pass@1": f"{100 * m['pass@1']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else ""),
+        }
         if k_max > 1:
-            cells.append(f"{100 * m[f'pass@{k_max}']:.1f}")
-        cells.append(f"{m['mean_response_tokens']:.0f}")
-        trunc = m["truncation_rate"]
-        rows.append([*cells, "-" if trunc is None else f"{100 * trunc:.1f}%"])
-    columns.append("truncated")
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-    for row in [columns, *rows]:
-        print(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+            row[f"pass@{k_max}"] = f"{100 * m[f'pass@{k_max}']:.1f}"
+        row["tokens"] = f"{m['mean_response_tokens']:.0f}"
+        row["truncated"] = "-" if trunc is None else f"{100 * trunc:.1f}%"
+        rows.append(row)
+    print(pd.DataFrame(rows).to_string(index=False))
     print(f"metrics: {res_path}\nper-sample grades: {graded_path}")
 
 
@@ -272,6 +268,7 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
 def _grade_files(args: argparse.Namespace) -> int:
     import json
 
+    from smartthinker_verl.evaluation.generation import RUN_CONFIG
     from smartthinker_verl.evaluation.grading import count_response_tokens
     from smartthinker_verl.evaluation.records import number_samples, read_records, validate_for_grading
     from smartthinker_verl.evaluation.summary import group_name
@@ -288,7 +285,7 @@ def _grade_files(args: argparse.Namespace) -> int:
         file_name = path.name.removesuffix(".jsonl")
         for record in records:
             groups.setdefault(group_name(record, args.group_by, file_name), []).append(record)
-        run_config_path = path.parent.parent / "eval_config.json"  # written by `eval --data` next to generations/
+        run_config_path = path.parent.parent / RUN_CONFIG  # written by `eval --data` next to generations/
         if settings is None and run_config_path.is_file():
             settings = json.loads(run_config_path.read_text())
     sources = ", ".join(args.generations)

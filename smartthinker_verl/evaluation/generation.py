@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, ResumeError
+from smartthinker_verl.errors import ConfigError, DataError, ResumeError
 from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, sample_seed
 from smartthinker_verl.evaluation.problems import Problem
 from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key
@@ -152,7 +152,10 @@ def _evaluation_records(path: Path, problems: Sequence[Problem], samples_per_pro
     wanted = {(str(p.id), s) for p in problems for s in range(samples_per_problem)}
     records = [r for r in read_records(path) if record_key(r) in wanted]
     if len(records) != len(wanted):
-        raise RuntimeError(f"{path}: expected {len(wanted)} samples after generation, found {len(records)}")
+        raise DataError(
+            f"{path}: expected {len(wanted)} samples after generation, found {len(records)}; did two runs write to "
+            "this --out at once? Generate each benchmark in one process only"
+        )
     return records
 
 

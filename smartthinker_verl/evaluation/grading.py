@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.data import normalize_answer
 from smartthinker_verl.errors import DataError
 from smartthinker_verl.evaluation.records import record_key
 from smartthinker_verl.evaluation.statistics import GradedSample
@@ -22,14 +23,14 @@ GRADE_CHUNK = 256
 
 
 def ground_truth_text(value: Any) -> str:
-    """A record's ground truth as the scorer wants it: a string (numbers such as ``27.0`` converted)."""
+    """A record's ground truth as the scorer wants it: a string (numbers such as ``27.0`` converted, as
+    :func:`smartthinker_verl.data.normalize_answer` does for the parquet rows)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, bool) or value is None:
+    text = normalize_answer(value)
+    if text is None:
         raise DataError(f"ground truth {value!r} is not an answer; fix the generations file")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return text
 
 
 def grade_records(

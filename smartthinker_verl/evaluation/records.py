@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from smartthinker_verl.data.sources import read_jsonl
 from smartthinker_verl.errors import DataError, MissingFileError
 
 logger = logging.getLogger(__name__)
@@ -85,74 +86,32 @@ def record_key(record: dict[str, Any]) -> tuple[str, int]:
 
 def _repair_tail(path: Path) -> None:
     """Make ``path`` end with a complete line: drop a partial last line, or add the missing newline."""
-    with path.open("rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        # Find the start of the last line.
-        block = min(size, 1 << 20)
-        start = size
-        while start > 0:
-            lo = max(0, start - block)
-            f.seek(lo)
-            chunk = f.read(start - lo)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                start = lo + cut + 1
-                break
-            start = lo
-        f.seek(start)
-        tail = f.read(size - start)
-        try:
-            json.loads(tail)
-        except json.JSONDecodeError:
-            logger.warning("%s: dropping a partial last line (%d bytes) left by an interrupted run", path, len(tail))
-            f.truncate(start)
-        else:
-            f.seek(size)
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:])
+    except json.JSONDecodeError:
+        logger.warning("%s: dropping a partial last line (%d bytes) of an interrupted run", path, len(data) - start)
+        os.truncate(path, start)
+    else:
+        with path.open("ab") as f:
             f.write(b"\n")
 
 
-def iter_records(path: str | Path, *, repair: bool = False) -> Iterator[dict[str, Any]]:
-    """Yield the records of a JSONL file, skipping blank lines.
+def read_records(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
+    """The records of a generations JSONL file, blank lines skipped.
 
-    Args:
-        path: the JSONL file.
-        repair: cut off (in the file itself) a partial last line left by a killed run; without it such a line is
-            skipped with a warning.
-
-    Raises :class:`DataError` for a malformed line that is not the partial last line, or a line that is not an
-    object.
+    ``repair``: cut off (in the file itself) a partial last line left by a killed run; without it such a line is
+    skipped with a warning. A malformed line anywhere else, or one that is not an object, is a :class:`DataError`.
     """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist; pass a generations JSONL written by `smartthinker-verl eval`")
     if repair:
         _repair_tail(path)
-    with path.open("r", encoding="utf-8") as f:
-        lines = f.readlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            if number == len(lines) and not line.endswith("\n"):
-                logger.warning("%s: skipping a partial last line %d (interrupted run?)", path, number)
-                continue
-            raise DataError(f"{path}:{number}: not valid JSON ({error}); fix or delete that line") from error
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}")
-        yield record
-
-
-def read_records(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """All records of a JSONL file (see :func:`iter_records`)."""
-    return list(iter_records(path, repair=repair))
+    return read_jsonl(path, allow_partial_tail=True)
 
 
 def validate_for_grading(records: Iterable[dict[str, Any]], path: str | Path, *, need_tokens: bool) -> None:
@@ -199,8 +158,7 @@ class RecordWriter:
 def write_records(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
     """Write ``records`` to a new JSONL file (replacing it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    path.unlink(missing_ok=True)
+    with RecordWriter(path) as writer:
+        writer.write_many(records)
     return path

@@ -15,8 +15,8 @@ AES (SmartThinker, arXiv 2603.08000), against the baseline (base) model, with L 
     dL = (L_base - L) / L_base,  dA = (A - A_base) / A_base
     AES = dL + 3 * dA  if dA >= 0,  else  dL - 5 * |dA|
 
-"On the average" it is computed from the average tokens and average accuracy over the benchmarks (this reproduces
-the paper's AES column: SmartThinker 1.5B, 0.54), not as the mean of the per-benchmark scores.
+"On the average" it is computed from the average tokens and average accuracy over the benchmarks, not as the mean
+of the per-benchmark scores: that is how the paper's AES column is computed (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.evaluation.statistics import compression
+from smartthinker_verl.errors import ConfigError, DataError, SetupError, SmartThinkerError
+from smartthinker_verl.evaluation.statistics import compression, mean_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ class ModelResult:
         """pass@1 in percent."""
         value = (self.benchmarks.get(benchmark) or {}).get("pass@1")
         return None if value is None else 100.0 * value
+
+    def mean_tokens(self, benchmarks: Sequence[str]) -> float | None:
+        """Unweighted mean over ``benchmarks``; None when one is missing."""
+        return mean_or_none([self.tokens(b) for b in benchmarks])
+
+    def mean_accuracy(self, benchmarks: Sequence[str]) -> float | None:
+        """pass@1 in percent, unweighted mean over ``benchmarks``; None when one is missing."""
+        return mean_or_none([self.accuracy(b) for b in benchmarks])
 
     def accuracy_stderr(self, benchmark: str) -> float | None:
         value = (self.benchmarks.get(benchmark) or {}).get("pass@1_stderr")
@@ -93,13 +102,10 @@ AES_LOSS_WEIGHT = 5.0
 
 
 def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float, base_accuracy: float) -> float:
-    """The paper's AES of a model (``tokens``, ``accuracy``) against the base model; accuracy in any unit (% or
-    fraction) as long as both use the same one.
-
-    dL = (L_base - L) / L_base, dA = (A - A_base) / A_base; AES = dL + 3 dA if dA >= 0 else dL - 5 |dA|.
-    """
+    """The paper's AES (module docstring) of a model (``tokens``, ``accuracy``) against the base model; accuracy
+    in any unit (% or fraction) as long as both use the same one."""
     if base_tokens <= 0 or base_accuracy <= 0:
-        raise ValueError(
+        raise DataError(
             f"AES needs a positive baseline length and accuracy, got {base_tokens} tokens and {base_accuracy}: "
             "check the --baseline res.json"
         )
@@ -108,30 +114,28 @@ def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float
     return d_length + AES_GAIN_WEIGHT * d_accuracy if d_accuracy >= 0 else d_length - AES_LOSS_WEIGHT * abs(d_accuracy)
 
 
-def benchmark_aes(model: ModelResult, baseline: ModelResult, benchmark: str) -> float | None:
-    """AES on one benchmark; None when a number is missing or the baseline has no length or accuracy there."""
-    values = (
-        model.tokens(benchmark),
-        model.accuracy(benchmark),
-        baseline.tokens(benchmark),
-        baseline.accuracy(benchmark),
-    )
-    if any(v is None for v in values) or not values[2] or not values[3]:
+def aes_or_none(
+    tokens: float | None, accuracy: float | None, base_tokens: float | None, base_accuracy: float | None
+) -> float | None:
+    """:func:`accuracy_efficiency_score`, or None when a number is missing or the baseline's is zero."""
+    if tokens is None or accuracy is None or not base_tokens or not base_accuracy:
         return None
-    return accuracy_efficiency_score(*values)  # type: ignore[arg-type]
+    return accuracy_efficiency_score(tokens, accuracy, base_tokens, base_accuracy)
 
 
 def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
     """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column)."""
-    values = (
-        _mean([model.tokens(b) for b in benchmarks]),
-        _mean([model.accuracy(b) for b in benchmarks]),
-        _mean([baseline.tokens(b) for b in benchmarks]),
-        _mean([baseline.accuracy(b) for b in benchmarks]),
+    return aes_or_none(
+        model.mean_tokens(benchmarks),
+        model.mean_accuracy(benchmarks),
+        baseline.mean_tokens(benchmarks),
+        baseline.mean_accuracy(benchmarks),
     )
-    if any(v is None for v in values) or not values[2] or not values[3]:
-        return None
-    return accuracy_efficiency_score(*values)  # type: ignore[arg-type]
+
+
+def benchmark_aes(model: ModelResult, baseline: ModelResult, benchmark: str) -> float | None:
+    """AES on one benchmark; None when a number is missing or the baseline has no length or accuracy there."""
+    return average_aes(model, baseline, [benchmark])
 
 
 def _score(value: float | None) -> str:
@@ -140,10 +144,6 @@ def _score(value: float | None) -> str:
 
 def _row_label(model: ModelResult, baseline: ModelResult | None) -> str:
     return model.label + (" (baseline)" if model is baseline else "")
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    return None if not values or any(v is None for v in values) else sum(values) / len(values)  # type: ignore[arg-type]
 
 
 def _cell(tokens: float | None, accuracy: float | None, stderr: float | None = None) -> str:
@@ -159,19 +159,13 @@ def average_compression(model: ModelResult, baseline: ModelResult, benchmarks: S
     for b in benchmarks:
         tokens, base = model.tokens(b), baseline.tokens(b)
         values.append(None if tokens is None or not base else compression(tokens, base))
-    return _mean(values)
+    return mean_or_none(values)
 
 
-def _table_head(columns: Sequence[str]) -> list[str]:
-    """A Markdown table's header row and alignment row (first column left, the others right)."""
-    return [
-        "| " + " | ".join(columns) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|",
-    ]
-
-
-def _table_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table: header, alignment (first column left, the others right), one per row."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|"]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def _main_caption(baseline: ModelResult | None) -> str:
@@ -185,18 +179,20 @@ def _main_caption(baseline: ModelResult | None) -> str:
     )
 
 
-def _main_row(model: ModelResult, baseline: ModelResult | None, benchmarks: Sequence[str], show_stderr: bool) -> str:
+def _main_row(
+    model: ModelResult, baseline: ModelResult | None, benchmarks: Sequence[str], show_stderr: bool
+) -> list[str]:
     """One model's row of the main table: ``tokens / pass@1`` per benchmark and on average, then vs the baseline."""
     cells = [_row_label(model, baseline)]
     for b in benchmarks:
         stderr = model.accuracy_stderr(b) if show_stderr else None
         cells.append(_cell(model.tokens(b), model.accuracy(b), stderr))
-    cells.append(_cell(_mean([model.tokens(b) for b in benchmarks]), _mean([model.accuracy(b) for b in benchmarks])))
+    cells.append(_cell(model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)))
     if baseline is not None:
         value = None if model is baseline else average_compression(model, baseline, benchmarks)
         cells.append(MISSING if value is None else f"{100 * value:.1f}%")
         cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
-    return _table_row(cells)
+    return cells
 
 
 def _main_table(
@@ -206,12 +202,14 @@ def _main_table(
     header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
     if baseline is not None:
         header += ["Compression", "AES"]
-    lines = [_main_caption(baseline), "", *_table_head(header)]
-    lines += [_main_row(model, baseline, benchmarks, show_stderr) for model in rows]
-    return lines
+    return [
+        _main_caption(baseline),
+        "",
+        *markdown_table(header, (_main_row(model, baseline, benchmarks, show_stderr) for model in rows)),
+    ]
 
 
-def _change_row(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> str:
+def _change_row(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
     """One model's ``compression % / accuracy change`` per benchmark and their means."""
     cells, comps, deltas = [model.label], [], []
     for b in benchmarks:
@@ -222,36 +220,37 @@ def _change_row(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[
         comps.append(comp)
         deltas.append(delta)
         cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
-    comp, delta = _mean(comps), _mean(deltas)
+    comp, delta = mean_or_none(comps), mean_or_none(deltas)
     cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
-    return _table_row(cells)
+    return cells
 
 
 def _change_table(models: Sequence[ModelResult], baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
     """The per-benchmark compression and accuracy-change table (baseline excluded)."""
-    lines = [
+    return [
         "",
         f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:",
         "",
-        *_table_head(["Model", *(display_name(b) for b in benchmarks), "Average"]),
+        *markdown_table(
+            ["Model", *(display_name(b) for b in benchmarks), "Average"],
+            (_change_row(model, baseline, benchmarks) for model in models),
+        ),
     ]
-    lines += [_change_row(model, baseline, benchmarks) for model in models]
-    return lines
 
 
 def _aes_table(models: Sequence[ModelResult], baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
     """The per-benchmark AES table, with the AES of the averages last (baseline excluded)."""
-    lines = [
+    rows = (
+        [model.label, *(_score(benchmark_aes(model, baseline, b)) for b in benchmarks)]
+        + [_score(average_aes(model, baseline, benchmarks))]
+        for model in models
+    )
+    return [
         "",
         f"Accuracy-efficiency score (AES) against {baseline.label}, per benchmark and on the average:",
         "",
-        *_table_head(["Model", *(display_name(b) for b in benchmarks), "Average"]),
+        *markdown_table(["Model", *(display_name(b) for b in benchmarks), "Average"], rows),
     ]
-    for model in models:
-        cells = [model.label, *(_score(benchmark_aes(model, baseline, b)) for b in benchmarks)]
-        cells.append(_score(average_aes(model, baseline, benchmarks)))
-        lines.append(_table_row(cells))
-    return lines
 
 
 def markdown_tables(
@@ -263,7 +262,7 @@ def markdown_tables(
     """
     rows = ([baseline] if baseline is not None else []) + list(models)
     if not rows:
-        raise ValueError("no results to report; pass at least one res.json")
+        raise ConfigError("no results to report; pass at least one res.json")
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
     lines = _main_table(rows, baseline, benchmarks, show_stderr)
     if baseline is not None and models:
@@ -276,17 +275,28 @@ def markdown_tables(
 _PLOT_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
 
 
-def _pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend; a RuntimeError with the fix when not installed."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend; :class:`SetupError` with the fix when missing."""
     try:
         import matplotlib
     except ImportError as error:
-        raise RuntimeError(f"the plot needs matplotlib ({error}): pip install -e .[plot], or pass --no-plot") from error
+        raise SetupError(f"the plot needs matplotlib ({error}): pip install -e .[plot], or pass --no-plot") from error
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
+    """Write a matplotlib figure as a PNG (making its folder; ``savefig``: more ``fig.savefig`` arguments), close
+    it and return the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **{"dpi": 100, **savefig})
+    pyplot().close(fig)
+    return path
 
 
 def _plot_benchmark_points(
@@ -309,8 +319,7 @@ def _plot_benchmark_points(
 def _plot_averages(ax: Any, rows: Sequence[ModelResult], benchmarks: Sequence[str], colors: list[str]) -> None:
     """One labelled star per model at its average over the benchmarks."""
     for i, model in enumerate(rows):
-        tokens = _mean([model.tokens(b) for b in benchmarks])
-        acc = _mean([model.accuracy(b) for b in benchmarks])
+        tokens, acc = model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)
         if tokens is None or acc is None:
             continue
         color = colors[i % len(colors)]
@@ -352,7 +361,7 @@ def plot_accuracy_vs_tokens(
     models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path, *, title: str | None = None
 ) -> Path:
     """Write a PNG: pass@1 (%) against mean response tokens, one colour per model, one marker per benchmark."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = ([baseline] if baseline is not None else []) + list(models)
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -362,12 +371,7 @@ def plot_accuracy_vs_tokens(
         _plot_averages(ax, rows, benchmarks, colors)
     _plot_axes(ax, title)
     legends = _plot_legends(ax, rows, baseline, benchmarks, colors)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight", bbox_extra_artists=legends)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=150, bbox_inches="tight", bbox_extra_artists=legends)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -388,13 +392,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.labels and len(args.labels) != len(args.results):
-            raise ValueError(f"{len(args.labels)} --labels for {len(args.results)} results: give one per RES.json")
+            raise ConfigError(f"{len(args.labels)} --labels for {len(args.results)} results: give one per RES.json")
         labels = args.labels or [None] * len(args.results)
         models = [model_result(load_results(p), label, p) for p, label in zip(args.results, labels, strict=True)]
         baseline = (
             model_result(load_results(args.baseline), args.baseline_label, args.baseline) if args.baseline else None
         )
-    except (ValueError, FileNotFoundError) as error:
+    except SmartThinkerError as error:
         print(f"smartthinker-verl report: error: {error}", file=sys.stderr)
         return 2
     text = markdown_tables(models, baseline, show_stderr=args.stderr)
@@ -408,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
         plot_path = args.plot or (str(Path(args.out).with_suffix(".png")) if args.out else "report.png")
         try:
             plot_accuracy_vs_tokens(models, baseline, plot_path)
-        except RuntimeError as error:
+        except SetupError as error:
             print(f"smartthinker-verl report: error: {error}", file=sys.stderr)
             return 2
         print(f"plot: {plot_path}")

@@ -16,6 +16,7 @@ Definitions (docs/algorithm.md, section 7):
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,12 +68,7 @@ def default_ks(min_samples: int) -> list[int]:
 
 def standard_error(values: Sequence[float]) -> float | None:
     """Standard error of the mean, ``std(values, ddof=1) / sqrt(len(values))``; ``None`` for fewer than 2 values."""
-    n = len(values)
-    if n < 2:
-        return None
-    mean = sum(values) / n
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return math.sqrt(variance / n)
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) >= 2 else None
 
 
 def compression(length: float, baseline_length: float) -> float:
@@ -82,8 +78,9 @@ def compression(length: float, baseline_length: float) -> float:
     return 1.0 - length / baseline_length
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def mean_or_none(values: Sequence[float | None]) -> float | None:
+    """The mean of ``values``; ``None`` when there are none or one of them is ``None`` (a missing number)."""
+    return None if not values or any(v is None for v in values) else statistics.fmean(values)  # type: ignore[arg-type]
 
 
 def group_by_problem(samples: Iterable[GradedSample]) -> dict[str, list[GradedSample]]:
@@ -137,17 +134,17 @@ def compute_metrics(samples: Iterable[GradedSample], ks: Sequence[int] | None = 
 
     flat = [s for g in groups.values() for s in g]
     tokens = [s.response_tokens for s in flat]
-    metrics["mean_response_tokens"] = _mean(tokens)
+    metrics["mean_response_tokens"] = mean_or_none(tokens)
     # Problems weigh by their samples in the pooled mean; the standard error uses per-problem means.
     metrics["mean_response_tokens_stderr"] = standard_error(
         [sum(s.response_tokens for s in g) / len(g) for g in groups.values()]
     )
-    metrics["mean_response_tokens_correct"] = _mean([s.response_tokens for s in flat if s.correct])
-    metrics["mean_response_tokens_incorrect"] = _mean([s.response_tokens for s in flat if not s.correct])
+    metrics["mean_response_tokens_correct"] = mean_or_none([s.response_tokens for s in flat if s.correct])
+    metrics["mean_response_tokens_incorrect"] = mean_or_none([s.response_tokens for s in flat if not s.correct])
     with_reason = [s for s in flat if s.finish_reason is not None]
-    metrics["truncation_rate"] = _mean([float(s.finish_reason == TRUNCATED) for s in with_reason])
+    metrics["truncation_rate"] = mean_or_none([float(s.finish_reason == TRUNCATED) for s in with_reason])
     with_think = [s for s in flat if s.think_closed is not None]
-    metrics["think_closed_rate"] = _mean([float(bool(s.think_closed)) for s in with_think])
+    metrics["think_closed_rate"] = mean_or_none([float(bool(s.think_closed)) for s in with_think])
     metrics["num_problems"] = len(groups)
     metrics["num_samples"] = len(flat)
     metrics["num_correct"] = sum(s.correct for s in flat)

