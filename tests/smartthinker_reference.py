@@ -4,6 +4,14 @@ docs/algorithm.md (no torch, no code shared with the package)."""
 from __future__ import annotations
 
 import math
+import zlib
+
+import numpy as np
+
+
+def rng_for(*parts) -> np.random.Generator:
+    """A generator seeded by the CRC-32 of ``parts`` (not ``hash``: str hashes change with every process)."""
+    return np.random.default_rng(zlib.crc32(repr(parts).encode()))
 
 
 def _log_ratio(x: float, m1: float, v1: float, m2: float, v2: float) -> float:
