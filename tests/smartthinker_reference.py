@@ -59,7 +59,7 @@ def reference_group(lengths, scores, rule, penalty, coefficient, fixed=None, thr
         coef = fixed if mixed else 0.0
     else:
         gap = max([si for si, a in zip(s, correct, strict=True) if a], default=0.0) - sum(s) / n
-        coef = (1 - k / n) / gap if mixed and gap > 1e-6 else 0.0
+        coef = (1 - k / n) / gap if mixed and gap > 0 else 0.0
     rewards = [score - coef * si for score, si in zip(scores, s, strict=True)]
     return l_opt, coef, s, rewards
 
