@@ -37,12 +37,6 @@ CoefficientRule = Literal["dynamic", "fixed"]
 
 CONFIG_KEY = "smartthinker"
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "optimal_length": ("reference", "argmax"),
-    "penalty": ("one_sided", "symmetric"),
-    "coefficient": ("dynamic", "fixed"),
-}
-
 
 #: The normaliser every method uses unless told otherwise: GRPO's group normalisation (shaping/grpo.py).
 DEFAULT_NORMALIZER = "grpo"
@@ -68,7 +62,8 @@ class MethodOptions:
     """Options every length-shaping method has; a method's options subclass this and set ``config_key``.
 
     Fields typed ``float`` or ``int`` (optionally ``| None``) are validated as finite numbers, ``int`` ones as whole
-    numbers; ``positive`` and ``non_negative`` name the fields that must also be > 0, resp. >= 0.
+    numbers; ``positive`` and ``non_negative`` name the fields that must also be > 0, resp. >= 0. Fields typed
+    ``Literal[...]`` take one of its strings.
 
     Attributes:
         correct_threshold: a response is correct when its outcome score >= this.
@@ -84,8 +79,6 @@ class MethodOptions:
     #: Numeric fields that must be > 0, resp. >= 0 (None values are skipped).
     positive: ClassVar[tuple[str, ...]] = ("epsilon",)
     non_negative: ClassVar[tuple[str, ...]] = ()
-    #: Fields restricted to a set of strings.
-    choice_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     correct_threshold: float = 0.5
     epsilon: float = 1e-6
@@ -97,7 +90,7 @@ class MethodOptions:
                 f"algorithm.{self.config_key}.normalizer={self.normalizer!r} must name a verl advantage estimator, "
                 f"e.g. {DEFAULT_NORMALIZER} or rloo"
             )
-        for key, choices in self.choice_fields.items():
+        for key, choices in self.choice_fields().items():
             value = getattr(self, key)
             if value not in choices:
                 raise ConfigError(
@@ -121,6 +114,17 @@ class MethodOptions:
         if key in self.non_negative and value < 0:
             default = getattr(type(self)(), key)
             raise ConfigError(f"{where} must be >= 0. Fix: e.g. algorithm.{self.config_key}.{key}={default}")
+
+    @classmethod
+    @functools.cache
+    def choice_fields(cls) -> dict[str, tuple[str, ...]]:
+        """``{field: its strings}`` for the fields typed ``Literal[...]``."""
+        hints = typing.get_type_hints(cls)
+        return {
+            f.name: typing.get_args(hints[f.name])
+            for f in dataclasses.fields(cls)
+            if typing.get_origin(hints[f.name]) is Literal
+        }
 
     @classmethod
     @functools.cache
@@ -209,7 +213,6 @@ class SmartThinkerConfig(MethodOptions):
 
     config_key: ClassVar[str] = CONFIG_KEY
     positive: ClassVar[tuple[str, ...]] = (*MethodOptions.positive, "fixed_coefficient")
-    choice_fields: ClassVar[dict[str, tuple[str, ...]]] = _CHOICES
 
     optimal_length: OptimalLengthRule = "reference"
     penalty: PenaltyRule = "one_sided"
