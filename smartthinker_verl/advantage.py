@@ -29,7 +29,14 @@ from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimato
 from smartthinker_verl import shaping_state, step_metrics
 from smartthinker_verl.errors import DataError
 from smartthinker_verl.options import CONFIG_KEY, DEFAULT_NORMALIZER, MethodOptions, RunContext, select
-from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, check_foreign_options, get_method
+from smartthinker_verl.shaping import (
+    METHODS,
+    ShapingMethod,
+    ShapingOutput,
+    check_foreign_options,
+    get_method,
+    primary_methods,
+)
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
 from smartthinker_verl.shaping.grpo import (
     group_std,
@@ -259,7 +266,7 @@ _ESTIMATORS: dict[str, Callable[..., Any]] = {}
 
 def register_estimators() -> None:
     """Register every shaping method (and its aliases) with verl's estimator registry; idempotent."""
-    for method in {id(m): m for m in METHODS.values()}.values():
+    for method in primary_methods():
         if method.name in _ESTIMATORS:
             continue
         estimator = make_estimator(method)

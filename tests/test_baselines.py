@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -22,7 +24,15 @@ from verl.utils.tracking import Tracking
 
 from smartthinker_verl import step_metrics as metrics
 from smartthinker_verl.errors import ConfigError, SmartThinkerError
-from smartthinker_verl.shaping import METHODS, GroupedBatch, get_method, group_ids_from_index
+from smartthinker_verl.options import MethodOptions
+from smartthinker_verl.shaping import (
+    METHODS,
+    GroupedBatch,
+    ShapingOutput,
+    get_method,
+    group_ids_from_index,
+    shaping_method,
+)
 from smartthinker_verl.shaping import laser_de as laser_de_module
 
 BASELINES = ("shorter_better", "efficient_reasoning", "kimi_length", "laser_de")
@@ -388,9 +398,47 @@ def test_unknown_method_name_lists_the_known_ones():
         ("kimi_length", {"weight": "x"}, "algorithm.kimi_length.weight='x' is not a number"),
         ("laser_de", {"length_upper_bound": 10}, "algorithm.laser_de.length_upper_bound=10 is below"),
         ("laser_de", {"speed": 1}, "unknown key(s) algorithm.laser_de.speed"),
+        ("laser_de", {"length_interval": 10.5}, "algorithm.laser_de.length_interval=10.5 must be a whole number"),
+        ("laser_de", {"update_interval": 0}, "algorithm.laser_de.update_interval=0.0 must be > 0"),
+        ("laser_de", {"alpha": -0.5}, "algorithm.laser_de.alpha=-0.5 must be >= 0"),
+        ("kimi_length", {"weight": -1}, "algorithm.kimi_length.weight=-1.0 must be >= 0"),
     ],
 )
 def test_bad_options_name_the_key(name, options, message):
     with pytest.raises(ConfigError) as caught:
         METHODS[name].options_type.from_mapping(options)
     assert message in str(caught.value)
+
+
+def test_a_method_is_its_options_and_its_formula():
+    """@shaping_method registers the formula under the options' key and adds the statistics every method logs."""
+
+    @dataclass(frozen=True, kw_only=True)
+    class ToyOptions(MethodOptions):
+        config_key: ClassVar[str] = "toy_length"
+        beta: float = 0.25
+
+    try:
+
+        @shaping_method(ToyOptions, statistics=("length/max",), formula="r = score - beta * len")
+        def shape(batch, options):
+            rewards = batch.scores - options.beta * batch.lengths
+            return ShapingOutput(rewards=rewards, statistics={"length/max": batch.lengths.max()})
+
+        method = get_method("toy_length")
+        assert method.options_type is ToyOptions and method.shape is shape
+        assert method.metric_names == ("length/max", "accuracy/mean", "length_correct/mean", "length_incorrect/mean")
+        out = method.shape(batch_of([2, 4, 8], [1.0, 0.0, 1.0]), ToyOptions.from_mapping({"beta": 0.5}))
+        assert out.rewards.tolist() == [0.0, -2.0, -3.0]
+        assert as_dict(out.statistics) == {
+            "length/max": 8.0,
+            "accuracy/mean": pytest.approx(2 / 3),
+            "length_correct/mean": 5.0,
+            "length_incorrect/mean": 4.0,
+        }
+    finally:
+        METHODS.pop("toy_length", None)
+
+
+def as_dict(statistics):
+    return {name: value.item() for name, value in statistics.items()}
