@@ -1,28 +1,19 @@
-"""The one verl adapter: every length-shaping method as a verl advantage estimator.
-
-verl 0.9.1 calls a registered estimator from ``compute_advantage`` (in the TaskRunner process) as::
+"""The one verl adapter: every length-shaping method of :data:`smartthinker_verl.shaping.METHODS` as a verl
+advantage estimator, called by verl's ``compute_advantage`` as::
 
     fn(token_level_rewards=[bs, L], response_mask=[bs, L], config=<config.algorithm>, index=<uid array [bs]>)
 
-For each method of :data:`smartthinker_verl.shaping.METHODS` (``smartthinker``, alias ``grpo_smartthinker``, and
-the baselines beside it: ``shorter_better``, ``efficient_reasoning``, ``kimi_length``, ``laser_de``; see
-docs/baselines.md) this module registers such a function. It only unpacks verl's arguments; the maths is in
-:mod:`smartthinker_verl.shaping`:
+It only unpacks verl's arguments; the maths is in :mod:`smartthinker_verl.shaping`:
 
-- length l_i = ``response_mask.sum(-1)``; outcome score = ``token_level_rewards.sum(-1)`` (verl puts the reward
-  manager's score on the last valid token); correct = score >= ``correct_threshold``; group = ``index``;
-- the method's shaped reward r_i (SmartThinker: r_i = score_i - coef_g * s_i, eqs. 1-4);
-- a non-default option of another method (``algorithm.shorter_better.alpha=3`` while ``adv_estimator=smartthinker``)
-  is an error: it would silently do nothing (:func:`smartthinker_verl.shaping.check_foreign_options`);
-- the normaliser ``algorithm.<method>.normalizer`` turns the shaped rewards into advantages. ``grpo`` (default):
-  A_i = (r_i - mean_g r) / (std_g r + epsilon), or r_i - mean_g r when ``algorithm.norm_adv_by_std_in_grpo=False``,
-  broadcast over the response tokens (zero outside the mask); a group whose rewards are all equal gets exactly 0, and
-  so does a shaped group's pivot response (eq. 3 puts it at the group mean). Any other name: that verl estimator,
-  called through verl's registry as verl calls it, on the shaped rewards placed on the last valid token;
+- length l_i = ``response_mask.sum(-1)``; outcome score = ``token_level_rewards.sum(-1)``; group = ``index``;
+- the method's shaped reward r_i, from ``algorithm.<method>`` (a non-default option of another method is an error:
+  it would silently do nothing);
+- ``algorithm.<method>.normalizer`` turns r into advantages: ``grpo`` (default, :mod:`.shaping.grpo`, honouring
+  ``algorithm.norm_adv_by_std_in_grpo``), broadcast over the response tokens; any other name is that verl estimator,
+  called through verl's registry on the shaped rewards placed on the last valid token;
 - rows with an empty response mask (verl's batch padding) take no part in any statistic and get advantage 0.
 
-A batch of 1/0 scores that no group is shaped in gives verl's ``grpo`` advantages bit for bit. The step's statistics
-go to :mod:`smartthinker_verl.step_metrics` as ``<method>/<name>``, which merges them into verl's logged metrics.
+The step's statistics go to :mod:`smartthinker_verl.step_metrics` as ``<method>/<name>``.
 """
 
 from __future__ import annotations
@@ -37,8 +28,15 @@ from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimato
 
 from smartthinker_verl import shaping_state, step_metrics
 from smartthinker_verl.errors import DataError
-from smartthinker_verl.options import DEFAULT_NORMALIZER, MethodOptions, RunContext, select
-from smartthinker_verl.shaping import METHODS, ShapingMethod, ShapingOutput, check_foreign_options, get_method
+from smartthinker_verl.options import CONFIG_KEY, DEFAULT_NORMALIZER, MethodOptions, RunContext, select
+from smartthinker_verl.shaping import (
+    METHODS,
+    ShapingMethod,
+    ShapingOutput,
+    check_foreign_options,
+    get_method,
+    primary_methods,
+)
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
 from smartthinker_verl.shaping.grpo import (
     group_std,
@@ -49,8 +47,6 @@ from smartthinker_verl.shaping.grpo import (
 )
 
 logger = logging.getLogger(__name__)
-
-ESTIMATOR_NAME = "smartthinker"
 
 
 def _validate_inputs(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, name: str) -> None:
@@ -105,11 +101,8 @@ def normalizer_problem(method_name: str, normalizer: str) -> str | None:
 
 
 def run_context(config: Any) -> RunContext:
-    """What the methods need of the run, read from verl's full config above ``config`` (= ``config.algorithm``).
-
-    The estimator receives only ``config.algorithm``; as an OmegaConf node it still knows its root, so the run's
-    response limit and trainer mode are read from there (a node without a parent, or a plain mapping: defaults).
-    """
+    """What the methods need of the run, read from verl's full config above ``config`` (= ``config.algorithm``, an
+    OmegaConf node that knows its root); defaults for a node without a parent or a plain mapping."""
     root = _parent(config)
     if root is None:
         return RunContext()
@@ -137,7 +130,7 @@ def _parent(config: Any) -> Any:
 
 def _grpo_advantages(output: ShapingOutput, batch: GroupedBatch, dtype: torch.dtype, **norm: Any) -> torch.Tensor:
     """``[B]`` GRPO advantages of the shaped rewards in ``dtype``; exactly 0 for zero-spread groups and for a shaped
-    group's pivot response (rounding noise around the group mean, SmartThinker's eq. 3)."""
+    group's pivot response (:mod:`smartthinker_verl.shaping.grpo`)."""
     rewards = output.rewards.to(dtype)
     ids, count = batch.group_ids, batch.num_groups
     stats = group_std(rewards, ids, count)  # shared by the normalisation and the tolerance
@@ -145,15 +138,15 @@ def _grpo_advantages(output: ShapingOutput, batch: GroupedBatch, dtype: torch.dt
     if output.shaped is not None and bool(output.shaped.any()):
         tolerance = rounding_tolerance(rewards, ids, count, stats=stats, **norm)
         advantage = zero_rounding_noise(advantage, tolerance, batch.per_group(output.shaped))
-    flat = batch.per_group(zero_spread_groups(output.rewards, ids, count, dtype))
+    flat = batch.per_group(zero_spread_groups(rewards, ids, count))
     return torch.where(flat, torch.zeros_like(advantage), advantage)
 
 
 def _verl_advantages(
     name: str, rewards: torch.Tensor, lengths: torch.Tensor, response_mask: torch.Tensor, index: Any, config: Any
 ) -> torch.Tensor:
-    """``[bs, L]`` advantages from verl's registered estimator ``name``, called as verl's ``compute_advantage`` calls
-    it, on the shaped rewards ``[bs]`` placed where verl puts the score (the last valid token)."""
+    """``[bs, L]`` advantages from verl's registered estimator ``name`` on the shaped rewards ``[bs]`` placed where
+    verl puts the score (the last valid token)."""
     placed = torch.zeros(response_mask.shape, dtype=rewards.dtype, device=rewards.device)
     rows = torch.arange(len(rewards), device=rewards.device)
     last = (lengths.to(torch.int64) - 1).clamp(min=0)
@@ -170,13 +163,10 @@ def shaped_advantages(
     index: np.ndarray | list,
     options: MethodOptions,
     norm_adv_by_std_in_grpo: bool = True,
-    method: ShapingMethod | str = ESTIMATOR_NAME,
+    method: ShapingMethod | str = CONFIG_KEY,
     config: Any = None,
 ) -> tuple[torch.Tensor, ShapingOutput]:
-    """Advantages of one batch under a length-shaping method.
-
-    Rows with an empty response mask (verl's ``_balance_batch`` pads uneven batches with such rows under one shared
-    uid) take no part in any statistic and get advantage 0.
+    """Advantages of one batch under a length-shaping method; rows with an empty response mask take no part.
 
     Args:
         token_level_rewards: ``[bs, L]`` rewards; the outcome score is their sum over tokens.
@@ -276,7 +266,7 @@ _ESTIMATORS: dict[str, Callable[..., Any]] = {}
 
 def register_estimators() -> None:
     """Register every shaping method (and its aliases) with verl's estimator registry; idempotent."""
-    for method in {id(m): m for m in METHODS.values()}.values():
+    for method in primary_methods():
         if method.name in _ESTIMATORS:
             continue
         estimator = make_estimator(method)

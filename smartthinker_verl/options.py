@@ -22,7 +22,9 @@ On the command line, keys the recipe yaml does not define need a leading ``+``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -34,12 +36,6 @@ PenaltyRule = Literal["one_sided", "symmetric"]
 CoefficientRule = Literal["dynamic", "fixed"]
 
 CONFIG_KEY = "smartthinker"
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "optimal_length": ("reference", "argmax"),
-    "penalty": ("one_sided", "symmetric"),
-    "coefficient": ("dynamic", "fixed"),
-}
 
 
 #: The normaliser every method uses unless told otherwise: GRPO's group normalisation (shaping/grpo.py).
@@ -63,7 +59,11 @@ class RunContext:
 
 @dataclass(frozen=True, kw_only=True)
 class MethodOptions:
-    """Options every length-shaping method has; a method's options subclass this.
+    """Options every length-shaping method has; a method's options subclass this and set ``config_key``.
+
+    Fields typed ``float`` or ``int`` (optionally ``| None``) are validated as finite numbers, ``int`` ones as whole
+    numbers; ``positive`` and ``non_negative`` name the fields that must also be > 0, resp. >= 0. Fields typed
+    ``Literal[...]`` take one of its strings.
 
     Attributes:
         correct_threshold: a response is correct when its outcome score >= this.
@@ -76,10 +76,9 @@ class MethodOptions:
 
     #: The key under ``algorithm`` that holds the options (the method's estimator name).
     config_key: ClassVar[str] = ""
-    #: Fields validated as finite numbers (``positive``: also > 0); None values are skipped.
-    numeric_fields: ClassVar[dict[str, bool]] = {"correct_threshold": False, "epsilon": True}
-    #: Fields restricted to a set of strings.
-    choice_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Numeric fields that must be > 0, resp. >= 0 (None values are skipped).
+    positive: ClassVar[tuple[str, ...]] = ("epsilon",)
+    non_negative: ClassVar[tuple[str, ...]] = ()
 
     correct_threshold: float = 0.5
     epsilon: float = 1e-6
@@ -91,22 +90,54 @@ class MethodOptions:
                 f"algorithm.{self.config_key}.normalizer={self.normalizer!r} must name a verl advantage estimator, "
                 f"e.g. {DEFAULT_NORMALIZER} or rloo"
             )
-        for key, choices in self.choice_fields.items():
+        for key, choices in self.choice_fields().items():
             value = getattr(self, key)
             if value not in choices:
                 raise ConfigError(
                     f"algorithm.{self.config_key}.{key}={value!r} is not valid: use one of {', '.join(choices)}"
                 )
-        for key, positive in self.numeric_fields.items():
+        for key, kind in self.numeric_fields().items():
             value = getattr(self, key)
             if value is not None:
-                self._require_finite(value, key, positive)
+                self._check_number(key, value, kind)
 
-    def _require_finite(self, value: Any, key: str, positive: bool = False) -> None:
+    def _check_number(self, key: str, value: Any, kind: type) -> None:
+        where = f"algorithm.{self.config_key}.{key}={value!r}"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be a finite number")
-        if positive and value <= 0:
-            raise ConfigError(f"algorithm.{self.config_key}.{key}={value!r} must be > 0")
+            raise ConfigError(f"{where} must be a finite number")
+        if kind is int:
+            if value != int(value):
+                raise ConfigError(f"{where} must be a whole number")
+            object.__setattr__(self, key, int(value))
+        if key in self.positive and value <= 0:
+            raise ConfigError(f"{where} must be > 0")
+        if key in self.non_negative and value < 0:
+            default = getattr(type(self)(), key)
+            raise ConfigError(f"{where} must be >= 0. Fix: e.g. algorithm.{self.config_key}.{key}={default}")
+
+    @classmethod
+    @functools.cache
+    def choice_fields(cls) -> dict[str, tuple[str, ...]]:
+        """``{field: its strings}`` for the fields typed ``Literal[...]``."""
+        hints = typing.get_type_hints(cls)
+        return {
+            f.name: typing.get_args(hints[f.name])
+            for f in dataclasses.fields(cls)
+            if typing.get_origin(hints[f.name]) is Literal
+        }
+
+    @classmethod
+    @functools.cache
+    def numeric_fields(cls) -> dict[str, type]:
+        """``{field: float or int}`` for the fields typed ``float``/``int`` (optionally ``| None``)."""
+        hints = typing.get_type_hints(cls)
+        out = {}
+        for field in dataclasses.fields(cls):
+            kinds = set(typing.get_args(hints[field.name])) or {hints[field.name]}
+            for kind in (int, float):
+                if kind in kinds:
+                    out[field.name] = kind
+        return out
 
     def replace(self, **changes: Any) -> MethodOptions:
         """A copy with ``changes`` applied (validated again)."""
@@ -137,7 +168,7 @@ class MethodOptions:
                 f"the options are {', '.join(sorted(known))}"
             )
         values = dict(options)
-        for key in cls.numeric_fields:
+        for key in cls.numeric_fields():
             if values.get(key) is not None:
                 try:
                     values[key] = float(values[key])
@@ -181,8 +212,7 @@ class SmartThinkerConfig(MethodOptions):
     """
 
     config_key: ClassVar[str] = CONFIG_KEY
-    numeric_fields: ClassVar[dict[str, bool]] = {**MethodOptions.numeric_fields, "fixed_coefficient": True}
-    choice_fields: ClassVar[dict[str, tuple[str, ...]]] = _CHOICES
+    positive: ClassVar[tuple[str, ...]] = (*MethodOptions.positive, "fixed_coefficient")
 
     optimal_length: OptimalLengthRule = "reference"
     penalty: PenaltyRule = "one_sided"

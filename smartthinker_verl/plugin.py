@@ -1,12 +1,8 @@
 """The ``verl.plugins`` entry point: importing this module registers SmartThinker into verl.
 
-verl imports every ``verl.plugins`` entry point inside ``import verl``, in every process that imports verl (the
-driver, Ray's TaskRunner, worker actors, reward-loop workers, rollout servers). Registration is therefore
-
-- idempotent: each registration module runs once per process (Python's import cache), and registering the same
-  object twice is a no-op in verl's registries;
-- loud: verl swallows a failing entry point and logs it at DEBUG only, so the user would later see a puzzling
-  "Unknown advantage estimator". Any import error here is logged at ERROR with the fix, then re-raised.
+verl imports every ``verl.plugins`` entry point inside ``import verl``, in every process that imports verl.
+Registration is idempotent (each module runs once per process) and loud: verl logs a failing entry point at DEBUG
+only, so the user would later see a puzzling "Unknown advantage estimator"; here the error is logged with the fix.
 
 Deployments that cannot pip-install on every node set ``VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin``.
 """

@@ -1,25 +1,17 @@
 """State of the shaping methods across a checkpoint and a resume (LASER-DE's adaptive target lengths).
 
-Where the state lives: verl 0.9.1 computes advantages in the trainer's own process (the Ray TaskRunner that runs
-``PPOTrainer.fit``), so a method's state is a module-level object there (``shaping.laser_de.STATE``).
+verl computes advantages in the trainer's process, so a method's state is a module-level object there
+(``shaping.laser_de.STATE``). verl's checkpoint extension point, ``trainer.checkpoint_callback_class`` (a
+``CheckpointCallback`` built in that process), carries it; the recipe yaml sets it to :data:`CALLBACK_CLASS`.
+:class:`ShapingStateCallback`
 
-The hook: verl 0.9.1's v1 trainer instantiates ``trainer.checkpoint_callback_class`` (a
-``verl.trainer.ppo.checkpoint_callback.CheckpointCallback``) in that same process, in ``PPOTrainer.__init__``, and
-calls its ``on_save(trainer, global_step, checkpoint_dir)`` after every checkpoint. It is verl's documented
-extension point for checkpoints, so nothing of verl's trainer is patched or subclassed. :class:`ShapingStateCallback`
-
-- on save writes every stateful method's ``state_dict()`` to ``<checkpoint_dir>/smartthinker_shaping_state.json``;
-- on construction (before verl loads the checkpoint) finds the folder verl is about to resume from, by verl's own
-  rules (``trainer.resume_mode``: ``auto`` = ``find_latest_ckpt_path(default_local_dir)``, ``resume_path`` =
-  ``trainer.resume_from_path``, ``disable`` = none), and loads the state from it. Resuming a stateful method from a
-  checkpoint without its state is an error that names the fix (it would silently restart the adaptive targets).
-
+- on save writes every stateful method's ``state_dict()`` to ``<checkpoint_dir>/`` :data:`STATE_FILE`;
+- on construction, before verl loads the checkpoint, finds the folder verl will resume from (by verl's
+  ``trainer.resume_mode`` rules) and loads the state from it. Resuming a stateful method from a checkpoint without
+  its state is an error naming the fix (it would silently restart the adaptive targets);
 - after every synchronous save, enforces ``trainer.max_actor_ckpt_to_keep`` on the run folder
-  (:func:`rotate_checkpoints`). verl's checkpoint manager rotates only the folders it saved in this process (its
-  ``previous_saved_paths`` list starts empty on a resume, so the folders before a resume are kept forever) and
-  removes only ``global_step_N/actor/``, leaving ``global_step_N/`` with ``data.pt`` behind.
-
-The recipe yaml sets ``trainer.checkpoint_callback_class=smartthinker_verl.shaping_state.ShapingStateCallback``.
+  (:func:`rotate_checkpoints`): verl rotates only the folders it saved in this process, so those from before a
+  resume would be kept forever, and removes only ``global_step_N/actor/``.
 """
 
 from __future__ import annotations
@@ -99,7 +91,8 @@ def load_state(checkpoint_dir: str | Path, active_estimator: str | None) -> bool
 
 
 def resume_folder(config: Any) -> str | None:
-    """The ``global_step_N`` folder verl 0.9.1's trainer will resume from (its ``_load_checkpoint`` rules), or None."""
+    """The ``global_step_N`` folder verl's trainer will resume from, or None: ``trainer.resume_mode`` ``auto`` = the
+    latest in ``default_local_dir``, ``resume_path`` = ``trainer.resume_from_path``, ``disable`` = none."""
     from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 
     mode = select(config, "trainer.resume_mode", "auto")

@@ -1,24 +1,13 @@
-"""The shaping methods' per-step statistics and their hand-off to verl's logged metrics.
+"""The shaping methods' per-step statistics, handed to verl's logged metrics.
 
-The estimator runs inside verl's ``compute_advantage`` (the TaskRunner process), which has no access to the
-trainer's ``metrics`` dict. Hand-off, without forking verl's training loop:
-
-1. the estimator reduces its method's statistics to scalars (:func:`step_metrics`) and stores them
-   in this process's :data:`PENDING` buffer (:func:`record`);
-2. :func:`install_tracking_hook` wraps ``verl.utils.tracking.Tracking.log`` once per process; every call merges
-   (and clears) the pending statistics into the logged dict, so they reach every configured backend (console,
-   wandb, tensorboard, file) with the step's other metrics.
-
-verl logs once per training step, after the advantage; the statistics therefore land on the step that produced
-them. verl's ``separate_async`` trainer computes advantages ``parameter_sync_step`` times per logged step: the buffer
-accumulates every computation of the step and logs each statistic's mean over them, weighted by their responses, as
-verl's own ``MetricsAggregator`` weights its sub-step metrics (a NaN, e.g. "no incorrect response", counts as absent).
-A ``Tracking.log`` whose signature is not the one wrapped here is not wrapped and gives an ERROR
-(``tests/test_step_metrics.py`` pins the signature against the installed verl).
-
-Why a wrapper rather than a trainer subclass: verl 0.9.1 has no hook for extra training metrics, a registered trainer
-subclass would have to follow its sync/async branches, and ``Tracking.log(self, data, step, backend=None)`` is the one
-place every logged step passes through, whatever the trainer mode.
+The estimator runs inside verl's ``compute_advantage``, which has no access to the trainer's ``metrics`` dict, and
+verl 0.9.1 has no hook for extra training metrics. So the estimator stores its scalars in this process's
+:data:`PENDING` buffer (:func:`record`), and :func:`install_tracking_hook` wraps ``verl.utils.tracking.Tracking.log``
+(the one place every logged step passes through, whatever the trainer mode) to merge and clear them into each
+logged dict, for every backend. When several advantage computations make one logged step (verl's
+``separate_async`` trainer), each statistic is their mean weighted by responses, as verl's ``MetricsAggregator``
+weights sub-step metrics; a NaN ("no incorrect response") counts as absent. A ``Tracking.log`` of another signature
+is not wrapped and gives an ERROR.
 """
 
 from __future__ import annotations
@@ -32,14 +21,15 @@ from collections.abc import Mapping
 
 import torch
 
-from smartthinker_verl.shaping.smartthinker import METRIC_NAMES as SMARTTHINKER_METRIC_NAMES
+from smartthinker_verl.options import CONFIG_KEY
+from smartthinker_verl.shaping import get_method
 
 logger = logging.getLogger(__name__)
 
 #: SmartThinker's metric prefix and names (a contract: see the README's metrics table). Other shaping methods log
 #: under ``<method>/``, with the names their ``ShapingMethod.metric_names`` lists.
-PREFIX = "smartthinker/"
-METRIC_NAMES: tuple[str, ...] = SMARTTHINKER_METRIC_NAMES
+PREFIX = f"{CONFIG_KEY}/"
+METRIC_NAMES: tuple[str, ...] = get_method(CONFIG_KEY).metric_names
 
 
 def as_floats(statistics: Mapping[str, torch.Tensor], prefix: str = PREFIX) -> dict[str, float]:

@@ -4,6 +4,14 @@ docs/algorithm.md (no torch, no code shared with the package)."""
 from __future__ import annotations
 
 import math
+import zlib
+
+import numpy as np
+
+
+def rng_for(*parts) -> np.random.Generator:
+    """A generator seeded by the CRC-32 of ``parts`` (not ``hash``: str hashes change with every process)."""
+    return np.random.default_rng(zlib.crc32(repr(parts).encode()))
 
 
 def _log_ratio(x: float, m1: float, v1: float, m2: float, v2: float) -> float:
@@ -51,7 +59,7 @@ def reference_group(lengths, scores, rule, penalty, coefficient, fixed=None, thr
         coef = fixed if mixed else 0.0
     else:
         gap = max([si for si, a in zip(s, correct, strict=True) if a], default=0.0) - sum(s) / n
-        coef = (1 - k / n) / gap if mixed and gap > 1e-6 else 0.0
+        coef = (1 - k / n) / gap if mixed and gap > 0 else 0.0
     rewards = [score - coef * si for score, si in zip(scores, s, strict=True)]
     return l_opt, coef, s, rewards
 

@@ -12,6 +12,7 @@ import torch
 import verl  # noqa: F401  (loads the plugin through its entry point, as in every verl process)
 from baselines_reference import LaserDE
 from omegaconf import OmegaConf
+from smartthinker_reference import rng_for
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
 
 from smartthinker_verl import step_metrics as metrics
@@ -121,7 +122,7 @@ def shaped_rewards(name, lengths, scores, uids, options):
 def test_a_verl_normalizer_gets_the_shaped_rewards_where_verl_puts_the_score(name, normalizer):
     """algorithm.<method>.normalizer=<verl estimator>: our estimator equals verl's estimator called on the shaped
     rewards placed on each response's last valid token, bit for bit."""
-    rng = np.random.default_rng(abs(hash((name, normalizer))) % 2**32)
+    rng = rng_for(name, normalizer)
     lengths, scores, uids = random_batch(rng)
     config = root_config(name, normalizer=normalizer)
     ours = estimate(name, lengths, scores, uids, config)

@@ -10,14 +10,16 @@ import verl  # noqa: F401
 from verl.utils.tracking import Tracking
 
 from smartthinker_verl import step_metrics as metrics
-from smartthinker_verl.shaping import calibrate
-from smartthinker_verl.shaping.smartthinker import step_statistics
+from smartthinker_verl.options import SmartThinkerConfig
+from smartthinker_verl.shaping import GroupedBatch, get_method
 
 
 def test_step_metrics_cover_every_name_and_handle_missing_classes():
     # one all-correct group only: no incorrect response, no mixed group
-    result = calibrate(torch.tensor([5, 6, 7]), torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.int64))
-    values = metrics.as_floats(step_statistics(result))
+    batch = GroupedBatch.build(
+        torch.tensor([5, 6, 7]), torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.int64)
+    )
+    values = metrics.as_floats(get_method("smartthinker").shape(batch, SmartThinkerConfig()).statistics)
     assert list(values) == [metrics.PREFIX + name for name in metrics.METRIC_NAMES]
     assert math.isnan(values["smartthinker/length_incorrect/mean"])
     assert math.isnan(values["smartthinker/optimal_length/mean"])  # no mixed group this step

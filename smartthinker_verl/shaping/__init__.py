@@ -2,7 +2,8 @@
 
 - :mod:`.groups`: dense group ids and segment reductions shared by every method (:class:`GroupedBatch`).
 - :mod:`.grpo`: GRPO's group normalisation, bit-compatible with verl's ``grpo``.
-- :mod:`.registry`: the methods the verl adapter (:mod:`smartthinker_verl.advantage`) registers as estimators.
+- :mod:`.registry`: the methods the verl adapter (:mod:`smartthinker_verl.advantage`) registers as estimators, and
+  :func:`shaping_method`, the one way to add one.
 - :mod:`.smartthinker`: SmartThinker's calibration (eqs. 1-4 of arXiv 2603.08000; docs/algorithm.md).
 - Baselines (docs/baselines.md): :mod:`.shorter_better` (arXiv 2504.21370), :mod:`.efficient_reasoning`
   (arXiv 2502.04463), :mod:`.kimi_length` (arXiv 2501.12599), :mod:`.laser_de` (arXiv 2505.15612).
@@ -27,6 +28,8 @@ from smartthinker_verl.shaping.registry import (
     foreign_option_errors,
     get_method,
     primary_methods,
+    register_method,
+    shaping_method,
 )
 from smartthinker_verl.shaping.smartthinker import CalibrationResult, calibrate
 
@@ -43,4 +46,6 @@ __all__ = [
     "group_ids_from_index",
     "grpo_normalize",
     "primary_methods",
+    "register_method",
+    "shaping_method",
 ]

@@ -34,7 +34,7 @@ def group_ids_from_index(index: np.ndarray | list | torch.Tensor) -> tuple[torch
         keys = np.asarray(index, dtype=object) if not isinstance(index, np.ndarray) else index
     if keys.ndim != 1:
         raise ValueError(f"index must be 1-D (one group key per response), got shape {keys.shape}")
-    codes, uniques = pd.factorize(keys)  # hash-based, in C; -1 marks a missing key
+    codes, uniques = pd.factorize(keys)  # -1 marks a missing key
     if len(codes) and int(codes.min()) < 0:
         raise ValueError("index holds a missing group key (None/NaN): every response needs its prompt's uid")
     return torch.from_numpy(codes.astype(np.int64, copy=False)), len(uniques)
@@ -54,17 +54,14 @@ def segment_extreme(values: torch.Tensor, group_ids: torch.Tensor, num_groups: i
 
 
 def gather(per_group: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
-    """Per-group values broadcast to responses: ``per_group[group_ids]`` (index_select is the fast path)."""
+    """``[num_groups]`` values broadcast to ``[B]`` responses: ``per_group[group_ids]``."""
     return per_group.index_select(0, group_ids)
 
 
 def masked_group_moments(
     values: torch.Tensor, mask: torch.Tensor, group_ids: torch.Tensor, num_groups: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Count, mean and population variance of ``values`` over the responses where ``mask`` holds, per group.
-
-    Args:
-        values: ``[B]`` float64. mask: ``[B]`` bool. group_ids: ``[B]`` int64.
+    """Count, mean and population variance of ``values [B]`` over the responses where ``mask [B]`` holds, per group.
 
     Returns:
         ``(count [num_groups] int64, mean [num_groups], var [num_groups])``; mean and var are NaN where count is 0.
@@ -80,24 +77,31 @@ def masked_group_moments(
     return count, torch.where(empty, nan, mean), torch.where(empty, nan, var)
 
 
+def divide_where(numerator: torch.Tensor, denominator: torch.Tensor, where: torch.Tensor, fill: float = 0.0):
+    """``numerator / denominator`` where ``where`` holds, ``fill`` elsewhere, never dividing by the masked-out
+    denominators (a zero spread, an empty class); all three broadcast together."""
+    safe = torch.where(where, denominator, torch.ones_like(denominator))
+    return torch.where(where, numerator / safe, torch.full_like(numerator / safe, fill))
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values [B]`` over ``mask [B]`` as a 0-d float64 tensor; NaN when the mask is empty (a gap in plots)."""
+    """Mean of ``values`` over ``mask`` (same shape) as a 0-d float64 tensor; NaN when the mask is empty (a gap in
+    plots). The one masked mean of the package."""
     return (values.double() * mask).sum() / mask.sum()  # 0 / 0 = NaN
 
 
+#: The statistics every method logs, in logging order (:func:`outcome_statistics`).
+OUTCOME_METRIC_NAMES: tuple[str, ...] = ("accuracy/mean", "length_correct/mean", "length_incorrect/mean")
+
+
 def outcome_statistics(batch: GroupedBatch) -> dict[str, torch.Tensor]:
-    """The statistics every method logs (0-d float64): ``accuracy/mean``, ``length_correct/mean``,
-    ``length_incorrect/mean`` (NaN on a step without a correct, resp. incorrect, response)."""
+    """:data:`OUTCOME_METRIC_NAMES` as 0-d float64 tensors (a length is NaN on a step without such a response)."""
     correct = batch.correct
     return {
         "accuracy/mean": correct.double().mean(),
         "length_correct/mean": masked_mean(batch.lengths, correct),
         "length_incorrect/mean": masked_mean(batch.lengths, ~correct),
     }
-
-
-#: The names :func:`outcome_statistics` returns, in logging order.
-OUTCOME_METRIC_NAMES: tuple[str, ...] = ("accuracy/mean", "length_correct/mean", "length_incorrect/mean")
 
 
 def _all_finite_non_negative(values: torch.Tensor) -> bool:
@@ -188,13 +192,19 @@ class GroupedBatch:
         """``[B]`` -> ``[num_groups]`` sums."""
         return segment_sum(values, self.group_ids, self.num_groups)
 
+    def group_mean(self, values: torch.Tensor) -> torch.Tensor:
+        """``[B]`` float64 -> ``[num_groups]`` means over every response of the group."""
+        return self.group_sum(values) / self.size.to(values.dtype)
+
     def group_min(self, values: torch.Tensor) -> torch.Tensor:
+        """``[B]`` -> ``[num_groups]`` minima."""
         return segment_extreme(values, self.group_ids, self.num_groups, "amin")
 
     def group_max(self, values: torch.Tensor) -> torch.Tensor:
+        """``[B]`` -> ``[num_groups]`` maxima."""
         return segment_extreme(values, self.group_ids, self.num_groups, "amax")
 
     def moments(self, values: torch.Tensor, mask: torch.Tensor | None = None):
-        """Count, mean and population variance per group over ``mask`` (all responses when None)."""
+        """:func:`masked_group_moments` over ``mask`` (all responses when None)."""
         mask = torch.ones_like(self.correct) if mask is None else mask
         return masked_group_moments(values, mask, self.group_ids, self.num_groups)

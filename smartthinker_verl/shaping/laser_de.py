@@ -1,8 +1,7 @@
 """LASER-DE: dynamic, difficulty-aware length reward with exploration (Liu et al. 2025, "Learn to Reason
-Efficiently with Adaptive Length-based Reward Shaping", arXiv 2505.15612), for a whole batch (pure torch).
+Efficiently with Adaptive Length-based Reward Shaping", arXiv 2505.15612).
 
-The rules are those of the authors' released code (docs/baselines.md, "LASER-DE"); where this differs from it, that
-page says so and why.
+The rules are those of the authors' released code; docs/baselines.md ("LASER-DE") says where this differs and why.
 
 Difficulty. A group's accuracy p = k / G puts its prompt in a band: ``high`` (easy) when p >= 2/3, ``medium`` when
 1/3 <= p < 2/3, ``low`` (hard) when p < 1/3.
@@ -15,10 +14,9 @@ m_high = floor(2n/3) correct answers, and the band's candidate is the smallest L
     floor(coverage(band, L_j) * m_band) >= expected_correct.
 
 The candidates are recomputed from the responses accumulated since the last update, at the first training step and
-then every ``update_interval`` steps (the authors evaluate a monitor set every 20 steps; here the training batches
-themselves are the monitor). A band with no qualifying candidate takes, on every step, the longest response of the
-CURRENT batch. The candidates and the accumulated coverage are the method's state across steps: saved with every
-checkpoint and restored on resume (:mod:`smartthinker_verl.shaping_state`).
+then every ``update_interval`` steps; the training batches are the monitor set. A band with no qualifying candidate
+takes, on every step, the longest response of the CURRENT batch. The candidates and the accumulated coverage are
+the method's state across steps, saved with every checkpoint (:mod:`smartthinker_verl.shaping_state`).
 
 Reward (the "E": exploration). With T = the target of the response's band,
 
@@ -40,30 +38,15 @@ import torch
 
 from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.options import MethodOptions, RunContext
-from smartthinker_verl.shaping.groups import DTYPE, OUTCOME_METRIC_NAMES, GroupedBatch, outcome_statistics
-from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
+from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch
+from smartthinker_verl.shaping.registry import ShapingOutput, shaping_method
 
 logger = logging.getLogger(__name__)
 
-NAME = "laser_de"
 #: Difficulty bands, in index order (hard to easy).
 LEVELS: tuple[str, ...] = ("low", "medium", "high")
 #: Accuracy edges between the bands: p < 1/3 low, 1/3 <= p < 2/3 medium, p >= 2/3 high.
 LEVEL_BOUNDS: tuple[float, float] = (1.0 / 3.0, 2.0 / 3.0)
-
-#: Per-step statistics, logged as ``laser_de/<name>``.
-METRIC_NAMES: tuple[str, ...] = (
-    "target_length/low",
-    "target_length/medium",
-    "target_length/high",
-    "target_updated",
-    "concise_correct_frac",
-    "exploration_frac",
-    "group_frac/low",
-    "group_frac/medium",
-    "group_frac/high",
-    *OUTCOME_METRIC_NAMES,
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,21 +62,11 @@ class LaserDEConfig(MethodOptions):
         update_interval: training steps between target updates (20, the authors' monitor frequency).
         truncation_length: a wrong response this long is truncated and earns no exploration bonus (None: the run's
             response limit, ``actor_rollout_ref.rollout.response_length``).
-        normalizer, correct_threshold, epsilon: see :class:`~smartthinker_verl.options.MethodOptions`.
     """
 
-    config_key: ClassVar[str] = NAME
-    numeric_fields: ClassVar[dict[str, bool]] = {
-        **MethodOptions.numeric_fields,
-        "alpha": False,
-        "length_lower_bound": True,
-        "length_interval": True,
-        "length_upper_bound": True,
-        "expected_correct": True,
-        "update_interval": True,
-        "truncation_length": True,
-    }
-    whole_fields: ClassVar[tuple[str, ...]] = (
+    config_key: ClassVar[str] = "laser_de"
+    positive: ClassVar[tuple[str, ...]] = (
+        *MethodOptions.positive,
         "length_lower_bound",
         "length_interval",
         "length_upper_bound",
@@ -101,6 +74,7 @@ class LaserDEConfig(MethodOptions):
         "update_interval",
         "truncation_length",
     )
+    non_negative: ClassVar[tuple[str, ...]] = ("alpha",)
 
     alpha: float = 0.5
     length_lower_bound: int = 4096
@@ -112,21 +86,12 @@ class LaserDEConfig(MethodOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in self.whole_fields:
-            value = getattr(self, key)
-            if value is None:
-                continue
-            if float(value) != int(value):
-                raise ConfigError(f"algorithm.{NAME}.{key}={value!r} must be a whole number")
-            object.__setattr__(self, key, int(value))
         if self.length_upper_bound is not None and self.length_upper_bound < self.length_lower_bound:
             raise ConfigError(
-                f"algorithm.{NAME}.length_upper_bound={self.length_upper_bound} is below length_lower_bound="
+                f"algorithm.{self.config_key}.length_upper_bound={self.length_upper_bound} is below length_lower_bound="
                 f"{self.length_lower_bound}: no candidate target. Fix: leave length_upper_bound null (the response "
                 "limit) or set it above length_lower_bound"
             )
-        if self.alpha < 0:
-            raise ConfigError(f"algorithm.{NAME}.alpha={self.alpha!r} must be >= 0")
 
     def for_run(self, run: RunContext) -> LaserDEConfig:
         """Fill the options left null with the run's response limit (``run.response_limit``)."""
@@ -136,16 +101,16 @@ class LaserDEConfig(MethodOptions):
             return self
         if run.response_limit is None:
             raise ConfigError(
-                f"algorithm.{NAME}.{' and '.join(missing)} default to the run's response limit, which this config "
-                f"does not hold (no actor_rollout_ref.rollout.response_length or data.max_response_length above "
-                f"algorithm). Fix: set them, e.g. algorithm.{NAME}.truncation_length=8000"
+                f"algorithm.{self.config_key}.{' and '.join(missing)} default to the run's response limit, which this "
+                f"config does not hold (no actor_rollout_ref.rollout.response_length or data.max_response_length above "
+                f"algorithm). Fix: set them, e.g. algorithm.{self.config_key}.truncation_length=8000"
             )
         return self.replace(**missing)
 
     def thresholds(self) -> list[int]:
         """The candidate target lengths L_j: lower, lower + interval, ... up to the first >= upper."""
         if self.length_upper_bound is None:
-            raise ConfigError(f"algorithm.{NAME}.length_upper_bound is not resolved (see for_run)")
+            raise ConfigError(f"algorithm.{self.config_key}.length_upper_bound is not resolved (see for_run)")
         step = self.length_interval
         return list(range(self.length_lower_bound, self.length_upper_bound + step, step))
 
@@ -294,8 +259,24 @@ def rewards_for_targets(
     return rewards, concise, explored
 
 
+@shaping_method(
+    LaserDEConfig,
+    statistics=(
+        "target_length/low",
+        "target_length/medium",
+        "target_length/high",
+        "target_updated",
+        "concise_correct_frac",
+        "exploration_frac",
+        "group_frac/low",
+        "group_frac/medium",
+        "group_frac/high",
+    ),
+    formula="r = score + alpha * 1[correct & len <= T_band or wrong & T_band < len < limit], T adaptive per band",
+    state=STATE,
+)
 def shape(batch: GroupedBatch, options: LaserDEConfig, state: LaserDEState | None = None) -> ShapingOutput:
-    """The registered method: LASER-DE's rewards for ``batch``, advancing ``state`` (default :data:`STATE`)."""
+    """LASER-DE's rewards ``[B]`` for ``batch``, advancing ``state`` (default :data:`STATE`)."""
     state = STATE if state is None else state
     levels = difficulty_levels(batch)
     targets, updated = state.step(batch, options, levels)
@@ -308,19 +289,6 @@ def shape(batch: GroupedBatch, options: LaserDEConfig, state: LaserDEState | Non
         "concise_correct_frac": concise.double().mean(),
         "exploration_frac": explored.double().mean(),
         **{f"group_frac/{name}": (levels == i).double().mean() for i, name in enumerate(LEVELS)},
-        **outcome_statistics(batch),
     }
     detail = {"levels": levels, "targets": targets, "updated": updated}
     return ShapingOutput(rewards=rewards, statistics=statistics, detail=detail)
-
-
-METHOD = register_method(
-    ShapingMethod(
-        name=NAME,
-        options_type=LaserDEConfig,
-        shape=shape,
-        metric_names=METRIC_NAMES,
-        formula="r = score + alpha * 1[correct & len <= T_band or wrong & T_band < len < limit], T adaptive per band",
-        state=STATE,
-    )
-)

@@ -1,23 +1,29 @@
-"""The shaping methods the verl adapter registers as advantage estimators (pure torch; never imports verl).
+"""The registry of shaping methods, which the verl adapter (:mod:`smartthinker_verl.advantage`) registers as
+advantage estimators (pure torch; never imports verl).
 
-Every method has the same shape, "group statistics -> shaped reward -> GRPO normalisation": it receives a
-:class:`~smartthinker_verl.shaping.groups.GroupedBatch` and its options and returns a :class:`ShapingOutput`; the
-adapter (:mod:`smartthinker_verl.advantage`) does the rest (unpacking verl's tensors, GRPO normalisation, the
-metrics hand-off). A method is selected with ``algorithm.adv_estimator=<name>`` and configured under
-``algorithm.<name>``.
+A method is its options dataclass (a :class:`~smartthinker_verl.options.MethodOptions` whose ``config_key`` is the
+estimator name) and its shaped-reward formula, registered with :func:`shaping_method`::
+
+    @shaping_method(MyOptions, statistics=("my_stat",), formula="r = ...")
+    def shape(batch: GroupedBatch, options: MyOptions) -> ShapingOutput: ...
+
+The registry adds the statistics every method logs (:func:`~smartthinker_verl.shaping.groups.outcome_statistics`);
+the adapter does the rest (verl's tensors, the normaliser, zero-spread groups, the metrics hand-off).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.options import MethodOptions, select
-from smartthinker_verl.shaping.groups import GroupedBatch
+from smartthinker_verl.shaping.groups import OUTCOME_METRIC_NAMES, GroupedBatch, outcome_statistics
 
 
 @dataclass(frozen=True)
@@ -25,13 +31,12 @@ class ShapingOutput:
     """What a shaping method returns for one batch.
 
     Attributes:
-        rewards: ``[B]`` float64 shaped rewards r_i (before GRPO normalisation).
-        shaped: ``[num_groups]`` bool, groups whose pivot response sits at the group mean in exact arithmetic
-            (SmartThinker's eq. 3), so the adapter zeroes the rounding noise of its advantage there (and only there);
-            None (the baselines): no such group.
+        rewards: ``[B]`` float64 shaped rewards r_i (before normalisation).
         statistics: the step's statistics, 0-d tensors keyed by metric name (logged as ``<method>/<name>``).
-        detail: the method's own intermediate results (e.g. SmartThinker's ``CalibrationResult``), for examples and
-            tests.
+        shaped: ``[num_groups]`` bool, groups whose most-penalised correct response sits at the group mean in exact
+            arithmetic (SmartThinker's eq. 3), where the adapter zeroes the rounding noise of that advantage; None:
+            no such group.
+        detail: the method's intermediate results (SmartThinker's ``CalibrationResult``, ...), for examples and tests.
     """
 
     rewards: torch.Tensor
@@ -46,23 +51,22 @@ class ShapingMethod:
 
     Attributes:
         name: the verl estimator name and the options key (``algorithm.<name>``).
-        options_type: a frozen options dataclass (``smartthinker_verl.options.MethodOptions``) built from that key.
-        shape: ``(batch, options) -> ShapingOutput``.
+        options_type: the frozen options dataclass read from that key.
+        shape: ``(batch, options) -> ShapingOutput``, the statistics every method logs included.
         metric_names: the names in ``ShapingOutput.statistics``, in logging order (a contract: see the README).
         aliases: further estimator names for the same method.
         formula: one line for docs and ``--help`` texts.
-        state: for a method with state across steps (LASER-DE's adaptive targets), an object with
-            ``state_dict() -> dict`` (JSON-serialisable), ``load_state_dict(dict)`` and ``reset()``; saved into every
-            checkpoint and restored on resume by :mod:`smartthinker_verl.shaping_state`. None for stateless methods.
+        state: for a method with state across steps (LASER-DE), an object with ``state_dict() -> dict``
+            (JSON-serialisable), ``load_state_dict(dict)`` and ``reset()``, saved with every checkpoint by
+            :mod:`smartthinker_verl.shaping_state`; None for stateless methods.
     """
 
     name: str
     options_type: type
-    shape: Callable[[GroupedBatch, Any], ShapingOutput]
+    shape: Callable[..., ShapingOutput]
     metric_names: tuple[str, ...]
     aliases: tuple[str, ...] = ()
     formula: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
     state: Any = None
 
 
@@ -78,6 +82,42 @@ def register_method(method: ShapingMethod) -> ShapingMethod:
             raise ValueError(f"a shaping method named {name!r} is already registered")
         METHODS[name] = method
     return method
+
+
+def shaping_method(
+    options_type: type[MethodOptions],
+    *,
+    statistics: tuple[str, ...],
+    formula: str,
+    aliases: tuple[str, ...] = (),
+    state: Any = None,
+) -> Callable[[Callable[..., ShapingOutput]], Callable[..., ShapingOutput]]:
+    """Register the decorated ``shape(batch, options, **kwargs) -> ShapingOutput`` as the method
+    ``options_type.config_key``, logging ``statistics`` (the names its output holds) and the outcome statistics.
+
+    Returns the decorator; it returns ``shape`` with the outcome statistics added (what :data:`METHODS` holds).
+    """
+
+    def register(shape: Callable[..., ShapingOutput]) -> Callable[..., ShapingOutput]:
+        @functools.wraps(shape)
+        def with_outcome_statistics(batch: GroupedBatch, options: Any, **kwargs: Any) -> ShapingOutput:
+            output = shape(batch, options, **kwargs)
+            return dataclasses.replace(output, statistics={**output.statistics, **outcome_statistics(batch)})
+
+        register_method(
+            ShapingMethod(
+                name=options_type.config_key,
+                options_type=options_type,
+                shape=with_outcome_statistics,
+                metric_names=(*statistics, *OUTCOME_METRIC_NAMES),
+                aliases=aliases,
+                formula=formula,
+                state=state,
+            )
+        )
+        return with_outcome_statistics
+
+    return register
 
 
 def get_method(name: str) -> ShapingMethod:
@@ -99,11 +139,9 @@ def primary_methods() -> list[ShapingMethod]:
 def foreign_option_errors(algorithm_config: Any, active: str) -> list[str]:
     """Options set for a method other than the active estimator ``active`` (``algorithm.adv_estimator``).
 
-    The rule: a block ``algorithm.<name>`` of a registered method that is not the active one may exist (the recipe
-    yaml lists every method's options with their defaults), but every value in it must equal that method's default.
-    A changed value there has no effect on training, so it is a mistake (a typo in the method name, or an override
-    meant for another run) and is reported, with the fix. Aliases count as their method (``grpo_smartthinker``
-    activates ``algorithm.smartthinker``). Unknown keys inside the inactive block are reported too.
+    A block ``algorithm.<name>`` of an inactive method may exist (the recipe yaml lists every method's defaults), but
+    a changed or unknown key there would have no effect on training: a mistake, reported with the fix. Aliases count
+    as their method (``grpo_smartthinker`` activates ``algorithm.smartthinker``).
 
     Returns:
         One message per offending key (empty when the config is consistent).
@@ -153,4 +191,5 @@ __all__ = [
     "get_method",
     "primary_methods",
     "register_method",
+    "shaping_method",
 ]

@@ -1,4 +1,4 @@
-"""SmartThinker's length calibration for a whole batch at once (pure torch; never imports verl).
+"""SmartThinker's length calibration (arXiv 2603.08000), for a whole batch at once.
 
 Notation (docs/algorithm.md): a group is the responses to one prompt; for response i, ``l_i`` is its length in
 tokens, ``score_i`` its outcome score and ``a_i = [score_i >= correct_threshold]`` its correctness; per group
@@ -20,12 +20,7 @@ G = size, k = number correct, p_err = 1 - k / G.
 4. Shaped reward: r_i = score_i - coef * s_i; with the paper's 1/0 scorer score_i = a_i.   (eq. 4)
 
 With 1/0 scores and the dynamic coefficient the most-penalised correct response gets exactly the group's mean
-reward, so no correct answer is pushed below the mean. With partial-credit scores that guarantee holds only when the
-most-penalised correct response's score exceeds the group's mean score by at least p_err (docs/algorithm.md,
-"Partial credit"); the shaping itself is the same formula. Groups may be of any size, in any order, interleaved in
-the batch (:mod:`smartthinker_verl.shaping.groups`). Unlike a float32 implementation, a group whose correct
-responses all share one length (e.g. a single correct response) is never penalised: excesses below
-``LENGTH_TOLERANCE`` count as zero.
+reward, so no correct answer is pushed below the mean (with partial credit: docs/algorithm.md, "Partial credit").
 """
 
 from __future__ import annotations
@@ -35,23 +30,22 @@ from dataclasses import dataclass
 import torch
 
 from smartthinker_verl.options import SmartThinkerConfig
-from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch, masked_mean
-from smartthinker_verl.shaping.registry import ShapingMethod, ShapingOutput, register_method
+from smartthinker_verl.shaping.groups import DTYPE, GroupedBatch, divide_where, masked_mean
+from smartthinker_verl.shaping.registry import ShapingOutput, shaping_method
 
-#: Excess lengths (tokens) below this are rounding noise, not a penalty.
+#: Excess lengths (tokens) below this are float64 rounding of eq. 1, not a penalty: a lone correct response has
+#: l_opt = its own length in exact arithmetic, and penalising the rounding would set its reward to the group mean.
 LENGTH_TOLERANCE = 1e-6
-#: Relative tolerance under which the two fitted variances count as equal (the paper's v2 == v1 cases).
+#: The fitted variances count as equal (the paper's v2 == v1 cases) within this relative tolerance: fitted twice from
+#: the same lengths they can differ by rounding, and eq. 1 divided by that difference would flip l_opt to the other end.
 VARIANCE_RTOL = 1e-12
 
-#: Per-step statistics (logged as ``smartthinker/<name>``), one row per training step; see the README's table.
-METRIC_NAMES: tuple[str, ...] = (
+#: SmartThinker's own per-step statistics (logged as ``smartthinker/<name>`` with the outcome statistics).
+STATISTICS: tuple[str, ...] = (
     "optimal_length/mean",
     "coefficient/mean",
     "shaped_group_frac",
     "penalized_frac",
-    "length_correct/mean",
-    "length_incorrect/mean",
-    "accuracy/mean",
     "all_correct_group_frac",
     "all_wrong_group_frac",
 )
@@ -124,8 +118,7 @@ def optimal_lengths(rule: str, num_correct: torch.Tensor, size: torch.Tensor, fi
     m2 = torch.where(none_correct, m1, fits.m2)
     v2 = torch.where(none_correct, v1, fits.v2)
     denominator = v1 - v2
-    closed_form = (v1 * m2 - v2 * m1) / torch.where(denominator == 0, torch.ones_like(v1), denominator)
-    closed_form = torch.minimum(torch.maximum(closed_form, lo), hi)
+    closed_form = divide_where(v1 * m2 - v2 * m1, denominator, denominator != 0).clamp(min=lo, max=hi)
     equal_var = torch.isclose(v2, v1, rtol=VARIANCE_RTOL, atol=0.0)
 
     if rule == "reference":
@@ -164,13 +157,12 @@ def coefficients(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """coef per group (eq. 3), with max_{correct} s and mean s; ``[num_groups]`` each."""
     max_correct_s = batch.group_max(torch.where(batch.correct, s, torch.zeros_like(s)))
-    mean_s = batch.group_sum(s) / batch.size.to(DTYPE)
+    mean_s = batch.group_mean(s)
     mixed = batch.mixed
     if rule == "dynamic":
-        gap = max_correct_s - mean_s
-        usable = mixed & (gap > LENGTH_TOLERANCE)
+        # In a mixed group a wrong response has s = 0, so max s > 0 implies max s - mean s > 0.
         p_err = 1.0 - batch.num_correct.to(DTYPE) / batch.size.to(DTYPE)
-        coef = torch.where(usable, p_err / torch.where(usable, gap, torch.ones_like(gap)), torch.zeros_like(gap))
+        coef = divide_where(p_err, max_correct_s - mean_s, mixed & (max_correct_s > 0))
     elif rule == "fixed":
         if fixed_coefficient is None or not fixed_coefficient > 0:
             raise ValueError("coefficient='fixed' needs fixed_coefficient > 0")
@@ -260,29 +252,31 @@ def calibrate(
 
 
 def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
-    """The step's statistics (:data:`METRIC_NAMES`, 0-d float64 tensors) of a :class:`CalibrationResult`.
+    """:data:`STATISTICS` of a :class:`CalibrationResult` (0-d float64 tensors).
 
-    Group-level means (``optimal_length``, ``coefficient``) are taken over the mixed groups (some but not all
-    responses correct: the only groups where l_opt means something); NaN on a step without one (a gap in plots).
+    ``optimal_length`` and ``coefficient`` are means over the mixed groups (some but not all responses correct: the
+    only groups where l_opt means something); NaN on a step without one.
     """
     groups = result.groups
     mixed = groups.mixed
-    correct = result.correct
     return {
         "optimal_length/mean": masked_mean(groups.optimal_length, mixed),
         "coefficient/mean": masked_mean(groups.coefficient, mixed),
         "shaped_group_frac": groups.shaped.double().mean(),
         "penalized_frac": (result.coefficient * result.penalty > 0).double().mean(),
-        "length_correct/mean": masked_mean(result.lengths, correct),
-        "length_incorrect/mean": masked_mean(result.lengths, ~correct),
-        "accuracy/mean": correct.double().mean(),
         "all_correct_group_frac": (groups.num_correct == groups.size).double().mean(),
         "all_wrong_group_frac": (groups.num_correct == 0).double().mean(),
     }
 
 
+@shaping_method(
+    SmartThinkerConfig,
+    statistics=STATISTICS,
+    formula="r = score - coef * max(0, len - l_opt) for correct responses; l_opt and coef calibrated per group",
+    aliases=("grpo_smartthinker",),
+)
 def shape(batch: GroupedBatch, options: SmartThinkerConfig) -> ShapingOutput:
-    """The registered method: SmartThinker's shaped rewards and step statistics for ``batch``."""
+    """SmartThinker's shaped rewards (eq. 4) for ``batch``; ``detail`` is the :class:`CalibrationResult`."""
     result = calibrate_batch(
         batch,
         optimal_length=options.optimal_length,
@@ -291,20 +285,5 @@ def shape(batch: GroupedBatch, options: SmartThinkerConfig) -> ShapingOutput:
         fixed_coefficient=options.fixed_coefficient,
     )
     return ShapingOutput(
-        rewards=result.shaped_reward,
-        shaped=result.groups.shaped,
-        statistics=step_statistics(result),
-        detail=result,
+        rewards=result.shaped_reward, shaped=result.groups.shaped, statistics=step_statistics(result), detail=result
     )
-
-
-METHOD = register_method(
-    ShapingMethod(
-        name="smartthinker",
-        aliases=("grpo_smartthinker",),
-        options_type=SmartThinkerConfig,
-        shape=shape,
-        metric_names=METRIC_NAMES,
-        formula="r = score - coef * max(0, len - l_opt) for correct responses; l_opt and coef calibrated per group",
-    )
-)
