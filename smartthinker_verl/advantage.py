@@ -27,7 +27,7 @@ import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn, register_adv_est
 
 from smartthinker_verl import shaping_state, step_metrics
-from smartthinker_verl.errors import DataError
+from smartthinker_verl.errors import ConfigError, DataError
 from smartthinker_verl.options import CONFIG_KEY, DEFAULT_NORMALIZER, MethodOptions, RunContext, select
 from smartthinker_verl.shaping import (
     METHODS,
@@ -97,6 +97,17 @@ def normalizer_problem(method_name: str, normalizer: str) -> str | None:
     return (
         f"algorithm.{method_name}.normalizer={normalizer} cannot normalise shaped rewards: {reason}. "
         f"Fix: use one of {', '.join(usable_normalizers())}"
+    )
+
+
+def kl_in_reward_problem(config: Any, method_name: str) -> str | None:
+    """Why ``config.algorithm`` cannot run with ``method_name``'s estimator because of KL in the reward, or None."""
+    if not select(config, "use_kl_in_reward", False):
+        return None
+    return (
+        f"algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the {method_name} "
+        "estimator cannot read correctness from them. Fix: algorithm.use_kl_in_reward=False and, for a KL term, "
+        "the KL loss: actor_rollout_ref.actor.use_kl_loss=True"
     )
 
 
@@ -224,18 +235,15 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         config: Any = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if select(config, "use_kl_in_reward", False):
-            raise DataError(
-                f"algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the {method.name} "
-                "estimator cannot read correctness from them. Set algorithm.use_kl_in_reward=False and, if you want "
-                "a KL term, use the KL loss instead: actor_rollout_ref.actor.use_kl_loss=True"
-            )
+        problem = kl_in_reward_problem(config, method.name)
+        if problem:
+            raise ConfigError(problem)
         run = run_context(config)
         options = method.options_type.from_algorithm_config(config).for_run(run)
         check_foreign_options(config, method.name)
         problem = normalizer_problem(method.name, options.normalizer)
         if problem:
-            raise DataError(problem)
+            raise ConfigError(problem)
         if method.state is not None:
             shaping_state.warn_if_state_not_saved(method)
             method.state.calls_per_step = run.calls_per_step

@@ -16,7 +16,7 @@ from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
 from smartthinker_verl import step_metrics as metrics
-from smartthinker_verl.errors import DataError
+from smartthinker_verl.errors import ConfigError, DataError
 
 WORKED_LENGTHS = [1200, 1800, 2500, 3100, 4000, 5200, 6500, 8000]
 WORKED_CORRECT = [1, 1, 1, 1, 0, 1, 0, 0]
@@ -161,7 +161,7 @@ def test_options_are_read_from_algorithm_smartthinker():
 
 def test_use_kl_in_reward_is_refused_with_the_fix():
     data = make_batch([3, 4], [1.0, 0.0], ["a", "a"])
-    with pytest.raises(DataError, match="use_kl_loss=True"):
+    with pytest.raises(ConfigError, match="use_kl_loss=True"):
         compute_advantage(data, adv_estimator="smartthinker", config=algorithm_config(use_kl_in_reward=True))
 
 

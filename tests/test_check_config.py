@@ -110,7 +110,7 @@ def test_missing_local_model_directory_is_reported() -> None:
 
 def test_kl_in_reward_is_refused() -> None:
     errors = errors_for("algorithm.use_kl_in_reward=True")
-    assert len(errors) == 1 and errors[0].startswith("algorithm.use_kl_in_reward=true") and "Fix" in errors[0]
+    assert len(errors) == 1 and errors[0].startswith("algorithm.use_kl_in_reward=True") and "Fix" in errors[0]
 
 
 def test_kl_in_reward_is_allowed_for_a_plain_grpo_baseline() -> None:

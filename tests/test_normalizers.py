@@ -17,7 +17,7 @@ from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_
 
 from smartthinker_verl import step_metrics as metrics
 from smartthinker_verl.advantage import run_context, usable_normalizers
-from smartthinker_verl.errors import ConfigError, DataError
+from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.shaping import METHODS, GroupedBatch, get_method, group_ids_from_index
 from smartthinker_verl.shaping import laser_de as laser_de_module
 
@@ -147,7 +147,7 @@ def test_the_default_normalizer_is_grpo_and_rloo_differs():
 
 @pytest.mark.parametrize("normalizer", ["gae", "remax", "reinforce_plus_plus", "shorter_better", "grpo_typo"])
 def test_a_normalizer_that_cannot_serve_is_refused_with_the_usable_list(normalizer):
-    with pytest.raises(DataError) as caught:
+    with pytest.raises(ConfigError) as caught:
         estimate("smartthinker", [10, 20], [1, 0], ["q", "q"], root_config("smartthinker", normalizer=normalizer))
     message = str(caught.value)
     assert f"algorithm.smartthinker.normalizer={normalizer}" in message and "Fix: use one of" in message

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 from smartthinker_verl import resolvers  # noqa: F401  (registers ${smartthinker_sum:...} of the recipe yaml)
 from smartthinker_verl.errors import ConfigError
-from smartthinker_verl.shaping import METHODS, primary_methods
-from smartthinker_verl.shaping.smartthinker import METHOD as SMARTTHINKER
+from smartthinker_verl.options import CONFIG_KEY
+from smartthinker_verl.shaping import METHODS, get_method, primary_methods
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +203,10 @@ def build_run_name(config: DictConfig) -> str:
     model = Path(str(config.actor_rollout_ref.model.path).rstrip("/")).name.lower() or "model"
     algorithm = config.algorithm
     parts = [model, str(algorithm.adv_estimator)]
-    options = algorithm.get(SMARTTHINKER.name)
-    if METHODS.get(str(algorithm.adv_estimator)) is SMARTTHINKER and isinstance(options, DictConfig):  # ablations
-        default = SMARTTHINKER.options_type()
+    smartthinker = get_method(CONFIG_KEY)
+    options = algorithm.get(smartthinker.name)
+    if METHODS.get(str(algorithm.adv_estimator)) is smartthinker and isinstance(options, DictConfig):  # ablations
+        default = smartthinker.options_type()
         if options.get("optimal_length", default.optimal_length) != default.optimal_length:
             parts.append(f"lopt-{options.optimal_length}")
         if options.get("penalty", default.penalty) != default.penalty:
@@ -399,8 +400,8 @@ def _check_estimator(config: DictConfig, report: ValidationReport) -> None:
     except ValueError as exc:
         report.errors.append(
             f"algorithm.adv_estimator={name!r} is not a registered advantage estimator ({exc}). Fix: use one of "
-            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {SMARTTHINKER.name!r}; the length baselines are "
-            f"{', '.join(sorted(m.name for m in primary_methods() if m is not SMARTTHINKER))}; docs/baselines.md)."
+            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {CONFIG_KEY!r}; the length baselines are "
+            f"{', '.join(sorted(m.name for m in primary_methods() if m.name != CONFIG_KEY))}; docs/baselines.md)."
         )
 
 
@@ -454,7 +455,7 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
 def _check_shaping(config: DictConfig, report: ValidationReport) -> None:
     """What the active shaping method's estimator checks at step 1, by the functions it calls: options valid,
     normaliser usable, no other method's block changed; plus KL kept out of the reward and the state callback."""
-    from smartthinker_verl.advantage import normalizer_problem, run_context
+    from smartthinker_verl.advantage import kl_in_reward_problem, normalizer_problem, run_context
     from smartthinker_verl.shaping import foreign_option_errors
     from smartthinker_verl.shaping_state import CALLBACK_CLASS
 
@@ -464,12 +465,9 @@ def _check_shaping(config: DictConfig, report: ValidationReport) -> None:
     method = METHODS.get(active)
     if method is None:
         return
-    if algorithm.get("use_kl_in_reward", False):
-        report.errors.append(
-            f"algorithm.use_kl_in_reward=true: the {method.name} estimator reads correctness from the score, and a "
-            "KL penalty in the reward hides it. Fix: algorithm.use_kl_in_reward=false; for a KL term use "
-            "actor_rollout_ref.actor.use_kl_loss=true instead."
-        )
+    problem = kl_in_reward_problem(algorithm, method.name)
+    if problem:
+        report.errors.append(problem)
     try:
         options = method.options_type.from_algorithm_config(algorithm).for_run(run_context(algorithm))
     except ConfigError as exc:
