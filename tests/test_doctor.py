@@ -199,6 +199,25 @@ def test_every_node_probe_checks_plugin_disk_and_wandb_only(tmp_path: Path) -> N
     assert all(f["node"] == "n" for f in findings.values())
 
 
+def test_the_plugin_check_fails_where_verl_does_not_load_the_plugin(tmp_path: Path) -> None:
+    """The one plugin check (cluster_check.run_checks, the doctor's `plugin`) in a process where verl loads no
+    entry point and no VERL_USE_EXTERNAL_MODULES: nothing of SmartThinker is registered, and it says so."""
+    env = {k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_MODULES"}
+    env.update(PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}", VERL_USE_EXTERNAL_PLUGINS="none")
+    done = subprocess.run(
+        [sys.executable, "-m", "smartthinker_verl.launch.cluster_check", "--local"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    report = json.loads(done.stdout)["driver"]
+    assert report["errors"] == [
+        "`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES",
+        "reward manager 'smartthinker' is not registered",
+        "advantage estimator 'smartthinker' is not registered",
+    ]
+    assert "advantages" not in report and "scores" not in report
+
+
 def test_gpu_probe_on_this_gpu_less_machine_reports_the_missing_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real GPU probe, run where Ray would have assigned 1 GPU: this machine has none (CUDA_VISIBLE_DEVICES
     set to "0" as Ray sets it), so torch sees 0 and that is the problem, the other GPU figures are not reported."""

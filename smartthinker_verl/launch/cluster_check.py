@@ -58,18 +58,17 @@ def worked_example_batch() -> tuple[Any, Any, Any]:
 def registration(estimator: str) -> dict[str, bool]:
     """Whether ``import verl`` loaded the plugin in this process and registered ``estimator`` and the reward manager."""
     import verl  # noqa: F401  (loads VERL_USE_EXTERNAL_MODULES and the verl.plugins entry points)
-
-    loaded = "smartthinker_verl.plugin" in sys.modules
     from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
+    flags = {
+        "plugin_loaded_by_verl": "smartthinker_verl.plugin" in sys.modules,
+        "estimator_registered": estimator in ADV_ESTIMATOR_REGISTRY,
+    }
+    managers = set(REWARD_MANAGER)  # before the import below, which registers the manager itself
     from smartthinker_verl.reward_manager import MANAGER_NAME
 
-    return {
-        "plugin_loaded_by_verl": loaded,
-        "estimator_registered": estimator in ADV_ESTIMATOR_REGISTRY,
-        "reward_manager_registered": MANAGER_NAME in REWARD_MANAGER,
-    }
+    return {**flags, "reward_manager_registered": MANAGER_NAME in managers}
 
 
 def registration_errors(flags: dict[str, bool], estimator: str) -> list[str]:
