@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def req(**changes) -> Requirements:
     values = dict(
         gpus_per_node=4, nnodes=1, needs_gpu=True, rollout="vllm", checkpoint_dir="/ck",
-        checkpoint_bytes=21_000_000_000, kept_checkpoints=2, wandb=True,
+        checkpoint_bytes=21_000_000_000, kept_checkpoints=2, wandb=True, estimator="smartthinker",
     )  # fmt: skip
     values.update(changes)
     return Requirements(**values)

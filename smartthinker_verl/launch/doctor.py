@@ -80,7 +80,7 @@ class Requirements:
     checkpoint_bytes: int | None
     kept_checkpoints: int
     wandb: bool
-    estimator: str = "smartthinker"
+    estimator: str
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
