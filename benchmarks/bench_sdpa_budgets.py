@@ -28,6 +28,13 @@ from smartthinker_verl.launch.memory import (
 )
 
 BUDGETS = (9728, 10240, 11264, 12288, 13312, 14336, 16384, 20480, 24576, 32768)
+#: Parameters of the recipes' models as their model cards count them (the target's actor state; offline, so no
+#: safetensors header is read here).
+PARAMETERS = {
+    "deepseek-r1-distill-qwen-1.5b": 1.78e9,
+    "deepseek-r1-distill-qwen-7b": 7.62e9,
+    "qwen3-4b-thinking-2507": 4.02e9,
+}
 
 
 def main() -> None:
@@ -62,7 +69,7 @@ def main() -> None:
             )
     print()
     for key, shape in KNOWN_MODELS.items():
-        target = 0.85 * args.gpu_gib * GiB - 16 * shape.num_params / args.gpus - 2 * GiB
+        target = 0.85 * args.gpu_gib * GiB - 16 * PARAMETERS[key] / args.gpus - 2 * GiB
         chosen = {"update": None, "log-prob": None}
         print(f"{shape.name}: target {target / GiB:.1f} GiB a micro-batch")
         for budget in BUDGETS:

@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("smartthinker_verl.launch.compose", "compose and validate a recipe's config without GPUs"),
     "doctor": (
         "smartthinker_verl.launch.doctor",
-        "preflight of a run on its Ray cluster (every node: files, disk, wandb, plugin; GPU nodes: GPUs)",
+        "preflight of a run on its Ray cluster (every node: checkpoint folder, disk, wandb, plugin; GPU nodes: GPUs)",
     ),
 }
 

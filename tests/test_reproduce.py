@@ -132,9 +132,7 @@ def test_a_failed_stage_stops_the_run_and_a_rerun_skips_the_finished_stages(tmp_
     log = run_dir / "convert" / "smartthinker" / "stage.log"
     assert f"convert/smartthinker FAILED (exit 3); its log: {log}" in failed.stderr
     assert "double: convert/smartthinker fails" in log.read_text()
-    # Without --doctor-only in the recipe, the recipe's own doctor runs in the training stage: no preflight call.
-    expected_preflight = ["preflight/smartthinker"] if reproduce.recipe_has_doctor_only() else []
-    assert calls.read_text().split() == [*expected_preflight, "train/smartthinker", "convert/smartthinker"]
+    assert calls.read_text().split() == ["preflight/smartthinker", "train/smartthinker", "convert/smartthinker"]
     assert (run_dir / "train" / "smartthinker" / "stage.done").is_file()
     assert not (run_dir / "convert" / "smartthinker" / "stage.done").exists()
 

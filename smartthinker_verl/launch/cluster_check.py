@@ -1,15 +1,14 @@
 """The plugin check: ``python -m smartthinker_verl.launch.cluster_check [--estimator NAME] [--local]``.
 
-:func:`run_checks` is the one plugin check of the project: ``smartthinker-verl doctor`` runs it on every node, and
-this entry point runs it alone, on a Ray job's driver and again in a Ray task on a worker (``recipes/submit_ray_job.sh
---entrypoint "python -m smartthinker_verl.launch.cluster_check"``: a quick test that ``VERL_USE_EXTERNAL_MODULES``
-brings the plugin to a cluster where the package is not installed). It
+:func:`run_checks` is the project's one plugin check: ``smartthinker-verl doctor`` runs it on every node, and this
+entry point runs it on a Ray job's driver and in a Ray task on a worker (``recipes/submit_ray_job.sh --entrypoint
+"python -m smartthinker_verl.launch.cluster_check"``: does ``VERL_USE_EXTERNAL_MODULES`` bring the plugin to nodes
+without the package?). It checks that
 
-1. imports verl, which loads the plugin through ``VERL_USE_EXTERNAL_MODULES`` (or the ``verl.plugins`` entry
-   point), and checks that the advantage estimator and the reward manager are registered;
-2. composes the recipe config (the package yaml must have travelled with the code) and runs the estimator,
-   through verl's registry, on the worked example of the paper (one group of 8; docs/algorithm.md section 5);
-3. grades a small batch of responses with the scorer (math-verify in a process pool).
+1. ``import verl`` loads the plugin and registers the estimator and the reward manager (:func:`registration_errors`);
+2. the estimator, composed from the package yaml and called through verl's registry, gives the paper's worked
+   example (one group of 8; docs/algorithm.md section 5);
+3. the scorer grades a few responses as expected.
 
 It prints one JSON report on stdout and exits 0 when every check passed, 1 otherwise.
 """
@@ -56,59 +55,83 @@ def worked_example_batch() -> tuple[Any, Any, Any]:
     return token_level_rewards, response_mask, index
 
 
+def registration(estimator: str) -> dict[str, bool]:
+    """Whether ``import verl`` loaded the plugin in this process and registered ``estimator`` and the reward manager."""
+    import verl  # noqa: F401  (loads VERL_USE_EXTERNAL_MODULES and the verl.plugins entry points)
+    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    flags = {
+        "plugin_loaded_by_verl": "smartthinker_verl.plugin" in sys.modules,
+        "estimator_registered": estimator in ADV_ESTIMATOR_REGISTRY,
+    }
+    managers = set(REWARD_MANAGER)  # before the import below, which registers the manager itself
+    from smartthinker_verl.reward_manager import MANAGER_NAME
+
+    return {**flags, "reward_manager_registered": MANAGER_NAME in managers}
+
+
+def registration_errors(flags: dict[str, bool], estimator: str) -> list[str]:
+    """One line per false flag of :func:`registration`."""
+    from smartthinker_verl.reward_manager import MANAGER_NAME
+
+    messages = {
+        "plugin_loaded_by_verl": "`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES",
+        "reward_manager_registered": f"reward manager {MANAGER_NAME!r} is not registered",
+        "estimator_registered": f"advantage estimator {estimator!r} is not registered",
+    }
+    return [message for key, message in messages.items() if not flags[key]]
+
+
 def run_checks(estimator: str) -> dict[str, Any]:
     """Run every check in this process; returns a JSON-able report with ``ok``."""
-    import verl  # noqa: F401  (loads VERL_USE_EXTERNAL_MODULES and the verl.plugins entry points)
+    import smartthinker_verl
 
+    flags = registration(estimator)
     report: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "verl_use_external_modules": os.environ.get("VERL_USE_EXTERNAL_MODULES", ""),
-        "plugin_loaded_by_verl": "smartthinker_verl.plugin" in sys.modules,
-        "errors": [],
+        "package_file": smartthinker_verl.__file__,
+        **flags,
+        "errors": registration_errors(flags, estimator),
     }
-    import smartthinker_verl
+    if flags["estimator_registered"]:
+        report["errors"] += worked_example_errors(estimator, report) + scorer_errors(report)
+    report["ok"] = not report["errors"]
+    return report
 
-    report["package_file"] = smartthinker_verl.__file__
-    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
 
-    report["estimator_registered"] = estimator in ADV_ESTIMATOR_REGISTRY
-    report["reward_manager_registered"] = "smartthinker" in REWARD_MANAGER
-    if not report["plugin_loaded_by_verl"]:
-        report["errors"].append("`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES")
-    if not report["reward_manager_registered"]:
-        report["errors"].append("reward manager 'smartthinker' is not registered")
-    if not report["estimator_registered"]:
-        report["errors"].append(f"advantage estimator {estimator!r} is not registered")
-        report["ok"] = False
-        return report
+def worked_example_errors(estimator: str, report: dict[str, Any]) -> list[str]:
+    """Run ``estimator`` through verl's registry on the worked example; its per-response advantages go to
+    ``report``. Only SmartThinker (under any of its names) is compared with the paper's numbers."""
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
     from smartthinker_verl.launch.compose import compose_config
+    from smartthinker_verl.shaping import METHODS
 
     algorithm = compose_config([f"algorithm.adv_estimator={estimator}"]).algorithm
     rewards, mask, index = worked_example_batch()
     advantages, _returns = get_adv_estimator_fn(estimator)(
         token_level_rewards=rewards, response_mask=mask, index=index, config=algorithm
     )
-    per_response = advantages.sum(-1) / mask.sum(-1)
-    report["advantages"] = [round(float(a), 6) for a in per_response]
+    report["advantages"] = [round(float(a), 6) for a in advantages.sum(-1) / mask.sum(-1)]
     if tuple(advantages.shape) != tuple(rewards.shape) or not bool(advantages.isfinite().all()):
-        report["errors"].append(f"estimator returned shape {tuple(advantages.shape)} or non-finite values")
-    elif estimator in ("smartthinker", "grpo_smartthinker"):
+        return [f"estimator returned shape {tuple(advantages.shape)} or non-finite values"]
+    if METHODS.get(estimator) is METHODS["smartthinker"]:
         worst = max(abs(a - e) for a, e in zip(report["advantages"], WORKED_ADVANTAGES, strict=True))
         if worst > TOLERANCE:
-            report["errors"].append(f"advantages differ from the worked example by {worst:.2e}")
+            return [f"advantages differ from the worked example by {worst:.2e}"]
+    return []
 
+
+def scorer_errors(report: dict[str, Any]) -> list[str]:
+    """Grade :data:`SCORER_CASES`; the scores go to ``report``."""
     from smartthinker_verl.scoring import compute_score
 
-    scores = [compute_score("cluster_check", response, truth)["score"] for response, truth, _ in SCORER_CASES]
-    report["scores"] = scores
+    report["scores"] = [compute_score("cluster_check", response, truth)["score"] for response, truth, _ in SCORER_CASES]
     expected = [case[2] for case in SCORER_CASES]
-    if scores != expected:
-        report["errors"].append(f"scorer gave {scores}, expected {expected}")
-    report["ok"] = not report["errors"]
-    return report
+    return [] if report["scores"] == expected else [f"scorer gave {report['scores']}, expected {expected}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,22 +1,20 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
-It composes the recipe config exactly as ``python -m smartthinker_verl.launch.train`` would (same overrides, same sdpa
-fallback, same validation), then runs Ray tasks pinned to each alive node (``NodeAffinitySchedulingStrategy``; the
-cluster is ``--address`` (``local``: a private one), else the one the run's ``ray.init()`` would join: ``RAY_ADDRESS``,
-else a cluster ``ray start`` began on this machine, else a new local one). What it checks, and where:
+It composes the recipe config exactly as ``python -m smartthinker_verl.launch.train`` would, then runs Ray tasks pinned
+to each alive node of the cluster the run would join (``--address``, else ``RAY_ADDRESS``, else the one ``ray start``
+began here, else a new local one; ``local``: a private one). It checks what fails a run late, or blocks it:
 
-- every node (verl's driver, reward loop and TaskRunner may land on any of them): the plugin, the checkpoint folder is
-  writable AND the same folder everywhere (each node writes a probe file, every node must read all of them), free disk
-  against the checkpoints the run keeps (:func:`checkpoint_bytes`), data and model readable, wandb credentials;
-- nodes with a Ray ``GPU`` resource, the only ones verl places its GPU workers on and the ones counted against
-  ``trainer.nnodes``: one task holding the GPUs the run will hold there (``num_gpus``), so ``CUDA_VISIBLE_DEVICES`` is
-  Ray's assignment and every figure is about those GPUs, not every GPU ``nvidia-smi`` lists: GPU count, NVIDIA driver
-  against torch's CUDA runtime, compute capability, free memory against vLLM's reservation, vLLM's CUDA build,
-  flash-attn where the driver chose it. A node without the resource (a CPU head) reads ``SKIPPED (no GPU)``.
+- every node (verl's TaskRunner and reward loop may land on any): the plugin (:mod:`.cluster_check`), a checkpoint
+  folder that is writable and the same folder everywhere (each node writes a probe file that every node must read),
+  free disk for the checkpoints the run keeps, wandb credentials;
+- nodes with a Ray ``GPU`` resource (where verl places its GPU workers; they count against ``trainer.nnodes``), in a
+  task holding the GPUs the run holds there (Ray's ``CUDA_VISIBLE_DEVICES``): GPU count, torch's view of them, compute
+  capability, vLLM's CUDA build. A node without the resource reads ``SKIPPED (no GPU)``.
 
-Checks that only repeat an error torch, vLLM or verl raise at start-up with the same words are left to them. Every
-check is a small function of plain values (testable without Ray or GPUs); each problem is one line with its fix, and
-the exit code is 2 if there is any. Warnings (:data:`WARNING`) are costs the run will pay; they do not fail it.
+What torch, vLLM or verl report at start-up with the same words (a missing file, a driver too old, too little free
+GPU memory, flash-attn missing) is left to them. Each check is a function of plain values (testable without Ray or
+GPUs); each problem is one line with its fix, and the exit code is 2 if there is any. A :data:`WARNING` is a cost the
+run will pay; it never fails it.
 """
 
 from __future__ import annotations
@@ -43,12 +41,10 @@ OK, PROBLEM, WARNING, SKIPPED, NOTE = "OK", "PROBLEM", "WARNING", "SKIPPED", "NO
 #: Bytes a checkpoint keeps per parameter: fp32 weights (4) + Adam's two fp32 moments (8), as verl's FSDP
 #: checkpoint stores them (model_*.pt + optim_*.pt; the huggingface/ folder holds only config and tokenizer).
 CHECKPOINT_BYTES_PER_PARAM = 12
-#: Lowest NVIDIA driver major for the CUDA 13 builds of torch 2.11 / vLLM 0.24, and the lowest compute capability
-#: of the recipes (bf16 and flash-attn 2 need Ampere).
-MIN_DRIVER_MAJOR_CUDA13 = 580
+#: bf16 and flash-attn 2 need Ampere; torch's CUDA 13 builds have no Volta kernels ("no kernel image" at the first op).
 MIN_COMPUTE_CAPABILITY = (8, 0)
 #: The checks that run only where the run has GPUs (reported SKIPPED elsewhere).
-GPU_CHECKS = ("gpus", "driver", "compute_capability", "torch_cuda", "gpu_memory", "vllm", "attention")
+GPU_CHECKS = ("gpus", "torch_cuda", "compute_capability", "vllm")
 #: Environment the recipes (recipes/common.sh) turn into overrides; the plain CLI does not read it.
 RECIPE_ENVIRONMENT = ("MODEL_PATH", "DATA_DIR", "NGPUS", "NNODES", "CHECKPOINT_DIR", "PROJECT", "EXPERIMENT")
 #: How long the GPU task of a node may wait for Ray to grant its GPUs (held by another job or actor otherwise).
@@ -80,15 +76,11 @@ class Requirements:
     nnodes: int
     needs_gpu: bool
     rollout: str
-    gpu_memory_utilization: float
-    attention: str
     checkpoint_dir: str
     checkpoint_bytes: int | None
     kept_checkpoints: int
     wandb: bool
-    model_path: str
-    estimator: str = "smartthinker"
-    data_files: list[str] = field(default_factory=list)
+    estimator: str
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -160,39 +152,23 @@ def checkpoint_bytes(parameters: int) -> int:
 
 def requirements_from_config(config: Any) -> Requirements:
     """Plain requirements from a composed recipe config."""
-    from omegaconf import OmegaConf
-
     trainer, rollout = config.trainer, config.actor_rollout_ref.rollout
     parameters = parameter_count(str(config.actor_rollout_ref.model.path))
     total = int(trainer.total_training_steps or 0)
     saves = saves_of_run(total, int(trainer.save_freq or 0))
     keep = trainer.get("max_actor_ckpt_to_keep")
     kept = min(saves, int(keep)) if keep else saves
-    override = OmegaConf.select(config, "actor_rollout_ref.model.override_config.attn_implementation")
-    attention = str(override) if override else "flash_attention_2"
-    data_files: list[str] = []
-    for key in ("data.train_files", "data.val_files"):
-        value = OmegaConf.select(config, key)
-        data_files += [str(v) for v in value] if OmegaConf.is_list(value) else ([str(value)] if value else [])
-    # Relative paths are relative to the launch folder (the driver's), not to a Ray worker's.
-    data_files = [_absolute(name) for name in data_files]
-    directory = _absolute(str(trainer.default_local_dir))
-    model = str(config.actor_rollout_ref.model.path)
-    model = _absolute(model) if model.startswith(("./", "../")) else model
     return Requirements(
         gpus_per_node=int(trainer.n_gpus_per_node),
         nnodes=int(trainer.nnodes),
         needs_gpu=str(trainer.get("device", "cuda")) != "cpu",
         rollout=str(rollout.name),
-        gpu_memory_utilization=float(rollout.gpu_memory_utilization),
-        attention=attention,
-        checkpoint_dir=directory,
+        # relative to the launch folder (the driver's), not to a Ray worker's
+        checkpoint_dir=_absolute(str(trainer.default_local_dir)),
         checkpoint_bytes=checkpoint_bytes(parameters) if parameters else None,
         kept_checkpoints=kept,
         wandb="wandb" in [str(x) for x in (trainer.logger or [])],
-        model_path=model,
         estimator=str(config.algorithm.adv_estimator),
-        data_files=data_files,
     )
 
 
@@ -219,18 +195,13 @@ def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> 
 
 
 def driver_findings(config: Any, req: Requirements, environ: Mapping[str, str], recipe: str | None) -> list[Finding]:
-    """Findings of the driver alone (the composed config and this shell), printed before the cluster's.
-
-    One more driver-side warning is one more entry here: a function of ``config`` (or ``req``) whose message becomes
-    ``Finding(name, WARNING, message, fix)``; a WARNING is printed and counted, it never changes the exit code.
-    """
+    """Findings of the driver alone (the composed config and this shell), printed before the cluster's."""
     found = [check_recipe_environment(environ, recipe), check_sdpa_fallback(config)]
     return [finding for finding in found if finding is not None]
 
 
 def check_sdpa_fallback(config: Any) -> Finding | None:
-    """A WARNING when the run trains without flash-attn: padded micro-batches and full-vocabulary logits over every
-    padded position (the cost from :func:`smartthinker_verl.launch.memory.sdpa_fallback_warning`)."""
+    """A WARNING when the run trains without flash-attn (:func:`.memory.sdpa_fallback_warning` says what it costs)."""
     from smartthinker_verl.launch.memory import sdpa_fallback_warning
 
     message = None if config is None else sdpa_fallback_warning(config)
@@ -285,36 +256,10 @@ def check_torch_cuda(assigned: int, torch_info: Mapping[str, Any]) -> Finding:
         why = torch_info.get("error") or f"CUDA_VISIBLE_DEVICES={torch_info.get('visible')!r}"
         return Finding(
             "torch_cuda", PROBLEM, f"Ray assigned {assigned} GPU(s), torch sees {seen} ({why})",
-            "check the driver/CUDA pairing (see the driver finding, README 'GPU requirements') and that Ray's GPU "
-            "resource on this node matches real GPUs (`ray start --num-gpus`)",
+            f"an NVIDIA driver for torch's CUDA {torch_info.get('cuda') or ''} runtime (>= 580 for CUDA 13, README "
+            "'GPU requirements'), and a Ray GPU resource that matches real GPUs (`ray start --num-gpus`)",
         )  # fmt: skip
     return Finding("torch_cuda", OK, f"torch {torch_info.get('torch')} sees the {assigned} GPU(s) Ray assigned")
-
-
-def parse_driver_version(nvidia_smi_output: str) -> str | None:
-    """The driver version of ``nvidia-smi --query-gpu=driver_version --format=csv,noheader`` (first row); the raw
-    field (``[N/A]``, ...) when it is not a version; None without output."""
-    rows = [row.strip() for row in nvidia_smi_output.strip().splitlines() if row.strip()]
-    return rows[0] if rows else None
-
-
-def check_driver(driver: str | None, cuda_runtime: str | None) -> Finding:
-    """NVIDIA driver against the CUDA runtime torch was built with (CUDA 13 needs driver >= 580)."""
-    if not driver:
-        return Finding("driver", NOTE, "nvidia-smi not found or silent: driver not compared (see torch_cuda)")
-    try:
-        major = int(driver.split(".")[0])
-    except ValueError:
-        return Finding(
-            "driver", NOTE, f"nvidia-smi reports the driver version as {driver!r}: not compared (see torch_cuda)"
-        )
-    cuda_major = int(cuda_runtime.split(".")[0]) if cuda_runtime and cuda_runtime[0].isdigit() else None
-    if cuda_major is not None and cuda_major >= 13 and major < MIN_DRIVER_MAJOR_CUDA13:
-        return Finding(
-            "driver", PROBLEM, f"NVIDIA driver {driver} is too old for torch's CUDA {cuda_runtime} runtime",
-            f"install driver >= {MIN_DRIVER_MAJOR_CUDA13} (README 'GPU requirements')",
-        )  # fmt: skip
-    return Finding("driver", OK, f"NVIDIA driver {driver}, torch CUDA runtime {cuda_runtime}")
 
 
 def check_compute_capability(capabilities: Sequence[Sequence[int]]) -> Finding:
@@ -327,25 +272,6 @@ def check_compute_capability(capabilities: Sequence[Sequence[int]]) -> Finding:
             "no flash-attn 2; CUDA 13 builds drop Volta)", "use Ampere or newer GPUs (A100, L40S, H100, ...)",
         )  # fmt: skip
     return Finding("compute_capability", OK, ", ".join(f"{a}.{b}" for a, b in sorted({tuple(c) for c in capabilities})))
-
-
-def check_gpu_memory(gpus: Sequence[Mapping[str, float]], fraction: float) -> Finding:
-    """Free memory of every assigned GPU (torch's ``mem_get_info``, MiB) against vLLM's reservation
-    ``fraction * total``."""
-    if not gpus:
-        return Finding("gpu_memory", NOTE, "not reported (torch sees no GPU: see torch_cuda)")
-    short = [
-        f"GPU {i}: {g['free_mib'] / 1024:.1f} GiB free < {fraction} x {g['total_mib'] / 1024:.1f} GiB"
-        for i, g in enumerate(gpus)
-        if g["free_mib"] < fraction * g["total_mib"]
-    ]
-    if short:
-        return Finding(
-            "gpu_memory", PROBLEM, f"vLLM cannot reserve its memory ({'; '.join(short)})",
-            "stop the processes holding GPU memory (nvidia-smi) or lower "
-            "actor_rollout_ref.rollout.gpu_memory_utilization",
-        )  # fmt: skip
-    return Finding("gpu_memory", OK, f"every assigned GPU has >= {fraction} x total free for vLLM")
 
 
 def check_vllm(req: Requirements, result: Mapping[str, Any] | None) -> Finding:
@@ -364,20 +290,6 @@ def check_vllm(req: Requirements, result: Mapping[str, Any] | None) -> Finding:
             "install the CUDA build of vLLM (pip install vllm==0.24.0) with torch==2.11.0 from PyPI",
         )  # fmt: skip
     return Finding("vllm", OK, f"vLLM {result.get('version')} sees cuda")
-
-
-def check_attention(req: Requirements, flash_attn_found: bool) -> Finding:
-    """The driver chose flash_attention_2 (it has flash-attn) but a GPU node lacks it: the fallback is per driver."""
-    if req.attention != "flash_attention_2":
-        return Finding("attention", NOTE, f"{req.attention} (the run does not use flash-attn)")
-    if not flash_attn_found:
-        return Finding(
-            "attention", PROBLEM, "the run trains with flash_attention_2 but flash-attn is not installed here",
-            "install flash-attn on every GPU node (docs/gpu.md 'flash-attention'), or run with "
-            "+actor_rollout_ref.model.override_config.attn_implementation=sdpa "
-            "actor_rollout_ref.model.use_remove_padding=false",
-        )  # fmt: skip
-    return Finding("attention", OK, "flash-attn installed")
 
 
 def skipped_gpu_checks(reason: str) -> list[Finding]:
@@ -416,37 +328,6 @@ def check_wandb(req: Requirements, environ: Mapping[str, str], netrc_has_wandb: 
     )  # fmt: skip
 
 
-def check_paths(req: Requirements, readable: Mapping[str, bool], model_ok: bool | None) -> list[Finding]:
-    findings = []
-    missing = [name for name, ok in readable.items() if not ok]
-    if missing:
-        findings.append(
-            Finding(
-                "data",
-                PROBLEM,
-                f"not readable here: {', '.join(missing)} (data.train_files / data.val_files)",
-                "put the data on a filesystem every node mounts at the same path and set DATA_DIR "
-                "(data_preprocess/, docs/gpu.md)",
-            )  # fmt: skip
-        )
-    elif readable:
-        findings.append(Finding("data", OK, f"{len(readable)} data file(s) readable"))
-    if model_ok is None:
-        findings.append(Finding("model", NOTE, f"{req.model_path}: a hub id, downloaded by each node on first use"))
-    elif not model_ok:
-        findings.append(
-            Finding(
-                "model",
-                PROBLEM,
-                f"{req.model_path} has no readable config.json here",
-                "set MODEL_PATH to a model folder every node sees at that path",
-            )  # fmt: skip
-        )
-    else:
-        findings.append(Finding("model", OK, f"{req.model_path} readable"))
-    return findings
-
-
 def check_shared_dir(node: str, seen_tokens: Sequence[str], all_nodes: Sequence[str], error: str | None) -> Finding:
     """Each node wrote a probe named after itself; a shared folder shows every node's probe to every node."""
     if error:
@@ -482,32 +363,16 @@ def _python(code: str) -> tuple[bool, str]:
     return True, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def nvidia_driver() -> str | None:
-    """``nvidia-smi``'s driver version field (None without nvidia-smi)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    try:
-        done = subprocess.run(
-            [smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_driver_version(done.stdout)
-
-
 def torch_facts() -> dict[str, Any]:
-    """torch's CUDA runtime and, per GPU visible to this process, compute capability and free/total memory (MiB)."""
+    """torch's CUDA runtime and the compute capability of each GPU visible to this process."""
     code = (
         "import json, os, torch\n"
         "facts = {'cuda': torch.version.cuda, 'torch': torch.__version__, 'count': 0, 'capabilities': [],\n"
-        "         'gpus': [], 'visible': os.environ.get('CUDA_VISIBLE_DEVICES')}\n"
+        "         'visible': os.environ.get('CUDA_VISIBLE_DEVICES')}\n"
         "try:\n"
         "    facts['count'] = torch.cuda.device_count() if torch.cuda.is_available() else 0\n"
         "    for i in range(facts['count']):\n"
         "        facts['capabilities'].append(list(torch.cuda.get_device_capability(i)))\n"
-        "        free, total = torch.cuda.mem_get_info(i)\n"
-        "        facts['gpus'].append({'free_mib': free / 2**20, 'total_mib': total / 2**20})\n"
         "except Exception as e:\n"
         "    facts['error'] = f'{type(e).__name__}: {e}'[:300]\n"
         "print(json.dumps(facts))"
@@ -566,8 +431,7 @@ def remove_probe(req: Requirements, node: str) -> None:
 
 
 def check_plugin(estimator: str) -> Finding:
-    """The one plugin check (:func:`smartthinker_verl.launch.cluster_check.run_checks`): ``import verl`` loads
-    the plugin here, and its estimator and scorer give the paper's worked example."""
+    """:func:`.cluster_check.run_checks` on this node, as one finding."""
     try:
         from smartthinker_verl.launch.cluster_check import run_checks
 
@@ -592,26 +456,17 @@ def probe_node(req: Requirements, node: str) -> list[dict[str, Any]]:
         free = None
     findings.append(check_disk(free, req))
     findings.append(check_wandb(req, os.environ, _netrc_has_wandb()))
-    readable = {name: os.path.isfile(name) and os.access(name, os.R_OK) for name in req.data_files if "://" not in name}
-    local_model = req.model_path.startswith(("/", "./", "../", "~"))
-    model_ok = os.access(Path(req.model_path).expanduser() / "config.json", os.R_OK) if local_model else None
-    findings += check_paths(req, readable, model_ok)
     return _as_node(findings, node)
 
 
 def probe_gpus(req: Requirements, node: str, ray_gpus: float, assigned: int) -> list[dict[str, Any]]:
     """The GPU checks of a node, run in a task that holds ``assigned`` of its GPUs (Ray's CUDA_VISIBLE_DEVICES)."""
-    import importlib.util
-
     torch_info = torch_facts()
     findings = [
         check_gpu_count(ray_gpus, req),
-        check_driver(nvidia_driver(), torch_info.get("cuda")),
-        check_compute_capability(torch_info.get("capabilities") or []),
         check_torch_cuda(assigned, torch_info),
-        check_gpu_memory(torch_info.get("gpus") or [], req.gpu_memory_utilization),
+        check_compute_capability(torch_info.get("capabilities") or []),
         check_vllm(req, vllm_facts() if req.rollout == "vllm" else None),
-        check_attention(req, importlib.util.find_spec("flash_attn") is not None),
     ]
     return _as_node(findings, node)
 

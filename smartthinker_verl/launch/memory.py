@@ -28,7 +28,6 @@ of docs/gpu.md, "Without flash-attn".
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -44,13 +43,14 @@ BF16 = 2
 UPDATE_COPIES = (3, 2)
 LOG_PROB_COPIES = (4, 0)
 #: Length regimes of :func:`simulated_lengths`: (median response tokens, log-normal sigma). "start": the distilled
-#: models' long answers (a quarter hit the 8,000-token limit); "short": after length shaping has shortened them.
+#: models' long answers; "short": after length shaping has shortened them (docs/gpu.md: the share cut at the limit).
 REGIMES = {"start": (4000.0, 0.7), "short": (1200.0, 0.9)}
 
 
 @dataclass(frozen=True)
 class ModelShape:
-    """The numbers of a Hugging Face ``config.json`` the arithmetic needs."""
+    """The numbers of a Hugging Face ``config.json`` the arithmetic needs (no parameter count: the doctor reads it
+    from the safetensors headers, :func:`smartthinker_verl.launch.doctor.parameter_count`)."""
 
     name: str
     vocab_size: int
@@ -59,41 +59,43 @@ class ModelShape:
     num_kv_heads: int
     head_dim: int
     intermediate_size: int
-    num_params: float
 
     @classmethod
     def from_hf_config(cls, name: str, config: dict) -> ModelShape:
-        """From a parsed ``config.json`` (Qwen2 / Qwen3 style keys); the parameter count is estimated."""
-        hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
-        heads = int(config["num_attention_heads"])
-        kv_heads = int(config.get("num_key_value_heads") or heads)
-        head_dim = int(config.get("head_dim") or hidden // heads)
-        inter, vocab = int(config["intermediate_size"]), int(config["vocab_size"])
-        per_layer = hidden * head_dim * (heads + 2 * kv_heads) + heads * head_dim * hidden + 3 * hidden * inter
-        embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings") else 2)
-        return cls(name, vocab, hidden, layers, kv_heads, head_dim, inter, float(layers * per_layer + embeddings))
+        """From a ``config.json``'s keys (Qwen2 / Qwen3 style)."""
+        hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+        return cls(
+            name,
+            vocab_size=int(config["vocab_size"]),
+            hidden_size=hidden,
+            num_layers=int(config["num_hidden_layers"]),
+            num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            head_dim=int(config.get("head_dim") or hidden // heads),
+            intermediate_size=int(config["intermediate_size"]),
+        )
 
 
-#: The recipes' models (their Hugging Face ``config.json``; parameters as their model cards count them).
+#: The recipes' models, from their ``config.json``: the shape of a hub id that is not in the local cache (a dry run
+#: offline still states the logits' cost).
 KNOWN_MODELS = {
-    "deepseek-r1-distill-qwen-1.5b": ModelShape(
-        "DeepSeek-R1-Distill-Qwen-1.5B", 151936, 1536, 28, 2, 128, 8960, 1.78e9
-    ),
-    "deepseek-r1-distill-qwen-7b": ModelShape("DeepSeek-R1-Distill-Qwen-7B", 152064, 3584, 28, 4, 128, 18944, 7.62e9),
-    "qwen3-4b-thinking-2507": ModelShape("Qwen3-4B-Thinking-2507", 151936, 2560, 36, 8, 128, 9728, 4.02e9),
+    "deepseek-r1-distill-qwen-1.5b": ModelShape("DeepSeek-R1-Distill-Qwen-1.5B", 151936, 1536, 28, 2, 128, 8960),
+    "deepseek-r1-distill-qwen-7b": ModelShape("DeepSeek-R1-Distill-Qwen-7B", 152064, 3584, 28, 4, 128, 18944),
+    "qwen3-4b-thinking-2507": ModelShape("Qwen3-4B-Thinking-2507", 151936, 2560, 36, 8, 128, 9728),
 }
 
 
 def model_shape(path: str) -> ModelShape | None:
-    """The shape of the model at ``path``: its local ``config.json`` if there is one, else the recipes' table by
-    name (a hub id or a folder named like one); None when neither knows it."""
-    config_file = Path(path).expanduser() / "config.json"
-    if config_file.is_file():
-        try:
-            return ModelShape.from_hf_config(Path(path).name, json.loads(config_file.read_text()))
-        except (KeyError, ValueError, TypeError) as exc:
-            logger.warning("cannot read the model shape from %s (%s); using the recipes' table", config_file, exc)
-    return KNOWN_MODELS.get(Path(str(path).rstrip("/")).name.lower())
+    """The shape of the model at ``path`` (a folder, or a hub id in the local Hugging Face cache), else the recipes'
+    table by name; None when neither knows it."""
+    from transformers import AutoConfig
+
+    name = Path(str(path).rstrip("/")).name
+    try:
+        config = AutoConfig.from_pretrained(str(Path(path).expanduser()), local_files_only=True)
+        return ModelShape.from_hf_config(name, config.to_dict())
+    except Exception as exc:  # not local, not cached, or not a Qwen-style config: the table, else unknown
+        logger.debug("no local config for %s (%s)", path, exc)
+    return KNOWN_MODELS.get(name.lower())
 
 
 def logits_bytes_per_token(shape: ModelShape, dtype_bytes: int = BF16) -> int:
@@ -136,10 +138,9 @@ def simulated_lengths(
 ) -> list[int]:
     """Sequence lengths (prompt + response tokens) of one step: ``prompts x group`` values.
 
-    Prompts are log-normal (median 120 tokens, sigma 0.5; DeepScaleR's chat-formatted problems); responses are
-    log-normal with the regime's median and sigma (:data:`REGIMES`), scaled per prompt by a difficulty factor
-    ``exp(N(0, 0.4))`` shared by its group, and cut at ``max_response`` (truncated answers). An assumption, not a
-    measurement: the tables in docs/gpu.md say which regime they use.
+    Prompts are log-normal (DeepScaleR's chat-formatted problems); responses are log-normal with the regime's median
+    and sigma (:data:`REGIMES`), scaled per prompt by a difficulty factor shared by its group, and cut at
+    ``max_response``. An assumption, not a measurement: the tables in docs/gpu.md say which regime they use.
     """
     import torch
 

@@ -16,9 +16,8 @@ command has changed since stops the run with both fixes, so a changed setting is
 report (cheap, derived from the others) is simply redone. Training runs with ``RESUME=1``: a rerun after a crash
 continues from the stage's last checkpoint; evaluation resumes its generations by itself.
 
-The preflight needs a recipe with ``--doctor-only``; with a recipe that lacks it, the recipe's own doctor runs at
-the start of each training stage instead (and is said to). It runs whenever a training stage is still to run: it
-checks the cluster as it is now, so it is never skipped for having passed before.
+The preflight runs whenever a training stage is still to run: it checks the cluster as it is now, so it is never
+skipped for having passed before.
 
 ``--dry-run`` runs nothing on GPUs and writes nothing: it composes every training config with the recipe's
 ``--dry-run`` (verl's validation and the project's checks) and checks that it trains METHOD into the planned
@@ -143,21 +142,16 @@ def check_methods(methods: Sequence[str]) -> None:
     import verl  # noqa: F401  (loads the plugin, which registers the project's estimators)
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
-    import smartthinker_verl.advantage  # noqa: F401
+    import smartthinker_verl.plugin  # noqa: F401  (registers them where verl's entry points are switched off)
     from smartthinker_verl.shaping import primary_methods
 
-    unknown = [m for m in methods if m not in ADV_ESTIMATOR_REGISTRY and m not in ("grpo", "gae")]
+    unknown = [m for m in methods if m not in ADV_ESTIMATOR_REGISTRY]
     if unknown:
         choices = " ".join(["grpo", *(m.name for m in primary_methods())])
         raise ConfigError(f"unknown method(s) {', '.join(unknown)}. Fix: choose from {choices}")
 
 
 # ------------------------------------------------------------------------------------------------ planning
-
-
-def recipe_has_doctor_only() -> bool:
-    """Whether the recipes accept ``--doctor-only`` (they list no options, so their launcher's text is read)."""
-    return "--doctor-only" in (RECIPES / "common.sh").read_text()
 
 
 def compose_training(recipe: Path, overrides: Sequence[str]) -> dict[str, Any]:
@@ -222,7 +216,6 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
     Each training config is composed by the recipe's own ``--dry-run`` (side by side: one Python process per method)
     and must train METHOD into ``run_dir/train/METHOD/checkpoints``.
     """
-    doctor_only = recipe_has_doctor_only()
     checkpoint_dirs = {m: run_dir / "train" / m / "checkpoints" for m in args.methods}
     overrides = {
         m: [f"algorithm.adv_estimator={m}", f"trainer.default_local_dir={path}", *args.overrides]
@@ -239,20 +232,18 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
                 f"{recipe.name} composes adv_estimator={composed[0]}, default_local_dir={composed[1]} for method "
                 f"{method}: an override after `--` replaces what reproduce sets; drop it"
             )
-        preflight = Stage(f"preflight/{method}", run_dir / "preflight" / method, ["bash", str(recipe)])
+        preflight = Stage(
+            f"preflight/{method}",
+            run_dir / "preflight" / method,
+            ["bash", str(recipe), "--doctor-only", *overrides[method]],
+            checked="the training stage's config (composed below)",
+        )
         if os.environ.get("SMARTTHINKER_SKIP_DOCTOR") == "1":
-            preflight.skip = "SMARTTHINKER_SKIP_DOCTOR=1"
-            preflight.checked = "skipped by SMARTTHINKER_SKIP_DOCTOR=1"
-        elif doctor_only:
-            preflight.command += ["--doctor-only", *overrides[method]]
-            preflight.checked = "the training stage's config (composed below)"
-        else:
-            preflight.skip = f"{recipe.name} has no --doctor-only: its doctor runs at the start of train/{method}"
-            preflight.checked = "deferred to the recipe's own preflight"
+            preflight.skip, preflight.checked = "SMARTTHINKER_SKIP_DOCTOR=1", "skipped by SMARTTHINKER_SKIP_DOCTOR=1"
         train = Stage(
             f"train/{method}",
             run_dir / "train" / method,
-            ["bash", str(recipe), *(["--skip-doctor"] if doctor_only else []), *overrides[method]],
+            ["bash", str(recipe), "--skip-doctor", *overrides[method]],
             env={"RESUME": "1"},
             checked=f"composed by {recipe.name} --dry-run: adv_estimator={method}, "
             f"{config['trainer']['total_training_steps']} steps, checkpoints -> {checkpoints}",
