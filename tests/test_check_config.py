@@ -14,7 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from smartthinker_verl import cli
-from smartthinker_verl.launch import compose as recipe_config
+from smartthinker_verl.launch import compose
 from smartthinker_verl.launch.compose import RecipeConfigError, build_run_name, compose_config, validate_config
 
 
@@ -207,7 +207,7 @@ def test_reward_options_the_grading_route_would_ignore_are_reported() -> None:
 
 
 def test_a_plugin_that_does_not_import_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recipe_config, "PLUGIN_MODULE", "smartthinker_verl._no_such_plugin")
+    monkeypatch.setattr(compose, "PLUGIN_MODULE", "smartthinker_verl._no_such_plugin")
     errors = errors_for()
     assert any("smartthinker_verl._no_such_plugin does not import" in e and "pip install -e ." in e for e in errors)
 
@@ -304,7 +304,7 @@ def test_relative_checkpoint_dir_is_refused_on_several_nodes_and_in_ray_jobs(mon
     (error,) = errors_for("trainer.nnodes=2")
     assert "is relative: with trainer.nnodes=2" in error and "CHECKPOINT_DIR=/shared/checkpoints" in error
     assert errors_for("trainer.nnodes=2", "trainer.default_local_dir=/shared/ck/run") == []
-    monkeypatch.setenv(recipe_config.RAY_JOB_ENV, "1")
+    monkeypatch.setenv(compose.RAY_JOB_ENV, "1")
     (error,) = errors_for()
     assert "is relative: with a Ray job" in error and "working_dir" in error
 
@@ -312,33 +312,29 @@ def test_relative_checkpoint_dir_is_refused_on_several_nodes_and_in_ray_jobs(mon
 def test_sdpa_fallback_only_without_flash_attn(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: False)
-    config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    monkeypatch.setattr(compose, "flash_attn_available", lambda: False)
+    config = compose.prepare([], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert "falls back to sdpa" in caplog.text
     assert config.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
     assert config.actor_rollout_ref.model.use_remove_padding is False
     caplog.clear()
     explicit = ["+actor_rollout_ref.model.override_config.attn_implementation=eager"]
-    config = recipe_config.prepare(explicit, config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    config = compose.prepare(explicit, config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert config.actor_rollout_ref.model.override_config.attn_implementation == "eager"  # the user decided
     assert config.actor_rollout_ref.model.use_remove_padding is True and "falls back" not in caplog.text
-    config = recipe_config.prepare(
-        ["+platform=cpu"], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False
-    )
+    config = compose.prepare(["+platform=cpu"], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert config.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"  # the CPU config chose
     assert "falls back" not in caplog.text
-    monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: True)
-    config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    monkeypatch.setattr(compose, "flash_attn_available", lambda: True)
+    config = compose.prepare([], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert "attn_implementation" not in config.actor_rollout_ref.model.override_config
     assert config.actor_rollout_ref.model.use_remove_padding is True
 
 
 def test_the_cpu_layer_composes_over_the_recipe_config() -> None:
     """`+platform=cpu` (launch/config/platform/cpu.yaml) keeps the recipe config and changes only what CPU needs."""
-    config = recipe_config.prepare(
-        ["+platform=cpu"], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False
-    )
-    gpu = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    config = compose.prepare(["+platform=cpu"], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
+    gpu = compose.prepare([], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert (config.trainer.device, config.trainer.n_gpus_per_node, config.trainer.nnodes) == ("cpu", 1, 1)
     for role in ("actor", "ref"):
         assert config.actor_rollout_ref[role].strategy == "fsdp2"
@@ -390,9 +386,9 @@ def test_sdpa_fallback_caps_every_token_budget_at_the_sdpa_fallback_values(
 ) -> None:
     """Without flash-attn micro-batches are padded: the actor's, rollout's and ref's budgets are capped (read before
     any is changed: the log-prob budgets interpolate the actor's), and the launch warns what padding costs."""
-    monkeypatch.setattr(recipe_config, "flash_attn_available", lambda: False)
+    monkeypatch.setattr(compose, "flash_attn_available", lambda: False)
     overrides = ["sdpa_fallback.ppo_max_token_len_per_gpu=9728", "sdpa_fallback.log_prob_max_token_len_per_gpu=20000"]
-    config = recipe_config.prepare(overrides, config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    config = compose.prepare(overrides, config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 9728
     assert config.actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu == 20000
     assert config.actor_rollout_ref.ref.log_prob_max_token_len_per_gpu == 20000
@@ -400,7 +396,7 @@ def test_sdpa_fallback_caps_every_token_budget_at_the_sdpa_fallback_values(
     assert "training without flash-attn" in caplog.text and "no fused cross-entropy" in caplog.text
     # A budget already below the cap stays.
     small = ["actor_rollout_ref.actor.ppo_max_token_len_per_gpu=9600"]
-    config = recipe_config.prepare(small, config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    config = compose.prepare(small, config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 9600
     assert config.actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu == 9600
 
@@ -409,13 +405,13 @@ def test_a_relative_checkpoint_folder_becomes_absolute_against_the_launch_folder
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    config = recipe_config.prepare([], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False)
+    config = compose.prepare([], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     name = config.trainer.experiment_name
     assert config.trainer.default_local_dir == f"{tmp_path}/checkpoints/smartthinker/{name}"
     # The interpolations stay: the folder follows the run name.
     assert "${trainer.experiment_name}" in OmegaConf.to_container(config.trainer)["default_local_dir"]
-    config = recipe_config.prepare(
-        ["trainer.default_local_dir=/abs/run"], config_name=recipe_config.DEFAULT_CONFIG_NAME, require_files=False
+    config = compose.prepare(
+        ["trainer.default_local_dir=/abs/run"], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False
     )
     assert config.trainer.default_local_dir == "/abs/run"
 
