@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from smartthinker_verl.launch.doctor import GPU_CHECKS
 from smartthinker_verl.platforms.cpu.runtime import processes_using
 from smartthinker_verl.step_metrics import METRIC_NAMES, PREFIX
 
@@ -300,7 +301,7 @@ def test_doctor_checks_both_nodes_and_skips_gpu_checks(outcome) -> None:
     for node in nodes:
         shared = by[(node, "checkpoint_dir")]
         assert shared["status"] == "OK" and "shared by 2 node(s)" in shared["message"]
-        for check in ("gpus", "driver", "compute_capability", "torch_cuda", "gpu_memory"):
+        for check in GPU_CHECKS:
             assert by[(node, check)]["status"] == "SKIPPED" and "no GPU" in by[(node, check)]["message"]
         assert by[(node, "plugin")]["status"] == "OK"
         assert by[(node, "wandb")]["status"] == "OK" and "offline" in by[(node, "wandb")]["message"]

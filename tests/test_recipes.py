@@ -275,7 +275,7 @@ def test_bad_overrides_fail_the_dry_run_with_clear_errors(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert done.stdout == ""
     assert "3 problem(s)" in done.stderr
-    assert "algorithm.use_kl_in_reward=true" in done.stderr
+    assert "algorithm.use_kl_in_reward=True" in done.stderr
     assert "unknown key(s) algorithm.smartthinker.gamma" in done.stderr
     assert "data.train_batch_size=60 is not a multiple of" in done.stderr
     assert done.stderr.count("Fix") >= 3

@@ -23,6 +23,8 @@ import socket
 import sys
 from typing import Any
 
+from smartthinker_verl.options import CONFIG_KEY
+
 logger = logging.getLogger("smartthinker_verl.launch.cluster_check")
 
 #: The worked example (one group, G = 8): lengths, correctness and the expected SmartThinker advantages.
@@ -118,7 +120,7 @@ def worked_example_errors(estimator: str, report: dict[str, Any]) -> list[str]:
     report["advantages"] = [round(float(a), 6) for a in advantages.sum(-1) / mask.sum(-1)]
     if tuple(advantages.shape) != tuple(rewards.shape) or not bool(advantages.isfinite().all()):
         return [f"estimator returned shape {tuple(advantages.shape)} or non-finite values"]
-    if METHODS.get(estimator) is METHODS["smartthinker"]:
+    if METHODS.get(estimator) is METHODS[CONFIG_KEY]:
         worst = max(abs(a - e) for a, e in zip(report["advantages"], WORKED_ADVANTAGES, strict=True))
         if worst > TOLERANCE:
             return [f"advantages differ from the worked example by {worst:.2e}"]
@@ -138,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m smartthinker_verl.launch.cluster_check", description=__doc__.split("\n")[0]
     )
-    parser.add_argument(
-        "--estimator", default="smartthinker", help="registered estimator to run (default: %(default)s)"
-    )
+    parser.add_argument("--estimator", default=CONFIG_KEY, help="registered estimator to run (default: %(default)s)")
     parser.add_argument("--local", action="store_true", help="run in this process only, without Ray")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import CONFIG_KEY
 
 logger = logging.getLogger("smartthinker_verl.launch.reproduce")
 
@@ -58,7 +59,7 @@ MODELS: dict[str, tuple[str, int]] = {
     "7b": ("run_7b.sh", 2),
     "qwen3_4b": ("run_qwen3_4b.sh", 1),
 }
-DEFAULT_METHODS = ("smartthinker",)
+DEFAULT_METHODS = (CONFIG_KEY,)
 #: The paper's evaluation: four benchmarks (data/NAME/test.parquet, written by data_preprocess/NAME.py) ...
 BENCHMARKS = ("aime24", "aime25", "amc23", "math500")
 #: ... sampled at temperature 0.6, top-p 1.0, up to 32,768 new tokens (docs/evaluation.md).
