@@ -18,8 +18,6 @@ from .errors import ConversionError
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_DIR = "lora_adapter"
-
 
 def is_lora_name(name: str) -> bool:
     return "lora_" in name

@@ -29,7 +29,6 @@ of docs/gpu.md, "Without flash-attn".
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,8 +280,3 @@ def sdpa_fallback_warning(config, *, regime: str = "short", seed: int = 0) -> st
         "no fused cross-entropy (log-probs in a per-token loop), so actor updates are slower. Install flash-attn "
         "(docs/gpu.md, 'flash-attention') to pack sequences without padding."
     )
-
-
-def max_full_length_sequences(kv_cache_bytes: float, shape: ModelShape, tokens: int, tensor_parallel: int = 1) -> int:
-    """Full-length sequences (``tokens`` each) that fit in a KV cache of ``kv_cache_bytes`` per GPU."""
-    return math.floor(kv_cache_bytes / (kv_bytes_per_token(shape, tensor_parallel) * tokens))
