@@ -47,9 +47,9 @@ PY
 method_overrides() {
     case "$1" in
         laser_de)
-            echo "algorithm.laser_de.length_lower_bound=16 algorithm.laser_de.length_interval=16" \
-                "algorithm.laser_de.length_upper_bound=96 algorithm.laser_de.truncation_length=96" \
-                "algorithm.laser_de.update_interval=2"
+            echo "+algorithm.laser_de.length_lower_bound=16 +algorithm.laser_de.length_interval=16" \
+                "+algorithm.laser_de.length_upper_bound=96 +algorithm.laser_de.truncation_length=96" \
+                "+algorithm.laser_de.update_interval=2"
             ;;
     esac
 }

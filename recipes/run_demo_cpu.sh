@@ -41,7 +41,7 @@ rm -rf "${CKPT_DIR}" "${METRICS}" "${OUTPUT_DIR}/report.md" "${OUTPUT_DIR}/metri
 stv_log "validation, ${TOTAL_STEPS} training steps, validation (one line per step below)"
 export VERL_FILE_LOGGER_PATH="${METRICS}"
 stv_train "${OUTPUT_DIR}/train.log" "${TOTAL_STEPS}" \
-    "reward.smartthinker.require_think_close=false" \
+    "+reward.smartthinker.require_think_close=false" \
     "data.train_files=${DATA_DIR}/train.parquet" \
     "data.val_files=${DATA_DIR}/val.parquet" \
     "data.train_batch_size=${PROMPTS_PER_STEP}" \

@@ -47,7 +47,7 @@ RECIPE_MAX_TOKEN_LEN_PER_GPU=32768
 RECIPE_EXTRA_OVERRIDES=(
     "algorithm.adv_estimator=grpo"
     "data.max_response_length=${LIMIT}"
-    "reward.smartthinker.require_think_close=true"
+    "+reward.smartthinker.require_think_close=true"
     "trainer.default_local_dir=${CHECKPOINT_ROOT}/round${ROUND}"
     "trainer.experiment_name=thinkprune-round${ROUND}-L${LIMIT}"
 )

@@ -1,13 +1,14 @@
-"""The one verl adapter: every length-shaping method of :data:`smartthinker_verl.shaping.METHODS` as a verl
-advantage estimator, called by verl's ``compute_advantage`` as::
+"""The one verl adapter: every length-shaping method of :data:`smartthinker_verl.shaping.METHODS` (and its aliases)
+as a verl advantage estimator, called by verl's ``compute_advantage`` as::
 
     fn(token_level_rewards=[bs, L], response_mask=[bs, L], config=<config.algorithm>, index=<uid array [bs]>)
 
 It only unpacks verl's arguments; the maths is in :mod:`smartthinker_verl.shaping`:
 
 - length l_i = ``response_mask.sum(-1)``; outcome score = ``token_level_rewards.sum(-1)``; group = ``index``;
-- the method's shaped reward r_i, from ``algorithm.<method>`` (a non-default option of another method is an error:
-  it would silently do nothing);
+- the method's shaped reward r_i, from ``algorithm.<method>`` and ``algorithm.run_context``, validated once per
+  process and config by :func:`check_settings` (also what check-config runs); an option of another method is an
+  error, it would silently do nothing;
 - ``algorithm.<method>.normalizer`` turns r into advantages: ``grpo`` (default, :mod:`.shaping.grpo`, honouring
   ``algorithm.norm_adv_by_std_in_grpo``), broadcast over the response tokens; any other name is that verl estimator,
   called through verl's registry on the shaped rewards placed on the last valid token;
@@ -18,7 +19,8 @@ The step's statistics go to :mod:`smartthinker_verl.step_metrics` as ``<method>/
 
 from __future__ import annotations
 
-import logging
+import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,16 +28,16 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn, register_adv_est
 
-from smartthinker_verl import shaping_state, step_metrics
+from smartthinker_verl import run_state, step_metrics
 from smartthinker_verl.errors import ConfigError, DataError
-from smartthinker_verl.options import CONFIG_KEY, DEFAULT_NORMALIZER, MethodOptions, RunContext, select
+from smartthinker_verl.options import CONFIG_KEY, DEFAULT_NORMALIZER, MethodOptions, RunContext, plain, select
 from smartthinker_verl.shaping import (
     METHODS,
     ShapingMethod,
     ShapingOutput,
-    check_foreign_options,
+    estimator_names,
+    foreign_option_errors,
     get_method,
-    primary_methods,
 )
 from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
 from smartthinker_verl.shaping.grpo import (
@@ -45,8 +47,6 @@ from smartthinker_verl.shaping.grpo import (
     zero_rounding_noise,
     zero_spread_groups,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def _validate_inputs(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, name: str) -> None:
@@ -80,13 +80,13 @@ CANNOT_NORMALIZE: dict[str, str] = {
 def usable_normalizers() -> list[str]:
     """The registered verl estimators that can serve as ``algorithm.<method>.normalizer``: every outcome estimator
     in verl's registry except :data:`CANNOT_NORMALIZE` and this package's own estimators."""
-    ours = set(METHODS)
+    ours = set(estimator_names())
     return sorted(name for name in ADV_ESTIMATOR_REGISTRY if name not in CANNOT_NORMALIZE and name not in ours)
 
 
 def normalizer_problem(method_name: str, normalizer: str) -> str | None:
     """Why ``algorithm.<method_name>.normalizer=<normalizer>`` cannot work (with the fix), or None when it can."""
-    if normalizer in METHODS:
+    if normalizer in estimator_names():
         reason = "it is a length-shaping estimator of this package, not a normaliser"
     elif normalizer in CANNOT_NORMALIZE:
         reason = CANNOT_NORMALIZE[normalizer]
@@ -100,43 +100,33 @@ def normalizer_problem(method_name: str, normalizer: str) -> str | None:
     )
 
 
-def kl_in_reward_problem(config: Any, method_name: str) -> str | None:
-    """Why ``config.algorithm`` cannot run with ``method_name``'s estimator because of KL in the reward, or None."""
-    if not select(config, "use_kl_in_reward", False):
-        return None
-    return (
-        f"algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the {method_name} "
-        "estimator cannot read correctness from them. Fix: algorithm.use_kl_in_reward=False and, for a KL term, "
-        "the KL loss: actor_rollout_ref.actor.use_kl_loss=True"
-    )
-
-
-def run_context(config: Any) -> RunContext:
-    """What the methods need of the run, read from verl's full config above ``config`` (= ``config.algorithm``, an
-    OmegaConf node that knows its root); defaults for a node without a parent or a plain mapping."""
-    root = _parent(config)
-    if root is None:
-        return RunContext()
-    limit = select(root, "actor_rollout_ref.rollout.response_length")
-    limit = limit if limit is not None else select(root, "data.max_response_length")
-    calls = None
-    if select(root, "trainer.use_v1", True) is not False:
-        mode = select(root, "trainer.v1.trainer_mode")
-        calls = select(root, f"trainer.v1.{mode}.parameter_sync_step") if mode else None
-    return RunContext(response_limit=None if limit is None else int(limit), calls_per_step=int(calls or 1))
-
-
-def _parent(config: Any) -> Any:
-    """The OmegaConf node above ``config`` (verl's full config above ``config.algorithm``), or None."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    if not OmegaConf.is_config(config):
-        return None
+def check_settings(algorithm: Any, method: ShapingMethod) -> tuple[MethodOptions | None, RunContext | None, list[str]]:
+    """``(options, run, problems)`` of verl's ``config.algorithm`` for ``method``: its options with the run's
+    defaults filled in, the run context, and every problem with its fix (options and run are None when the options
+    cannot be built). The estimator and check-config both run this."""
+    problems = foreign_option_errors(algorithm, method.name)
+    if select(algorithm, "use_kl_in_reward", False):
+        problems.append(
+            f"algorithm.use_kl_in_reward=True subtracts KL terms from token_level_rewards, so the {method.name} "
+            "estimator cannot read correctness from them. Fix: algorithm.use_kl_in_reward=False and, for a KL term, "
+            "the KL loss: actor_rollout_ref.actor.use_kl_loss=True"
+        )
     try:
-        return OmegaConf.select(config, "..")
-    except OmegaConfBaseException:  # a node built alone, e.g. in a script
-        return None
+        run = RunContext.from_algorithm(algorithm)
+        options = method.options_type.from_algorithm_config(algorithm).for_run(run)
+    except ConfigError as error:
+        message = str(error)
+        fix = "" if "Fix" in message else ". Fix: change or remove that option (the options: docs/baselines.md)"
+        return None, None, [*problems, message + fix]
+    return options, run, problems + [p for p in [normalizer_problem(method.name, options.normalizer)] if p]
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_settings(method_name: str, algorithm_json: str) -> tuple[MethodOptions, RunContext]:
+    options, run, problems = check_settings(json.loads(algorithm_json), METHODS[method_name])
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return options, run
 
 
 def _grpo_advantages(output: ShapingOutput, batch: GroupedBatch, dtype: torch.dtype, **norm: Any) -> torch.Tensor:
@@ -176,6 +166,7 @@ def shaped_advantages(
     norm_adv_by_std_in_grpo: bool = True,
     method: ShapingMethod | str = CONFIG_KEY,
     config: Any = None,
+    **shape_kwargs: Any,
 ) -> tuple[torch.Tensor, ShapingOutput]:
     """Advantages of one batch under a length-shaping method; rows with an empty response mask take no part.
 
@@ -187,6 +178,7 @@ def shaped_advantages(
         norm_adv_by_std_in_grpo: divide by the group std (GRPO) or not (Dr. GRPO); the ``grpo`` normaliser only.
         method: the method or its registered name.
         config: verl's ``config.algorithm``, handed to a verl normaliser (``options.normalizer`` other than grpo).
+        shape_kwargs: passed to the method's ``shape`` (a stateful method's ``state`` and ``calls_per_step``).
 
     Returns:
         ``(advantages [bs, L] in the rewards' dtype, the method's ShapingOutput over the non-empty rows)``.
@@ -212,7 +204,7 @@ def shaped_advantages(
             num_groups,
             correct_threshold=options.correct_threshold,
         )
-        output = method.shape(batch, options)
+        output = method.shape(batch, options, **shape_kwargs)
         if options.normalizer == DEFAULT_NORMALIZER:
             norm = {"norm_by_std": norm_adv_by_std_in_grpo, "epsilon": options.epsilon}
             advantage = _grpo_advantages(output, batch, scores.dtype, **norm)
@@ -235,21 +227,14 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         config: Any = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        problem = kl_in_reward_problem(config, method.name)
-        if problem:
-            raise ConfigError(problem)
-        run = run_context(config)
-        options = method.options_type.from_algorithm_config(config).for_run(run)
-        check_foreign_options(config, method.name)
-        problem = normalizer_problem(method.name, options.normalizer)
-        if problem:
-            raise ConfigError(problem)
-        if method.state is not None:
-            shaping_state.warn_if_state_not_saved(method)
-            method.state.calls_per_step = run.calls_per_step
+        algorithm = json.dumps(plain(config), sort_keys=True, default=repr)
+        options, run = _checked_settings(method.name, algorithm)  # validated once per process and config
+        state = {}
+        if method.state_type is not None:
+            state = {"state": run_state.state_of(method), "calls_per_step": run.calls_per_step}
         norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
         advantages, output = shaped_advantages(
-            token_level_rewards, response_mask, index, options, norm_by_std, method=method, config=config
+            token_level_rewards, response_mask, index, options, norm_by_std, method, config, **state
         )
         responses = int((response_mask.sum(dim=-1) > 0).sum())
         step_metrics.record(step_metrics.as_floats(output.statistics, prefix=f"{method.name}/"), weight=responses)
@@ -257,28 +242,15 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
 
     estimator.__name__ = f"compute_{method.name}_outcome_advantage"
     estimator.__qualname__ = estimator.__name__
-    estimator.__doc__ = (
-        f"verl advantage estimator ``{method.name}``: length-shaped rewards ({method.formula}), normalised by\n"
-        f"``algorithm.{method.name}.normalizer`` (default GRPO).\n\n"
-        "Args: token_level_rewards ``[bs, L]`` (outcome score on the last valid token), response_mask ``[bs, L]``,\n"
-        f"index ``[bs]`` uid per response, config verl's ``config.algorithm`` (reads ``{method.name}.*`` and\n"
-        "``norm_adv_by_std_in_grpo``; refuses ``use_kl_in_reward=True`` and non-default options of another\n"
-        "method).\n\n"
-        "Returns: ``(advantages, returns)``, both ``[bs, L]`` (the same tensor, as verl's GRPO)."
-    )
+    estimator.__doc__ = f"verl advantage estimator ``{method.name}``: {method.formula}; see this module's docstring."
     return estimator
 
 
-_ESTIMATORS: dict[str, Callable[..., Any]] = {}
-
-
 def register_estimators() -> None:
-    """Register every shaping method (and its aliases) with verl's estimator registry; idempotent."""
-    for method in primary_methods():
-        if method.name in _ESTIMATORS:
-            continue
+    """Register every shaping method under its name and aliases with verl's estimator registry (once per process:
+    the plugin imports this module once)."""
+    for method in METHODS.values():
         estimator = make_estimator(method)
-        _ESTIMATORS[method.name] = estimator
         for name in (method.name, *method.aliases):
             register_adv_est(name)(estimator)
 

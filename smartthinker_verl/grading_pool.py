@@ -6,7 +6,8 @@ whose per-task timeout (counted from when a worker takes the answer) kills and r
 
 Workers start from multiprocessing's forkserver, never by forking the caller (in verl a multi-threaded Ray actor).
 The forkserver preloads this module, so math-verify is imported once, and its children skip the re-import of the
-caller's ``__main__`` (:func:`_prepare_without_main`): an unguarded script would otherwise run in every grader.
+caller's ``__main__`` (:func:`smartthinker_verl.verl_patches.install_spawn_patch`): an unguarded script would
+otherwise run in every grader.
 
 What :meth:`GradingPool.verify` returns for each fault:
 
@@ -31,13 +32,14 @@ import threading
 import time
 from concurrent.futures import CancelledError, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import spawn
 from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 from pebble.pool.process import WORKERS_NAME
 
-from smartthinker_verl.errors import ConfigError, DataError, SetupError
+from smartthinker_verl import verl_patches
+from smartthinker_verl.errors import DataError, SetupError
+from smartthinker_verl.options import RewardOptions
 
 logger = logging.getLogger(__name__)
 
@@ -56,31 +58,11 @@ STUCK_GRACE_S = 30.0
 _POLL_S = 0.5
 
 
-def positive_int(value: Any, name: str) -> int:
-    """``value`` (an int or digit string) as an integer >= 1, else a :class:`ConfigError` naming ``name``."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}={value!r}: set it to a positive integer (number of grading processes)")
-    return value
-
-
-def positive_seconds(value: Any, name: str) -> float:
-    """``value`` (a number or numeric string) as finite seconds > 0, else a :class:`ConfigError` naming ``name``."""
-    try:
-        seconds = float(value) if not isinstance(value, bool) else -1.0
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0 or seconds == float("inf"):
-        raise ConfigError(f"{name}={value!r}: set it to a positive number of seconds (wall-clock limit per answer)")
-    return seconds
-
-
 def default_num_processes() -> int:
     """``SMARTTHINKER_GRADER_PROCESSES`` or min(4, CPU count), read at each call."""
     configured = os.environ.get("SMARTTHINKER_GRADER_PROCESSES")
     if configured:
-        return positive_int(configured, "SMARTTHINKER_GRADER_PROCESSES")
+        return RewardOptions.check_value("grader_processes", configured, "SMARTTHINKER_GRADER_PROCESSES")
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -88,17 +70,16 @@ def default_time_limit_s() -> float:
     """``SMARTTHINKER_GRADE_TIMEOUT_S`` or :data:`DEFAULT_TIME_LIMIT_S`, read at each call."""
     configured = os.environ.get("SMARTTHINKER_GRADE_TIMEOUT_S")
     if configured:
-        return positive_seconds(configured, "SMARTTHINKER_GRADE_TIMEOUT_S")
+        return RewardOptions.check_value("grade_timeout_s", configured, "SMARTTHINKER_GRADE_TIMEOUT_S")
     return DEFAULT_TIME_LIMIT_S
 
 
-def pool_settings(
-    num_processes: Any = None, time_limit_s: Any = None, names: tuple[str, str] = ("num_processes", "time_limit_s")
-) -> tuple[int, float]:
-    """``(processes, seconds per answer)`` checked, None taking the environment's default; ``names`` for errors."""
+def pool_settings(options: RewardOptions) -> tuple[int, float]:
+    """``(processes, seconds per answer)`` of ``options``, None taking the environment's default."""
+    processes, seconds = options.grader_processes, options.grade_timeout_s
     return (
-        default_num_processes() if num_processes is None else positive_int(num_processes, names[0]),
-        default_time_limit_s() if time_limit_s is None else positive_seconds(time_limit_s, names[1]),
+        default_num_processes() if processes is None else processes,
+        default_time_limit_s() if seconds is None else seconds,
     )
 
 
@@ -149,15 +130,6 @@ def grade_in_worker(answer: str, ground_truth: str) -> tuple[bool, bool]:
     return correct, _MATH_VERIFY_TIMEOUTS.seen and not correct  # a timeout that cost nothing is not counted
 
 
-def worker_identity() -> dict[str, Any]:
-    """Where a task runs: ``pid``, ``ppid`` and whether it is the process's main thread (for tests)."""
-    return {
-        "pid": os.getpid(),
-        "ppid": os.getppid(),
-        "main_thread": threading.current_thread() is threading.main_thread(),
-    }
-
-
 def _worker_ready() -> bool:
     import math_verify  # noqa: F401  (a broken install fails the pool's start, not an answer)
 
@@ -173,24 +145,6 @@ def _warm_up() -> None:
         logger.debug("grading worker warm-up failed: %s: %s", type(error).__name__, error)
 
 
-_stock_prepare = spawn.prepare
-
-
-def _prepare_without_main(data: dict[str, Any]) -> None:
-    """``multiprocessing.spawn.prepare`` minus the re-import of the parent's ``__main__``, for pebble's workers only.
-
-    It runs in the children of the forkserver that preloads this module; pebble's workers run only importable
-    functions (ours), so they need nothing from the parent's ``__main__``.
-    """
-    if data.get("name") == WORKERS_NAME:
-        data = {key: value for key, value in data.items() if key not in ("init_main_from_name", "init_main_from_path")}
-    _stock_prepare(data)
-
-
-if getattr(spawn.prepare, "__name__", "") != _prepare_without_main.__name__:
-    spawn.prepare = _prepare_without_main
-
-
 # Caller side.
 
 _CONTEXT_LOCK = threading.Lock()
@@ -199,6 +153,7 @@ _CONTEXT_LOCK = threading.Lock()
 def _worker_context() -> Any:
     """multiprocessing's forkserver context, preloading this module (set before the server starts)."""
     with _CONTEXT_LOCK:
+        verl_patches.install_spawn_patch(WORKERS_NAME)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         return context
@@ -209,7 +164,8 @@ class GradingPool:
     defaults (:func:`pool_settings`)."""
 
     def __init__(self, num_processes: int | None = None, time_limit_s: float | None = None) -> None:
-        self.num_processes, self.time_limit_s = pool_settings(num_processes, time_limit_s)
+        options = RewardOptions(grader_processes=num_processes, grade_timeout_s=time_limit_s)
+        self.num_processes, self.time_limit_s = pool_settings(options)
         self._lock = threading.Lock()
         self._pool: ProcessPool | None = None
         self._generation = 0
@@ -330,7 +286,7 @@ _POOLS_LOCK = threading.Lock()
 
 def get_pool(num_processes: int | None = None, time_limit_s: float | None = None) -> GradingPool:
     """This process's shared pool for these settings (None: the environment's defaults), created on first use."""
-    key = pool_settings(num_processes, time_limit_s)
+    key = pool_settings(RewardOptions(grader_processes=num_processes, grade_timeout_s=time_limit_s))
     with _POOLS_LOCK:
         if key not in _POOLS:
             _POOLS[key] = GradingPool(*key)

@@ -1,21 +1,8 @@
-"""Options of the length-shaping estimators (``MethodOptions`` and ``SmartThinkerConfig``), their defaults (the
-papers') and their validation.
-
-Set under ``algorithm.smartthinker`` in verl's config (absent means all defaults)::
-
-    algorithm:
-      adv_estimator: smartthinker
-      norm_adv_by_std_in_grpo: true     # verl's own key, honoured (false = Dr. GRPO style, no division by std)
-      smartthinker:
-        optimal_length: reference       # reference | argmax
-        penalty: one_sided              # one_sided | symmetric
-        coefficient: dynamic            # dynamic | fixed
-        fixed_coefficient: null         # required (> 0) when coefficient=fixed
-        correct_threshold: 0.5          # a response is correct when its score >= this
-        epsilon: 1.0e-6                 # added to the group std in the GRPO normalisation
-        normalizer: grpo                # the verl outcome estimator that turns shaped rewards into advantages
-
-On the command line, keys the recipe yaml does not define need a leading ``+``:
+"""Every option of the package, declared once as a frozen dataclass and validated by its field types
+(:class:`Options`): the length-shaping methods' (``algorithm.<estimator>``; :class:`MethodOptions`, SmartThinker's
+:class:`SmartThinkerConfig` here, the baselines' beside their maths in ``shaping/``), the run context they read
+(``algorithm.run_context``) and the reward manager's (``reward.smartthinker``). The defaults are the papers'; the
+recipe yaml repeats none of them, so a key it does not define is set with a leading ``+``:
 ``+algorithm.smartthinker.penalty=symmetric``.
 """
 
@@ -31,39 +18,136 @@ from typing import Any, ClassVar, Literal
 
 from smartthinker_verl.errors import ConfigError
 
-OptimalLengthRule = Literal["reference", "argmax"]
-PenaltyRule = Literal["one_sided", "symmetric"]
-CoefficientRule = Literal["dynamic", "fixed"]
-
 CONFIG_KEY = "smartthinker"
-
-
 #: The normaliser every method uses unless told otherwise: GRPO's group normalisation (shaping/grpo.py).
 DEFAULT_NORMALIZER = "grpo"
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What a method may need to know of the run beyond its own options, read from verl's full config by the adapter.
-
-    Attributes:
-        response_limit: the most tokens a response may have (``actor_rollout_ref.rollout.response_length``, else
-            ``data.max_response_length``); None when the config does not hold it.
-        calls_per_step: advantage computations per training step (verl's ``separate_async`` trainer:
-            ``parameter_sync_step``; 1 otherwise).
-    """
-
-    response_limit: int | None = None
-    calls_per_step: int = 1
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True, kw_only=True)
-class MethodOptions:
-    """Options every length-shaping method has; a method's options subclass this and set ``config_key``.
+class Options:
+    """Options read from one block of verl's config (``prefix``), validated by their field types on construction.
 
-    Fields typed ``float`` or ``int`` (optionally ``| None``) are validated as finite numbers, ``int`` ones as whole
-    numbers; ``positive`` and ``non_negative`` name the fields that must also be > 0, resp. >= 0. Fields typed
-    ``Literal[...]`` take one of its strings.
+    ``float`` and ``int`` fields (optionally ``| None``; None is "the default") take finite numbers or numeric
+    strings (a Hydra override may give one), ``int`` ones whole numbers; ``positive`` and ``non_negative`` name the
+    fields that must also be > 0, resp. >= 0. ``Literal[...]`` fields take one of its strings, ``bool`` fields a
+    boolean or true/false/yes/no/1/0. Every error names the key and the fix.
+    """
+
+    #: Where the options live in verl's config, for error messages.
+    prefix: ClassVar[str] = ""
+    positive: ClassVar[tuple[str, ...]] = ()
+    non_negative: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for key in self.field_types():
+            value = getattr(self, key)
+            checked = self.check_value(key, value)
+            if checked is not value:
+                object.__setattr__(self, key, checked)
+
+    @classmethod
+    @functools.cache
+    def field_types(cls) -> dict[str, tuple[Any, ...]]:
+        """``{field: its types}``; the strings of a ``Literal`` field, ``(int,)`` for ``int | None``, ..."""
+        hints = typing.get_type_hints(cls)
+        out = {}
+        for field in dataclasses.fields(cls):
+            hint = hints[field.name]
+            out[field.name] = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
+        return out
+
+    @classmethod
+    def check_value(cls, key: str, value: Any, where: str | None = None) -> Any:
+        """``value`` of field ``key`` converted to its type, or a :class:`ConfigError` naming ``where`` (default
+        ``<prefix>.<key>``) and the fix."""
+        where = f"{where or f'{cls.prefix}.{key}'}={value!r}"
+        kinds = cls.field_types()[key]
+        if value is None and type(None) in kinds:
+            return None
+        if all(isinstance(kind, str) for kind in kinds):
+            if value not in kinds:
+                raise ConfigError(f"{where} is not valid: use one of {', '.join(kinds)}")
+            return value
+        if bool in kinds:
+            parsed = _BOOLEANS.get(str(value).strip().lower()) if not isinstance(value, bool) else value
+            if parsed is None:
+                raise ConfigError(f"{where}: use true or false")
+            return parsed
+        if int in kinds or float in kinds:
+            return cls._check_number(key, value, int if int in kinds else float, where)
+        if str in kinds and not (isinstance(value, str) and value.strip()):
+            raise ConfigError(f"{where} must be a non-empty string")
+        return value
+
+    @classmethod
+    def _check_number(cls, key: str, value: Any, kind: type, where: str) -> int | float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} is not a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number")
+        if kind is int and value != int(value):
+            raise ConfigError(f"{where} must be a whole number")
+        bound = ">" if key in cls.positive else ">=" if key in cls.non_negative else None
+        if bound and (value <= 0 if bound == ">" else value < 0):
+            default = next(f.default for f in dataclasses.fields(cls) if f.name == key)
+            fix = f"e.g. {cls.prefix}.{key}={default}" if default is not None else "a number, or null for the default"
+            raise ConfigError(f"{where} must be {bound} 0. Fix: {fix}")
+        return kind(value)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The option keys (the dataclass fields), in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, options: Any) -> Options:
+        """Build from a mapping (a dict or an OmegaConf node); None or empty means defaults; None values too."""
+        if options is None:
+            return cls()
+        options = plain(options)
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{cls.prefix} must be a mapping of options, got {type(options).__name__}")
+        unknown = sorted(set(options) - set(cls.option_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(f'{cls.prefix}.{key}' for key in unknown)}: "
+                f"the options are {', '.join(cls.option_names())}"
+            )
+        return cls(**{key: value for key, value in options.items() if value is not None})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunContext(Options):
+    """What the methods need of the run beyond their options: ``algorithm.run_context``, which the recipe yaml
+    fills by interpolation from the rest of the config (a plain verl config lacks it: all None / 1).
+
+    Attributes:
+        response_limit: the most tokens a response may have (``actor_rollout_ref.rollout.response_length``).
+        group_size: responses per prompt (``actor_rollout_ref.rollout.n``).
+        calls_per_step: advantage computations per training step (verl's ``separate_async`` trainer:
+            ``trainer.v1.separate_async.parameter_sync_step``; 1 otherwise).
+    """
+
+    prefix: ClassVar[str] = "algorithm.run_context"
+    positive: ClassVar[tuple[str, ...]] = ("response_limit", "group_size", "calls_per_step")
+
+    response_limit: int | None = None
+    group_size: int | None = None
+    calls_per_step: int = 1
+
+    @classmethod
+    def from_algorithm(cls, algorithm: Any) -> RunContext:
+        """Read ``run_context`` of verl's ``config.algorithm``."""
+        return cls.from_mapping(select(algorithm, "run_context"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodOptions(Options):
+    """Options every length-shaping method has; a method's options subclass this and set ``config_key``.
 
     Attributes:
         correct_threshold: a response is correct when its outcome score >= this.
@@ -76,72 +160,15 @@ class MethodOptions:
 
     #: The key under ``algorithm`` that holds the options (the method's estimator name).
     config_key: ClassVar[str] = ""
-    #: Numeric fields that must be > 0, resp. >= 0 (None values are skipped).
     positive: ClassVar[tuple[str, ...]] = ("epsilon",)
-    non_negative: ClassVar[tuple[str, ...]] = ()
 
     correct_threshold: float = 0.5
     epsilon: float = 1e-6
     normalizer: str = DEFAULT_NORMALIZER
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.normalizer, str) or not self.normalizer.strip():
-            raise ConfigError(
-                f"algorithm.{self.config_key}.normalizer={self.normalizer!r} must name a verl advantage estimator, "
-                f"e.g. {DEFAULT_NORMALIZER} or rloo"
-            )
-        for key, choices in self.choice_fields().items():
-            value = getattr(self, key)
-            if value not in choices:
-                raise ConfigError(
-                    f"algorithm.{self.config_key}.{key}={value!r} is not valid: use one of {', '.join(choices)}"
-                )
-        for key, kind in self.numeric_fields().items():
-            value = getattr(self, key)
-            if value is not None:
-                self._check_number(key, value, kind)
-
-    def _check_number(self, key: str, value: Any, kind: type) -> None:
-        where = f"algorithm.{self.config_key}.{key}={value!r}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number")
-        if kind is int:
-            if value != int(value):
-                raise ConfigError(f"{where} must be a whole number")
-            object.__setattr__(self, key, int(value))
-        if key in self.positive and value <= 0:
-            raise ConfigError(f"{where} must be > 0")
-        if key in self.non_negative and value < 0:
-            default = getattr(type(self)(), key)
-            raise ConfigError(f"{where} must be >= 0. Fix: e.g. algorithm.{self.config_key}.{key}={default}")
-
-    @classmethod
-    @functools.cache
-    def choice_fields(cls) -> dict[str, tuple[str, ...]]:
-        """``{field: its strings}`` for the fields typed ``Literal[...]``."""
-        hints = typing.get_type_hints(cls)
-        return {
-            f.name: typing.get_args(hints[f.name])
-            for f in dataclasses.fields(cls)
-            if typing.get_origin(hints[f.name]) is Literal
-        }
-
-    @classmethod
-    @functools.cache
-    def numeric_fields(cls) -> dict[str, type]:
-        """``{field: float or int}`` for the fields typed ``float``/``int`` (optionally ``| None``)."""
-        hints = typing.get_type_hints(cls)
-        out = {}
-        for field in dataclasses.fields(cls):
-            kinds = set(typing.get_args(hints[field.name])) or {hints[field.name]}
-            for kind in (int, float):
-                if kind in kinds:
-                    out[field.name] = kind
-        return out
-
-    def replace(self, **changes: Any) -> MethodOptions:
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.prefix = f"algorithm.{cls.config_key}"
 
     def for_run(self, run: RunContext) -> MethodOptions:
         """The options with run-dependent defaults filled in (a method whose defaults depend on the run overrides
@@ -149,49 +176,30 @@ class MethodOptions:
         return self
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        """The option keys (the dataclass fields), in declaration order."""
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any] | None) -> MethodOptions:
-        """Build from a plain mapping (e.g. ``config.algorithm.<key>``); None or empty means defaults."""
-        if options is None:
-            return cls()
-        if not isinstance(options, Mapping):
-            raise ConfigError(f"algorithm.{cls.config_key} must be a mapping of options, got {type(options).__name__}")
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {', '.join(f'algorithm.{cls.config_key}.{key}' for key in unknown)}: "
-                f"the options are {', '.join(sorted(known))}"
-            )
-        values = dict(options)
-        for key in cls.numeric_fields():
-            if values.get(key) is not None:
-                try:
-                    values[key] = float(values[key])
-                except (TypeError, ValueError) as error:
-                    raise ConfigError(f"algorithm.{cls.config_key}.{key}={values[key]!r} is not a number") from error
-        return cls(**values)
-
-    @classmethod
     def from_algorithm_config(cls, algorithm_config: Any) -> MethodOptions:
         """Build from verl's ``config.algorithm`` (an OmegaConf DictConfig, a dict, a dataclass, or None)."""
-        if algorithm_config is None:
-            return cls()
-        options = select(algorithm_config, cls.config_key)
-        if options is not None and not isinstance(options, Mapping):
-            try:  # OmegaConf DictConfig -> plain dict
-                from omegaconf import OmegaConf
+        return cls.from_mapping(select(algorithm_config, cls.config_key))
 
-                options = OmegaConf.to_container(options, resolve=True)
-            except ValueError as error:
-                raise ConfigError(
-                    f"algorithm.{cls.config_key} could not be read as a mapping of options ({error})"
-                ) from error
-        return cls.from_mapping(options)
+
+@dataclass(frozen=True, kw_only=True)
+class RewardOptions(Options):
+    """``reward.smartthinker``, read by the ``smartthinker`` reward manager on every reward worker: the
+    ``</think>`` gate, seconds per answer and grading processes per reward worker (None:
+    ``SMARTTHINKER_GRADE_TIMEOUT_S`` / ``SMARTTHINKER_GRADER_PROCESSES`` or built-ins)."""
+
+    prefix: ClassVar[str] = "reward.smartthinker"
+    positive: ClassVar[tuple[str, ...]] = ("grade_timeout_s", "grader_processes")
+
+    require_think_close: bool = True
+    grade_timeout_s: float | None = None
+    grader_processes: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScorerOptions(RewardOptions):
+    """The same options as ``reward_kwargs`` of SmartThinker's ``compute_score`` under verl's other managers."""
+
+    prefix: ClassVar[str] = "reward.custom_reward_function.reward_kwargs"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,16 +215,14 @@ class SmartThinkerConfig(MethodOptions):
         coefficient: ``dynamic`` — coef = p_err / (max_{correct} s - mean s) (the paper); ``fixed`` — a constant
             ``fixed_coefficient`` (ablation), applied to mixed groups only.
         fixed_coefficient: the constant coefficient when ``coefficient == "fixed"`` (per token of excess length).
-        correct_threshold: a response is correct when its outcome score >= this.
-        epsilon: added to the group std in the GRPO normalisation (verl's default 1e-6).
     """
 
     config_key: ClassVar[str] = CONFIG_KEY
     positive: ClassVar[tuple[str, ...]] = (*MethodOptions.positive, "fixed_coefficient")
 
-    optimal_length: OptimalLengthRule = "reference"
-    penalty: PenaltyRule = "one_sided"
-    coefficient: CoefficientRule = "dynamic"
+    optimal_length: Literal["reference", "argmax"] = "reference"
+    penalty: Literal["one_sided", "symmetric"] = "one_sided"
+    coefficient: Literal["dynamic", "fixed"] = "dynamic"
     fixed_coefficient: float | None = None
 
     def __post_init__(self) -> None:
@@ -226,6 +232,13 @@ class SmartThinkerConfig(MethodOptions):
                 f"algorithm.{CONFIG_KEY}.coefficient=fixed needs algorithm.{CONFIG_KEY}.fixed_coefficient: "
                 f"set it to a positive number (reward per token of excess length), e.g. 1e-4"
             )
+
+
+def plain(node: Any) -> Any:
+    """An OmegaConf node as plain containers (interpolations resolved); anything else unchanged."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def select(config: Any, dotted_key: str, default: Any = None) -> Any:

@@ -1,8 +1,7 @@
 """The ``verl.plugins`` entry point: importing this module registers SmartThinker into verl.
 
-verl imports every ``verl.plugins`` entry point inside ``import verl``, in every process that imports verl.
-Registration is idempotent (each module runs once per process) and loud: verl logs a failing entry point at DEBUG
-only, so the user would later see a puzzling "Unknown advantage estimator"; here the error is logged with the fix.
+verl imports every ``verl.plugins`` entry point inside ``import verl``, in every process. A failing registration is
+logged with the fix and raised (verl would log it at DEBUG only, and the user see "Unknown advantage estimator").
 
 Deployments that cannot pip-install on every node set ``VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin``.
 """
@@ -13,19 +12,19 @@ import importlib
 import logging
 import os
 
+from smartthinker_verl import verl_patches
+
 logger = logging.getLogger(__name__)
 
 #: Modules whose import registers something into verl, in order.
 REGISTRATION_MODULES: tuple[str, ...] = (
     "smartthinker_verl.resolvers",  # ${smartthinker_sum:...} of the recipe yaml (rollout.max_model_len)
-    "smartthinker_verl.advantage",  # advantage estimator `smartthinker` (alias `grpo_smartthinker`)
+    "smartthinker_verl.advantage",  # the shaping methods' advantage estimators
     "smartthinker_verl.reward_manager",  # reward-loop manager `smartthinker`
-    "smartthinker_verl.step_metrics",  # smartthinker/... statistics into verl's logged metrics
-    "smartthinker_verl.file_logger",  # verl's `file` logger keeps the steps before a resumed checkpoint
 )
 
-#: Imported only where the user selected verl's CPU platform (``VERL_PLATFORM=cpu``): the platform and the vLLM CPU
-#: patches. A GPU process imports nothing of the CPU path.
+#: Imported only where the user selected verl's CPU platform (``VERL_PLATFORM=cpu``). A GPU process imports nothing
+#: of the CPU path.
 CPU_PLATFORM_MODULE = "smartthinker_verl.platforms.cpu"
 
 
@@ -37,7 +36,7 @@ def registration_modules() -> tuple[str, ...]:
 
 
 def register_all() -> None:
-    """Import every registration module; surface (never hide) a failure."""
+    """Import every registration module and install the logging patches; surface (never hide) a failure."""
     for module_name in registration_modules():
         try:
             importlib.import_module(module_name)
@@ -49,6 +48,7 @@ def register_all() -> None:
                 module_name,
             )
             raise
+    verl_patches.install_logging_patches()
 
 
 register_all()

@@ -13,54 +13,18 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from smartthinker_verl import grading_pool, scoring
 from smartthinker_verl.errors import ConfigError, DataError
-from smartthinker_verl.options import select
+from smartthinker_verl.options import RewardOptions, select
 
 MANAGER_NAME = "smartthinker"
-#: Keys of ``reward_extra_info`` for every response (a custom function's own keys come on top).
-EXTRA_KEYS = ("score", "acc", "think_closed", "grading_timed_out", "response_length", "truncated")
-OPTIONS_KEY = "reward.smartthinker"
+OPTIONS_KEY = RewardOptions.prefix
 _REWARD_KWARGS_GATE = "reward.custom_reward_function.reward_kwargs.require_think_close"
-
-
-@dataclass(frozen=True)
-class ManagerOptions:
-    """``reward.smartthinker`` (null: the default): the ``</think>`` gate, seconds per answer and grading processes
-    per reward worker (None: ``SMARTTHINKER_GRADE_TIMEOUT_S`` / ``SMARTTHINKER_GRADER_PROCESSES`` or built-ins)."""
-
-    require_think_close: bool = True
-    grade_timeout_s: float | None = None
-    grader_processes: int | None = None
-
-    @classmethod
-    def from_config(cls, config: Any) -> ManagerOptions:
-        """Read ``reward.smartthinker`` of verl's full config; bad or unknown keys are :class:`ConfigError`."""
-        raw = select(config, OPTIONS_KEY)
-        if raw is not None and not isinstance(raw, Mapping):
-            raise ConfigError(f"{OPTIONS_KEY} must be a mapping of options, got {type(raw).__name__}")
-        checks: dict[str, Callable[[Any, str], Any]] = {
-            "require_think_close": lambda value, _name: scoring.parse_bool(value),
-            "grade_timeout_s": grading_pool.positive_seconds,
-            "grader_processes": grading_pool.positive_int,
-        }
-        values = {key: value for key, value in dict(raw or {}).items() if value is not None}
-        if unknown := sorted(set(values) - set(checks)):
-            raise ConfigError(
-                f"unknown key(s) {', '.join(f'{OPTIONS_KEY}.{key}' for key in unknown)}: the options are "
-                f"{', '.join(checks)}"
-            )
-        try:
-            return cls(**{key: checks[key](value, f"{OPTIONS_KEY}.{key}") for key, value in values.items()})
-        except ConfigError as error:
-            raise ConfigError(f"{error}, or null for the default") from error
 
 
 def user_score_function(compute_score: Any) -> Any:
@@ -72,17 +36,16 @@ def user_score_function(compute_score: Any) -> Any:
     return None if compute_score is None or target is default_compute_score else compute_score
 
 
-def check_one_route(config: Any, options: ManagerOptions, custom: bool) -> None:
+def check_one_route(config: Any, options: RewardOptions, custom: bool) -> None:
     """Refuse options that the chosen grading route would silently ignore."""
     stray_gate = select(config, _REWARD_KWARGS_GATE)
     if not custom and stray_gate is not None:
         raise ConfigError(
             f"{_REWARD_KWARGS_GATE} is set but reward.custom_reward_function.path is not: the smartthinker reward "
             f"manager grades with its own scorer and reads the gate from {OPTIONS_KEY}.require_think_close. Fix: "
-            f"set {OPTIONS_KEY}.require_think_close={str(scoring.parse_bool(stray_gate)).lower()} (with a leading + "
-            "where the config does not define it) and drop the reward_kwargs key"
+            f"set +{OPTIONS_KEY}.require_think_close={str(stray_gate).lower()} and drop the reward_kwargs key"
         )
-    if custom and options != ManagerOptions():
+    if custom and options != RewardOptions():
         raise ConfigError(
             f"{OPTIONS_KEY} sets {dataclasses.asdict(options)}, but reward.custom_reward_function.path is set, so that "
             "function scores and these options would be ignored. Fix: pass them to your function with "
@@ -95,7 +58,9 @@ def _with_extras(out: Any, solution_str: str) -> dict[str, Any]:
     """A custom function's result carrying every key SmartThinker's scorer returns."""
     out = dict(out) if isinstance(out, Mapping) else {"score": out}
     out["acc"] = float(out.get("acc", out["score"]))
-    out["think_closed"] = bool(out.get("think_closed", scoring.THINK_CLOSE in solution_str))
+    from smartthinker_verl.scoring import THINK_CLOSE
+
+    out["think_closed"] = bool(out.get("think_closed", THINK_CLOSE in solution_str))
     out["grading_timed_out"] = bool(out.get("grading_timed_out", False))
     return out
 
@@ -121,16 +86,21 @@ class SmartThinkerRewardManager(NaiveRewardManager):
         reward_router_address: str | None = None,
         reward_model_tokenizer: Any = None,
     ) -> None:
-        self.options = ManagerOptions.from_config(config)
+        self.options = RewardOptions.from_mapping(select(config, OPTIONS_KEY))
         custom = user_score_function(compute_score)
         check_one_route(config, self.options, custom=custom is not None)
         # resolved here, so a malformed SMARTTHINKER_* default fails when the worker starts
-        self.pool_settings = grading_pool.pool_settings(self.options.grader_processes, self.options.grade_timeout_s)
+        # The grader loads here, in reward workers only: trainer, rollout and FSDP processes never grade.
+        from smartthinker_verl import grading_pool
+
+        self.pool_settings = grading_pool.pool_settings(self.options)
         self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
         scorer = self._grade if custom is None else _custom_scorer(custom)
         super().__init__(config, tokenizer, scorer, reward_router_address, reward_model_tokenizer)
 
     def _grade(self, solution_str: str, ground_truth: Any, **_: Any) -> dict[str, Any]:
+        from smartthinker_verl import grading_pool, scoring
+
         pool = grading_pool.get_pool(*self.pool_settings)
         gate = self.options.require_think_close
         return scoring.grade(solution_str, str(ground_truth), require_think_close=gate, pool=pool).as_reward()

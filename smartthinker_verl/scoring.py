@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, DataError
+from smartthinker_verl.errors import DataError
 from smartthinker_verl.grading_pool import GradingPool, get_pool, pool_settings
+from smartthinker_verl.options import ScorerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -113,16 +114,8 @@ def compute_score(
     the pool settings come as ``+reward.custom_reward_function.reward_kwargs.<key>=...`` (None: the defaults).
     Returns :meth:`GradeResult.as_reward`.
     """
-    pool = get_pool(*pool_settings(grader_processes, grade_timeout_s, names=("grader_processes", "grade_timeout_s")))
-    return grade(solution_str, ground_truth, require_think_close=parse_bool(require_think_close), pool=pool).as_reward()
-
-
-def parse_bool(value: Any) -> bool:
-    """Accept booleans and the strings a Hydra override may produce."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no"}:
-        return False
-    raise ConfigError(f"require_think_close={value!r}: use true or false")
+    options = ScorerOptions(
+        require_think_close=require_think_close, grade_timeout_s=grade_timeout_s, grader_processes=grader_processes
+    )
+    pool = get_pool(*pool_settings(options))
+    return grade(solution_str, ground_truth, require_think_close=options.require_think_close, pool=pool).as_reward()

@@ -1,17 +1,13 @@
-"""State of the shaping methods across a checkpoint and a resume (LASER-DE's adaptive target lengths).
+"""The shaping methods' state across steps (LASER-DE's adaptive targets, owned by :mod:`smartthinker_verl.run_state`)
+in every checkpoint. verl's checkpoint extension point, ``trainer.checkpoint_callback_class`` (a
+``CheckpointCallback`` built in the trainer's process, imported only there), is :class:`ShapingStateCallback`
+(``CALLBACK_CLASS``, set by the recipe yaml):
 
-verl computes advantages in the trainer's process, so a method's state is a module-level object there
-(``shaping.laser_de.STATE``). verl's checkpoint extension point, ``trainer.checkpoint_callback_class`` (a
-``CheckpointCallback`` built in that process), carries it; the recipe yaml sets it to :data:`CALLBACK_CLASS`.
-:class:`ShapingStateCallback`
-
-- on save writes every stateful method's ``state_dict()`` to ``<checkpoint_dir>/`` :data:`STATE_FILE`;
-- on construction, before verl loads the checkpoint, finds the folder verl will resume from (by verl's
-  ``trainer.resume_mode`` rules) and loads the state from it. Resuming a stateful method from a checkpoint without
-  its state is an error naming the fix (it would silently restart the adaptive targets);
-- after every synchronous save, enforces ``trainer.max_actor_ckpt_to_keep`` on the run folder
-  (:func:`rotate_checkpoints`): verl rotates only the folders it saved in this process, so those from before a
-  resume would be kept forever, and removes only ``global_step_N/actor/``.
+- on construction it starts the run's states afresh and, before verl loads the checkpoint, loads them from the
+  folder verl will resume from (by verl's ``trainer.resume_mode`` rules). Resuming a stateful method from a
+  checkpoint without its state is an error naming the fix (it would silently restart the adaptive targets);
+- on save it writes every stateful method's state to ``<checkpoint_dir>/`` :data:`STATE_FILE` and, after a
+  synchronous save, rotates the checkpoints across resumes (:func:`smartthinker_verl.verl_patches.rotate_checkpoints`).
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +22,19 @@ from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 
 from smartthinker_verl.errors import MissingFileError
 from smartthinker_verl.options import select
-from smartthinker_verl.shaping import METHODS, ShapingMethod, primary_methods
+from smartthinker_verl.run_state import CALLBACK_CLASS, reset_states, state_of
+from smartthinker_verl.shaping import METHODS, ShapingMethod, find_method
+from smartthinker_verl.verl_patches import rotate_checkpoints
 
 logger = logging.getLogger(__name__)
 
 #: File written into every ``global_step_N`` folder.
 STATE_FILE = "smartthinker_shaping_state.json"
-#: The fully qualified name to put in ``trainer.checkpoint_callback_class``.
-CALLBACK_CLASS = "smartthinker_verl.shaping_state.ShapingStateCallback"
 FORMAT_VERSION = 1
-
-_installed = False
-_warned: set[str] = set()
 
 
 def stateful_methods() -> list[ShapingMethod]:
-    return [m for m in primary_methods() if m.state is not None]
+    return [m for m in METHODS.values() if m.state_type is not None]
 
 
 def save_state(checkpoint_dir: str | Path, global_step: int | None = None) -> Path:
@@ -53,7 +44,7 @@ def save_state(checkpoint_dir: str | Path, global_step: int | None = None) -> Pa
     payload = {
         "format": FORMAT_VERSION,
         "global_step": global_step,
-        "methods": {m.name: m.state.state_dict() for m in stateful_methods()},
+        "methods": {m.name: state_of(m).state_dict() for m in stateful_methods()},
     }
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(payload, indent=1))
@@ -68,9 +59,9 @@ def load_state(checkpoint_dir: str | Path, active_estimator: str | None) -> bool
         MissingFileError: the active estimator keeps state but the checkpoint holds none for it.
     """
     path = Path(checkpoint_dir) / STATE_FILE
-    active = METHODS.get(str(active_estimator)) if active_estimator is not None else None
+    active = find_method(str(active_estimator)) if active_estimator is not None else None
     if not path.is_file():
-        if active is not None and active.state is not None:
+        if active is not None and active.state_type is not None:
             raise MissingFileError(
                 f"resuming {active.name} from {checkpoint_dir}, which holds no {STATE_FILE}: the method's adaptive "
                 f"state (LASER-DE's target lengths) was not saved with that checkpoint, so the resumed run would "
@@ -82,9 +73,9 @@ def load_state(checkpoint_dir: str | Path, active_estimator: str | None) -> bool
     payload = json.loads(path.read_text())
     for name, state in payload.get("methods", {}).items():
         method = METHODS.get(name)
-        if method is not None and method.state is not None:
-            method.state.load_state_dict(state)
-    if active is not None and active.state is not None and active.name not in payload.get("methods", {}):
+        if method is not None and method.state_type is not None:
+            state_of(method).load_state_dict(state)
+    if active is not None and active.state_type is not None and active.name not in payload.get("methods", {}):
         raise MissingFileError(f"{path} holds no state for {active.name}. Fix: see {CALLBACK_CLASS}")
     logger.info("restored shaping state from %s (step %s)", path, payload.get("global_step"))
     return True
@@ -110,9 +101,6 @@ def resume_folder(config: Any) -> str | None:
     return find_latest_ckpt_path(base)
 
 
-_STEP_FOLDER = re.compile(r"global_step_(\d+)")
-
-
 def checkpoints_to_keep(config: Any) -> int | None:
     """``trainer.max_actor_ckpt_to_keep`` as verl reads it (1 with the deprecated ``remove_previous_ckpt_in_save``);
     None or a value below 1: keep every checkpoint."""
@@ -122,55 +110,12 @@ def checkpoints_to_keep(config: Any) -> int | None:
     return int(keep) if keep is not None and int(keep) > 0 else None
 
 
-def rotate_checkpoints(run_dir: str | Path, keep: int | None, current_step: int) -> list[Path]:
-    """Delete the checkpoints of ``run_dir`` beyond the newest ``keep``; returns the folders removed.
-
-    Only ``global_step_N`` folders with ``N <= current_step`` are considered (later ones belong to an attempt that
-    crashed and will be overwritten by verl). A folder is complete when it has ``actor/``; the newest ``keep``
-    complete ones stay, older complete ones go, and so do leftovers without ``actor/`` (verl's own rotation removes
-    only that subfolder). Never removed: ``global_step_<current_step>`` and the step named in
-    ``latest_checkpointed_iteration.txt`` (what a resume would load). Each removal is logged.
-    """
-    if keep is None:
-        return []
-    run_dir = Path(run_dir)
-    protected = {int(current_step)}
-    try:
-        protected.add(int((run_dir / "latest_checkpointed_iteration.txt").read_text().strip()))
-    except (OSError, ValueError):
-        pass
-    steps = {}
-    for folder in run_dir.glob("global_step_*"):
-        match = _STEP_FOLDER.fullmatch(folder.name)
-        if match and folder.is_dir() and int(match.group(1)) <= current_step:
-            steps[int(match.group(1))] = folder
-    complete = sorted((s for s, f in steps.items() if (f / "actor").is_dir()), reverse=True)
-    kept = set(complete[:keep]) | protected
-    removed = []
-    for step in sorted(steps):
-        if step in kept:
-            continue
-        folder = steps[step]
-        what = "checkpoint" if (folder / "actor").is_dir() else "leftover of a rotated checkpoint"
-        shutil.rmtree(folder)
-        logger.warning("removed %s %s (trainer.max_actor_ckpt_to_keep=%d)", what, folder, keep)
-        removed.append(folder)
-    return removed
-
-
-def reset_states() -> None:
-    for method in stateful_methods():
-        method.state.reset()
-
-
 class ShapingStateCallback(CheckpointCallback):
     """verl checkpoint callback: saves the shaping methods' state with each checkpoint, restores it on resume."""
 
     def __init__(self, config: Any = None):
-        global _installed
         super().__init__(config=config)
-        _installed = True
-        reset_states()  # a fresh trainer in this process starts from the method's initial state
+        reset_states(saved_by_callback=True)  # a trainer built in this process starts a run
         folder = resume_folder(config)
         if folder is not None:
             load_state(folder, select(config, "algorithm.adv_estimator"))
@@ -180,17 +125,3 @@ class ShapingStateCallback(CheckpointCallback):
             save_state(checkpoint_dir, global_step)
         if not async_save:  # an asynchronous save is not durable yet: rotate at the next synchronous one
             rotate_checkpoints(Path(checkpoint_dir).parent, checkpoints_to_keep(self.config), int(global_step))
-
-
-def warn_if_state_not_saved(method: ShapingMethod) -> None:
-    """Log once per method when its state will not reach the checkpoints (the callback was never installed)."""
-    if _installed or method.name in _warned:
-        return
-    _warned.add(method.name)
-    logger.warning(
-        "%s keeps state across steps, but trainer.checkpoint_callback_class is not %s in this process: a resumed "
-        "run would restart its adaptive targets. Set trainer.checkpoint_callback_class=%s (the recipe yaml does).",
-        method.name,
-        CALLBACK_CLASS,
-        CALLBACK_CLASS,
-    )

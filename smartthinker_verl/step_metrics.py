@@ -1,20 +1,14 @@
-"""The shaping methods' per-step statistics, handed to verl's logged metrics.
+"""The shaping methods' per-step statistics, waiting for verl's next logged step.
 
-The estimator runs inside verl's ``compute_advantage``, which has no access to the trainer's ``metrics`` dict, and
-verl 0.9.1 has no hook for extra training metrics. So the estimator stores its scalars in this process's
-:data:`PENDING` buffer (:func:`record`), and :func:`install_tracking_hook` wraps ``verl.utils.tracking.Tracking.log``
-(the one place every logged step passes through, whatever the trainer mode) to merge and clear them into each
-logged dict, for every backend. When several advantage computations make one logged step (verl's
-``separate_async`` trainer), each statistic is their mean weighted by responses, as verl's ``MetricsAggregator``
-weights sub-step metrics; a NaN ("no incorrect response") counts as absent. A ``Tracking.log`` of another signature
-is not wrapped and gives an ERROR.
+The estimator runs inside verl's ``compute_advantage``, which cannot hand metrics to the trainer: it stores its
+scalars in this process's :data:`PENDING` buffer (:func:`record`), which the ``Tracking.log`` wrapper of
+:mod:`smartthinker_verl.verl_patches` merges into each logged step. When several advantage computations make one
+logged step (verl's ``separate_async`` trainer), each statistic is their mean weighted by responses, as verl's
+``MetricsAggregator`` weights sub-step metrics; a NaN ("no incorrect response") counts as absent.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
 import math
 import threading
 from collections.abc import Mapping
@@ -23,8 +17,6 @@ import torch
 
 from smartthinker_verl.options import CONFIG_KEY
 from smartthinker_verl.shaping import get_method
-
-logger = logging.getLogger(__name__)
 
 #: SmartThinker's metric prefix and names (a contract: see the README's metrics table). Other shaping methods log
 #: under ``<method>/``, with the names their ``ShapingMethod.metric_names`` lists.
@@ -39,10 +31,6 @@ def as_floats(statistics: Mapping[str, torch.Tensor], prefix: str = PREFIX) -> d
         return {}
     scalars = torch.stack([statistics[name].double().reshape(()) for name in names]).tolist()
     return {prefix + name: value for name, value in zip(names, scalars, strict=True)}
-
-
-#: The signature of verl's ``Tracking.log`` that :func:`install_tracking_hook` wraps.
-WRAPPED_SIGNATURE: tuple[str, ...] = ("self", "data", "step", "backend")
 
 
 class _PendingMetrics:
@@ -77,35 +65,3 @@ PENDING = _PendingMetrics()
 def record(values: Mapping[str, float], weight: float = 1.0) -> None:
     """Add one advantage computation's statistics (over ``weight`` responses) to the next ``Tracking.log`` call."""
     PENDING.record(values, weight)
-
-
-def install_tracking_hook() -> bool:
-    """Wrap ``verl.utils.tracking.Tracking.log`` so it merges pending statistics. Idempotent; returns True if new."""
-    from verl.utils.tracking import Tracking
-
-    original = Tracking.log
-    if getattr(original, "_smartthinker_hook", False):
-        return False
-    found = tuple(inspect.signature(original).parameters)
-    if found != WRAPPED_SIGNATURE:
-        logger.error(
-            "verl's Tracking.log%s is not the Tracking.log%s that smartthinker-verl wraps: the per-step "
-            "length-shaping metrics will NOT be logged. Install the pinned verl version (setup.py VERL_VERSION).",
-            found,
-            WRAPPED_SIGNATURE,
-        )
-        return False
-
-    @functools.wraps(original)
-    def log_with_smartthinker(self, data, step, backend=None):
-        pending = PENDING.pop()
-        if pending:
-            data = {**data, **pending}
-        return original(self, data=data, step=step, backend=backend)
-
-    log_with_smartthinker._smartthinker_hook = True  # type: ignore[attr-defined]
-    Tracking.log = log_with_smartthinker
-    return True
-
-
-install_tracking_hook()

@@ -98,8 +98,8 @@ def reward_config(tokenizer_dir: Path, grader_processes: int, grade_timeout_s: f
             f"actor_rollout_ref.model.path={tokenizer_dir}",
             f"actor_rollout_ref.rollout.response_length={RESPONSE_WIDTH}",
             f"reward.num_workers={workers}",
-            f"reward.smartthinker.grader_processes={grader_processes}",
-            f"reward.smartthinker.grade_timeout_s={grade_timeout_s}",
+            f"+reward.smartthinker.grader_processes={grader_processes}",
+            f"+reward.smartthinker.grade_timeout_s={grade_timeout_s}",
         ]
     )
 

@@ -22,9 +22,10 @@ from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.utils.tracking import Tracking
 
+from smartthinker_verl import shaping_state
 from smartthinker_verl import step_metrics as metrics
 from smartthinker_verl.errors import ConfigError, SmartThinkerError
-from smartthinker_verl.options import MethodOptions
+from smartthinker_verl.options import MethodOptions, RunContext
 from smartthinker_verl.shaping import (
     METHODS,
     GroupedBatch,
@@ -50,10 +51,10 @@ def batch_of(lengths, scores, groups=None):
 
 
 def algorithm_config(name, norm=True, **options):
-    """verl's ``config.algorithm`` as the trainer hands it over: a node of the full config (which holds the run's
-    response limit, ``data.max_response_length``)."""
+    """verl's ``config.algorithm`` as the trainer hands it over, with the run's response limit in ``run_context``
+    (what the recipe yaml fills in)."""
     algorithm = {"adv_estimator": name, "norm_adv_by_std_in_grpo": norm, "use_kl_in_reward": False, name: options}
-    return OmegaConf.create({"data": {"max_response_length": RESPONSE_LIMIT}, "algorithm": algorithm}).algorithm
+    return OmegaConf.create({**algorithm, "run_context": {"response_limit": RESPONSE_LIMIT}})
 
 
 def verl_batch(lengths, scores, uids):
@@ -77,9 +78,9 @@ def run_estimator(name, lengths, scores, uids, config):
 
 @pytest.fixture(autouse=True)
 def fresh_laser_state():
-    laser_de_module.STATE.reset()
+    shaping_state.reset_states()
     yield
-    laser_de_module.STATE.reset()
+    shaping_state.reset_states()
 
 
 # ------------------------------------------------------------------------------------------------ worked examples
@@ -199,16 +200,16 @@ def test_laser_de_grid_ends_at_the_first_candidate_past_the_upper_bound():
 
 
 def test_laser_de_defaults_to_the_runs_response_limit():
-    """length_upper_bound and truncation_length left null take the run's response limit from verl's full config
-    (rollout.response_length, else data.max_response_length); a config without one is an error naming the fix."""
-    method = get_method("laser_de")
-    config = OmegaConf.create(
-        {"data": {"max_response_length": 8000}, "actor_rollout_ref": {"rollout": {"response_length": 6000}}}
-    )
-    config.algorithm = {"adv_estimator": "laser_de", "laser_de": {}}
-    from smartthinker_verl.advantage import run_context
+    """length_upper_bound and truncation_length left null take the run's response limit, which the recipe yaml
+    interpolates from rollout.response_length into algorithm.run_context; a config without one is an error naming
+    the fix."""
+    from smartthinker_verl.launch.compose import compose_config
 
-    options = method.options_type.from_algorithm_config(config.algorithm).for_run(run_context(config.algorithm))
+    method = get_method("laser_de")
+    config = compose_config(["actor_rollout_ref.rollout.response_length=6000", "algorithm.adv_estimator=laser_de"])
+    options = method.options_type.from_algorithm_config(config.algorithm).for_run(
+        RunContext.from_algorithm(config.algorithm)
+    )
     assert (options.length_upper_bound, options.truncation_length) == (6000, 6000)
     assert options.thresholds()[-1] == 6144
     alone = OmegaConf.create({"adv_estimator": "laser_de", "use_kl_in_reward": False})
@@ -222,7 +223,7 @@ def test_laser_de_does_not_reward_truncated_wrong_answers_through_verl():
     one was cut off and earns nothing. r = [1.5] * 4 + [0.5, 0.0], then GRPO."""
     lengths, scores = [10, 20, 30, 40, 449, 450], [1, 1, 1, 1, 0, 0]
     advantages = run_estimator("laser_de", lengths, scores, ["q"] * 6, algorithm_config("laser_de", **LASER_SMALL))
-    assert laser_de_module.STATE.candidates == [None, None, 100]
+    assert shaping_state.state_of(get_method("laser_de")).candidates == [None, None, 100]
     want = reference_advantages([1.5] * 4 + [0.5, 0.0], norm_by_std=True)
     assert advantages.tolist() == pytest.approx(want, rel=1e-5, abs=1e-6)
 
@@ -427,6 +428,8 @@ def test_a_method_is_its_options_and_its_formula():
 
         method = get_method("toy_length")
         assert method.options_type is ToyOptions and method.shape is shape
+        with pytest.raises(ValueError, match="'toy_length' is already registered"):
+            shaping_method(ToyOptions, statistics=(), formula="")(shape)
         assert method.metric_names == ("length/max", "accuracy/mean", "length_correct/mean", "length_incorrect/mean")
         out = method.shape(batch_of([2, 4, 8], [1.0, 0.0, 1.0]), ToyOptions.from_mapping({"beta": 0.5}))
         assert out.rewards.tolist() == [0.0, -2.0, -3.0]

@@ -18,18 +18,22 @@ from omegaconf import OmegaConf
 from verl.trainer.ppo.checkpoint_callback import build_checkpoint_callback
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
+from smartthinker_verl import shaping_state
 from smartthinker_verl.errors import MissingFileError, SmartThinkerError
-from smartthinker_verl.shaping import laser_de
+from smartthinker_verl.shaping import get_method
 from smartthinker_verl.shaping_state import CALLBACK_CLASS, STATE_FILE, ShapingStateCallback
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = {"length_lower_bound": 100, "length_interval": 100, "length_upper_bound": 800, "update_interval": 5}
 
 
+def laser_state():
+    return shaping_state.state_of(get_method("laser_de"))
+
+
 def trainer_config(ckpt: Path, estimator: str = "laser_de", mode: str = "auto", resume_from: str | None = None):
     return OmegaConf.create(
         {
-            "data": {"max_response_length": 800},
             "trainer": {
                 "default_local_dir": str(ckpt),
                 "resume_mode": mode,
@@ -41,6 +45,7 @@ def trainer_config(ckpt: Path, estimator: str = "laser_de", mode: str = "auto", 
                 "norm_adv_by_std_in_grpo": True,
                 "use_kl_in_reward": False,
                 "laser_de": OPTIONS,
+                "run_context": {"response_limit": 800},
             },
         }
     )
@@ -90,10 +95,11 @@ RESUME_SCRIPT = textwrap.dedent(
     from omegaconf import OmegaConf
     from verl.trainer.ppo.checkpoint_callback import build_checkpoint_callback
     from test_laser_de_resume import batches, estimate
-    from smartthinker_verl.shaping import laser_de
+    from smartthinker_verl import shaping_state
+    from smartthinker_verl.shaping import get_method
     config = OmegaConf.create(json.loads({config!r}))
     build_checkpoint_callback(config)  # verl's construction: restores the saved state in this fresh process
-    restored = laser_de.STATE.state_dict()
+    restored = shaping_state.state_of(get_method("laser_de")).state_dict()
     print(json.dumps({{"state": restored, "advantages": [estimate(config, *b) for b in batches()[3:]]}}))
     """
 )
@@ -107,7 +113,7 @@ def test_save_then_resume_in_a_fresh_process_continues_exactly(tmp_path: Path):
     steps = batches()
     for batch in steps[:3]:  # targets set at step 1 (long answers), steps 2-3 accumulated; the next update is at step 6
         estimate(config, *batch)
-    saved_state = laser_de.STATE.state_dict()
+    saved_state = laser_state().state_dict()
     assert saved_state["candidates"] is not None and saved_state["steps_since_update"] == 3
     folder = save_like_verl(callback, ckpt, step=3)
     assert json.loads((folder / STATE_FILE).read_text())["methods"]["laser_de"] == saved_state
@@ -123,7 +129,7 @@ def test_save_then_resume_in_a_fresh_process_continues_exactly(tmp_path: Path):
     assert resumed["advantages"] == uninterrupted
 
     # Without the restored state the run would differ: the resume is what makes it continue exactly.
-    laser_de.STATE.reset()
+    shaping_state.reset_states()
     fresh = [estimate(config, *batch) for batch in steps[3:]]
     assert fresh != uninterrupted
 
@@ -156,6 +162,6 @@ def test_resume_without_saved_state_is_an_error_naming_the_fix(tmp_path: Path):
 def test_a_fresh_trainer_starts_from_the_initial_state(tmp_path: Path):
     config = trainer_config(tmp_path / "none")
     estimate(config, *batches()[0])
-    assert laser_de.STATE.candidates is not None
+    assert laser_state().candidates is not None
     build_checkpoint_callback(config)  # a new trainer in this process, nothing to resume
-    assert laser_de.STATE.candidates is None
+    assert laser_state().candidates is None

@@ -15,9 +15,11 @@ from omegaconf import OmegaConf
 from smartthinker_reference import rng_for
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
 
+from smartthinker_verl import shaping_state
 from smartthinker_verl import step_metrics as metrics
-from smartthinker_verl.advantage import run_context, usable_normalizers
+from smartthinker_verl.advantage import usable_normalizers
 from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.options import RunContext
 from smartthinker_verl.shaping import METHODS, GroupedBatch, get_method, group_ids_from_index
 from smartthinker_verl.shaping import laser_de as laser_de_module
 
@@ -30,18 +32,22 @@ VERL_NORMALIZERS = ("rloo", "rloo_vectorized", "reinforce_plus_plus_baseline", "
 
 @pytest.fixture(autouse=True)
 def fresh_laser_state():
-    laser_de_module.STATE.reset()
-    laser_de_module.STATE.calls_per_step = 1
+    shaping_state.reset_states()
     yield
-    laser_de_module.STATE.reset()
-    laser_de_module.STATE.calls_per_step = 1
+    shaping_state.reset_states()
+
+
+def laser_state():
+    return shaping_state.state_of(get_method("laser_de"))
 
 
 def root_config(name, trainer=None, norm=True, **options):
     """verl's full config, of which the estimator receives ``config.algorithm``."""
     options = {**(LASER_SMALL if name == "laser_de" else {}), **options}
+    calls = ((trainer or {}).get("v1") or {}).get("separate_async", {}).get("parameter_sync_step", 1)
     algorithm = {"adv_estimator": name, "norm_adv_by_std_in_grpo": norm, "use_kl_in_reward": False, name: options}
-    return OmegaConf.create({"data": {"max_response_length": LIMIT}, "trainer": trainer or {}, "algorithm": algorithm})
+    algorithm["run_context"] = {"response_limit": LIMIT, "calls_per_step": calls}  # what the recipe yaml fills in
+    return OmegaConf.create({"trainer": trainer or {}, "algorithm": algorithm})
 
 
 def verl_batch(lengths, scores, uids):
@@ -111,7 +117,7 @@ def shaped_rewards(name, lengths, scores, uids, options):
     ids, count = group_ids_from_index(np.array(uids, dtype=object))
     batch = GroupedBatch.build(torch.tensor(lengths), torch.tensor(scores, dtype=torch.float32), ids, count)
     method = get_method(name)
-    options = method.options_type.from_mapping(options).for_run(run_context(root_config(name).algorithm))
+    options = method.options_type.from_mapping(options).for_run(RunContext.from_algorithm(root_config(name).algorithm))
     if name == "laser_de":
         return method.shape(batch, options, state=laser_de_module.LaserDEState()).rewards
     return method.shape(batch, options).rewards
@@ -176,7 +182,7 @@ def test_rows_of_an_empty_response_mask_take_no_part(name):
     metrics.PENDING.pop()
     plain = estimate(name, lengths, scores, uids, config)
     plain_stats = metrics.PENDING.pop()
-    laser_de_module.STATE.reset()
+    shaping_state.reset_states()
     padded = estimate(name, lengths + [0, 0], scores + [0.0, 0.0], uids + ["pad", "pad"], config)
     padded_stats = metrics.PENDING.pop()
     assert torch.equal(padded[:-2, : plain.shape[1]], plain) and torch.count_nonzero(padded[-2:]) == 0
@@ -194,7 +200,7 @@ def test_laser_de_counts_training_steps_under_separate_async():
     calls=4 has it; counting calls would update on calls 1, 3, 5, ..."""
     trainer = {"use_v1": True, "v1": {"trainer_mode": "separate_async", "separate_async": {"parameter_sync_step": 4}}}
     config = root_config("laser_de", trainer=trainer)
-    assert run_context(config.algorithm).calls_per_step == 4
+    assert RunContext.from_algorithm(config.algorithm).calls_per_step == 4
     reference = LaserDE(lower=100, interval=100, upper=400, every=2, truncation=LIMIT, calls=4)
     rng = np.random.default_rng(7)
     updates = []
@@ -251,7 +257,7 @@ def test_through_verls_trainer_advantage_entry_with_padding_and_sub_steps():
         reference.step(
             [([lengths[i] for i in m], [scores[i] for i in m], [scores[i] >= 0.5 for i in m]) for m in groups.values()]
         )
-        assert laser_de_module.STATE.updates == (1 if call < 4 else 2), f"call {call}"
-        assert [None if c is None else c for c in laser_de_module.STATE.candidates] == [
+        assert laser_state().updates == (1 if call < 4 else 2), f"call {call}"
+        assert [None if c is None else c for c in laser_state().candidates] == [
             reference.candidates[level] for level in ("low", "medium", "high")
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import subprocess
@@ -17,11 +16,11 @@ from smartthinker_verl import plugin
 def test_registering_twice_is_a_no_op():
     plugin.register_all()
     plugin.register_all()
-    importlib.reload(importlib.import_module("smartthinker_verl.step_metrics"))  # re-wrapping the logger is skipped too
-    from verl.utils.tracking import Tracking
+    from verl.utils.tracking import FileLogger, Tracking
 
-    assert getattr(Tracking.log, "_smartthinker_hook", False)
-    assert not getattr(Tracking.log.__wrapped__, "_smartthinker_hook", False)
+    for patched in (Tracking.log, FileLogger.__init__):  # wrapped once, not twice
+        assert getattr(patched, "_smartthinker_patch", False)
+        assert not getattr(patched.__wrapped__, "_smartthinker_patch", False)
 
 
 def test_a_failing_registration_is_logged_at_error_and_raised(monkeypatch, caplog):

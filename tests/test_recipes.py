@@ -238,7 +238,7 @@ def test_environment_overrides_model_nodes_and_experiment(tmp_path: Path) -> Non
     done = run_recipe(
         "run_qwen3_4b.sh",
         "--dry-run",
-        "algorithm.smartthinker.penalty=symmetric",
+        "+algorithm.smartthinker.penalty=symmetric",
         MODEL_PATH=str(model_dir),
         DATA_DIR=str(tmp_path),
         NNODES="2",

@@ -1,5 +1,5 @@
 """Resume policy of the recipes (smartthinker_verl.launch.train.resume_decision) and the file logger that keeps
-the steps before a resumed checkpoint (smartthinker_verl.file_logger, on verl's real FileLogger). The end-to-end
+the steps before a resumed checkpoint (smartthinker_verl.verl_patches, on verl's real FileLogger). The end-to-end
 kill -9 and resume through verl's trainer is tests/test_multinode_resume_cpu.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smartthinker_verl import file_logger
+from smartthinker_verl import verl_patches
 from smartthinker_verl.errors import ResumeError
 from smartthinker_verl.launch import train
 from smartthinker_verl.launch.compose import compose_config
@@ -81,17 +81,17 @@ def lines(*records: tuple[int, bool]) -> list[bytes]:
 
 def test_records_before_the_resumed_step_are_kept() -> None:
     old = lines((1, True), (2, True), (3, True))  # killed after logging 3, checkpoint at 2
-    assert file_logger.records_to_keep(old, 3, True) == old[:2]
+    assert verl_patches.records_to_keep(old, 3, True) == old[:2]
     # validation at the checkpoint's step first (val_before_train): that step's training record stays
-    assert file_logger.records_to_keep(old, 2, False) == old[:2]
-    assert file_logger.records_to_keep(old + [b'{"step": 4, "da'], 4, True) == old  # a line cut by the crash
-    assert file_logger.records_to_keep(old, 1, True) == [] and file_logger.records_to_keep(old, 0, False) == []
+    assert verl_patches.records_to_keep(old, 2, False) == old[:2]
+    assert verl_patches.records_to_keep(old + [b'{"step": 4, "da'], 4, True) == old  # a line cut by the crash
+    assert verl_patches.records_to_keep(old, 1, True) == [] and verl_patches.records_to_keep(old, 0, False) == []
 
 
 def test_verls_file_logger_keeps_history_across_a_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from verl.utils.tracking import FileLogger
 
-    assert not file_logger.install()  # the plugin installed it already: idempotent
+    verl_patches.install_logging_patches()  # the plugin installed them already: idempotent
     path = tmp_path / "metrics.jsonl"
     monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(path))
     first = FileLogger("p", "e")
@@ -162,7 +162,7 @@ def test_leftovers_of_verls_rotation_go_and_later_or_tracked_steps_stay(tmp_path
         checkpoint(tmp_path, step)
     save_through_the_callback(tmp_path, 40, "trainer.max_actor_ckpt_to_keep=1")
     assert steps_in(tmp_path) == [40, 90]
-    from smartthinker_verl.shaping_state import rotate_checkpoints
+    from smartthinker_verl.verl_patches import rotate_checkpoints
 
     checkpoint(tmp_path, 50)
     (tmp_path / "latest_checkpointed_iteration.txt").write_text("40")  # the tracker still names 40: kept

@@ -13,10 +13,12 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
 from smartthinker_verl.errors import ConfigError, SmartThinkerError
-from smartthinker_verl.reward_manager import EXTRA_KEYS
 
 PROMPT = "What is 2 + 2? Please reason step by step, and put your final answer within \\boxed{}."
 RESPONSE_WIDTH = 64
+
+#: Keys of reward_extra_info for every response (a custom function's own keys come on top).
+EXTRA_KEYS = ("score", "acc", "think_closed", "grading_timed_out", "response_length", "truncated")
 
 
 def trainer_config(require_think_close=None, response_length=RESPONSE_WIDTH, reward_kwargs=None):
@@ -239,9 +241,9 @@ def test_grading_pool_options_come_from_the_config(qwen_tokenizer, monkeypatch):
 @pytest.mark.parametrize(
     "key,value,message",
     [
-        ("grade_timeout_s", 0, "reward.smartthinker.grade_timeout_s=0: set it to a positive number of seconds"),
+        ("grade_timeout_s", 0, "reward.smartthinker.grade_timeout_s=0 must be > 0. Fix: a number, or null"),
         ("grade_timeout_s", "soon", "reward.smartthinker.grade_timeout_s='soon'"),
-        ("grader_processes", 1.5, "reward.smartthinker.grader_processes=1.5: set it to a positive integer"),
+        ("grader_processes", 1.5, "reward.smartthinker.grader_processes=1.5 must be a whole number"),
         ("grader_processes", True, "reward.smartthinker.grader_processes=True"),
     ],
 )

@@ -10,6 +10,7 @@ import verl  # noqa: F401
 from verl.utils.tracking import Tracking
 
 from smartthinker_verl import step_metrics as metrics
+from smartthinker_verl import verl_patches
 from smartthinker_verl.options import SmartThinkerConfig
 from smartthinker_verl.shaping import GroupedBatch, get_method
 
@@ -48,7 +49,7 @@ def test_the_wrapped_signature_is_verls():
 
     original = inspect.unwrap(Tracking.log)
     assert original is not Tracking.log, "the plugin did not wrap Tracking.log"
-    assert tuple(inspect.signature(original).parameters) == metrics.WRAPPED_SIGNATURE
+    assert tuple(inspect.signature(original).parameters) == verl_patches.WRAPPED_SIGNATURE
 
 
 def test_sub_steps_of_one_logged_step_are_averaged_by_responses():
@@ -70,7 +71,7 @@ def test_a_changed_tracking_signature_is_not_wrapped_and_is_reported(monkeypatch
         return None
 
     monkeypatch.setattr(Tracking, "log", log)
-    with caplog.at_level("ERROR", logger="smartthinker_verl.step_metrics"):
-        assert metrics.install_tracking_hook() is False
+    with caplog.at_level("ERROR", logger="smartthinker_verl.verl_patches"):
+        verl_patches.install_logging_patches()
     assert Tracking.log is log
     assert any("will NOT be logged" in r.getMessage() for r in caplog.records)

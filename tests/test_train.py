@@ -12,7 +12,7 @@ from smartthinker_verl.launch.train import save_run_config
 def test_resolved_config_is_saved_in_the_run_directory(tmp_path):
     run_dir = tmp_path / "checkpoints" / "run"
     config = prepare(
-        [f"trainer.default_local_dir={run_dir}", "algorithm.smartthinker.penalty=symmetric"],
+        [f"trainer.default_local_dir={run_dir}", "+algorithm.smartthinker.penalty=symmetric"],
         config_name=DEFAULT_CONFIG_NAME,
         require_files=False,
     )

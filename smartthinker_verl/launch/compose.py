@@ -198,7 +198,7 @@ def build_run_name(config: DictConfig) -> str:
     """A run name from what matters: model, estimator, non-default SmartThinker options, group size, batch, lr.
 
     Example: ``deepseek-r1-distill-qwen-1.5b-smartthinker-g8-b64-lr1e-06-resp8000``; an ablation with
-    ``algorithm.smartthinker.penalty=symmetric`` gets ``-symmetric`` after the estimator.
+    ``+algorithm.smartthinker.penalty=symmetric`` gets ``-symmetric`` after the estimator.
     """
     model = Path(str(config.actor_rollout_ref.model.path).rstrip("/")).name.lower() or "model"
     algorithm = config.algorithm
@@ -410,7 +410,8 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
     from verl.trainer.ppo.reward import resolve_reward_manager_cls
     from verl.utils.import_utils import load_extern_object
 
-    from smartthinker_verl.reward_manager import MANAGER_NAME, OPTIONS_KEY, ManagerOptions, check_one_route
+    from smartthinker_verl.options import RewardOptions
+    from smartthinker_verl.reward_manager import MANAGER_NAME, OPTIONS_KEY, check_one_route
 
     manager = config.reward.reward_manager
     try:
@@ -424,10 +425,10 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
     function = config.reward.get("custom_reward_function") or {}
 
     try:  # reward.smartthinker: the gate and the grading pool (grade_timeout_s, grader_processes)
-        options = ManagerOptions.from_config(config)
+        options = RewardOptions.from_mapping(config.reward.get("smartthinker"))
         if manager.source == "register" and manager.name == MANAGER_NAME:
             check_one_route(config, options, custom=bool(function.get("path")))
-        elif options != ManagerOptions():
+        elif options != RewardOptions():
             report.errors.append(
                 f"{OPTIONS_KEY} sets {options}, but only the smartthinker reward manager reads it "
                 f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name={MANAGER_NAME}, "
@@ -455,31 +456,18 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
 def _check_shaping(config: DictConfig, report: ValidationReport) -> None:
     """What the active shaping method's estimator checks at step 1, by the functions it calls: options valid,
     normaliser usable, no other method's block changed; plus KL kept out of the reward and the state callback."""
-    from smartthinker_verl.advantage import kl_in_reward_problem, normalizer_problem, run_context
-    from smartthinker_verl.shaping import foreign_option_errors
-    from smartthinker_verl.shaping_state import CALLBACK_CLASS
+    from smartthinker_verl.advantage import check_settings
+    from smartthinker_verl.run_state import CALLBACK_CLASS
+    from smartthinker_verl.shaping import find_method, foreign_option_errors
 
     algorithm = config.algorithm
     active = str(algorithm.adv_estimator)
-    report.errors.extend(foreign_option_errors(algorithm, active))
-    method = METHODS.get(active)
+    method = find_method(active)
     if method is None:
+        report.errors.extend(foreign_option_errors(algorithm, active))
         return
-    problem = kl_in_reward_problem(algorithm, method.name)
-    if problem:
-        report.errors.append(problem)
-    try:
-        options = method.options_type.from_algorithm_config(algorithm).for_run(run_context(algorithm))
-    except ConfigError as exc:
-        message = str(exc)
-        if "Fix" not in message:
-            message += ". Fix: change or remove that option (the options and their values: docs/baselines.md)"
-        report.errors.append(message)
-    else:
-        problem = normalizer_problem(method.name, options.normalizer)
-        if problem:
-            report.errors.append(problem)
-    if method.state is not None and config.trainer.get("checkpoint_callback_class") != CALLBACK_CLASS:
+    report.errors.extend(check_settings(algorithm, method)[2])
+    if method.state_type is not None and config.trainer.get("checkpoint_callback_class") != CALLBACK_CLASS:
         report.errors.append(
             f"algorithm.adv_estimator={active} keeps state across steps, which must be saved with every "
             f"checkpoint. Fix: trainer.checkpoint_callback_class={CALLBACK_CLASS} (the recipe yaml sets it)"
@@ -658,7 +646,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides",
         nargs="*",
         metavar="OVERRIDE",
-        help="Hydra overrides, e.g. trainer.total_epochs=7 algorithm.smartthinker.penalty=symmetric",
+        help="Hydra overrides, e.g. trainer.total_epochs=7 +algorithm.smartthinker.penalty=symmetric",
     )
     parser.add_argument(
         "--config-name",

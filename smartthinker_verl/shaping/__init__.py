@@ -18,34 +18,17 @@ from smartthinker_verl.shaping import (  # noqa: F401  (importing registers each
     shorter_better,
     smartthinker,
 )
-from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
-from smartthinker_verl.shaping.grpo import grpo_normalize
-from smartthinker_verl.shaping.registry import (
+from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index  # noqa: F401
+from smartthinker_verl.shaping.grpo import grpo_normalize  # noqa: F401
+from smartthinker_verl.shaping.registry import (  # noqa: F401  (the package's names)
     METHODS,
     ShapingMethod,
     ShapingOutput,
-    check_foreign_options,
+    estimator_names,
+    find_method,
     foreign_option_errors,
     get_method,
     primary_methods,
-    register_method,
     shaping_method,
 )
-from smartthinker_verl.shaping.smartthinker import CalibrationResult, calibrate
-
-__all__ = [
-    "METHODS",
-    "CalibrationResult",
-    "GroupedBatch",
-    "ShapingMethod",
-    "ShapingOutput",
-    "calibrate",
-    "check_foreign_options",
-    "foreign_option_errors",
-    "get_method",
-    "group_ids_from_index",
-    "grpo_normalize",
-    "primary_methods",
-    "register_method",
-    "shaping_method",
-]
+from smartthinker_verl.shaping.smartthinker import CalibrationResult, calibrate  # noqa: F401

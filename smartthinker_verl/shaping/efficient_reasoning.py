@@ -40,7 +40,7 @@ class EfficientReasoningConfig(MethodOptions):
         if not 0 <= self.alpha < 1:
             raise ConfigError(
                 f"algorithm.{self.config_key}.alpha={self.alpha!r} must lie in [0, 1): at 1 or above a long correct "
-                "answer would be worth no more than a wrong one. Fix: e.g. algorithm.efficient_reasoning.alpha=0.1"
+                "answer would be worth no more than a wrong one. Fix: e.g. +algorithm.efficient_reasoning.alpha=0.1"
             )
 
 

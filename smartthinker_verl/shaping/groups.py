@@ -104,16 +104,6 @@ def outcome_statistics(batch: GroupedBatch) -> dict[str, torch.Tensor]:
     }
 
 
-def _all_finite_non_negative(values: torch.Tensor) -> bool:
-    lowest, highest = torch.aminmax(values)
-    return bool(lowest >= 0) and bool(highest < float("inf"))  # NaN fails both comparisons
-
-
-def _all_in_range(ids: torch.Tensor, upper: int) -> bool:
-    lowest, highest = (int(x) for x in torch.aminmax(ids))
-    return lowest >= 0 and highest < upper
-
-
 @dataclass(frozen=True)
 class GroupedBatch:
     """One batch of responses, validated, with per-group sizes. Every per-response tensor is ``[B]``.
@@ -162,7 +152,7 @@ class GroupedBatch:
             )
         device = lengths.device
         length = lengths.to(DTYPE)
-        if length.numel() and not _all_finite_non_negative(length):
+        if length.numel() and not (bool(length.min() >= 0) and bool(length.max() < float("inf"))):  # NaN fails
             raise ValueError("lengths must be finite and non-negative (number of valid response tokens)")
         score = scores.to(device=device, dtype=DTYPE)
         if score.numel() and not bool(torch.isfinite(score).all()):
@@ -170,7 +160,7 @@ class GroupedBatch:
         group_ids = group_ids.to(device=device, dtype=torch.int64)
         if num_groups is None:
             num_groups = int(group_ids.max()) + 1 if group_ids.numel() else 0
-        if group_ids.numel() and not _all_in_range(group_ids, num_groups):
+        if group_ids.numel() and not (int(group_ids.min()) >= 0 and int(group_ids.max()) < num_groups):
             raise ValueError(f"group_ids must lie in [0, {num_groups})")
         size = torch.bincount(group_ids, minlength=num_groups)
         if bool((size == 0).any()):

@@ -30,8 +30,9 @@ own).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -101,11 +102,12 @@ class LaserDEConfig(MethodOptions):
             return self
         if run.response_limit is None:
             raise ConfigError(
-                f"algorithm.{self.config_key}.{' and '.join(missing)} default to the run's response limit, which this "
-                f"config does not hold (no actor_rollout_ref.rollout.response_length or data.max_response_length above "
-                f"algorithm). Fix: set them, e.g. algorithm.{self.config_key}.truncation_length=8000"
+                f"{self.prefix}.{' and '.join(missing)} default to the run's response limit, which this config does "
+                f"not hold ({RunContext.prefix}.response_limit, set by the recipe yaml). Fix: set them, e.g. "
+                f"+{self.prefix}.truncation_length=8000, or +{RunContext.prefix}.response_limit="
+                "${actor_rollout_ref.rollout.response_length}"
             )
-        return self.replace(**missing)
+        return dataclasses.replace(self, **missing)
 
     def thresholds(self) -> list[int]:
         """The candidate target lengths L_j: lower, lower + interval, ... up to the first >= upper."""
@@ -154,64 +156,43 @@ def choose_candidates(
     return [None if j < 0 else int(grid[j]) for j in first]
 
 
+@dataclass
 class LaserDEState:
     """LASER-DE's state across steps: the band candidates and the coverage accumulated since the last update.
 
-    One instance per process (:data:`STATE`), in the process where verl computes advantages (the TaskRunner).
-    ``calls_per_step`` (set by the verl adapter from the trainer mode) is how many advantage computations make one
-    training step: verl's ``separate_async`` trainer computes advantages ``parameter_sync_step`` times per step, and
-    the schedule counts training steps. ``state_dict()`` / ``load_state_dict()`` round-trip through JSON.
+    One instance per run, owned by :mod:`smartthinker_verl.run_state` in the process where verl computes advantages
+    (the TaskRunner) and checkpointed by :mod:`smartthinker_verl.shaping_state`; its fields round-trip through JSON.
     """
 
-    def __init__(self) -> None:
-        self.calls_per_step = 1
-        self.reset()
-
-    def reset(self) -> None:
-        self.candidates: list[int | None] | None = None
-        self.thresholds: list[int] = []
-        self.responses: list[int] = [0] * len(LEVELS)
-        self.within: list[list[int]] = [[] for _ in LEVELS]
-        self.steps_since_update = 0
-        self.calls_in_step = 0
-        self.updates = 0
+    candidates: list[int | None] | None = None
+    thresholds: list[int] = field(default_factory=list)
+    responses: list[int] = field(default_factory=lambda: [0] * len(LEVELS))
+    within: list[list[int]] = field(default_factory=lambda: [[] for _ in LEVELS])
+    steps_since_update: int = 0
+    calls_in_step: int = 0
+    updates: int = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "candidates": self.candidates,
-            "thresholds": list(self.thresholds),
-            "responses": list(self.responses),
-            "within": [list(row) for row in self.within],
-            "steps_since_update": self.steps_since_update,
-            "calls_in_step": self.calls_in_step,
-            "updates": self.updates,
-        }
+        return dataclasses.asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "candidates" not in state:
-            raise ConfigError(
-                "the saved LASER-DE state predates the released-code targets (coverage of all responses): it cannot "
-                "be resumed. Fix: start the run afresh (trainer.resume_mode=disable or another default_local_dir)"
-            )
-        saved = state["candidates"]
-        self.candidates = None if saved is None else [None if c is None else int(c) for c in saved]
-        self.thresholds = [int(t) for t in state["thresholds"]]
-        self.responses = [int(x) for x in state["responses"]]
-        self.within = [[int(x) for x in row] for row in state["within"]]
-        self.steps_since_update = int(state["steps_since_update"])
-        self.calls_in_step = int(state.get("calls_in_step", 0))
-        self.updates = int(state["updates"])
+        for key in self.state_dict():
+            setattr(self, key, state[key])
 
     def _restart_statistics(self, thresholds: list[int]) -> None:
         self.thresholds = thresholds
         self.responses = [0] * len(LEVELS)
         self.within = [[0] * len(thresholds) for _ in LEVELS]
 
-    def step(self, batch: GroupedBatch, options: LaserDEConfig, levels: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    def step(
+        self, batch: GroupedBatch, options: LaserDEConfig, levels: torch.Tensor, calls_per_step: int = 1
+    ) -> tuple[torch.Tensor, bool]:
         """Accumulate this batch's coverage, update the candidates when due; ``(targets [3] float64, updated)``.
 
         An update happens at the first advantage computation of training step 1, 1 + I, 1 + 2I, ... (I =
         ``update_interval``), from the responses accumulated since the previous update, this batch included.
+        ``calls_per_step`` advantage computations make one training step (verl's ``separate_async`` trainer: its
+        ``parameter_sync_step``); the schedule counts training steps.
         """
         thresholds = options.thresholds()
         if thresholds != self.thresholds:
@@ -223,7 +204,7 @@ class LaserDEState:
         responses = responses.cpu() + torch.tensor(self.responses, dtype=torch.int64)  # small: kept on CPU
         within = within.cpu() + torch.tensor(self.within, dtype=torch.int64).reshape(len(LEVELS), len(thresholds))
         new_step = self.calls_in_step == 0
-        self.calls_in_step = (self.calls_in_step + 1) % max(1, int(self.calls_per_step))
+        self.calls_in_step = (self.calls_in_step + 1) % calls_per_step
         if new_step:
             self.steps_since_update += 1
         updated = self.candidates is None or (new_step and self.steps_since_update > options.update_interval)
@@ -240,10 +221,6 @@ class LaserDEState:
         longest = float(batch.lengths.max()) if batch.lengths.numel() else 0.0
         targets = [longest if c is None else float(c) for c in self.candidates]
         return torch.tensor(targets, dtype=DTYPE, device=batch.lengths.device), updated
-
-
-#: The process's LASER-DE state (saved into checkpoints by smartthinker_verl.shaping_state).
-STATE = LaserDEState()
 
 
 def rewards_for_targets(
@@ -273,13 +250,15 @@ def rewards_for_targets(
         "group_frac/high",
     ),
     formula="r = score + alpha * 1[correct & len <= T_band or wrong & T_band < len < limit], T adaptive per band",
-    state=STATE,
+    state_type=LaserDEState,
 )
-def shape(batch: GroupedBatch, options: LaserDEConfig, state: LaserDEState | None = None) -> ShapingOutput:
-    """LASER-DE's rewards ``[B]`` for ``batch``, advancing ``state`` (default :data:`STATE`)."""
-    state = STATE if state is None else state
+def shape(
+    batch: GroupedBatch, options: LaserDEConfig, state: LaserDEState | None = None, calls_per_step: int = 1
+) -> ShapingOutput:
+    """LASER-DE's rewards ``[B]`` for ``batch``, advancing the run's ``state`` (None: a fresh one, a first step)."""
+    state = LaserDEState() if state is None else state
     levels = difficulty_levels(batch)
-    targets, updated = state.step(batch, options, levels)
+    targets, updated = state.step(batch, options, levels, calls_per_step)
     rewards, concise, explored = rewards_for_targets(batch, levels, targets, options)
     statistics = {
         "target_length/low": targets[0],

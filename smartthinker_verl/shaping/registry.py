@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from smartthinker_verl.errors import ConfigError
-from smartthinker_verl.options import MethodOptions, select
+from smartthinker_verl.options import MethodOptions, plain, select
 from smartthinker_verl.shaping.groups import OUTCOME_METRIC_NAMES, GroupedBatch, outcome_statistics
 
 
@@ -56,9 +56,10 @@ class ShapingMethod:
         metric_names: the names in ``ShapingOutput.statistics``, in logging order (a contract: see the README).
         aliases: further estimator names for the same method.
         formula: one line for docs and ``--help`` texts.
-        state: for a method with state across steps (LASER-DE), an object with ``state_dict() -> dict``
-            (JSON-serialisable), ``load_state_dict(dict)`` and ``reset()``, saved with every checkpoint by
-            :mod:`smartthinker_verl.shaping_state`; None for stateless methods.
+        state_type: for a method with state across steps (LASER-DE), the class of that state: made fresh for
+            each run, with ``state_dict() -> dict`` (JSON-serialisable) and ``load_state_dict(dict)``; the run's
+            instance is owned by :mod:`smartthinker_verl.shaping_state` and passed to ``shape`` as ``state``. None
+            for stateless methods.
     """
 
     name: str
@@ -67,21 +68,12 @@ class ShapingMethod:
     metric_names: tuple[str, ...]
     aliases: tuple[str, ...] = ()
     formula: str = ""
-    state: Any = None
+    state_type: type | None = None
 
 
+#: The registered methods by estimator name (aliases are an attribute): the one table the verl adapter registers
+#: estimators from.
 METHODS: dict[str, ShapingMethod] = {}
-
-
-def register_method(method: ShapingMethod) -> ShapingMethod:
-    """Add ``method`` to :data:`METHODS` (idempotent for the same object; a different one under a taken name is an
-    error)."""
-    for name in (method.name, *method.aliases):
-        existing = METHODS.get(name)
-        if existing is not None and existing is not method:
-            raise ValueError(f"a shaping method named {name!r} is already registered")
-        METHODS[name] = method
-    return method
 
 
 def shaping_method(
@@ -90,7 +82,7 @@ def shaping_method(
     statistics: tuple[str, ...],
     formula: str,
     aliases: tuple[str, ...] = (),
-    state: Any = None,
+    state_type: type | None = None,
 ) -> Callable[[Callable[..., ShapingOutput]], Callable[..., ShapingOutput]]:
     """Register the decorated ``shape(batch, options, **kwargs) -> ShapingOutput`` as the method
     ``options_type.config_key``, logging ``statistics`` (the names its output holds) and the outcome statistics.
@@ -104,92 +96,66 @@ def shaping_method(
             output = shape(batch, options, **kwargs)
             return dataclasses.replace(output, statistics={**output.statistics, **outcome_statistics(batch)})
 
-        register_method(
-            ShapingMethod(
-                name=options_type.config_key,
-                options_type=options_type,
-                shape=with_outcome_statistics,
-                metric_names=(*statistics, *OUTCOME_METRIC_NAMES),
-                aliases=aliases,
-                formula=formula,
-                state=state,
-            )
+        for name in (options_type.config_key, *aliases):
+            if find_method(name) is not None:
+                raise ValueError(f"a shaping method named {name!r} is already registered")
+        METHODS[options_type.config_key] = ShapingMethod(
+            name=options_type.config_key,
+            options_type=options_type,
+            shape=with_outcome_statistics,
+            metric_names=(*statistics, *OUTCOME_METRIC_NAMES),
+            aliases=aliases,
+            formula=formula,
+            state_type=state_type,
         )
         return with_outcome_statistics
 
     return register
 
 
+def find_method(name: str) -> ShapingMethod | None:
+    """The method registered as ``name`` or with ``name`` as an alias; None when there is none."""
+    return METHODS.get(name) or next((m for m in METHODS.values() if name in m.aliases), None)
+
+
 def get_method(name: str) -> ShapingMethod:
-    """The method registered as ``name``; an error listing the known names otherwise."""
-    try:
-        return METHODS[name]
-    except KeyError:
+    """:func:`find_method`, or an error listing the known names."""
+    method = find_method(name)
+    if method is None:
         raise ConfigError(
             f"unknown length-shaping method {name!r}: set algorithm.adv_estimator to one of "
-            f"{', '.join(sorted(METHODS))} (or verl's own estimators such as grpo)"
-        ) from None
+            f"{', '.join(estimator_names())} (or verl's own estimators such as grpo)"
+        )
+    return method
+
+
+def estimator_names() -> list[str]:
+    """Every estimator name of the registered methods, aliases included, sorted."""
+    return sorted(name for m in METHODS.values() for name in (m.name, *m.aliases))
 
 
 def primary_methods() -> list[ShapingMethod]:
-    """Every registered method once (aliases folded), in registration order."""
-    return list({id(m): m for m in METHODS.values()}.values())
+    """Every registered method once, in registration order."""
+    return list(METHODS.values())
 
 
 def foreign_option_errors(algorithm_config: Any, active: str) -> list[str]:
-    """Options set for a method other than the active estimator ``active`` (``algorithm.adv_estimator``).
-
-    A block ``algorithm.<name>`` of an inactive method may exist (the recipe yaml lists every method's defaults), but
-    a changed or unknown key there would have no effect on training: a mistake, reported with the fix. Aliases count
-    as their method (``grpo_smartthinker`` activates ``algorithm.smartthinker``).
+    """Options set for a method other than the active estimator ``active`` (``algorithm.adv_estimator``; an alias
+    counts as its method): they would have no effect, so each is reported with the fix.
 
     Returns:
         One message per offending key (empty when the config is consistent).
     """
-    active_method = METHODS.get(str(active))
+    active_method = find_method(str(active))
     problems: list[str] = []
-    for method in primary_methods():
-        if method is active_method:
+    for method in METHODS.values():
+        block = plain(select(algorithm_config, method.name))
+        if method is active_method or block is None:
             continue
-        block = select(algorithm_config, method.name)
-        if block is None:
-            continue
-        try:
-            options = method.options_type.from_algorithm_config(algorithm_config)
-        except ConfigError as error:
+        for key, value in block.items() if isinstance(block, Mapping) else [("", block)]:
             problems.append(
-                f"{error} (and algorithm.adv_estimator={active} does not use algorithm.{method.name} at all). "
-                f"Fix: remove the override, or select that method with algorithm.adv_estimator={method.name}"
+                f"algorithm.{method.name}{'.' if key else ''}{key}={value!r} is set, but algorithm.adv_estimator="
+                f"{active} does not read algorithm.{method.name}: the option would have no effect. Fix: select that "
+                f"method with algorithm.adv_estimator={method.name}, or drop the override"
             )
-            continue
-        defaults = method.options_type()
-        for key in method.options_type.option_names():
-            value, default = getattr(options, key), getattr(defaults, key)
-            if value != default:
-                problems.append(
-                    f"algorithm.{method.name}.{key}={value!r} is set, but algorithm.adv_estimator={active} does not "
-                    f"read algorithm.{method.name}: the option would have no effect. Fix: select that method with "
-                    f"algorithm.adv_estimator={method.name}, or drop the override (its default is {default!r})"
-                )
     return problems
-
-
-def check_foreign_options(algorithm_config: Any, active: str) -> None:
-    """Raise :class:`~smartthinker_verl.options.ConfigError` listing :func:`foreign_option_errors`."""
-    problems = foreign_option_errors(algorithm_config, active)
-    if problems:
-        raise ConfigError("; ".join(problems))
-
-
-__all__ = [
-    "METHODS",
-    "MethodOptions",
-    "ShapingMethod",
-    "ShapingOutput",
-    "check_foreign_options",
-    "foreign_option_errors",
-    "get_method",
-    "primary_methods",
-    "register_method",
-    "shaping_method",
-]

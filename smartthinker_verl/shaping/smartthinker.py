@@ -57,28 +57,16 @@ class GroupStats:
 
     size: torch.Tensor  # int64, G
     num_correct: torch.Tensor  # int64, k
-    mean_length: torch.Tensor  # m1
-    var_length: torch.Tensor  # v1 (population)
-    mean_correct_length: torch.Tensor  # m2 (NaN when k = 0)
-    var_correct_length: torch.Tensor  # v2 (population; NaN when k = 0)
-    min_length: torch.Tensor
-    max_length: torch.Tensor
     optimal_length: torch.Tensor  # l_opt (eq. 1)
     coefficient: torch.Tensor  # coef (eq. 3)
-    max_correct_penalty: torch.Tensor  # max_{i: a_i = 1} s_i (0 when k = 0)
-    mean_penalty: torch.Tensor  # mean_i s_i
     mixed: torch.Tensor  # bool: 0 < k < G
     shaped: torch.Tensor  # bool: the length penalty changed at least one reward of the group
 
 
 @dataclass(frozen=True)
 class CalibrationResult:
-    """Per-response tensors of shape ``[B]`` (float64 unless stated) and the per-group statistics."""
+    """Per-response tensors of shape ``[B]`` (float64) and the per-group statistics."""
 
-    lengths: torch.Tensor
-    scores: torch.Tensor
-    correct: torch.Tensor  # bool
-    group_ids: torch.Tensor  # int64 in [0, num_groups)
     optimal_length: torch.Tensor  # l_opt of the response's group
     penalty: torch.Tensor  # s_i (eq. 2)
     coefficient: torch.Tensor  # coef of the response's group
@@ -154,8 +142,8 @@ def penalties(batch: GroupedBatch, l_opt: torch.Tensor, rule: str) -> torch.Tens
 
 def coefficients(
     batch: GroupedBatch, s: torch.Tensor, rule: str, fixed_coefficient: float | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """coef per group (eq. 3), with max_{correct} s and mean s; ``[num_groups]`` each."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """coef per group (eq. 3), with max_{correct} s; ``[num_groups]`` each."""
     max_correct_s = batch.group_max(torch.where(batch.correct, s, torch.zeros_like(s)))
     mean_s = batch.group_mean(s)
     mixed = batch.mixed
@@ -169,7 +157,7 @@ def coefficients(
         coef = torch.where(mixed, torch.full_like(mean_s, float(fixed_coefficient)), torch.zeros_like(mean_s))
     else:
         raise ValueError(f"coefficient rule {rule!r}: use 'dynamic' or 'fixed'")
-    return coef, max_correct_s, mean_s
+    return coef, max_correct_s
 
 
 def calibrate_batch(
@@ -184,30 +172,18 @@ def calibrate_batch(
     fits = fit_lengths(batch)
     l_opt = optimal_lengths(optimal_length, batch.num_correct, batch.size, fits)
     s = penalties(batch, l_opt, penalty)
-    coef, max_correct_s, mean_s = coefficients(batch, s, coefficient, fixed_coefficient)
+    coef, max_correct_s = coefficients(batch, s, coefficient, fixed_coefficient)
     coef_i = batch.per_group(coef)
     shaped_reward = batch.scores - coef_i * s  # eq. 4
     groups = GroupStats(
         size=batch.size,
         num_correct=batch.num_correct,
-        mean_length=fits.m1,
-        var_length=fits.v1,
-        mean_correct_length=fits.m2,
-        var_correct_length=fits.v2,
-        min_length=fits.min_length,
-        max_length=fits.max_length,
         optimal_length=l_opt,
         coefficient=coef,
-        max_correct_penalty=max_correct_s,
-        mean_penalty=mean_s,
         mixed=batch.mixed,
         shaped=(coef > 0) & (max_correct_s > 0),
     )
     return CalibrationResult(
-        lengths=batch.lengths,
-        scores=batch.scores,
-        correct=batch.correct,
-        group_ids=batch.group_ids,
         optimal_length=batch.per_group(l_opt),
         penalty=s,
         coefficient=coef_i,
@@ -242,13 +218,8 @@ def calibrate(
         :class:`CalibrationResult` with float64 ``[B]`` tensors and ``[num_groups]`` group statistics.
     """
     batch = GroupedBatch.build(lengths, scores, group_ids, num_groups, correct_threshold=correct_threshold)
-    return calibrate_batch(
-        batch,
-        optimal_length=optimal_length,
-        penalty=penalty,
-        coefficient=coefficient,
-        fixed_coefficient=fixed_coefficient,
-    )
+    rules = {"optimal_length": optimal_length, "penalty": penalty, "coefficient": coefficient}
+    return calibrate_batch(batch, **rules, fixed_coefficient=fixed_coefficient)
 
 
 def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
@@ -277,13 +248,8 @@ def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
 )
 def shape(batch: GroupedBatch, options: SmartThinkerConfig) -> ShapingOutput:
     """SmartThinker's shaped rewards (eq. 4) for ``batch``; ``detail`` is the :class:`CalibrationResult`."""
-    result = calibrate_batch(
-        batch,
-        optimal_length=options.optimal_length,
-        penalty=options.penalty,
-        coefficient=options.coefficient,
-        fixed_coefficient=options.fixed_coefficient,
-    )
+    rules = {"optimal_length": options.optimal_length, "penalty": options.penalty, "coefficient": options.coefficient}
+    result = calibrate_batch(batch, **rules, fixed_coefficient=options.fixed_coefficient)
     return ShapingOutput(
         rewards=result.shaped_reward, shaped=result.groups.shaped, statistics=step_statistics(result), detail=result
     )
