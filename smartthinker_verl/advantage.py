@@ -3,18 +3,12 @@ as a verl advantage estimator, called by verl's ``compute_advantage`` as::
 
     fn(token_level_rewards=[bs, L], response_mask=[bs, L], config=<config.algorithm>, index=<uid array [bs]>)
 
-It only unpacks verl's arguments; the maths is in :mod:`smartthinker_verl.shaping`:
-
-- length l_i = ``response_mask.sum(-1)``; outcome score = ``token_level_rewards.sum(-1)``; group = ``index``;
-- the method's shaped reward r_i, from ``algorithm.<method>`` and ``algorithm.run_context``, validated once per
-  process and config by :func:`check_settings` (also what check-config runs); an option of another method is an
-  error, it would silently do nothing;
-- ``algorithm.<method>.normalizer`` turns r into advantages: ``grpo`` (default, :mod:`.shaping.grpo`, honouring
-  ``algorithm.norm_adv_by_std_in_grpo``), broadcast over the response tokens; any other name is that verl estimator,
-  called through verl's registry on the shaped rewards placed on the last valid token;
-- rows with an empty response mask (verl's batch padding) take no part in any statistic and get advantage 0.
-
-The step's statistics go to :mod:`smartthinker_verl.step_metrics` as ``<method>/<name>``.
+Length l_i = ``response_mask.sum(-1)``, outcome score = ``token_level_rewards.sum(-1)``, group = ``index``; the
+method's shaped reward from ``algorithm.<method>`` and ``algorithm.run_context`` (validated once per process and
+config by :func:`check_settings`, which check-config runs too); ``algorithm.<method>.normalizer`` turns it into
+advantages (``grpo``, honouring ``algorithm.norm_adv_by_std_in_grpo``, or any verl outcome estimator). Rows with an
+empty response mask (verl's batch padding) take no part and get advantage 0. The step's statistics go to
+:mod:`smartthinker_verl.step_metrics` as ``<method>/<name>``.
 """
 
 from __future__ import annotations
@@ -237,7 +231,7 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
             token_level_rewards, response_mask, index, options, norm_by_std, method, config, **state
         )
         responses = int((response_mask.sum(dim=-1) > 0).sum())
-        step_metrics.record(step_metrics.as_floats(output.statistics, prefix=f"{method.name}/"), weight=responses)
+        step_metrics.PENDING.record(step_metrics.as_floats(output.statistics, f"{method.name}/"), weight=responses)
         return advantages, advantages
 
     estimator.__name__ = f"compute_{method.name}_outcome_advantage"

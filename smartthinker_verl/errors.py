@@ -1,8 +1,5 @@
-"""The errors the package raises for bad input, configuration or environment.
-
-Each derives from ``SmartThinkerError`` and from the built-in that fits, so callers may catch either. The
-``smartthinker-verl`` CLIs print a ``SmartThinkerError`` as one line that names the fix and exit 2; any other
-exception is a bug and keeps its traceback.
+"""The errors for bad input, configuration or environment: each a ``SmartThinkerError`` and the built-in that fits.
+The CLIs print one as one line that names the fix and exit 2; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

@@ -26,13 +26,10 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 
 @dataclass(frozen=True, kw_only=True)
 class Options:
-    """Options read from one block of verl's config (``prefix``), validated by their field types on construction.
-
-    ``float`` and ``int`` fields (optionally ``| None``; None is "the default") take finite numbers or numeric
-    strings (a Hydra override may give one), ``int`` ones whole numbers; ``positive`` and ``non_negative`` name the
-    fields that must also be > 0, resp. >= 0. ``Literal[...]`` fields take one of its strings, ``bool`` fields a
-    boolean or true/false/yes/no/1/0. Every error names the key and the fix.
-    """
+    """Options of one block of verl's config (``prefix``), validated by their field types on construction:
+    ``float``/``int`` (optionally ``| None``, the default) take finite numbers or numeric strings (``int`` whole ones;
+    ``positive``/``non_negative`` name those > 0, >= 0), ``Literal`` one of its strings, ``bool`` true/false/yes/no/1/0.
+    Every error names the key and the fix."""
 
     #: Where the options live in verl's config, for error messages.
     prefix: ClassVar[str] = ""
@@ -49,13 +46,9 @@ class Options:
     @classmethod
     @functools.cache
     def field_types(cls) -> dict[str, tuple[Any, ...]]:
-        """``{field: its types}``; the strings of a ``Literal`` field, ``(int,)`` for ``int | None``, ..."""
+        """``{field: its types}``: ``(float,)``, ``(int, NoneType)`` for ``int | None``, a ``Literal``'s strings."""
         hints = typing.get_type_hints(cls)
-        out = {}
-        for field in dataclasses.fields(cls):
-            hint = hints[field.name]
-            out[field.name] = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
-        return out
+        return {f.name: typing.get_args(hints[f.name]) or (hints[f.name],) for f in dataclasses.fields(cls)}
 
     @classmethod
     def check_value(cls, key: str, value: Any, where: str | None = None) -> Any:

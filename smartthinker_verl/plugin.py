@@ -23,8 +23,7 @@ REGISTRATION_MODULES: tuple[str, ...] = (
     "smartthinker_verl.reward_manager",  # reward-loop manager `smartthinker`
 )
 
-#: Imported only where the user selected verl's CPU platform (``VERL_PLATFORM=cpu``). A GPU process imports nothing
-#: of the CPU path.
+#: Imported only where the user selected verl's CPU platform (``VERL_PLATFORM=cpu``).
 CPU_PLATFORM_MODULE = "smartthinker_verl.platforms.cpu"
 
 

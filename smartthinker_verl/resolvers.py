@@ -1,9 +1,7 @@
-"""OmegaConf resolvers of the recipe yaml, registered on import (idempotent).
+"""OmegaConf resolvers of the recipe yaml, registered on import (idempotent) by the plugin and the entry point.
 
-``${smartthinker_sum:${data.max_prompt_length},${data.max_response_length}}`` keeps vLLM's
-``actor_rollout_ref.rollout.max_model_len`` equal to prompt + response whatever the overrides: OmegaConf has no
-arithmetic of its own. The training entry point resolves the config before handing it to verl, and the plugin
-imports this module too, so any process that resolves the recipe config knows the resolver.
+``${smartthinker_sum:${data.max_prompt_length},${data.max_response_length}}`` keeps vLLM's ``max_model_len`` equal
+to prompt + response whatever the overrides: OmegaConf has no arithmetic of its own.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """verl adapter: the reward-loop manager ``smartthinker``, verl's ``naive`` manager plus SmartThinker's extras.
 
-verl's naive manager decodes, builds the scorer's ``extra_info`` and calls the scorer; this manager adds, for every
-response: ``acc``, ``think_closed``, ``grading_timed_out``, ``response_length`` (valid tokens) and ``truncated``
-(hit the response length limit). The scorer is SmartThinker's (:func:`scoring.grade` in the grading pool, options
-under ``reward.smartthinker`` so they reach reward workers on every node) unless
-``reward.custom_reward_function.path`` is set; options the chosen route would ignore are errors naming the fix.
+It adds ``acc``, ``think_closed``, ``grading_timed_out``, ``response_length`` and ``truncated`` for every response.
+The scorer is SmartThinker's (:func:`scoring.grade`, options under ``reward.smartthinker``, which reach reward
+workers on every node) unless ``reward.custom_reward_function.path`` is set; options the chosen route would ignore
+are errors naming the fix.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The owner of the current run's state of the shaping methods that keep state across steps (LASER-DE's adaptive
-targets), in the process where verl computes advantages.
+"""The owner of the current run's state of the stateful shaping methods (LASER-DE's adaptive targets).
 
-A run starts with :func:`reset_states` (the checkpoint callback calls it when verl builds the trainer; a tool that
-runs several trainings in one process calls it before each); :func:`state_of` hands the estimator the run's state of
-a method, made on first use; the callback (:mod:`smartthinker_verl.shaping_state`) saves and restores it.
+:func:`reset_states` starts a run (the checkpoint callback calls it when verl builds the trainer; a tool running
+several trainings in one process, before each); :func:`state_of` hands the estimator the run's state of a method;
+the callback (:mod:`smartthinker_verl.shaping_state`) saves and restores it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The shaping methods' per-step statistics, waiting for verl's next logged step.
 
 The estimator runs inside verl's ``compute_advantage``, which cannot hand metrics to the trainer: it stores its
-scalars in this process's :data:`PENDING` buffer (:func:`record`), which the ``Tracking.log`` wrapper of
+scalars in this process's :data:`PENDING` buffer, which the ``Tracking.log`` wrapper of
 :mod:`smartthinker_verl.verl_patches` merges into each logged step. When several advantage computations make one
 logged step (verl's ``separate_async`` trainer), each statistic is their mean weighted by responses, as verl's
 ``MetricsAggregator`` weights sub-step metrics; a NaN ("no incorrect response") counts as absent.
@@ -60,8 +60,3 @@ class _PendingMetrics:
 
 
 PENDING = _PendingMetrics()
-
-
-def record(values: Mapping[str, float], weight: float = 1.0) -> None:
-    """Add one advantage computation's statistics (over ``weight`` responses) to the next ``Tracking.log`` call."""
-    PENDING.record(values, weight)

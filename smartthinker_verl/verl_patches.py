@@ -79,12 +79,8 @@ def _wrap_tracking_log(tracking: type) -> None:
 
 
 def records_to_keep(old_lines: list[bytes], first_step: int, first_is_training: bool) -> list[bytes]:
-    """The old JSONL lines that precede the first step a resumed run logs.
-
-    The first record is the resumed run's first step S (training metrics) or its validation at the checkpoint's
-    step S (a record without ``training/global_step``): old records of steps < S, resp. <= S, are kept; later ones
-    are trained and logged again. A fresh run (first step 0, or 1 with training metrics) keeps nothing.
-    """
+    """The old JSONL lines before the first step S a resumed run logs: steps < S when it logs training metrics,
+    <= S when it validates at the checkpoint's step first; nothing for a fresh run (S = 0, or 1 with training)."""
     if first_step == 0 or (first_step == 1 and first_is_training):
         return []
     limit = first_step if first_is_training else first_step + 1
@@ -132,13 +128,9 @@ _STEP_FOLDER = re.compile(r"global_step_(\d+)")
 
 
 def rotate_checkpoints(run_dir: str | Path, keep: int | None, current_step: int) -> list[Path]:
-    """Delete the checkpoints of ``run_dir`` beyond the newest ``keep`` (None: keep all); returns those removed.
-
-    Only ``global_step_N`` folders with ``N <= current_step`` count (later ones belong to an attempt that crashed
-    and verl overwrites them). A folder is complete when it has ``actor/``; the newest ``keep`` complete ones stay,
-    older ones go, and so do leftovers without ``actor/`` (verl's own rotation removes only that subfolder). Never
-    removed: ``global_step_<current_step>`` and the step in ``latest_checkpointed_iteration.txt``.
-    """
+    """Delete the ``global_step_N`` folders of ``run_dir`` (N <= ``current_step``: later ones are a crashed attempt
+    verl overwrites) beyond the newest ``keep`` complete ones (with ``actor/``; leftovers without it go too), never
+    the current step's or the tracker file's; None keeps all. Returns those removed."""
     if keep is None:
         return []
     run_dir = Path(run_dir)

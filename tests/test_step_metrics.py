@@ -32,7 +32,7 @@ def test_pending_statistics_are_merged_into_the_next_log_call_once(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     tracking = Tracking(project_name="p", experiment_name="e", default_backend=["file"])
     metrics.PENDING.pop()
-    metrics.record({"smartthinker/accuracy/mean": 0.25})
+    metrics.PENDING.record({"smartthinker/accuracy/mean": 0.25})
     tracking.log(data={"actor/loss": 1.0}, step=1)
     tracking.log(data={"actor/loss": 0.5}, step=2)
     tracking.finish()

@@ -1,11 +1,6 @@
-"""Group bookkeeping shared by every shaping method (pure torch; never imports verl).
-
-A *group* is the responses sampled for one prompt (verl's ``uid``). Groups may have any size and may be interleaved
-in the batch in any order: every statistic here is a segment reduction over dense group ids (``index_add_``,
-``scatter_reduce_``, ``bincount``) with no Python loop over responses or groups.
-
-:class:`GroupedBatch` is what a shaping method receives: per-response lengths, outcome scores and correctness, all
-``[B]``, plus the dense group ids.
+"""Group bookkeeping shared by every shaping method. A *group* is the responses to one prompt (verl's ``uid``), of
+any size, interleaved in any order: every statistic is a segment reduction over dense group ids, no Python loop.
+:class:`GroupedBatch` is what a shaping method receives.
 """
 
 from __future__ import annotations

@@ -50,19 +50,8 @@ def grpo_normalize(
     epsilon: float = 1e-6,
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """GRPO advantages per response.
-
-    Args:
-        rewards: ``[B]`` rewards, in the dtype the advantages should have (verl: float32).
-        group_ids: ``[B]`` int64 dense group ids in ``[0, num_groups)``.
-        num_groups: number of groups.
-        norm_by_std: divide by the group std (GRPO) or not (Dr. GRPO).
-        epsilon: added to the std.
-        stats: ``group_std(rewards, group_ids, num_groups)`` when the caller already has it.
-
-    Returns:
-        ``[B]`` advantages, dtype of ``rewards``.
-    """
+    """``[B]`` GRPO advantages of ``[B]`` rewards (in the advantages' dtype, verl: float32) over dense group ids;
+    ``stats``: :func:`group_std` when the caller already has it."""
     mean, std = stats if stats is not None else group_std(rewards, group_ids, num_groups)
     centered = rewards - gather(mean, group_ids)
     return centered / (gather(std, group_ids) + epsilon) if norm_by_std else centered

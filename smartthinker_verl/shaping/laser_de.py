@@ -135,11 +135,6 @@ def coverage_counts(
     return responses, counts
 
 
-def minimum_correct(group_size: int) -> torch.Tensor:
-    """``[3]`` int64: the correct answers a band's minimal group keeps: 1, floor(n/3), floor(2n/3)."""
-    return torch.tensor([1, group_size // 3, (2 * group_size) // 3], dtype=torch.int64)
-
-
 def choose_candidates(
     responses: torch.Tensor, within: torch.Tensor, thresholds: torch.Tensor, group_size: int, expected_correct: int
 ) -> list[int | None]:
@@ -148,7 +143,8 @@ def choose_candidates(
     ``floor(within / responses * m)`` is evaluated exactly, as ``(within * m) // responses`` in integers; a band with
     no responses has coverage 0 (the released code's convention).
     """
-    m = minimum_correct(group_size).to(within.device)[:, None]
+    m_band = [1, group_size // 3, (2 * group_size) // 3]  # correct answers a band's minimal group keeps
+    m = torch.tensor(m_band, dtype=torch.int64, device=within.device)[:, None]
     qualifies = (within * m) // responses.clamp(min=1)[:, None] >= expected_correct
     qualifies &= (responses > 0)[:, None]
     first = torch.where(qualifies.any(dim=1), qualifies.to(torch.int8).argmax(dim=1), -1).tolist()

@@ -1,14 +1,9 @@
-"""The registry of shaping methods, which the verl adapter (:mod:`smartthinker_verl.advantage`) registers as
-advantage estimators (pure torch; never imports verl).
+"""The one table of shaping methods (:data:`METHODS`), from which the verl adapter registers its estimators.
 
-A method is its options dataclass (a :class:`~smartthinker_verl.options.MethodOptions` whose ``config_key`` is the
-estimator name) and its shaped-reward formula, registered with :func:`shaping_method`::
+A method is its options dataclass (whose ``config_key`` is the estimator name) and its shaped-reward formula::
 
     @shaping_method(MyOptions, statistics=("my_stat",), formula="r = ...")
     def shape(batch: GroupedBatch, options: MyOptions) -> ShapingOutput: ...
-
-The registry adds the statistics every method logs (:func:`~smartthinker_verl.shaping.groups.outcome_statistics`);
-the adapter does the rest (verl's tensors, the normaliser, zero-spread groups, the metrics hand-off).
 """
 
 from __future__ import annotations
@@ -56,10 +51,9 @@ class ShapingMethod:
         metric_names: the names in ``ShapingOutput.statistics``, in logging order (a contract: see the README).
         aliases: further estimator names for the same method.
         formula: one line for docs and ``--help`` texts.
-        state_type: for a method with state across steps (LASER-DE), the class of that state: made fresh for
-            each run, with ``state_dict() -> dict`` (JSON-serialisable) and ``load_state_dict(dict)``; the run's
-            instance is owned by :mod:`smartthinker_verl.shaping_state` and passed to ``shape`` as ``state``. None
-            for stateless methods.
+        state_type: the class of a stateful method's state across steps (LASER-DE), with JSON-serialisable
+            ``state_dict()`` and ``load_state_dict(dict)``; the run's instance (:mod:`smartthinker_verl.run_state`)
+            is passed to ``shape`` as ``state``.
     """
 
     name: str
@@ -85,10 +79,7 @@ def shaping_method(
     state_type: type | None = None,
 ) -> Callable[[Callable[..., ShapingOutput]], Callable[..., ShapingOutput]]:
     """Register the decorated ``shape(batch, options, **kwargs) -> ShapingOutput`` as the method
-    ``options_type.config_key``, logging ``statistics`` (the names its output holds) and the outcome statistics.
-
-    Returns the decorator; it returns ``shape`` with the outcome statistics added (what :data:`METHODS` holds).
-    """
+    ``options_type.config_key``, logging ``statistics`` and (added here) the outcome statistics."""
 
     def register(shape: Callable[..., ShapingOutput]) -> Callable[..., ShapingOutput]:
         @functools.wraps(shape)

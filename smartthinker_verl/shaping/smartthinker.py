@@ -204,19 +204,8 @@ def calibrate(
     coefficient: str = "dynamic",
     fixed_coefficient: float | None = None,
 ) -> CalibrationResult:
-    """SmartThinker's shaped rewards (eqs. 1-4) for a batch of groups.
-
-    Args:
-        lengths: ``[B]`` response lengths in tokens (any real dtype; non-negative, finite).
-        scores: ``[B]`` outcome scores (any real dtype, finite; a bool tensor means 1/0 scores).
-        group_ids: ``[B]`` int64 dense group ids in ``[0, num_groups)`` (see ``group_ids_from_index``).
-        num_groups: number of groups (default ``group_ids.max() + 1``); every id below it must occur.
-        correct_threshold: a response is correct (a_i = 1) when its score >= this.
-        optimal_length, penalty, coefficient, fixed_coefficient: the rules (see ``SmartThinkerConfig``).
-
-    Returns:
-        :class:`CalibrationResult` with float64 ``[B]`` tensors and ``[num_groups]`` group statistics.
-    """
+    """SmartThinker's shaped rewards (eqs. 1-4) for ``[B]`` lengths, scores and dense group ids (the arguments of
+    :meth:`GroupedBatch.build`), under the rules of :class:`SmartThinkerConfig`."""
     batch = GroupedBatch.build(lengths, scores, group_ids, num_groups, correct_threshold=correct_threshold)
     rules = {"optimal_length": optimal_length, "penalty": penalty, "coefficient": coefficient}
     return calibrate_batch(batch, **rules, fixed_coefficient=fixed_coefficient)
