@@ -87,7 +87,7 @@ class Options:
         bound = ">" if key in cls.positive else ">=" if key in cls.non_negative else None
         if bound and (value <= 0 if bound == ">" else value < 0):
             default = next(f.default for f in dataclasses.fields(cls) if f.name == key)
-            fix = f"e.g. {cls.prefix}.{key}={default}" if default is not None else "a number, or null for the default"
+            fix = f"e.g. +{cls.prefix}.{key}={default}" if default is not None else "a number, or null for the default"
             raise ConfigError(f"{where} must be {bound} 0. Fix: {fix}")
         return kind(value)
 

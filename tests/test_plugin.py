@@ -59,7 +59,7 @@ def test_entry_points_off_means_not_registered():
 
 #: Folders of tools around the plugin core (README "Layout"): a training process imports none of them, except the
 #: CPU platform where it is selected.
-TOOL_PACKAGES = ("platforms", "training", "data", "demo", "convert", "evaluation")
+TOOL_PACKAGES = ("platforms", "launch", "data", "demo", "convert", "evaluation", "cli", "arena")
 
 
 @pytest.mark.parametrize("platform", ["", "cpu"])
@@ -83,3 +83,44 @@ def test_the_cpu_path_is_imported_only_when_selected(platform):
         assert all(m.startswith("smartthinker_verl.platforms") for m in modules), modules
     else:
         assert loaded == "-"
+
+
+def core_imports() -> dict[str, set[str]]:
+    """``{core module: the package modules it imports}``, function-level imports included, from the sources."""
+    import ast
+    from pathlib import Path
+
+    package = Path(plugin.__file__).parent
+    names = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        names[path] = ".".join(("smartthinker_verl", *parts)).removesuffix(".__init__")
+    graph = {}
+    for path, name in names.items():
+        if name.split(".")[1:2] and name.split(".")[1] in TOOL_PACKAGES:
+            continue
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("smartthinker_verl"):
+                for alias in node.names:  # `from package import module` imports that module
+                    module = f"{node.module}.{alias.name}"
+                    found.add(module if module in names.values() else node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("smartthinker_verl")}
+        graph[name] = found
+    return graph
+
+
+def test_the_core_imports_no_tool_and_forms_no_cycle():
+    """The modules verl's processes load import no tool package, and their imports form no cycle."""
+    graph = core_imports()
+    tools = {m: sorted(i for i in imports if i.split(".")[1] in TOOL_PACKAGES) for m, imports in graph.items()}
+    assert {m: t for m, t in tools.items() if t} == {}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == goal or (nxt not in seen and (seen.add(nxt) or reaches(nxt, goal, seen))):
+                return True
+        return False
+
+    assert [m for m in graph if reaches(m, m, set())] == []

@@ -44,17 +44,18 @@ def patches_in(source: str) -> list[str]:
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 targets += target.elts if isinstance(target, ast.Tuple) else [target]
+            targets = [t for t in targets if isinstance(t, ast.Attribute)]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
             targets = node.args[:1]
-        for target in targets:
-            if (isinstance(target, ast.Attribute) or node is not target) and root(target) in imported:
-                found.append(f"{node.lineno}: {ast.unparse(target)}")
+        found += [f"{node.lineno}: {ast.unparse(t)}" for t in targets if root(t) in imported]
     return found
 
 
 def test_the_scanner_finds_a_patch():
     source = "from verl.utils.tracking import Tracking\nfrom multiprocessing import spawn\nimport os\n"
-    source += "Tracking.log = print\nspawn.a, spawn.b = 1, 2\nsetattr(os, 'sep', '/')\nlocal = 1\nlocal.x = 2\n"
+    source += (
+        "Tracking.log = print\nspawn.a, spawn.b = 1, 2\nsetattr(os, 'sep', '/')\nlocal = 1\nlocal.x = 2\nos: int = 1\n"
+    )
     assert patches_in(source) == ["4: Tracking.log", "5: spawn.a", "5: spawn.b", "6: os"]
 
 
