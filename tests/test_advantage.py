@@ -159,6 +159,23 @@ def test_options_are_read_from_algorithm_smartthinker():
         fn(config=algorithm_config(smartthinker={"coefficient": "fixed"}), **kwargs)
 
 
+def test_options_are_validated_once_per_process_and_config(monkeypatch):
+    """The estimator checks its config (check_settings, what check-config runs) once, not on every step; a changed
+    config is checked again."""
+    from smartthinker_verl import advantage
+
+    calls = []
+    checked = advantage.check_settings
+    monkeypatch.setattr(advantage, "check_settings", lambda *args: calls.append(1) or checked(*args))
+    advantage._checked_settings.cache_clear()
+    data = make_batch(WORKED_LENGTHS, WORKED_CORRECT, ["q"] * 8)
+    for penalty in ("one_sided", "one_sided", "one_sided", "symmetric"):
+        compute_advantage(
+            data, adv_estimator="smartthinker", config=algorithm_config(smartthinker={"penalty": penalty})
+        )
+    assert len(calls) == 2
+
+
 def test_use_kl_in_reward_is_refused_with_the_fix():
     data = make_batch([3, 4], [1.0, 0.0], ["a", "a"])
     with pytest.raises(ConfigError, match="use_kl_loss=True"):

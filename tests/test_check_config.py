@@ -44,23 +44,22 @@ def test_recipe_yaml_composes_verls_ppo_trainer_with_the_smartthinker_deltas() -
     # ...on top of verl's own defaults (composed, not copied).
     assert config.algorithm.gamma == 1.0 and config.actor_rollout_ref.actor.clip_ratio == 0.2
     assert config.trainer.use_v1 is True
-    # The options block mirrors SmartThinkerConfig's fields and defaults exactly.
-    from smartthinker_verl.options import SmartThinkerConfig
-
-    assert SmartThinkerConfig.from_algorithm_config(config.algorithm) == SmartThinkerConfig()
-    assert set(config.algorithm.smartthinker) == set(SmartThinkerConfig.option_names())
-
-
-def test_every_methods_options_block_holds_exactly_its_defaults() -> None:
-    """Each shaping method's block in the recipe yaml lists every option with its default, so selecting any method
-    needs no '+' and a block of an unselected method never trips the foreign-options rule."""
+    # No option block copies a default: the defaults live in the options dataclasses only.
     from smartthinker_verl.shaping import primary_methods
 
-    config = compose_config()
-    for method in primary_methods():
-        block = config.algorithm[method.name]
-        assert set(block) == set(method.options_type.option_names()), method.name
-        assert method.options_type.from_algorithm_config(config.algorithm) == method.options_type(), method.name
+    assert not {m.name for m in primary_methods()} & set(config.algorithm) and "smartthinker" not in config.reward
+
+
+def test_the_run_context_is_interpolated_from_the_config() -> None:
+    """algorithm.run_context follows the rollout's response length and n, and verl's separate_async sub-steps."""
+    from smartthinker_verl.options import RunContext
+
+    config = compose_config(["actor_rollout_ref.rollout.response_length=6000", "actor_rollout_ref.rollout.n=4"])
+    assert RunContext.from_algorithm(config.algorithm) == RunContext(response_limit=6000, group_size=4)
+    config = compose_config(
+        ["trainer.v1.trainer_mode=separate_async", "trainer.v1.separate_async.parameter_sync_step=3"]
+    )
+    assert RunContext.from_algorithm(config.algorithm).calls_per_step == 3
 
 
 @pytest.mark.parametrize("method", ["shorter_better", "efficient_reasoning", "kimi_length", "laser_de"])
@@ -69,16 +68,16 @@ def test_each_baseline_is_one_override(method: str) -> None:
 
 
 def test_options_of_a_method_that_is_not_selected_are_refused_with_the_fix() -> None:
-    (error,) = errors_for("algorithm.adv_estimator=shorter_better", "algorithm.smartthinker.penalty=symmetric")
+    (error,) = errors_for("algorithm.adv_estimator=shorter_better", "+algorithm.smartthinker.penalty=symmetric")
     assert "algorithm.smartthinker.penalty='symmetric'" in error and "algorithm.adv_estimator=smartthinker" in error
-    (error,) = errors_for("algorithm.shorter_better.alpha=3")  # the default estimator is smartthinker
-    assert "algorithm.shorter_better.alpha=3.0" in error and "Fix" in error
-    (error,) = errors_for("algorithm.adv_estimator=grpo", "algorithm.laser_de.alpha=1")
-    assert "algorithm.laser_de.alpha=1.0" in error
+    (error,) = errors_for("+algorithm.shorter_better.alpha=3")  # the default estimator is smartthinker
+    assert "algorithm.shorter_better.alpha=3" in error and "Fix" in error
+    (error,) = errors_for("algorithm.adv_estimator=grpo", "+algorithm.laser_de.alpha=1")
+    assert "algorithm.laser_de.alpha=1" in error
 
 
 def test_baseline_options_are_validated_when_selected() -> None:
-    (error,) = errors_for("algorithm.adv_estimator=efficient_reasoning", "algorithm.efficient_reasoning.alpha=2")
+    (error,) = errors_for("algorithm.adv_estimator=efficient_reasoning", "+algorithm.efficient_reasoning.alpha=2")
     assert "algorithm.efficient_reasoning.alpha=2.0 must lie in [0, 1)" in error
 
 
@@ -133,9 +132,9 @@ def test_unknown_smartthinker_option_with_plus_is_refused_by_smartthinker_config
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("algorithm.smartthinker.penalty=both", "algorithm.smartthinker.penalty='both' is not valid"),
-        ("algorithm.smartthinker.coefficient=fixed", "needs algorithm.smartthinker.fixed_coefficient"),
-        ("algorithm.smartthinker.epsilon=0", "algorithm.smartthinker.epsilon=0.0 must be > 0"),
+        ("+algorithm.smartthinker.penalty=both", "algorithm.smartthinker.penalty='both' is not valid"),
+        ("+algorithm.smartthinker.coefficient=fixed", "needs algorithm.smartthinker.fixed_coefficient"),
+        ("+algorithm.smartthinker.epsilon=0", "algorithm.smartthinker.epsilon=0 must be > 0"),
     ],
 )
 def test_invalid_smartthinker_values_are_refused(override: str, message: str) -> None:
@@ -144,7 +143,7 @@ def test_invalid_smartthinker_values_are_refused(override: str, message: str) ->
 
 
 def test_fixed_coefficient_ablation_is_valid_and_named() -> None:
-    overrides = ["algorithm.smartthinker.coefficient=fixed", "algorithm.smartthinker.fixed_coefficient=1e-4"]
+    overrides = ["+algorithm.smartthinker.coefficient=fixed", "+algorithm.smartthinker.fixed_coefficient=1e-4"]
     config = compose_config(overrides)
     assert validate_config(config, require_files=False).errors == []
     assert "-coef-fixed0.0001-" in config.trainer.experiment_name
@@ -246,7 +245,7 @@ def test_run_name_follows_the_settings() -> None:
     config = compose_config(
         [
             "actor_rollout_ref.model.path=/m/Qwen3-4B/",
-            "algorithm.smartthinker.penalty=symmetric",
+            "+algorithm.smartthinker.penalty=symmetric",
             "data.max_response_length=4096",
         ]
     )
@@ -354,10 +353,10 @@ def test_the_cpu_layer_composes_over_the_recipe_config() -> None:
 
 
 def test_grading_pool_options_are_validated_with_the_fix() -> None:
-    assert errors_for("reward.smartthinker.grade_timeout_s=30", "reward.smartthinker.grader_processes=2") == []
-    (error,) = errors_for("reward.smartthinker.grade_timeout_s=-5")
+    assert errors_for("+reward.smartthinker.grade_timeout_s=30", "+reward.smartthinker.grader_processes=2") == []
+    (error,) = errors_for("+reward.smartthinker.grade_timeout_s=-5")
     assert "reward.smartthinker.grade_timeout_s=-5 must be > 0" in error
-    (error,) = errors_for("reward.smartthinker.grader_processes=0")
+    (error,) = errors_for("+reward.smartthinker.grader_processes=0")
     assert "reward.smartthinker.grader_processes=0" in error and "or null for the default" in error
     (error,) = errors_for("+reward.smartthinker.grader_procs=2")
     assert "unknown key(s) reward.smartthinker.grader_procs" in error and "grader_processes" in error
@@ -368,7 +367,7 @@ def test_grading_pool_options_with_a_manager_that_ignores_them_are_refused() -> 
         "reward.reward_manager.name=naive",
         "reward.custom_reward_function.path=pkg://smartthinker_verl.scoring",
         "reward.custom_reward_function.name=compute_score",
-        "reward.smartthinker.grader_processes=2",
+        "+reward.smartthinker.grader_processes=2",
     )
     assert "only the smartthinker reward manager reads it" in error and "reward_kwargs" in error
     assert (

@@ -78,23 +78,11 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
     assert trainer["total_training_steps"] == 150
     # SmartThinker plugged in.
     assert algorithm["adv_estimator"] == "smartthinker"
-    assert algorithm["smartthinker"] == {
-        "optimal_length": "reference",
-        "penalty": "one_sided",
-        "coefficient": "dynamic",
-        "fixed_coefficient": None,
-        "correct_threshold": 0.5,
-        "epsilon": pytest.approx(1e-6),
-        "normalizer": "grpo",
-    }
+    # No option block: the defaults are the options dataclasses' (the paper's), the run context interpolated.
+    assert "smartthinker" not in algorithm and "smartthinker" not in config["reward"]
+    assert algorithm["run_context"] == {"response_limit": 8000, "group_size": 8, "calls_per_step": 1}
     assert config["reward"]["reward_manager"]["name"] == "smartthinker"
-    # one grading route: the manager's own scorer, its gate in reward.smartthinker, no custom function
-    assert config["reward"]["custom_reward_function"]["path"] is None
-    assert config["reward"]["smartthinker"] == {
-        "require_think_close": True,
-        "grade_timeout_s": None,
-        "grader_processes": None,
-    }
+    assert config["reward"]["custom_reward_function"]["path"] is None  # one grading route: the manager's scorer
     # Recipe wiring: data under DATA_DIR, run name from what matters.
     assert data["train_files"] == f"{tmp_path}/deepscaler/train.parquet"
     assert data["val_files"] == [f"{tmp_path}/{name}/test.parquet" for name in ("aime25", "amc23", "math500")]
