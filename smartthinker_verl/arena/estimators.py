@@ -11,9 +11,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import verl  # noqa: F401  (loads the plugin through its entry point)
 from omegaconf import DictConfig
+from verl import DataProto
+from verl.trainer.ppo.ray_trainer import compute_advantage
 
+from smartthinker_verl.advantage import register_estimators
 from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.shaping import primary_methods
 
 #: verl's own GRPO, the reference every method is compared with.
 REFERENCE = "grpo"
@@ -21,11 +26,6 @@ REFERENCE = "grpo"
 
 def available_methods() -> list[str]:
     """``grpo`` and every method of the shaping registry (registered into verl's estimators on the way)."""
-    import verl  # noqa: F401  (loads the plugin through its entry point)
-
-    from smartthinker_verl.advantage import register_estimators
-    from smartthinker_verl.shaping import primary_methods
-
     register_estimators()  # also a method registered after the plugin loaded
     return [REFERENCE, *(method.name for method in primary_methods())]
 
@@ -67,9 +67,6 @@ def compute_advantages(
         response_mask: ``[B, L]`` 1 on response tokens.
         uid: ``[B]`` object array, the group (prompt) of each response.
     """
-    from verl import DataProto
-    from verl.trainer.ppo.ray_trainer import compute_advantage
-
     algorithm = config.algorithm
     data = DataProto.from_dict(
         tensors={"token_level_rewards": token_level_rewards, "response_mask": response_mask},

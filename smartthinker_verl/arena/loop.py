@@ -54,7 +54,8 @@ class ArenaSpec:
 class Trajectory:
     """One (method, seed) run. Per step and level (``[steps, levels]``): the sampled responses' mean length and
     accuracy; per step, the lowest advantage of a correct response (SmartThinker's guarantee: >= 0); per level
-    (``[levels]``): the expected length and accuracy under the final policy, cut responses included."""
+    (``[levels]``): the expected length and accuracy under the final policy, cut responses included; the final
+    policy itself."""
 
     method: str
     seed: int
@@ -63,6 +64,7 @@ class Trajectory:
     min_correct_advantage: np.ndarray
     final_length: np.ndarray
     final_accuracy: np.ndarray
+    policy: LengthPolicy
 
 
 def run_one(spec: ArenaSpec, config: DictConfig, seed: int) -> Trajectory:
@@ -108,6 +110,7 @@ def run_one(spec: ArenaSpec, config: DictConfig, seed: int) -> Trajectory:
         min_correct_advantage=min_correct,
         final_length=_level_means(final_length, level, len(spec.levels)),
         final_accuracy=_level_means(final_accuracy, level, len(spec.levels)),
+        policy=policy,
     )
 
 
