@@ -119,7 +119,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def plot(summary: dict[str, Any], path: str | Path) -> Path:
     """``arena.png``: per level (columns) the mean length (top) and accuracy (bottom) of every method over the
-    steps, with the critical length and the best accuracy dashed."""
+    steps (lengths on a log scale), with the critical length and the best accuracy dashed."""
     plt = pyplot()
     levels = summary["levels"]
     fig, axes = plt.subplots(2, len(levels), figsize=(2.6 * len(levels), 4.6), sharex=True, squeeze=False)
@@ -131,6 +131,7 @@ def plot(summary: dict[str, Any], path: str | Path) -> Path:
             bottom.plot(curves["accuracy_per_step"], lw=1)
         top.axhline(level["critical_length"], color="k", ls="--", lw=0.8)
         bottom.axhline(level["best_accuracy"], color="k", ls="--", lw=0.8)
+        top.set_yscale("log")
         top.set_title(level["name"], fontsize=9)
         bottom.set_xlabel("step", fontsize=8)
         bottom.set_ylim(0, 1.02)
