@@ -115,7 +115,7 @@ def test_unknown_method_is_refused_with_the_known_names():
 def test_critical_length_is_where_the_curve_reaches_95_percent_of_its_best():
     for level in curves.DEFAULT_LEVELS:
         critical = level.critical_length(8192)
-        assert abs(critical - level.rise_critical_length()) <= 1
+        assert critical <= level.rise_critical_length() + 1  # earlier where the limit cuts the rise short
         table = level.table(8192)
         assert table[critical] >= 0.95 * table[1:].max() > table[critical - 1]
     declining = curves.overthinking(curves.DEFAULT_LEVELS)[0]

@@ -132,6 +132,7 @@ def plot(summary: dict[str, Any], path: str | Path) -> Path:
         top.axhline(level["critical_length"], color="k", ls="--", lw=0.8)
         bottom.axhline(level["best_accuracy"], color="k", ls="--", lw=0.8)
         top.set_yscale("log")
+        top.set_ylim(50, 1.2 * summary["spec"]["max_length"])
         top.set_title(level["name"], fontsize=9)
         bottom.set_xlabel("step", fontsize=8)
         bottom.set_ylim(0, 1.02)
