@@ -83,6 +83,10 @@ def _cell(stat: dict[str, float] | None, digits: int, ratio: dict[str, float] | 
     return text + (f" ({ratio['mean']:.2f}x)" if ratio else "")
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 def markdown(summary: dict[str, Any]) -> str:
     """``arena.md``: the levels, then final length (x critical), accuracy (x best) and tokens saved against grpo."""
     levels = summary["levels"]
@@ -110,7 +114,7 @@ def markdown(summary: dict[str, Any]) -> str:
             for method, m in methods.items()
         ]
         lines += ["", f"## {title}", "", *markdown_table(["method", *names], rows)]
-    lowest = ", ".join(f"{method} {m['min_correct_advantage']}" for method, m in methods.items())
+    lowest = ", ".join(f"{method} {_number(m['min_correct_advantage'])}" for method, m in methods.items())
     lines += ["", f"Lowest advantage of a correct response over all steps and seeds: {lowest}."]
     if summary.get("wall_time_s") is not None:
         lines += ["", f"Wall time: {summary['wall_time_s']:.0f} s."]
