@@ -241,11 +241,12 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
 
 
 def register_estimators() -> None:
-    """Register every shaping method under its name and aliases with verl's estimator registry (once per process:
-    the plugin imports this module once)."""
+    """Register every shaping method under its name and aliases with verl's estimator registry; names verl already
+    knows are skipped, so a method registered after the plugin loaded (docs/baselines.md) is added by a second call."""
     for method in METHODS.values():
-        estimator = make_estimator(method)
-        for name in (method.name, *method.aliases):
+        names = [name for name in (method.name, *method.aliases) if name not in ADV_ESTIMATOR_REGISTRY]
+        estimator = make_estimator(method) if names else None
+        for name in names:
             register_adv_est(name)(estimator)
 
 

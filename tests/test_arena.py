@@ -53,14 +53,12 @@ def brevity_method():
     removed again afterwards so that no other test sees it."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
-    from smartthinker_verl import advantage
-
     @shaping_method(BrevityOptions, statistics=(), formula="r = -len")
     def shape(batch: GroupedBatch, options: BrevityOptions) -> ShapingOutput:
         return ShapingOutput(rewards=-batch.lengths.double(), statistics={})
 
     yield BrevityOptions.config_key
-    for registry in (METHODS, ADV_ESTIMATOR_REGISTRY, advantage._ESTIMATORS):
+    for registry in (METHODS, ADV_ESTIMATOR_REGISTRY):
         registry.pop(BrevityOptions.config_key, None)
 
 

@@ -51,7 +51,7 @@ def method_config(
 
 def fresh_state() -> None:
     """Start every stateful method (LASER-DE's adaptive targets) afresh: called once before every (method, seed)."""
-    from smartthinker_verl.shaping_state import reset_states
+    from smartthinker_verl.run_state import reset_states
 
     reset_states()
 
