@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.options import CONFIG_KEY
 
@@ -415,14 +416,14 @@ def print_plan(stages: Sequence[Stage], dry_run: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[reproduce %(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        check_methods(args.methods)
-        stages = plan(args)
-        resolve_skips(stages)
-    except ConfigError as error:
-        print(f"reproduce: error: {error}", file=sys.stderr)
-        return 2
+    return exit_status("reproduce", lambda: _reproduce(sys.argv[1:] if argv is None else argv))
+
+
+def _reproduce(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    check_methods(args.methods)
+    stages = plan(args)
+    resolve_skips(stages)
     sys.stderr.flush()
     print_plan(stages, args.dry_run)
     sys.stdout.flush()
