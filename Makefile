@@ -50,7 +50,6 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_estimator.py
 	$(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_reward_load.py
-	$(PY) benchmarks/bench_sdpa_budgets.py
 
 demo: $(STAMP)
 	bash recipes/run_demo_cpu.sh

@@ -18,7 +18,8 @@
 # Arguments: `--dry-run` composes and validates without GPUs and prints the resolved YAML on stdout;
 # `--skip-doctor` skips the preflight on the Ray cluster; `--doctor-only` runs only the preflight, on the run this
 # recipe would start (its environment and overrides), and exits with its status; every other argument is a Hydra
-# override (key=value, +new.key=value, ~key) applied last. Options come before the overrides.
+# override (key=value, +new.key=value, ~key) applied last. Options come before the overrides. The recipes train
+# with flash-attn; `+attention=sdpa` trains with PyTorch's sdpa and the recipe's RECIPE_SDPA_MAX_TOKEN_LEN_PER_GPU.
 
 if [[ "${BASH_SOURCE[0]}" == "${0}" ]]; then
     echo "recipes/common.sh is sourced by the recipes, not run" >&2
@@ -67,8 +68,10 @@ smartthinker_run() {
             *) break ;;
         esac
     done
-    local arg
+    local arg budget="${RECIPE_MAX_TOKEN_LEN_PER_GPU:-32768}"
     for arg in "$@"; do
+        # sdpa pads micro-batches: the model's smaller budget (docs/gpu.md, "Without flash-attn").
+        [[ "${arg}" == "+attention=sdpa" ]] && budget="${RECIPE_SDPA_MAX_TOKEN_LEN_PER_GPU:-12288}"
         if [[ "${arg}" == --* ]]; then
             smartthinker_log "unknown option ${arg}: the options are --dry-run and --skip-doctor (before the" \
                 "overrides), or --doctor-only; everything else is a Hydra override key=value"
@@ -90,10 +93,7 @@ smartthinker_run() {
         "trainer.total_training_steps=${RECIPE_TOTAL_STEPS}"
         "actor_rollout_ref.rollout.tensor_model_parallel_size=${RECIPE_ROLLOUT_TP:-1}"
         "actor_rollout_ref.rollout.gpu_memory_utilization=${RECIPE_GPU_MEMORY_UTILIZATION:-0.6}"
-        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${RECIPE_MAX_TOKEN_LEN_PER_GPU:-32768}"
-        # Used only without flash-attn (padded micro-batches): docs/gpu.md "Without flash-attn".
-        "sdpa_fallback.ppo_max_token_len_per_gpu=${RECIPE_SDPA_MAX_TOKEN_LEN_PER_GPU:-12288}"
-        "sdpa_fallback.log_prob_max_token_len_per_gpu=${RECIPE_SDPA_LOG_PROB_MAX_TOKEN_LEN_PER_GPU:-12288}"
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${budget}"
     )
     if [[ -n "${EXPERIMENT}" ]]; then
         overrides+=("trainer.experiment_name='${EXPERIMENT}'")

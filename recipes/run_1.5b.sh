@@ -14,11 +14,10 @@ RECIPE_ROLLOUT_TP=1
 RECIPE_GPU_MEMORY_UTILIZATION=0.6
 # Real tokens per GPU per micro-batch with flash-attn (packed; one sequence is at most 1500 + 8000).
 RECIPE_MAX_TOKEN_LEN_PER_GPU=32768
-# Without flash-attn (sdpa, micro-batches padded to their longest sequence): the largest padded micro-batch of
+# With +attention=sdpa (micro-batches padded to their longest sequence): the largest padded micro-batch of
 # verl's partitioner on short answers is ~40k positions, ~47 GiB of logits and activations at 12288 (docs/gpu.md,
 # "Without flash-attn").
 RECIPE_SDPA_MAX_TOKEN_LEN_PER_GPU=12288
-RECIPE_SDPA_LOG_PROB_MAX_TOKEN_LEN_PER_GPU=12288
 RECIPE_EXTRA_OVERRIDES=()
 # ----------------------------------------------------------------------------------------------------------------
 

@@ -20,10 +20,9 @@ RECIPE_GPU_MEMORY_UTILIZATION=0.6
 RECIPE_MAX_NUM_SEQS=128
 # Smaller packs than 1.5B: activations of a 7B model (one sequence is at most 1500 + 8000 tokens).
 RECIPE_MAX_TOKEN_LEN_PER_GPU=16384
-# Without flash-attn: one full sequence plus a little (9728); even so the largest padded micro-batch (~18-24k
+# With +attention=sdpa: one full sequence plus a little (9728); even so the largest padded micro-batch (~18-24k
 # positions) takes ~35 GiB beside 28 GiB of actor state on 80 GB GPUs (docs/gpu.md, "Without flash-attn").
 RECIPE_SDPA_MAX_TOKEN_LEN_PER_GPU=9728
-RECIPE_SDPA_LOG_PROB_MAX_TOKEN_LEN_PER_GPU=9728
 RECIPE_EXTRA_OVERRIDES=()
 # ----------------------------------------------------------------------------------------------------------------
 

@@ -20,10 +20,9 @@ RECIPE_GPU_MEMORY_UTILIZATION=0.75
 # The arithmetic: docs/gpu.md, "GPU memory".
 RECIPE_MAX_NUM_SEQS=36
 RECIPE_MAX_TOKEN_LEN_PER_GPU=24576
-# Without flash-attn (docs/gpu.md, "Without flash-attn"): the largest padded micro-batch on short answers is
+# With +attention=sdpa (docs/gpu.md, "Without flash-attn"): the largest padded micro-batch on short answers is
 # ~32k positions, ~42 GiB of logits and activations beside 15 GiB of actor state.
 RECIPE_SDPA_MAX_TOKEN_LEN_PER_GPU=11264
-RECIPE_SDPA_LOG_PROB_MAX_TOKEN_LEN_PER_GPU=11264
 RECIPE_EXTRA_OVERRIDES=()
 # ----------------------------------------------------------------------------------------------------------------
 

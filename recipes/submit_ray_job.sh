@@ -144,7 +144,7 @@ EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-}"
     for pattern in "${EXCLUDES[@]}"; do echo "  - $(json_quote "${pattern}")"; done
     echo "env_vars:"
     echo "  VERL_USE_EXTERNAL_MODULES: $(json_quote "${EXTERNAL_MODULES}")"
-    # The recipes' config check then refuses a relative trainer.default_local_dir (launch.compose.RAY_JOB_ENV).
+    # The recipes' config check then refuses a relative trainer.default_local_dir (launch.validate.RAY_JOB_ENV).
     echo "  SMARTTHINKER_RAY_JOB: \"1\""
     for name in "${FORWARDED_ENV[@]}"; do
         if [[ -n "${!name:-}" ]]; then echo "  ${name}: $(json_quote "${!name}")"; fi

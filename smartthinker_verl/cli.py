@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 
 from smartthinker_verl.errors import SmartThinkerError
 
@@ -20,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("smartthinker_verl.convert", "FSDP checkpoint of a run -> Hugging Face model (verified)"),
     "eval": ("smartthinker_verl.evaluation.cli", "generate and grade on benchmark parquet files, or grade a JSONL"),
     "report": ("smartthinker_verl.evaluation.report", "Markdown table and plot comparing evaluation results"),
-    "check-config": ("smartthinker_verl.launch.compose", "compose and validate a recipe's config without GPUs"),
+    "check-config": ("smartthinker_verl.launch.check_config", "compose and validate a recipe's config without GPUs"),
     "doctor": (
         "smartthinker_verl.launch.doctor",
         "preflight of a run on its Ray cluster (every node: checkpoint folder, disk, wandb, plugin; GPU nodes: GPUs)",
@@ -46,11 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    return exit_status(f"smartthinker-verl {args.command}", lambda: args._module.run(args))
+
+
+def exit_status(program: str, call: Callable[[], int | None]) -> int:
+    """Run ``call`` and return its exit status; a :class:`SmartThinkerError` (bad input or configuration) becomes
+    one line with the fix and exit 2, the one place that does so. Any other exception is a bug (traceback)."""
     try:
-        return int(args._module.run(args) or 0)
-    except SmartThinkerError as error:  # bad input: one line with the fix; anything else is a bug (traceback)
-        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=True)
-        print(f"smartthinker-verl {args.command}: error: {error}", file=sys.stderr)
+        return int(call() or 0)
+    except SmartThinkerError as error:
+        logging.getLogger(__name__).debug("%s failed", program, exc_info=True)
+        print(f"{program}: error: {error}", file=sys.stderr)
         return 2
 
 

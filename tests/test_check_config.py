@@ -1,4 +1,4 @@
-"""`smartthinker-verl check-config` and smartthinker_verl.launch.compose: compose the recipe yaml over verl's
+"""`smartthinker-verl check-config`, smartthinker_verl.launch.compose and .validate: compose the recipe yaml over verl's
 real `ppo_trainer` config, validate with verl's real validate_config and the real plugin registries, and report
 every problem with the key and the fix. All in process (no GPUs, no Ray).
 """
@@ -14,8 +14,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from smartthinker_verl import cli
-from smartthinker_verl.launch import compose
-from smartthinker_verl.launch.compose import RecipeConfigError, build_run_name, compose_config, validate_config
+from smartthinker_verl.launch import compose, validate
+from smartthinker_verl.launch.compose import build_run_name, compose_config
+from smartthinker_verl.launch.validate import RecipeConfigError, validate_config
 
 
 def errors_for(*overrides: str, require_files: bool = False) -> list[str]:
@@ -206,7 +207,7 @@ def test_reward_options_the_grading_route_would_ignore_are_reported() -> None:
 
 
 def test_a_plugin_that_does_not_import_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compose, "PLUGIN_MODULE", "smartthinker_verl._no_such_plugin")
+    monkeypatch.setattr(validate, "PLUGIN_MODULE", "smartthinker_verl._no_such_plugin")
     errors = errors_for()
     assert any("smartthinker_verl._no_such_plugin does not import" in e and "pip install -e ." in e for e in errors)
 
@@ -266,18 +267,20 @@ def test_check_config_cli_prints_only_the_resolved_yaml(capsys: pytest.CaptureFi
     assert "[validate_config]" in captured.err  # verl's print went to stderr
 
 
-def test_check_config_cli_strict_files_and_bad_override_exit_2(
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
-    assert cli.main(["check-config", "--strict-files", "data.train_files=/nowhere.parquet"]) == 2
-    assert capsys.readouterr().out == ""
-    assert "data.train_files: /nowhere.parquet does not exist" in caplog.text
-    assert cli.main(["check-config", "algorithm.use_kl_in_reward=True"]) == 2
-    assert capsys.readouterr().out == ""
-    for override in ("algorithm.smartthinker.gamma=1", "trainer.total_epochs=["):
-        assert cli.main(["check-config", override]) == 2
-        assert capsys.readouterr().out == ""
-    assert "+algorithm.smartthinker.gamma=VALUE" in caplog.text and "not valid Hydra syntax" in caplog.text
+def test_check_config_cli_strict_files_and_bad_override_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    errors = ""
+    for overrides in (
+        ["--strict-files", "data.train_files=/nowhere.parquet"],
+        ["algorithm.use_kl_in_reward=True"],
+        ["algorithm.smartthinker.gamma=1"],
+        ["trainer.total_epochs=["],
+    ):
+        assert cli.main(["check-config", *overrides]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("smartthinker-verl check-config: error: ") == 1
+        errors += captured.err
+    assert "data.train_files: /nowhere.parquet does not exist" in errors
+    assert "+algorithm.smartthinker.gamma=VALUE" in errors and "not valid Hydra syntax" in errors
 
 
 def test_check_config_console_script_runs() -> None:
@@ -303,31 +306,36 @@ def test_relative_checkpoint_dir_is_refused_on_several_nodes_and_in_ray_jobs(mon
     (error,) = errors_for("trainer.nnodes=2")
     assert "is relative: with trainer.nnodes=2" in error and "CHECKPOINT_DIR=/shared/checkpoints" in error
     assert errors_for("trainer.nnodes=2", "trainer.default_local_dir=/shared/ck/run") == []
-    monkeypatch.setenv(compose.RAY_JOB_ENV, "1")
+    monkeypatch.setenv(validate.RAY_JOB_ENV, "1")
     (error,) = errors_for()
     assert "is relative: with a Ray job" in error and "working_dir" in error
 
 
-def test_sdpa_fallback_only_without_flash_attn(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(compose, "flash_attn_available", lambda: False)
+def test_attention_is_the_configs_choice_never_the_launching_machines(caplog: pytest.LogCaptureFixture) -> None:
+    """flash-attn with packed sequences unless ``+attention=sdpa`` says otherwise; this machine has no flash-attn
+    and that changes nothing. The launch says which attention the workers use and how to switch."""
+    import importlib.util
+
+    assert importlib.util.find_spec("flash_attn") is None  # the point of this test: nothing here decides
+    caplog.set_level("INFO", logger=compose.__name__)
     config = compose.prepare([], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
-    assert "falls back to sdpa" in caplog.text
-    assert config.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
-    assert config.actor_rollout_ref.model.use_remove_padding is False
+    model = config.actor_rollout_ref.model
+    assert (model.override_config.attn_implementation, model.use_remove_padding) == ("flash_attention_2", True)
+    assert config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 32768
+    assert "attention: flash-attn" in caplog.text and "add +attention=sdpa" in caplog.text
     caplog.clear()
-    explicit = ["+actor_rollout_ref.model.override_config.attn_implementation=eager"]
-    config = compose.prepare(explicit, config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
-    assert config.actor_rollout_ref.model.override_config.attn_implementation == "eager"  # the user decided
-    assert config.actor_rollout_ref.model.use_remove_padding is True and "falls back" not in caplog.text
+    config = compose.prepare(["+attention=sdpa"], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
+    model, actor = config.actor_rollout_ref.model, config.actor_rollout_ref.actor
+    assert (model.override_config.attn_implementation, model.use_remove_padding) == ("sdpa", False)
+    # the padded budget, followed by the log-prob passes (verl's defaults interpolate the actor's)
+    assert actor.ppo_max_token_len_per_gpu == 12288
+    assert config.actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu == 12288
+    assert config.actor_rollout_ref.ref.log_prob_max_token_len_per_gpu == 12288
+    assert "attention: sdpa, use_remove_padding=False" in caplog.text
     config = compose.prepare(["+platform=cpu"], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
     assert config.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"  # the CPU config chose
-    assert "falls back" not in caplog.text
-    monkeypatch.setattr(compose, "flash_attn_available", lambda: True)
-    config = compose.prepare([], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
-    assert "attn_implementation" not in config.actor_rollout_ref.model.override_config
-    assert config.actor_rollout_ref.model.use_remove_padding is True
+    with pytest.raises(RecipeConfigError, match="attention/flash: no such config. Fix: attention is one of sdpa"):
+        compose_config(["+attention=flash"])
 
 
 def test_the_cpu_layer_composes_over_the_recipe_config() -> None:
@@ -380,26 +388,6 @@ def test_grading_pool_options_with_a_manager_that_ignores_them_are_refused() -> 
     )
 
 
-def test_sdpa_fallback_caps_every_token_budget_at_the_sdpa_fallback_values(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Without flash-attn micro-batches are padded: the actor's, rollout's and ref's budgets are capped (read before
-    any is changed: the log-prob budgets interpolate the actor's), and the launch warns what padding costs."""
-    monkeypatch.setattr(compose, "flash_attn_available", lambda: False)
-    overrides = ["sdpa_fallback.ppo_max_token_len_per_gpu=9728", "sdpa_fallback.log_prob_max_token_len_per_gpu=20000"]
-    config = compose.prepare(overrides, config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
-    assert config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 9728
-    assert config.actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu == 20000
-    assert config.actor_rollout_ref.ref.log_prob_max_token_len_per_gpu == 20000
-    assert "ppo_max_token_len_per_gpu=32768->9728" in caplog.text
-    assert "training without flash-attn" in caplog.text and "no fused cross-entropy" in caplog.text
-    # A budget already below the cap stays.
-    small = ["actor_rollout_ref.actor.ppo_max_token_len_per_gpu=9600"]
-    config = compose.prepare(small, config_name=compose.DEFAULT_CONFIG_NAME, require_files=False)
-    assert config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 9600
-    assert config.actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu == 9600
-
-
 def test_a_relative_checkpoint_folder_becomes_absolute_against_the_launch_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -413,11 +401,3 @@ def test_a_relative_checkpoint_folder_becomes_absolute_against_the_launch_folder
         ["trainer.default_local_dir=/abs/run"], config_name=compose.DEFAULT_CONFIG_NAME, require_files=False
     )
     assert config.trainer.default_local_dir == "/abs/run"
-
-
-def test_the_fallback_warning_is_none_when_sequences_are_packed_or_on_cpu() -> None:
-    from smartthinker_verl.launch.memory import sdpa_fallback_warning
-
-    packed = compose_config(["+actor_rollout_ref.model.override_config.attn_implementation=flash_attention_2"])
-    assert sdpa_fallback_warning(packed) is None
-    assert sdpa_fallback_warning(compose_config(["+platform=cpu"])) is None

@@ -270,7 +270,7 @@ def _assert_nothing_written(step_dir: Path) -> None:
 def test_missing_shard_stops_naming_the_file_and_writes_nothing(run, tmp_path, capsys):
     step_dir = _step_copy(run[0], tmp_path)
     (step_dir / "actor" / "model_world_size_2_rank_1.pt").unlink()
-    assert cli_main(["convert", str(step_dir), "--no-progress"]) == 1
+    assert cli_main(["convert", str(step_dir), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "model_world_size_2_rank_1.pt is missing" in err and "world_size=2" in err
     _assert_nothing_written(step_dir)
@@ -283,6 +283,34 @@ def test_truncated_shard_stops_naming_the_file(run, tmp_path):
     with pytest.raises(ShardError, match=r"model_world_size_2_rank_1\.pt cannot be read.*truncated"):
         _convert(step_dir)
     _assert_nothing_written(step_dir)
+
+
+class _RunsCodeWhenUnpickled:
+    """A pickle payload: unpickling calls ``exec`` on a line that creates ``marker``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def test_a_shard_that_would_run_code_when_unpickled_is_refused_unread(run, tmp_path):
+    """A model file from elsewhere with a pickled callable next to real tensors: refused with the fix, and the
+    callable never runs (the marker file is never created)."""
+    step_dir = _step_copy(run[0], tmp_path)
+    shard = step_dir / "actor" / "model_world_size_2_rank_1.pt"
+    marker = tmp_path / "code-ran"
+    state = torch.load(shard, weights_only=True)
+    torch.save({**state, "payload": _RunsCodeWhenUnpickled(marker)}, shard)
+    with pytest.raises(
+        ShardError, match=r"rank_1\.pt holds objects other than tensors \(a pickled exec\).*could run code"
+    ):
+        _convert(step_dir)
+    assert not marker.exists()
+    _assert_nothing_written(step_dir)
+    torch.load(shard, weights_only=False)  # the payload is real: a plain unpickle runs it
+    assert marker.exists()
 
 
 def test_shard_from_another_run_is_detected(run, tied_run, tmp_path):

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def req(**changes) -> Requirements:
     values = dict(
         gpus_per_node=4, nnodes=1, needs_gpu=True, rollout="vllm", checkpoint_dir="/ck",
-        checkpoint_bytes=21_000_000_000, kept_checkpoints=2, wandb=True, estimator="smartthinker",
+        checkpoint_bytes=21_000_000_000, kept_checkpoints=2, wandb=True, estimator="smartthinker", flash_attn=True,
     )  # fmt: skip
     values.update(changes)
     return Requirements(**values)
@@ -230,6 +230,8 @@ def test_gpu_probe_on_this_gpu_less_machine_reports_the_missing_gpu(monkeypatch:
     assert findings["torch_cuda"]["status"] == PROBLEM and "torch sees 0" in findings["torch_cuda"]["message"]
     assert "CUDA_VISIBLE_DEVICES='0'" in findings["torch_cuda"]["message"]
     assert findings["compute_capability"]["status"] == NOTE
+    # No flash-attn on this machine: imported in the probe, it fails, and the fix names the switch.
+    assert findings["flash_attn"]["status"] == PROBLEM and "+attention=sdpa" in findings["flash_attn"]["fix"]
 
 
 def test_recipe_environment_ignored_by_the_plain_cli_is_a_warning() -> None:
@@ -281,12 +283,15 @@ def test_doctor_cli_on_a_real_local_ray(tmp_path: Path) -> None:
     assert "doctor: 1 problem(s), 1 warning(s)" in done.stderr
 
 
-def test_training_without_flash_attn_is_a_warning_that_says_what_it_costs() -> None:
-    """The driver's sdpa-fallback finding: a WARNING (never a PROBLEM: the run works, slower and tighter on
-    memory) naming the budgets and the fix; none when the run packs sequences with flash-attn."""
-    fallback = compose_config(["actor_rollout_ref.model.use_remove_padding=false"])
-    finding = doctor.check_sdpa_fallback(fallback)
-    assert finding is not None and finding.status == WARNING
-    assert "flash-attn" in finding.fix and finding in doctor.driver_findings(fallback, None, {}, "run_1.5b")
-    packed = compose_config(["actor_rollout_ref.model.use_remove_padding=true"])
-    assert doctor.check_sdpa_fallback(packed) is None
+def test_flash_attn_is_checked_on_gpu_nodes_where_the_config_trains_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe trains with flash-attn: each GPU node must import it, else the fix names the sdpa switch; with
+    ``+attention=sdpa`` (or on CPU) nothing needs it. Import results are FAKE here (no GPU build on this machine)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert doctor.requirements_from_config(compose_config()).flash_attn is True
+    assert doctor.requirements_from_config(compose_config(["+attention=sdpa"])).flash_attn is False
+    assert doctor.requirements_from_config(compose_config(["+platform=cpu"])).flash_attn is False
+    assert doctor.check_flash_attn(req(), {"imported": True, "version": "2.8.3"}).status == OK
+    missing = doctor.check_flash_attn(req(), {"imported": False, "error": "No module named 'flash_attn'"})
+    assert missing.status == PROBLEM and "No module named 'flash_attn'" in missing.message
+    assert "+attention=sdpa" in missing.fix and "docs/gpu.md" in missing.fix
+    assert doctor.check_flash_attn(req(flash_attn=False), None).status == NOTE

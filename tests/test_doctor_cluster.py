@@ -116,7 +116,9 @@ def test_recipe_doctor_only_on_a_gpu_less_head_checks_the_run_the_recipe_starts(
         assert found[(node, "disk")][0] == "OK" and "2 checkpoint(s) x " in found[(node, "disk")][1]
         assert found[(node, "plugin")][0] == "OK"
     problems = sorted(check for (node, check), (status, _) in found.items() if status == "PROBLEM")
-    assert problems == ["gpus", "torch_cuda", "vllm"], output[-4000:]
+    assert problems == ["flash_attn", "gpus", "torch_cuda", "vllm"], output[-4000:]
+    # the recipe trains with flash-attn: checked where it trains (the GPU node), the fix names the switch
+    assert "flash-attn does not import" in found[(gpu_node, "flash_attn")][1] and "+attention=sdpa" in output
     assert found[(gpu_node, "gpus")][1].startswith("Ray offers 1 GPU(s) on this node, the run needs 2 per node")
     # the probe ran in a task Ray gave the (fake) GPU to: CUDA_VISIBLE_DEVICES is Ray's assignment
     assert "Ray assigned 1 GPU(s), torch sees 0" in found[(gpu_node, "torch_cuda")][1]

@@ -92,10 +92,13 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
     # issue 10: vLLM's context is prompt + response (not the model's), two checkpoints kept, verl's auto resume
     assert rollout["max_model_len"] == 1500 + 8000
     assert (trainer["max_actor_ckpt_to_keep"], trainer["resume_mode"]) == (2, "auto")
-    # no flash-attn on this machine: the sdpa fallback, said in one line
-    assert actor_rollout_ref["model"]["override_config"]["attn_implementation"] == "sdpa"
-    assert actor_rollout_ref["model"]["use_remove_padding"] is False
-    assert done.stderr.count("flash-attn is not installed here: training attention falls back to sdpa") == 1
+    # no flash-attn on this machine, and that changes nothing: the workers get flash-attn, and the launch says how
+    # to switch, in one line
+    assert actor_rollout_ref["model"]["override_config"]["attn_implementation"] == "flash_attention_2"
+    assert actor_rollout_ref["model"]["use_remove_padding"] is True
+    assert actor_rollout_ref["actor"]["ppo_max_token_len_per_gpu"] == 32768
+    (note,) = [line for line in done.stderr.splitlines() if "attention: flash-attn" in line]
+    assert "every GPU node needs flash-attn" in note and "add +attention=sdpa" in note
     # A dry run reports missing data as warnings (and still succeeds); verl's own print stays off stdout.
     assert "WARNING" in done.stderr and f"{tmp_path}/deepscaler/train.parquet does not exist" in done.stderr
     assert "[validate_config]" not in done.stdout
@@ -119,38 +122,27 @@ def test_each_recipe_dry_run_has_its_model_steps_and_env_overrides(recipe: str, 
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPE_MEMORY))
-def test_each_recipe_dry_run_shows_the_sdpa_budgets_and_an_absolute_run_folder(recipe: str, tmp_path: Path) -> None:
-    """Without flash-attn (as here) the budgets are capped for padded micro-batches and the launch says what it costs;
-    the default run folder is made absolute against the launch folder (verl's trainer runs in a Ray actor)."""
-    utilization, _, sdpa_budget = RECIPE_MEMORY[recipe]
+def test_each_recipe_dry_run_has_its_budgets_per_attention_and_an_absolute_run_folder(
+    recipe: str, tmp_path: Path
+) -> None:
+    """flash-attn's packed budget by default; ``+attention=sdpa`` gives sdpa, padded micro-batches and the model's
+    smaller budget (the log-prob passes follow); the default run folder is made absolute against the launch folder
+    (verl's trainer runs in a Ray actor)."""
+    utilization, budget, sdpa_budget = RECIPE_MEMORY[recipe]
     launch = tmp_path / "launch"
     launch.mkdir()
-    done = run_recipe(recipe, "--dry-run", cwd=launch, DATA_DIR=str(tmp_path))
-    assert done.returncode == 0, done.stderr[-4000:]
-    config = yaml.safe_load(done.stdout)
-    actor, rollout, ref = (config["actor_rollout_ref"][k] for k in ("actor", "rollout", "ref"))
-    assert config["actor_rollout_ref"]["model"]["use_remove_padding"] is False
-    assert actor["ppo_max_token_len_per_gpu"] == sdpa_budget
-    assert rollout["log_prob_max_token_len_per_gpu"] == ref["log_prob_max_token_len_per_gpu"] == sdpa_budget
-    assert rollout["gpu_memory_utilization"] == utilization
+    for switch, expected in (((), budget), (("+attention=sdpa",), sdpa_budget)):
+        done = run_recipe(recipe, "--dry-run", *switch, cwd=launch, DATA_DIR=str(tmp_path))
+        assert done.returncode == 0, done.stderr[-4000:]
+        config = yaml.safe_load(done.stdout)
+        model, actor, rollout, ref = (config["actor_rollout_ref"][k] for k in ("model", "actor", "rollout", "ref"))
+        assert model["use_remove_padding"] is not switch
+        assert model["override_config"]["attn_implementation"] == ("sdpa" if switch else "flash_attention_2")
+        assert actor["ppo_max_token_len_per_gpu"] == expected
+        assert rollout["log_prob_max_token_len_per_gpu"] == ref["log_prob_max_token_len_per_gpu"] == expected
+        assert rollout["gpu_memory_utilization"] == utilization
     trainer = config["trainer"]
     assert trainer["default_local_dir"] == f"{launch}/checkpoints/smartthinker/{trainer['experiment_name']}"
-    warning = next(line for line in done.stderr.splitlines() if "training without flash-attn" in line)
-    assert warning.startswith("WARNING") and f"ppo_max_token_len_per_gpu={sdpa_budget}" in warning
-    assert "padded positions a micro-batch" in warning and "no fused cross-entropy" in warning
-    assert "GiB a micro-batch" in warning  # the recipe's model is known: its logits bytes are stated
-
-
-def test_with_flash_attn_the_recipe_budgets_stay(tmp_path: Path) -> None:
-    """An explicit attention choice (here flash-attn's, as when it is installed) keeps the packed budgets."""
-    for recipe, (_, budget, _) in RECIPE_MEMORY.items():
-        done = run_recipe(
-            recipe, "--dry-run", "+actor_rollout_ref.model.override_config.attn_implementation=flash_attention_2",
-            DATA_DIR=str(tmp_path),
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-4000:]
-        actor = yaml.safe_load(done.stdout)["actor_rollout_ref"]["actor"]
-        assert actor["ppo_max_token_len_per_gpu"] == budget and "training without flash-attn" not in done.stderr
 
 
 def test_recipes_prefer_the_gpu_environment_over_the_cpu_one(tmp_path: Path) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from .discovery import locate_checkpoint
-from .errors import ConversionError
 from .pipeline import ConvertOptions, convert_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -59,12 +57,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         trust_remote_code=args.trust_remote_code,
     )
-    try:
-        location = locate_checkpoint(args.run_dir, args.step)
-        result = convert_checkpoint(location, args.out, options)
-    except ConversionError as exc:
-        print(f"smartthinker-verl convert: error: {exc}", file=sys.stderr)
-        return 1
+    location = locate_checkpoint(args.run_dir, args.step)
+    result = convert_checkpoint(location, args.out, options)  # a ConversionError: exit 2 (smartthinker_verl.cli)
     checked = f"verified {result.verified} tensors" if result.verified is not None else "not verified (--no-verify)"
     print(
         f"step {result.step} -> {result.output} ({result.tensors} tensors, {result.bytes / 1e9:.2f} GB, "

@@ -65,14 +65,27 @@ def shard_files(actor_dir: Path, world_size: int) -> list[Path]:
 
 
 def load_shard(path: Path) -> dict[str, torch.Tensor]:
-    """One rank's state dict, memory-mapped (its data stays on disk until read)."""
+    """One rank's state dict, memory-mapped (its data stays on disk until read).
+
+    Loaded with ``weights_only=True``: only tensors, containers and the classes torch allows are unpickled
+    (``torch.distributed.tensor`` adds DTensor, its spec, placements and device mesh to that list when imported, as
+    here), so a shard from elsewhere cannot run code when it is converted; anything else is refused unread.
+    """
     # unpickling a DTensor's device mesh without a process group makes torch warn about torch.compile
     mesh_logger = logging.getLogger("torch.distributed.device_mesh")
     level = mesh_logger.level
     mesh_logger.setLevel(logging.ERROR)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as exc:  # torch raises RuntimeError/EOFError/pickle errors for damaged files
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError for damaged files
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if refused:
+            raise ShardError(
+                f"{path} holds objects other than tensors (a pickled {refused.group(1)}); unpickling them could run "
+                "code, so it is "
+                "refused. Fix: convert only checkpoints written by verl's trainer (their model_world_size_* files "
+                "hold tensors and DTensors only)"
+            ) from None
         raise ShardError(
             f"{path} cannot be read ({type(exc).__name__}: {exc}); it is truncated or corrupt: re-copy it from "
             "the training machine or convert another step"

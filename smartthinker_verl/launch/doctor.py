@@ -9,10 +9,11 @@ began here, else a new local one; ``local``: a private one). It checks what fail
   free disk for the checkpoints the run keeps, wandb credentials;
 - nodes with a Ray ``GPU`` resource (where verl places its GPU workers; they count against ``trainer.nnodes``), in a
   task holding the GPUs the run holds there (Ray's ``CUDA_VISIBLE_DEVICES``): GPU count, torch's view of them, compute
-  capability, vLLM's CUDA build. A node without the resource reads ``SKIPPED (no GPU)``.
+  capability, vLLM's CUDA build, flash-attn (unless the run trains with ``+attention=sdpa``). A node without the
+  resource reads ``SKIPPED (no GPU)``.
 
 What torch, vLLM or verl report at start-up with the same words (a missing file, a driver too old, too little free
-GPU memory, flash-attn missing) is left to them. Each check is a function of plain values (testable without Ray or
+GPU memory) is left to them. Each check is a function of plain values (testable without Ray or
 GPUs); each problem is one line with its fix, and the exit code is 2 if there is any. A :data:`WARNING` is a cost the
 run will pay; it never fails it.
 """
@@ -35,6 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.errors import SetupError
+
 logger = logging.getLogger(__name__)
 
 OK, PROBLEM, WARNING, SKIPPED, NOTE = "OK", "PROBLEM", "WARNING", "SKIPPED", "NOTE"
@@ -44,7 +47,7 @@ CHECKPOINT_BYTES_PER_PARAM = 12
 #: bf16 and flash-attn 2 need Ampere; torch's CUDA 13 builds have no Volta kernels ("no kernel image" at the first op).
 MIN_COMPUTE_CAPABILITY = (8, 0)
 #: The checks that run only where the run has GPUs (reported SKIPPED elsewhere).
-GPU_CHECKS = ("gpus", "torch_cuda", "compute_capability", "vllm")
+GPU_CHECKS = ("gpus", "torch_cuda", "compute_capability", "vllm", "flash_attn")
 #: Environment the recipes (recipes/common.sh) turn into overrides; the plain CLI does not read it.
 RECIPE_ENVIRONMENT = ("MODEL_PATH", "DATA_DIR", "NGPUS", "NNODES", "CHECKPOINT_DIR", "PROJECT", "EXPERIMENT")
 #: How long the GPU task of a node may wait for Ray to grant its GPUs (held by another job or actor otherwise).
@@ -81,6 +84,7 @@ class Requirements:
     kept_checkpoints: int
     wandb: bool
     estimator: str
+    flash_attn: bool
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -152,6 +156,8 @@ def checkpoint_bytes(parameters: int) -> int:
 
 def requirements_from_config(config: Any) -> Requirements:
     """Plain requirements from a composed recipe config."""
+    from smartthinker_verl.launch.compose import uses_flash_attn
+
     trainer, rollout = config.trainer, config.actor_rollout_ref.rollout
     parameters = parameter_count(str(config.actor_rollout_ref.model.path))
     total = int(trainer.total_training_steps or 0)
@@ -169,6 +175,7 @@ def requirements_from_config(config: Any) -> Requirements:
         kept_checkpoints=kept,
         wandb="wandb" in [str(x) for x in (trainer.logger or [])],
         estimator=str(config.algorithm.adv_estimator),
+        flash_attn=uses_flash_attn(config),
     )
 
 
@@ -196,23 +203,8 @@ def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> 
 
 def driver_findings(config: Any, req: Requirements, environ: Mapping[str, str], recipe: str | None) -> list[Finding]:
     """Findings of the driver alone (the composed config and this shell), printed before the cluster's."""
-    found = [check_recipe_environment(environ, recipe), check_sdpa_fallback(config)]
+    found = [check_recipe_environment(environ, recipe)]
     return [finding for finding in found if finding is not None]
-
-
-def check_sdpa_fallback(config: Any) -> Finding | None:
-    """A WARNING when the run trains without flash-attn (:func:`.memory.sdpa_fallback_warning` says what it costs)."""
-    from smartthinker_verl.launch.memory import sdpa_fallback_warning
-
-    message = None if config is None else sdpa_fallback_warning(config)
-    if message is None:
-        return None
-    return Finding(
-        "attention",
-        WARNING,
-        message,
-        'build flash-attn for your GPUs (docs/gpu.md, "Without flash-attn") to train with remove-padding',
-    )
 
 
 # ---------------------------------------------------------------------------------------- pure checks
@@ -290,6 +282,20 @@ def check_vllm(req: Requirements, result: Mapping[str, Any] | None) -> Finding:
             "install the CUDA build of vLLM (pip install vllm==0.24.0) with torch==2.11.0 from PyPI",
         )  # fmt: skip
     return Finding("vllm", OK, f"vLLM {result.get('version')} sees cuda")
+
+
+def check_flash_attn(req: Requirements, result: Mapping[str, Any] | None) -> Finding:
+    """flash-attn on a GPU node, imported there (a build for another torch or CUDA fails at import)."""
+    if not req.flash_attn:
+        return Finding("flash_attn", NOTE, "not needed: the run trains with sdpa (+attention=sdpa)")
+    if result is None or not result.get("imported"):
+        return Finding(
+            "flash_attn", PROBLEM, f"flash-attn does not import ({(result or {}).get('error', 'not run')}), but the "
+            "run trains with flash_attention_2 and packed sequences",
+            "install flash-attn on this node (docs/gpu.md, 'flash-attention'), or train with sdpa: add "
+            "+attention=sdpa to the recipe command (docs/gpu.md, 'Without flash-attn')",
+        )  # fmt: skip
+    return Finding("flash_attn", OK, f"flash-attn {result.get('version')} imports")
 
 
 def skipped_gpu_checks(reason: str) -> list[Finding]:
@@ -392,6 +398,13 @@ def vllm_facts() -> dict[str, Any]:
     return json.loads(out) if ok else {"imported": False, "error": out}
 
 
+def flash_attn_facts() -> dict[str, Any]:
+    ok, out = _python(
+        "import json, flash_attn\nprint(json.dumps({'imported': True, 'version': flash_attn.__version__}))"
+    )
+    return json.loads(out) if ok else {"imported": False, "error": out}
+
+
 def _netrc_has_wandb() -> bool:
     netrc = Path.home() / ".netrc"
     try:
@@ -467,6 +480,7 @@ def probe_gpus(req: Requirements, node: str, ray_gpus: float, assigned: int) -> 
         check_torch_cuda(assigned, torch_info),
         check_compute_capability(torch_info.get("capabilities") or []),
         check_vllm(req, vllm_facts() if req.rollout == "vllm" else None),
+        check_flash_attn(req, flash_attn_facts() if req.flash_attn else None),
     ]
     return _as_node(findings, node)
 
@@ -615,15 +629,15 @@ def _print(findings: Sequence[Finding]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare
+    from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare
+    from smartthinker_verl.launch.validate import RecipeConfigError
 
     try:
         config = prepare(args.overrides, config_name=args.config_name or DEFAULT_CONFIG_NAME, require_files=False)
-    except RecipeConfigError as exc:
+    except RecipeConfigError:
         environment = check_recipe_environment(os.environ, args.recipe)
         _print([environment] if environment else [])
-        print(f"[PROBLEM] driver config: {exc}", file=sys.stderr)
-        return 2
+        raise
     req = requirements_from_config(config)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     print(
@@ -645,4 +659,6 @@ def run(args: argparse.Namespace) -> int:
         + (" (no GPU on a node: those checks did not run)" if skipped else ""),
         file=sys.stderr,
     )
-    return 2 if problems else 0
+    if problems:
+        raise SetupError(f"{problems} problem(s), each above with its fix")
+    return 0

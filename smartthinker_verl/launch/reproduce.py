@@ -1,31 +1,13 @@
 """The paper's table in one command: ``bash recipes/reproduce.sh MODEL [METHOD ...] [--dry-run] [-- OVERRIDE ...]``.
 
-Stages, in order, each in its own folder of the run folder (``runs/reproduce-MODEL`` unless ``--run-dir``)::
+Stages (README, `bash recipes/reproduce.sh`), each in its folder of the run folder: ``preflight/METHOD`` (the
+recipe's ``--doctor-only``), ``train/METHOD`` (``RESUME=1``), ``convert/METHOD``, ``eval/base`` and
+``eval/METHOD``, ``report/``. Each folder holds ``stage.log`` and, once the stage succeeded, ``stage.done`` (the
+command, JSON): a rerun skips a stage done with the same command, stops on one done with another (both fixes named),
+and redoes only the report. ``--dry-run`` composes every training config through the recipe's ``--dry-run``, parses
+the other commands with their own parsers, checks the benchmark files and prints the plan; nothing runs.
 
-    preflight/METHOD/   the recipe's doctor on the Ray cluster (``recipes/run_MODEL.sh --doctor-only``)
-    train/METHOD/       the recipe with ``algorithm.adv_estimator=METHOD``; checkpoints in train/METHOD/checkpoints
-    convert/METHOD/     ``smartthinker-verl convert`` of that folder's latest checkpoint -> convert/METHOD/model
-    eval/base/          ``smartthinker-verl eval`` of the base model with the paper's protocol
-    eval/METHOD/        the same for each trained model
-    report/             ``smartthinker-verl report``: report.md (tokens / pass@1, compression, AES) and report.png
-
-Every stage folder holds ``stage.log`` (the stage's whole output) and, only after the stage succeeded,
-``stage.done`` (JSON: the command and when it finished). A rerun skips a stage whose ``stage.done`` records the same
-command, and says so; a failed stage stops the run with its exit code and names its log. A finished stage whose
-command has changed since stops the run with both fixes, so a changed setting is never silently ignored; only the
-report (cheap, derived from the others) is simply redone. Training runs with ``RESUME=1``: a rerun after a crash
-continues from the stage's last checkpoint; evaluation resumes its generations by itself.
-
-The preflight runs whenever a training stage is still to run: it checks the cluster as it is now, so it is never
-skipped for having passed before.
-
-``--dry-run`` runs nothing on GPUs and writes nothing: it composes every training config with the recipe's
-``--dry-run`` (verl's validation and the project's checks) and checks that it trains METHOD into the planned
-folder, parses the convert, eval and report commands with those commands' own argument parsers, checks the
-benchmark files, and prints the plan.
-
-For tests only: ``SMARTTHINKER_REPRODUCE_RUNNER=EXE`` runs ``EXE STAGE COMMAND...`` instead of each stage's
-command (the real stages need GPUs); its exit code is the stage's.
+For tests only: ``SMARTTHINKER_REPRODUCE_RUNNER=EXE`` runs ``EXE STAGE COMMAND...`` instead of each stage's command.
 """
 
 from __future__ import annotations
@@ -45,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.options import CONFIG_KEY
 
@@ -415,14 +398,14 @@ def print_plan(stages: Sequence[Stage], dry_run: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[reproduce %(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        check_methods(args.methods)
-        stages = plan(args)
-        resolve_skips(stages)
-    except ConfigError as error:
-        print(f"reproduce: error: {error}", file=sys.stderr)
-        return 2
+    return exit_status("reproduce", lambda: _reproduce(sys.argv[1:] if argv is None else argv))
+
+
+def _reproduce(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    check_methods(args.methods)
+    stages = plan(args)
+    resolve_skips(stages)
     sys.stderr.flush()
     print_plan(stages, args.dry_run)
     sys.stdout.flush()

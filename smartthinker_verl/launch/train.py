@@ -24,8 +24,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.errors import ResumeError
-from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, RecipeConfigError, prepare, render_yaml
+from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare, render_yaml
 
 logger = logging.getLogger("smartthinker_verl.launch.train")
 
@@ -116,20 +117,16 @@ def launch(config) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        config = prepare(args.overrides, config_name=args.config_name, require_files=not args.dry_run)
-    except RecipeConfigError as exc:
-        logger.error("%s", exc)
-        return 2
+    return exit_status("smartthinker_verl.launch.train", lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = prepare(args.overrides, config_name=args.config_name, require_files=not args.dry_run)
     if args.dry_run:
         sys.stdout.write(render_yaml(config))
         logger.info("dry run: config OK (%s); nothing launched", config.trainer.experiment_name)
         return 0
-    try:
-        mode, message = resume_decision(config, args.overrides)
-    except ResumeError as exc:
-        logger.error("%s", exc)
-        return 2
+    mode, message = resume_decision(config, args.overrides)
     if message:
         logger.warning("%s", message)
     if mode is not None:
