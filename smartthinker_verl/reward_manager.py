@@ -1,10 +1,13 @@
 """verl adapter: the reward-loop manager ``smartthinker``, verl's ``naive`` manager plus SmartThinker's extras.
 
 verl's naive manager decodes, builds the scorer's ``extra_info`` and calls the scorer; this manager adds, for every
-response: ``acc``, ``think_closed``, ``grading_timed_out``, ``response_length`` (valid tokens) and ``truncated``
-(hit the response length limit). The scorer is SmartThinker's (:func:`scoring.grade` in the grading pool, options
-under ``reward.smartthinker`` so they reach reward workers on every node) unless
-``reward.custom_reward_function.path`` is set; options the chosen route would ignore are errors naming the fix.
+response: ``acc``, ``think_closed``, ``grading_timed_out``, ``response_length`` (valid tokens), ``truncated`` (hit the
+response length limit) and ``grading_errors``: 1 when the row's ground truth is missing or math-verify cannot parse
+it, the response then scoring 0 and being counted (:mod:`grading_report`) instead of raising into verl, which would
+drop it from its group without a word; a grading pool that cannot start is reported there too. The scorer is
+SmartThinker's (:func:`scoring.grade` in the grading pool, options under ``reward.smartthinker`` so they reach reward
+workers on every node) unless ``reward.custom_reward_function.path`` is set; options the chosen route would ignore
+are errors naming the fix.
 """
 
 from __future__ import annotations
@@ -16,17 +19,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from smartthinker_verl import grading_pool, scoring
-from smartthinker_verl.errors import ConfigError, DataError
+from smartthinker_verl import grading_pool, grading_report, scoring
+from smartthinker_verl.errors import ConfigError, DataError, SetupError
 from smartthinker_verl.options import select
 
 MANAGER_NAME = "smartthinker"
 #: Keys of ``reward_extra_info`` for every response (a custom function's own keys come on top).
-EXTRA_KEYS = ("score", "acc", "think_closed", "grading_timed_out", "response_length", "truncated")
+EXTRA_KEYS = ("score", "acc", "think_closed", "grading_timed_out", "grading_errors", "response_length", "truncated")
 OPTIONS_KEY = "reward.smartthinker"
 _REWARD_KWARGS_GATE = "reward.custom_reward_function.reward_kwargs.require_think_close"
 
@@ -97,6 +101,7 @@ def _with_extras(out: Any, solution_str: str) -> dict[str, Any]:
     out["acc"] = float(out.get("acc", out["score"]))
     out["think_closed"] = bool(out.get("think_closed", scoring.THINK_CLOSE in solution_str))
     out["grading_timed_out"] = bool(out.get("grading_timed_out", False))
+    out["grading_errors"] = int(out.get("grading_errors", 0))
     return out
 
 
@@ -129,20 +134,35 @@ class SmartThinkerRewardManager(NaiveRewardManager):
         self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
         scorer = self._grade if custom is None else _custom_scorer(custom)
         super().__init__(config, tokenizer, scorer, reward_router_address, reward_model_tokenizer)
+        if custom is None:  # a broken grading environment shows when the worker starts, not at the first answer
+            try:
+                grading_pool.get_pool(*self.pool_settings).start()
+            except SetupError as error:  # raising here would only kill this actor: verl goes on without it
+                grading_report.setup_failure(error)
 
-    def _grade(self, solution_str: str, ground_truth: Any, **_: Any) -> dict[str, Any]:
+    def _grade(self, data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **_: Any) -> dict:
         pool = grading_pool.get_pool(*self.pool_settings)
         gate = self.options.require_think_close
-        return scoring.grade(solution_str, str(ground_truth), require_think_close=gate, pool=pool).as_reward()
+        truth = None if ground_truth is None else str(ground_truth)
+        try:
+            result = scoring.grade(solution_str, truth, require_think_close=gate, pool=pool).as_reward()
+        except DataError as error:
+            grading_report.data_error(error, data_source, extra_info)
+            closed = scoring.THINK_CLOSE in solution_str
+            return {**scoring.GradeResult(0.0, False, closed, "").as_reward(), "grading_errors": 1}
+        except SetupError as error:
+            grading_report.setup_failure(error)
+            raise
+        return {**result, "grading_errors": 0}
 
     async def run_single(self, data: DataProto) -> dict:
-        item = data[-1]  # as naive: the last sequence carries the final answer
+        data = data[-1:]  # as naive: the last sequence carries the final answer
+        item = data[0]
         reward_model = item.non_tensor_batch.get("reward_model")
-        if not isinstance(reward_model, Mapping) or reward_model.get("ground_truth") is None:
-            raise DataError(
-                f"a row of data_source {item.non_tensor_batch.get('data_source')!r} has no reward_model.ground_truth: "
-                "prepare the data with data_preprocess/ (smartthinker_verl.data.build_row)"
-            )
+        if not isinstance(reward_model, Mapping) or "ground_truth" not in reward_model:
+            # naive would raise a KeyError; _grade scores the response 0 and counts it
+            reward_model = {**(reward_model if isinstance(reward_model, Mapping) else {}), "ground_truth": None}
+            data.non_tensor_batch["reward_model"] = np.array([reward_model], dtype=object)
         result = await super().run_single(data)
         width = item.batch["responses"].shape[-1]
         valid_length = int(item.batch["attention_mask"][-width:].sum())
