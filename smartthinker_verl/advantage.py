@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn, register_adv_est
 
-from smartthinker_verl import shaping_state, step_metrics
+from smartthinker_verl import grading_report, shaping_state, step_metrics
 from smartthinker_verl.errors import ConfigError, DataError
 from smartthinker_verl.options import CONFIG_KEY, DEFAULT_NORMALIZER, MethodOptions, RunContext, select
 from smartthinker_verl.shaping import (
@@ -37,7 +37,7 @@ from smartthinker_verl.shaping import (
     get_method,
     primary_methods,
 )
-from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
+from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index, incomplete_groups
 from smartthinker_verl.shaping.grpo import (
     group_std,
     grpo_normalize,
@@ -123,7 +123,12 @@ def run_context(config: Any) -> RunContext:
     if select(root, "trainer.use_v1", True) is not False:
         mode = select(root, "trainer.v1.trainer_mode")
         calls = select(root, f"trainer.v1.{mode}.parameter_sync_step") if mode else None
-    return RunContext(response_limit=None if limit is None else int(limit), calls_per_step=int(calls or 1))
+    n = select(root, "actor_rollout_ref.rollout.n")
+    return RunContext(
+        response_limit=None if limit is None else int(limit),
+        calls_per_step=int(calls or 1),
+        group_size=None if n is None else int(n),
+    )
 
 
 def _parent(config: Any) -> Any:
@@ -225,6 +230,29 @@ def shaped_advantages(
         return _verl_advantages(options.normalizer, rewards, lengths, response_mask, index, config), output
 
 
+def record_batch_health(index: Any, response_mask: torch.Tensor, group_size: int | None) -> None:
+    """Stop on a grading pool that could not start (:func:`grading_report.collect`), and record the step's
+    ``smartthinker/grading_errors`` and ``smartthinker/incomplete_group_frac`` (groups with fewer than the rollout's
+    ``n`` responses, verl's padding rows not counted), with a WARNING when a group is short."""
+    metrics = {f"{CONFIG_KEY}/grading_errors": float(grading_report.collect())}
+    if group_size is None or index is None:
+        logger.debug("actor_rollout_ref.rollout.n is unknown here: incomplete_group_frac is not recorded")
+    else:
+        group_ids, num_groups = group_ids_from_index(index)
+        short = incomplete_groups(group_ids, num_groups, response_mask.sum(dim=-1).cpu() > 0, group_size)
+        metrics[f"{CONFIG_KEY}/incomplete_group_frac"] = short / max(num_groups, 1)
+        if short:
+            logger.warning(
+                "%d of %d groups have fewer than actor_rollout_ref.rollout.n=%d responses: verl dropped responses, "
+                "most likely because the reward loop raised for them (see the agent-loop workers' logs) or a filter "
+                "removed them; their advantages come from smaller groups",
+                short,
+                num_groups,
+                group_size,
+            )
+    step_metrics.record(metrics)
+
+
 def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The verl estimator function of ``method`` (reads ``algorithm.<name>`` and ``norm_adv_by_std_in_grpo``)."""
 
@@ -239,6 +267,7 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         if problem:
             raise ConfigError(problem)
         run = run_context(config)
+        record_batch_health(index, response_mask, run.group_size)
         options = method.options_type.from_algorithm_config(config).for_run(run)
         check_foreign_options(config, method.name)
         problem = normalizer_problem(method.name, options.normalizer)

@@ -51,10 +51,12 @@ class RunContext:
             ``data.max_response_length``); None when the config does not hold it.
         calls_per_step: advantage computations per training step (verl's ``separate_async`` trainer:
             ``parameter_sync_step``; 1 otherwise).
+        group_size: responses sampled per prompt (``actor_rollout_ref.rollout.n``); None when unknown.
     """
 
     response_limit: int | None = None
     calls_per_step: int = 1
+    group_size: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
