@@ -238,8 +238,9 @@ def record_batch_health(index: Any, response_mask: torch.Tensor, group_size: int
     if group_size is None or index is None:
         logger.debug("actor_rollout_ref.rollout.n is unknown here: incomplete_group_frac is not recorded")
     else:
-        group_ids, num_groups = group_ids_from_index(index)
-        short = incomplete_groups(group_ids, num_groups, response_mask.sum(dim=-1).cpu() > 0, group_size)
+        real = (response_mask.sum(dim=-1) > 0).cpu().numpy()
+        group_ids, num_groups = group_ids_from_index(np.asarray(index, dtype=object)[real])
+        short = incomplete_groups(group_ids, num_groups, group_size)
         metrics[f"{CONFIG_KEY}/incomplete_group_frac"] = short / max(num_groups, 1)
         if short:
             logger.warning(

@@ -11,8 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from test_data_preprocess import FIXTURES, run_script  # noqa: E402
 
-from smartthinker_verl.data import build_row, ground_truth_problems, read_parquet, unparseable, write_parquet  # noqa: E402
-from smartthinker_verl.grading_pool import verify_answer  # noqa: E402
+from smartthinker_verl.data import build_row, read_parquet, write_parquet  # noqa: E402
+from smartthinker_verl.data.gradable import PLAIN_NUMBER, checked_mark, ground_truth_problems, unparseable  # noqa: E402
+from smartthinker_verl.grading_pool import parse_gold, verify_answer  # noqa: E402
 
 #: Odd ground truths math-verify cannot parse at all, and ordinary ones it can.
 BAD = ("}", "\\$")
@@ -30,6 +31,21 @@ def test_the_ground_truths_it_finds_are_the_ones_grading_refuses(truth):
 
     with pytest.raises(DataError, match="cannot be parsed"):
         verify_answer("\\boxed{1}", truth)
+
+
+def test_the_plain_numbers_left_out_of_math_verify_do_parse():
+    numbers = ["0", "7", "024", "-3", "+5", "1600", "3.14", "-0.5", "123456789"]
+    assert all(PLAIN_NUMBER.fullmatch(number) for number in numbers)
+    assert all(parse_gold(number) for number in numbers)
+    assert not any(PLAIN_NUMBER.fullmatch(text) for text in ("1,000", "1.", ".5", "3x", "1e5", "5 "))
+
+
+def test_a_file_data_preprocess_checked_is_not_read_again(tmp_path):
+    rows = [build_row(data_source="s", problem="p", ground_truth=BAD[0], split="train", index=0)]
+    marked = write_parquet(rows, tmp_path / "marked.parquet", metadata=checked_mark())
+    unmarked = write_parquet(rows, tmp_path / "unmarked.parquet")
+    assert ground_truth_problems([marked]) == []
+    assert len(ground_truth_problems([marked, unmarked])) == 1
 
 
 def test_ground_truth_problems_names_each_row_of_each_file(tmp_path):
@@ -56,7 +72,9 @@ def test_data_preprocess_drops_and_names_rows_whose_answer_cannot_be_parsed(tmp_
     assert result.returncode == 0, result.stderr
     assert "3 rows out, 2 dropped (answer math-verify cannot parse: 1, no answer: 1)" in result.stdout
     assert "extra_info.index 1): ground truth '}'" in result.stderr
-    assert [row["reward_model"]["ground_truth"] for row in read_parquet(tmp_path / "train.parquet")] == [
+    written = tmp_path / "train.parquet"
+    assert ground_truth_problems([written]) == []  # marked as checked
+    assert [row["reward_model"]["ground_truth"] for row in read_parquet(written)] == [
         "11",
         "25",
         "7",

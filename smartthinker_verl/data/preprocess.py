@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.data.answers import as_text, is_missing
-from smartthinker_verl.data.gradable import describe, unparseable
+from smartthinker_verl.data.gradable import checked_mark, describe, unparseable
 from smartthinker_verl.data.rows import build_row, write_parquet
 from smartthinker_verl.data.sources import DatasetSpec, load_records
 from smartthinker_verl.errors import SmartThinkerError
@@ -134,7 +134,8 @@ def preprocess(
     records = load_records(spec, local_dataset_path, split)
     result = convert_records(spec, records, output_split, progress=progress)
     drop_ungradable(result, spec.name)
-    path = write_parquet(result.rows, output if output is not None else spec.default_output(output_split))
+    target = output if output is not None else spec.default_output(output_split)
+    path = write_parquet(result.rows, target, metadata=checked_mark())
     return result, path
 
 

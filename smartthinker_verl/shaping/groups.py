@@ -45,20 +45,16 @@ def segment_sum(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int) 
     return torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add_(0, group_ids, values)
 
 
-def incomplete_groups(group_ids: torch.Tensor, num_groups: int, valid: torch.Tensor, group_size: int) -> int:
-    """How many groups hold fewer than ``group_size`` real responses (the rollout's ``n``).
+def incomplete_groups(group_ids: torch.Tensor, num_groups: int, group_size: int) -> int:
+    """How many groups hold fewer than ``group_size`` responses (the rollout's ``n``).
 
     Args:
-        group_ids: ``[B]`` dense group id per row (:func:`group_ids_from_index`).
+        group_ids: ``[B]`` dense group id per real response (:func:`group_ids_from_index` of the rows left after
+            dropping verl's padding rows, so a group of padding only is no group).
         num_groups: number of groups.
-        valid: ``[B]`` bool, False for verl's padding rows (an empty response mask), which do not count.
         group_size: responses sampled per prompt.
-
-    Returns:
-        The number of groups (a group of only padding rows included) with fewer than ``group_size`` valid rows.
     """
-    counts = segment_sum(valid.to(torch.int64), group_ids, num_groups)
-    return int((counts < group_size).sum())
+    return int((torch.bincount(group_ids, minlength=num_groups) < group_size).sum())
 
 
 def segment_extreme(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int, reduce: str) -> torch.Tensor:
