@@ -50,7 +50,8 @@ def _parses(ground_truth: str) -> bool:
 def unparseable(ground_truths: Sequence[Any], processes: int | None = None) -> list[int]:
     """Positions in ``ground_truths`` of those the grader cannot parse (missing and empty ones included).
 
-    Texts other than plain numbers go, once each, to ``processes`` spawned workers (default: min(8, CPU count)).
+    Texts other than plain numbers go, once each, to ``processes`` spawned workers (default: min(8, CPU count));
+    like any spawned worker they import the caller's ``__main__``, so a script calls this under its main guard.
     """
     texts = {truth.strip() for truth in ground_truths if isinstance(truth, str) and truth.strip()}
     readable = {text for text in texts if PLAIN_NUMBER.fullmatch(text)}
