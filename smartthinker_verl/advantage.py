@@ -268,7 +268,6 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         if problem:
             raise ConfigError(problem)
         run = run_context(config)
-        record_batch_health(index, response_mask, run.group_size)
         options = method.options_type.from_algorithm_config(config).for_run(run)
         check_foreign_options(config, method.name)
         problem = normalizer_problem(method.name, options.normalizer)
@@ -281,6 +280,7 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         advantages, output = shaped_advantages(
             token_level_rewards, response_mask, index, options, norm_by_std, method=method, config=config
         )
+        record_batch_health(index, response_mask, run.group_size)  # may stop the step: before verl's update
         responses = int((response_mask.sum(dim=-1) > 0).sum())
         step_metrics.record(step_metrics.as_floats(output.statistics, prefix=f"{method.name}/"), weight=responses)
         return advantages, advantages
