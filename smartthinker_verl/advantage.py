@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from smartthinker_verl.shaping import (
     foreign_option_errors,
     get_method,
 )
-from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index
+from smartthinker_verl.shaping.groups import GroupedBatch, group_ids_from_index, incomplete_groups
 from smartthinker_verl.shaping.grpo import (
     group_std,
     grpo_normalize,
@@ -41,6 +42,8 @@ from smartthinker_verl.shaping.grpo import (
     zero_rounding_noise,
     zero_spread_groups,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _validate_inputs(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, name: str) -> None:
@@ -211,6 +214,32 @@ def shaped_advantages(
         return _verl_advantages(options.normalizer, rewards, lengths, response_mask, index, config), output
 
 
+def record_batch_health(index: Any, response_mask: torch.Tensor, group_size: int | None) -> None:
+    """Stop on a grading pool that could not start (:func:`grading_report.collect`), and record the step's
+    ``smartthinker/grading_errors`` and ``smartthinker/incomplete_group_frac`` (groups with fewer than the rollout's
+    ``n`` responses, verl's padding rows not counted), with a WARNING when a group is short."""
+    from smartthinker_verl import grading_report  # the TaskRunner's side of the reward workers' reports
+
+    metrics = {f"{CONFIG_KEY}/grading_errors": float(grading_report.collect())}
+    if group_size is None or index is None:
+        logger.debug("actor_rollout_ref.rollout.n is unknown here: incomplete_group_frac is not recorded")
+    else:
+        real = (response_mask.sum(dim=-1) > 0).cpu().numpy()
+        group_ids, num_groups = group_ids_from_index(np.asarray(index, dtype=object)[real])
+        short = incomplete_groups(group_ids, num_groups, group_size)
+        metrics[f"{CONFIG_KEY}/incomplete_group_frac"] = short / max(num_groups, 1)
+        if short:
+            logger.warning(
+                "%d of %d groups have fewer than actor_rollout_ref.rollout.n=%d responses: verl dropped responses, "
+                "most likely because the reward loop raised for them (see the agent-loop workers' logs) or a filter "
+                "removed them; their advantages come from smaller groups",
+                short,
+                num_groups,
+                group_size,
+            )
+    step_metrics.PENDING.record(metrics)
+
+
 def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The verl estimator function of ``method`` (reads ``algorithm.<name>`` and ``norm_adv_by_std_in_grpo``)."""
 
@@ -230,6 +259,7 @@ def make_estimator(method: ShapingMethod) -> Callable[..., tuple[torch.Tensor, t
         advantages, output = shaped_advantages(
             token_level_rewards, response_mask, index, options, norm_by_std, method, config, **state
         )
+        record_batch_health(index, response_mask, run.group_size)  # may stop the step: before verl's update
         responses = int((response_mask.sum(dim=-1) > 0).sum())
         step_metrics.PENDING.record(step_metrics.as_floats(output.statistics, f"{method.name}/"), weight=responses)
         return advantages, advantages

@@ -100,9 +100,10 @@ class _TimeoutNoticer(logging.Handler):
 _MATH_VERIFY_TIMEOUTS = _TimeoutNoticer()
 
 
-def verify_answer(answer: str, ground_truth: str) -> bool:
-    """math-verify in the current (main) thread: parse gold and answer, then ``verify(gold, answer)``."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+def parse_gold(ground_truth: str) -> list:
+    """math-verify's parse of a ground truth as the scorer reads it (boxed first, then as written), in the current
+    (main) thread; :class:`DataError` when it yields nothing."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
     extraction = [LatexExtractionConfig(), ExprExtractionConfig()]
     gold = parse(f"\\boxed{{{ground_truth}}}", extraction_config=extraction, parsing_timeout=MATH_VERIFY_TIMEOUT_S)
@@ -110,6 +111,15 @@ def verify_answer(answer: str, ground_truth: str) -> bool:
         gold = parse(ground_truth, extraction_config=extraction, parsing_timeout=MATH_VERIFY_TIMEOUT_S)
     if not gold:
         raise DataError(f"ground truth {ground_truth!r} cannot be parsed by math-verify; fix the dataset row")
+    return gold
+
+
+def verify_answer(answer: str, ground_truth: str) -> bool:
+    """math-verify in the current (main) thread: parse gold and answer, then ``verify(gold, answer)``."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    gold = parse_gold(ground_truth)
+    extraction = [LatexExtractionConfig(), ExprExtractionConfig()]
     predicted = parse(answer, extraction_config=extraction, parsing_timeout=MATH_VERIFY_TIMEOUT_S)
     return bool(predicted) and bool(verify(gold, predicted, timeout_seconds=MATH_VERIFY_TIMEOUT_S))
 
@@ -178,6 +188,10 @@ class GradingPool:
             if self._pool is None:
                 self._pool = self._start()
             return self._generation, self._pool
+
+    def start(self) -> None:
+        """Start the workers now rather than at the first answer; :class:`SetupError` when they cannot."""
+        self._current()
 
     def _start(self) -> ProcessPool:
         pool = ProcessPool(max_workers=self.num_processes, initializer=_warm_up, context=_worker_context())

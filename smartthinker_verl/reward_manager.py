@@ -1,7 +1,10 @@
 """verl adapter: the reward-loop manager ``smartthinker``, verl's ``naive`` manager plus SmartThinker's extras.
 
-It adds ``acc``, ``think_closed``, ``grading_timed_out``, ``response_length`` and ``truncated`` for every response.
-The scorer is SmartThinker's (:func:`scoring.grade`, options under ``reward.smartthinker``, which reach reward
+It adds ``acc``, ``think_closed``, ``grading_timed_out``, ``response_length``, ``truncated`` and ``grading_errors``
+for every response. ``grading_errors`` is 1 when the row's ground truth is missing or math-verify cannot parse it: the
+response then scores 0 and is counted (:mod:`grading_report`) instead of raising into verl, which would drop it from its
+group without a word; a grading pool that cannot start is reported there too. The scorer is SmartThinker's
+(:func:`scoring.grade`, options under ``reward.smartthinker``, which reach reward
 workers on every node) unless ``reward.custom_reward_function.path`` is set; options the chosen route would ignore
 are errors naming the fix.
 """
@@ -14,11 +17,12 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from smartthinker_verl.errors import ConfigError, DataError
+from smartthinker_verl.errors import ConfigError, DataError, SetupError
 from smartthinker_verl.options import RewardOptions, select
 
 MANAGER_NAME = "smartthinker"
@@ -61,6 +65,7 @@ def _with_extras(out: Any, solution_str: str) -> dict[str, Any]:
 
     out["think_closed"] = bool(out.get("think_closed", THINK_CLOSE in solution_str))
     out["grading_timed_out"] = bool(out.get("grading_timed_out", False))
+    out["grading_errors"] = int(out.get("grading_errors", 0))
     return out
 
 
@@ -96,22 +101,39 @@ class SmartThinkerRewardManager(NaiveRewardManager):
         self.max_response_length = select(config, "actor_rollout_ref.rollout.response_length", None)
         scorer = self._grade if custom is None else _custom_scorer(custom)
         super().__init__(config, tokenizer, scorer, reward_router_address, reward_model_tokenizer)
+        if custom is None:  # a broken grading environment shows when the worker starts, not at the first answer
+            from smartthinker_verl import grading_report
 
-    def _grade(self, solution_str: str, ground_truth: Any, **_: Any) -> dict[str, Any]:
-        from smartthinker_verl import grading_pool, scoring
+            try:
+                grading_pool.get_pool(*self.pool_settings).start()
+            except SetupError as error:  # raising here would only kill this actor: verl goes on without it
+                grading_report.setup_failure(error)
+
+    def _grade(self, data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **_: Any) -> dict:
+        from smartthinker_verl import grading_pool, grading_report, scoring
 
         pool = grading_pool.get_pool(*self.pool_settings)
         gate = self.options.require_think_close
-        return scoring.grade(solution_str, str(ground_truth), require_think_close=gate, pool=pool).as_reward()
+        truth = None if ground_truth is None else str(ground_truth)
+        try:
+            result = scoring.grade(solution_str, truth, require_think_close=gate, pool=pool).as_reward()
+        except DataError as error:
+            grading_report.data_error(error, data_source, extra_info)
+            closed = scoring.THINK_CLOSE in solution_str
+            return {**scoring.GradeResult(0.0, False, closed, "").as_reward(), "grading_errors": 1}
+        except SetupError as error:
+            grading_report.setup_failure(error)
+            raise
+        return {**result, "grading_errors": 0}
 
     async def run_single(self, data: DataProto) -> dict:
-        item = data[-1]  # as naive: the last sequence carries the final answer
+        data = data[-1:]  # as naive: the last sequence carries the final answer
+        item = data[0]
         reward_model = item.non_tensor_batch.get("reward_model")
-        if not isinstance(reward_model, Mapping) or reward_model.get("ground_truth") is None:
-            raise DataError(
-                f"a row of data_source {item.non_tensor_batch.get('data_source')!r} has no reward_model.ground_truth: "
-                "prepare the data with data_preprocess/ (smartthinker_verl.data.build_row)"
-            )
+        if not isinstance(reward_model, Mapping) or "ground_truth" not in reward_model:
+            # naive would raise a KeyError; _grade scores the response 0 and counts it
+            reward_model = {**(reward_model if isinstance(reward_model, Mapping) else {}), "ground_truth": None}
+            data.non_tensor_batch["reward_model"] = np.array([reward_model], dtype=object)
         result = await super().run_single(data)
         width = item.batch["responses"].shape[-1]
         valid_length = int(item.batch["attention_mask"][-width:].sum())

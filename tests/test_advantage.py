@@ -207,7 +207,8 @@ def test_step_statistics_are_recorded_for_the_logger():
     scores = WORKED_CORRECT + [1, 1, 1, 1] + [0, 0, 0, 0]
     compute_advantage(make_batch(lengths, scores, uids), adv_estimator="smartthinker", config=algorithm_config())
     logged = metrics.PENDING.pop()
-    assert set(logged) == {metrics.PREFIX + name for name in metrics.METRIC_NAMES}
+    # the method's statistics, and the run's grading errors (no rollout.n in this config: no incomplete_group_frac)
+    assert set(logged) == {metrics.PREFIX + name for name in metrics.METRIC_NAMES} | {"smartthinker/grading_errors"}
     assert logged["smartthinker/optimal_length/mean"] == pytest.approx(1959.3229, abs=1e-3)
     assert logged["smartthinker/coefficient/mean"] == pytest.approx(1.428341e-4, rel=1e-5)
     assert logged["smartthinker/shaped_group_frac"] == pytest.approx(1 / 3)

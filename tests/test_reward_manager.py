@@ -18,7 +18,7 @@ PROMPT = "What is 2 + 2? Please reason step by step, and put your final answer w
 RESPONSE_WIDTH = 64
 
 #: Keys of reward_extra_info for every response (a custom function's own keys come on top).
-EXTRA_KEYS = ("score", "acc", "think_closed", "grading_timed_out", "response_length", "truncated")
+EXTRA_KEYS = ("score", "acc", "think_closed", "grading_timed_out", "grading_errors", "response_length", "truncated")
 
 
 def trainer_config(require_think_close=None, response_length=RESPONSE_WIDTH, reward_kwargs=None):
@@ -126,11 +126,13 @@ def test_custom_scorer_still_gets_the_extras(qwen_tokenizer, is_async):
     assert tuple(sorted(result["reward_extra_info"])) == tuple(sorted(EXTRA_KEYS))
 
 
-def test_missing_ground_truth_names_the_fix(qwen_tokenizer):
+@pytest.mark.parametrize("reward_model", [{"style": "rule"}, {"style": "rule", "ground_truth": None}, {}, None])
+def test_missing_ground_truth_scores_zero_and_is_counted(qwen_tokenizer, reward_model):
     item = make_item(qwen_tokenizer, "</think>\\boxed{4}")
-    item.non_tensor_batch["reward_model"] = np.array([{"style": "rule"}], dtype=object)
-    with pytest.raises(SmartThinkerError, match="data_preprocess"):
-        run_manager(trainer_config(), qwen_tokenizer, [item])
+    item.non_tensor_batch["reward_model"] = np.array([reward_model], dtype=object)
+    (result,) = run_manager(trainer_config(), qwen_tokenizer, [item])
+    assert result["reward_score"] == 0.0 and result["reward_extra_info"]["grading_errors"] == 1
+    assert tuple(sorted(result["reward_extra_info"])) == tuple(sorted(EXTRA_KEYS))
 
 
 def test_options_the_chosen_route_would_ignore_are_refused_with_the_fix(qwen_tokenizer):

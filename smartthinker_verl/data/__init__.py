@@ -5,6 +5,7 @@
 - ``answers``     :func:`normalize_answer`, :func:`extract_gsm8k_answer`: a source's answers as row strings
 - ``sources``     :class:`DatasetSpec` (where a dataset lives, which columns hold what), :func:`load_records`
                   (Hugging Face hub or a local jsonl/json/parquet copy) and :func:`read_jsonl`
+- ``gradable``    :func:`ground_truth_problems`, :func:`unparseable`: ground truths the grader cannot parse
 - ``preprocess``  :func:`convert_records` (records -> rows, with drop counts) and :func:`preprocess_main`, the
                   command line shared by every ``data_preprocess/`` script
 
@@ -12,9 +13,11 @@ Everything public is importable from ``smartthinker_verl.data`` itself.
 """
 
 from smartthinker_verl.data.answers import extract_gsm8k_answer, is_missing, normalize_answer
+from smartthinker_verl.data.gradable import ground_truth_problems, unparseable
 from smartthinker_verl.data.preprocess import (
     DROP_NO_ANSWER,
     DROP_NO_PROBLEM,
+    DROP_UNGRADABLE_ANSWER,
     DROP_UNUSABLE_ANSWER,
     ConversionResult,
     build_parser,
@@ -38,6 +41,7 @@ from smartthinker_verl.data.sources import LOCAL_SUFFIXES, DatasetSpec, load_rec
 __all__ = [
     "DROP_NO_ANSWER",
     "DROP_NO_PROBLEM",
+    "DROP_UNGRADABLE_ANSWER",
     "DROP_UNUSABLE_ANSWER",
     "LOCAL_SUFFIXES",
     "PROMPT_SUFFIX",
@@ -48,6 +52,7 @@ __all__ = [
     "build_row",
     "convert_records",
     "extract_gsm8k_answer",
+    "ground_truth_problems",
     "is_missing",
     "load_records",
     "make_prompt",
@@ -56,6 +61,7 @@ __all__ = [
     "preprocess_main",
     "read_jsonl",
     "read_parquet",
+    "unparseable",
     "validate_parquet_file",
     "validate_row",
     "validate_rows",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.data.answers import as_text, is_missing
+from smartthinker_verl.data.gradable import checked_mark, describe, unparseable
 from smartthinker_verl.data.rows import build_row, write_parquet
 from smartthinker_verl.data.sources import DatasetSpec, load_records
 from smartthinker_verl.errors import SmartThinkerError
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 DROP_NO_PROBLEM = "no problem"
 DROP_NO_ANSWER = "no answer"
 DROP_UNUSABLE_ANSWER = "unusable answer"
+DROP_UNGRADABLE_ANSWER = "answer math-verify cannot parse"
 
 
 @dataclass
@@ -106,6 +108,18 @@ def convert_records(
     return ConversionResult(rows=rows, rows_in=len(records), dropped=dropped)
 
 
+def drop_ungradable(result: ConversionResult, name: str) -> None:
+    """Drop the rows whose ground truth the grader cannot parse (every response to them would score 0), counted
+    under :data:`DROP_UNGRADABLE_ANSWER` and each named in the log."""
+    bad = unparseable([row["reward_model"]["ground_truth"] for row in result.rows])
+    for position in bad:
+        logger.warning("%s: dropped %s", name, describe(result.rows[position], "a row"))
+    if bad:
+        drop = set(bad)
+        result.rows = [row for position, row in enumerate(result.rows) if position not in drop]
+        result.dropped[DROP_UNGRADABLE_ANSWER] += len(bad)
+
+
 def preprocess(
     spec: DatasetSpec,
     *,
@@ -119,7 +133,9 @@ def preprocess(
     output_split = output_split or spec.output_split
     records = load_records(spec, local_dataset_path, split)
     result = convert_records(spec, records, output_split, progress=progress)
-    path = write_parquet(result.rows, output if output is not None else spec.default_output(output_split))
+    drop_ungradable(result, spec.name)
+    target = output if output is not None else spec.default_output(output_split)
+    path = write_parquet(result.rows, target, metadata=checked_mark())
     return result, path
 
 

@@ -151,8 +151,9 @@ def validate_parquet_file(path: str | Path) -> int:
     return len(_read_validated(Path(path)))
 
 
-def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Validate ``rows`` and write them as a verl parquet file (parent folders created). Returns the path.
+def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Validate ``rows`` and write them as a verl parquet file (parent folders created), with ``metadata`` in its
+    schema. Returns the path.
 
     The file is written next to ``path`` first, checked with :func:`validate_parquet_file` and only then moved
     into place, so ``path`` never holds a partial or invalid file. Same rows in, same bytes out.
@@ -167,7 +168,8 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        pq.write_table(pa.Table.from_pylist(list(rows)), partial)
+        table = pa.Table.from_pylist(list(rows))
+        pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **(metadata or {})}), partial)
         written = validate_parquet_file(partial)
         if written != len(rows):
             raise DataError(f"{path}: wrote {written} rows, expected {len(rows)}")

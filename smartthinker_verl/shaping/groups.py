@@ -40,6 +40,18 @@ def segment_sum(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int) 
     return torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add_(0, group_ids, values)
 
 
+def incomplete_groups(group_ids: torch.Tensor, num_groups: int, group_size: int) -> int:
+    """How many groups hold fewer than ``group_size`` responses (the rollout's ``n``).
+
+    Args:
+        group_ids: ``[B]`` dense group id per real response (:func:`group_ids_from_index` of the rows left after
+            dropping verl's padding rows, so a group of padding only is no group).
+        num_groups: number of groups.
+        group_size: responses sampled per prompt.
+    """
+    return int((torch.bincount(group_ids, minlength=num_groups) < group_size).sum())
+
+
 def segment_extreme(values: torch.Tensor, group_ids: torch.Tensor, num_groups: int, reduce: str) -> torch.Tensor:
     """``[num_groups]`` minimum (``reduce="amin"``) or maximum (``"amax"``) of ``values [B]`` per group; +-inf for
     a group with no value (only possible when ``values`` was masked by the caller)."""
