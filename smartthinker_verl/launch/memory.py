@@ -29,6 +29,7 @@ of docs/gpu.md, "Without flash-attn".
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,12 @@ def logits_bytes_per_token(shape: ModelShape, dtype_bytes: int = BF16) -> int:
 def kv_bytes_per_token(shape: ModelShape, tensor_parallel: int = 1, dtype_bytes: int = BF16) -> float:
     """vLLM's KV cache per token and GPU: ``layers x kv_heads x head_dim x 2 (K, V) x dtype / TP``."""
     return shape.num_layers * shape.num_kv_heads * shape.head_dim * 2 * dtype_bytes / tensor_parallel
+
+
+def max_full_length_sequences(kv_cache_bytes: float, shape: ModelShape, tokens: int, tensor_parallel: int = 1) -> int:
+    """Full-length sequences (``tokens`` each) that fit in a KV cache of ``kv_cache_bytes`` per GPU (docs/gpu.md,
+    "GPU memory": the recipes' ``max_num_seqs`` and ``smartthinker-verl eval``'s default)."""
+    return math.floor(kv_cache_bytes / (kv_bytes_per_token(shape, tensor_parallel) * tokens))
 
 
 @dataclass(frozen=True)
