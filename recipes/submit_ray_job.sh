@@ -100,7 +100,7 @@ done
 if [[ -n "${ENTRYPOINT}" ]]; then
     [[ ${#OVERRIDES[@]} -eq 0 ]] || die "Hydra overrides (${OVERRIDES[*]}) apply to a recipe, not to --entrypoint"
     # `ray job submit` shell-quotes each word it is given: a command line travels as `bash -c CMD`.
-    JOB_ARGV=(bash -c "PATH=$(printf '%q' "${PYTHON_DIR}"):\${PATH}; ${ENTRYPOINT}")
+    JOB_ARGV=(bash -c "PATH=$(printf '%q' "${PYTHON_DIR}"):\$PATH; ${ENTRYPOINT}")
     NAME_PART="$(basename "${ENTRYPOINT%% *}")"
     [[ "${ENTRYPOINT}" == *" -m "* ]] && NAME_PART="$(sed -E 's/.* -m ([^ ]+).*/\1/' <<<"${ENTRYPOINT}")"
 else
