@@ -239,26 +239,31 @@ def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
 
 
 def _generate_shard(
-    args: argparse.Namespace,
+    backend: str,
+    model: str,
+    options: dict[str, Any],
     settings: SamplingSettings,
     pending: list[Any],
     out_dir: Path,
     part: int | None,
     devices: list[str] | None,
+    show_progress: bool,
 ) -> None:
-    """One engine: load the model on ``devices``, sample ``pending`` into ``out_dir`` (part ``part``), close it."""
+    """One engine: load ``model`` on ``devices``, sample ``pending`` into ``out_dir`` (part ``part``), close it."""
+    from tqdm.auto import tqdm
+
     from smartthinker_verl.evaluation import generation
     from smartthinker_verl.evaluation.backends import make_backend
 
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    backend = make_backend(args.backend, args.model, settings, **_backend_options(args))
+    engine = make_backend(backend, model, settings, **options)
     name = "generating" if part is None else f"engine {part}"
     try:
-        with _progress(args, total=len(pending), desc=name, unit="sample", position=part or 0) as bar:
-            generation.generate_samples(backend, pending, out_dir, part=part, progress=bar)
+        with tqdm(total=len(pending), desc=name, unit="sample", position=part or 0, disable=not show_progress) as bar:
+            generation.generate_samples(engine, pending, out_dir, part=part, progress=bar)
     finally:
-        backend.close()
+        engine.close()
 
 
 def _run_engines(
@@ -273,15 +278,24 @@ def _run_engines(
 
     devices = _engine_devices(args)
     seed = generation.run_seed(args.seed, pending)
+    common = (args.backend, args.model, _backend_options(args))
     if len(devices) == 1:
-        _generate_shard(args, replace(settings, seed=seed), pending, out_dir, None, devices[0])
+        _generate_shard(*common, replace(settings, seed=seed), pending, out_dir, None, devices[0], not args.no_progress)
         return []
     logger.info("%d samples over %d engines (%s)", len(pending), len(devices), devices)
     context = multiprocessing.get_context("spawn")  # vLLM and CUDA in each child, nothing inherited
     processes = [
         context.Process(
             target=_generate_shard,
-            args=(args, replace(settings, seed=stable_seed(seed, i)), share, out_dir, i, devices[i]),
+            args=(
+                *common,
+                replace(settings, seed=stable_seed(seed, i)),
+                share,
+                out_dir,
+                i,
+                devices[i],
+                not args.no_progress,
+            ),
             name=f"eval-engine-{i}",
         )
         for i, share in enumerate(generation.shard(pending, len(devices)))

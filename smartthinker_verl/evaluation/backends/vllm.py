@@ -207,7 +207,10 @@ class VLLMBackend:
         request_ids = self.llm.enqueue(
             [{"prompt_token_ids": list(p)} for p in prompts], self.sampling_params, use_tqdm=False
         )
-        index = {request_id: i for i, request_id in enumerate(request_ids)}
+        # Outputs carry the id the request was submitted with; enqueue returns vLLM's internal one: that id, "-" and
+        # 8 random characters (unless VLLM_DISABLE_REQUEST_ID_RANDOMIZATION).
+        index = {request_id.rsplit("-", 1)[0]: i for i, request_id in enumerate(request_ids)}
+        index.update({request_id: i for i, request_id in enumerate(request_ids)})
         engine = self.llm.llm_engine
         while engine.has_unfinished_requests():
             finished = [(index[out.request_id], _completion(out)) for out in engine.step() if out.finished]
