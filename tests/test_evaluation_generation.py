@@ -87,3 +87,24 @@ def test_vllm_engine_limits_default_to_the_protocols_length_and_the_cache_arithm
     assert engine_limits(str(tmp_path), config, max_tokens=16, **limits) == (2064, MAX_NUM_SEQS_CAP)
     given = limits | {"max_model_len": 4096, "max_num_seqs": 7}
     assert engine_limits(str(tmp_path), config, max_tokens=16, **given) == (4096, 7)
+
+
+def test_engines_take_the_visible_gpus_in_tensor_parallel_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from smartthinker_verl.errors import ConfigError
+    from smartthinker_verl.evaluation.cli import _engine_devices
+
+    def args(**given: object) -> argparse.Namespace:
+        return argparse.Namespace(**{"backend": "vllm", "tensor_parallel_size": 1, "data_parallel_size": None} | given)
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    assert _engine_devices(args()) == [["4"], ["5"], ["6"], ["7"]]
+    assert _engine_devices(args(tensor_parallel_size=2)) == [["4", "5"], ["6", "7"]]
+    assert _engine_devices(args(tensor_parallel_size=2, data_parallel_size=1)) == [["4", "5"]]
+    assert _engine_devices(args(backend="hf")) == [["4"]]
+    with pytest.raises(ConfigError, match="needs 6 GPUs; 4 are visible"):
+        _engine_devices(args(tensor_parallel_size=2, data_parallel_size=3))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: the engines share the CPUs
+    assert _engine_devices(args()) == [None]
+    assert _engine_devices(args(data_parallel_size=2)) == [None, None]

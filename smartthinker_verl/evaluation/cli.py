@@ -277,28 +277,20 @@ def _run_engines(
     from smartthinker_verl.evaluation.backends import stable_seed
 
     devices = _engine_devices(args)
-    seed = generation.run_seed(args.seed, pending)
-    common = (args.backend, args.model, _backend_options(args))
-    if len(devices) == 1:
-        _generate_shard(*common, replace(settings, seed=seed), pending, out_dir, None, devices[0], not args.no_progress)
+    seed, alone = generation.run_seed(args.seed, pending), len(devices) == 1
+    options, progress = _backend_options(args), not args.no_progress
+    jobs = [
+        (args.backend, args.model, options, replace(settings, seed=seed if alone else stable_seed(seed, i)), share,
+         out_dir, None if alone else i, devices[i], progress)
+        for i, share in enumerate(generation.shard(pending, len(devices)))
+    ]  # fmt: skip
+    if alone:
+        _generate_shard(*jobs[0])
         return []
     logger.info("%d samples over %d engines (%s)", len(pending), len(devices), devices)
     context = multiprocessing.get_context("spawn")  # vLLM and CUDA in each child, nothing inherited
     processes = [
-        context.Process(
-            target=_generate_shard,
-            args=(
-                *common,
-                replace(settings, seed=stable_seed(seed, i)),
-                share,
-                out_dir,
-                i,
-                devices[i],
-                not args.no_progress,
-            ),
-            name=f"eval-engine-{i}",
-        )
-        for i, share in enumerate(generation.shard(pending, len(devices)))
+        context.Process(target=_generate_shard, args=job, name=f"eval-engine-{i}") for i, job in enumerate(jobs)
     ]
     for process in processes:
         process.start()
