@@ -1,7 +1,7 @@
 """`smartthinker-verl eval`'s generation, old path against new, on one vLLM engine in one process.
 
-    python benchmarks/bench_eval_generation.py [--model DIR] [--problems 48] [--k 4] [--max-tokens 384]
-        [--chunk 48] [--rounds 2]
+    python benchmarks/bench_eval_generation.py [--model DIR] [--problems 32] [--k 4] [--max-tokens 256]
+        [--chunk 32] [--rounds 2]
 
 - **old** (before issue 27): every sample carries its own seed (``SamplingParams(seed=...)``, which vLLM samples one
   request at a time), and samples go to ``LLM.generate`` in chunks of ``--chunk``, each waiting for its longest
@@ -79,16 +79,17 @@ def timed(run: Any) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder (default: the demo's SmolLM2-135M-Instruct)")
-    parser.add_argument("--problems", type=int, default=48)
+    parser.add_argument("--problems", type=int, default=32)
     parser.add_argument("--k", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=384)
-    parser.add_argument("--chunk", type=int, default=48)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
     model = args.model or str(require("smollm2"))
     settings = SamplingSettings(temperature=0.6, top_p=1.0, max_tokens=args.max_tokens, seed=0)
-    backend = VLLMBackend(model, settings, max_model_len=args.max_tokens + 256, enforce_eager=True)
+    # float32: without AVX-512 BF16 / AMX, bfloat16 is emulated on CPU (docs/cpu.md).
+    backend = VLLMBackend(model, settings, dtype="float32", max_model_len=args.max_tokens + 256, enforce_eager=True)
     batch = prompts(backend, args.problems, args.k)
     print(f"model {model}; {len(batch)} samples ({args.problems} problems x {args.k}), max_tokens {args.max_tokens}, ")
     print(f"old chunk {args.chunk}; vLLM CPU KV cache {os.environ.get('VLLM_CPU_KVCACHE_SPACE')} GiB")
