@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import time
 from typing import Any
 
@@ -85,13 +86,17 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each result on disk as it is printed
 
     model = args.model or str(require("smollm2"))
     settings = SamplingSettings(temperature=0.6, top_p=1.0, max_tokens=args.max_tokens, seed=0)
     # float32: without AVX-512 BF16 / AMX, bfloat16 is emulated on CPU (docs/cpu.md).
     backend = VLLMBackend(model, settings, dtype="float32", max_model_len=args.max_tokens + 256, enforce_eager=True)
     batch = prompts(backend, args.problems, args.k)
-    print(f"model {model}; {len(batch)} samples ({args.problems} problems x {args.k}), max_tokens {args.max_tokens}, ")
+    print(
+        f"model {model}; {len(batch)} samples ({args.problems} problems x {args.k}), max_tokens {args.max_tokens}, ",
+        flush=True,
+    )
     print(f"old chunk {args.chunk}; vLLM CPU KV cache {os.environ.get('VLLM_CPU_KVCACHE_SPACE')} GiB")
     timed(lambda: new_path(backend, batch[:8]))  # warm-up, off the clock
     totals = {"old": [0.0, 0], "new": [0.0, 0]}
