@@ -15,17 +15,24 @@
 #   -h, --help           this help
 # Everything else (after the options, or after --) is passed to the recipe as Hydra overrides.
 #
+# The job runs on the interpreter this script resolves here, by absolute path: $PYTHON if set, else this checkout's
+# .venv-gpu/bin/python or .venv/bin/python (as the recipes pick locally), else the python3 on this shell's PATH. The
+# upload leaves the virtual environments behind, so the path must exist on the head node (a shared filesystem, or
+# the same install path on every node); a recipe job gets it as PYTHON, a --entrypoint job finds it first on PATH
+# (so `python -m ...` runs on it). Ray's worker processes run on the interpreter Ray was started with.
+#
 # The job's runtime environment ships this repository as `working_dir` (without .git, .venv, .venv-gpu, data,
 # checkpoints, models, evals, outputs, wandb: Ray refuses a working_dir over 512 MiB) and sets
 # VERL_USE_EXTERNAL_MODULES=smartthinker_verl.plugin, so every Ray process that imports verl registers SmartThinker
 # even on nodes where the package is not pip-installed (verl and the other dependencies must be installed there).
-# Forwarded when set here: MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT CHECKPOINT_DIR RESUME
-# SMARTTHINKER_SKIP_DOCTOR WANDB_API_KEY WANDB_ENTITY WANDB_MODE WANDB_PROJECT WANDB_BASE_URL WANDB_DIR HF_TOKEN
-# HF_HOME VERL_FILE_LOGGER_PATH VERL_FILE_LOGGER_ROOT (secrets end up in the job's runtime env, visible on the
-# dashboard: prefer credentials configured on the nodes). The job runs in Ray's temporary copy of working_dir, so
-# the folders that outlive it are made absolute: a relative WANDB_DIR / VERL_FILE_LOGGER_PATH / VERL_FILE_LOGGER_ROOT
-# is taken from the folder this script runs in, and a recipe job without them writes wandb's files and the `file`
-# logger's JSONL under CHECKPOINT_DIR (CHECKPOINT_DIR/wandb/, CHECKPOINT_DIR/<project>/<experiment>.jsonl).
+# Forwarded when set here: PYTHON (always, see above) MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT
+# CHECKPOINT_DIR RESUME SMARTTHINKER_SKIP_DOCTOR WANDB_API_KEY WANDB_ENTITY WANDB_MODE WANDB_PROJECT WANDB_BASE_URL
+# WANDB_DIR HF_TOKEN HF_HOME VERL_FILE_LOGGER_PATH VERL_FILE_LOGGER_ROOT (secrets end up in the job's runtime env,
+# visible on the dashboard: prefer credentials configured on the nodes). The job runs in Ray's temporary copy of
+# working_dir, so the folders that outlive it are made absolute: a relative WANDB_DIR / VERL_FILE_LOGGER_PATH /
+# VERL_FILE_LOGGER_ROOT is taken from the folder this script runs in, and a recipe job without them writes wandb's
+# files and the `file` logger's JSONL under CHECKPOINT_DIR (CHECKPOINT_DIR/wandb/,
+# CHECKPOINT_DIR/<project>/<experiment>.jsonl).
 # DATA_DIR defaults to this checkout's absolute data/ directory: the nodes must see it at that path (a shared
 # filesystem), or set DATA_DIR. A recipe job needs an ABSOLUTE checkpoint folder on a shared filesystem
 # (CHECKPOINT_DIR=/shared/checkpoints, or trainer.default_local_dir=/shared/...): a relative one would land in
@@ -41,7 +48,7 @@ WAIT=0
 PRINT_ONLY=0
 SUBMISSION_ID=""
 EXTRA_ENV=()
-FORWARDED_ENV=(MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT CHECKPOINT_DIR RESUME SMARTTHINKER_SKIP_DOCTOR
+FORWARDED_ENV=(PYTHON MODEL_PATH DATA_DIR NGPUS NNODES PROJECT EXPERIMENT CHECKPOINT_DIR RESUME SMARTTHINKER_SKIP_DOCTOR
     WANDB_API_KEY WANDB_ENTITY WANDB_MODE WANDB_PROJECT WANDB_BASE_URL WANDB_DIR HF_TOKEN HF_HOME
     VERL_FILE_LOGGER_PATH VERL_FILE_LOGGER_ROOT)
 # Paths that must not point into the job's temporary working_dir copy.
@@ -55,10 +62,21 @@ for venv in .venv-gpu .venv; do
         RAY_BIN="${REPO_ROOT}/${venv}/bin/ray"
     fi
 done
+# The job's interpreter (see the header): never left to the head node's PATH.
+if [[ -z "${PYTHON:-}" ]]; then
+    PYTHON="python3"
+    for venv in .venv-gpu .venv; do
+        if [[ -x "${REPO_ROOT}/${venv}/bin/python" ]]; then PYTHON="${REPO_ROOT}/${venv}/bin/python"; break; fi
+    done
+fi
 # ----------------------------------------------------------------------------------------------------------------
 
-usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "submit_ray_job.sh: $*" >&2; exit 2; }
+[[ "${PYTHON}" == /* ]] || PYTHON="$(command -v "${PYTHON}")" || PYTHON=""
+[[ -x "${PYTHON}" ]] || die "no interpreter for the job (PYTHON unset and no python3 on PATH, or PYTHON not" \
+    "executable); set PYTHON=/path/to/env/bin/python"
+PYTHON_DIR="$(dirname "${PYTHON}")"
 
 OVERRIDES=()
 while [[ $# -gt 0 ]]; do
@@ -82,7 +100,7 @@ done
 if [[ -n "${ENTRYPOINT}" ]]; then
     [[ ${#OVERRIDES[@]} -eq 0 ]] || die "Hydra overrides (${OVERRIDES[*]}) apply to a recipe, not to --entrypoint"
     # `ray job submit` shell-quotes each word it is given: a command line travels as `bash -c CMD`.
-    JOB_ARGV=(bash -c "${ENTRYPOINT}")
+    JOB_ARGV=(bash -c "PATH=$(printf '%q' "${PYTHON_DIR}"):\$PATH; ${ENTRYPOINT}")
     NAME_PART="$(basename "${ENTRYPOINT%% *}")"
     [[ "${ENTRYPOINT}" == *" -m "* ]] && NAME_PART="$(sed -E 's/.* -m ([^ ]+).*/\1/' <<<"${ENTRYPOINT}")"
 else
@@ -130,7 +148,7 @@ JOB_COMMAND="${JOB_COMMAND% }"
 SUBMISSION_ID="${SUBMISSION_ID:-smartthinker-${NAME_PART}-$(date -u +%Y%m%d-%H%M%S)-${RANDOM}}"
 
 # ---- runtime environment (YAML; values JSON-quoted, which YAML reads as strings) --------------------------------
-json_quote() { "${PYTHON:-python3}" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+json_quote() { "${PYTHON}" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 RUNTIME_ENV_DIR="$(mktemp -d "${TMPDIR:-/tmp}/smartthinker-submit.XXXXXX")"
 trap 'rm -rf "${RUNTIME_ENV_DIR}"' EXIT
 RUNTIME_ENV="${RUNTIME_ENV_DIR}/runtime_env.yaml"
@@ -165,7 +183,7 @@ if [[ -f "${HOME}/.ray/auth_token" && -z "${RAY_AUTH_MODE:-}" ]]; then
     export RAY_AUTH_MODE=token
 fi
 
-echo "submit_ray_job.sh: submitting ${SUBMISSION_ID} to ${ADDRESS}: ${JOB_COMMAND}" >&2
+echo "submit_ray_job.sh: submitting ${SUBMISSION_ID} to ${ADDRESS}: ${JOB_COMMAND} (interpreter ${PYTHON})" >&2
 "${RAY_BIN}" job submit --address "${ADDRESS}" --runtime-env "${RUNTIME_ENV}" --submission-id "${SUBMISSION_ID}" \
     --no-wait -- "${JOB_ARGV[@]}" >&2
 

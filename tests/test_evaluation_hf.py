@@ -183,20 +183,21 @@ def test_an_interrupted_run_resumes_and_more_samples_can_be_added(
     real_generate = HFBackend.generate
     calls = {"n": 0}
 
-    def interrupted_generate(self: HFBackend, prompts, seeds):  # the real model, stopped like Ctrl-C on chunk 2
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_generate(self, prompts, seeds)
+    def interrupted_generate(self: HFBackend, prompts):  # the real model, stopped like Ctrl-C after one batch
+        for finished in real_generate(self, prompts):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            yield finished
 
     monkeypatch.setattr(HFBackend, "generate", interrupted_generate)
     with pytest.raises(KeyboardInterrupt):
-        main(_eval_args(tiny_model, benchmarks[:1], out, "--k", "2", "--chunk-size", "2"))
+        main(_eval_args(tiny_model, benchmarks[:1], out, "--k", "2", "--batch-size", "2"))
     path = out / "generations" / "gsm8k_tiny.jsonl"
     first = path.read_text()
-    assert len(first.splitlines()) == 2  # the first chunk reached the disk
+    assert len(first.splitlines()) == 2  # the first batch reached the disk as it finished
     monkeypatch.setattr(HFBackend, "generate", real_generate)
-    assert main(_eval_args(tiny_model, benchmarks[:1], out, "--k", "2", "--chunk-size", "2")) == 0
+    assert main(_eval_args(tiny_model, benchmarks[:1], out, "--k", "2", "--batch-size", "2")) == 0
     assert path.read_text().startswith(first)
     assert len(read_records(path)) == 6
     # Asking for more samples later generates only the missing ones.
@@ -233,12 +234,20 @@ def test_added_samples_are_new_draws_and_a_rerun_reproduces_the_old_ones(
     assert responses() != first
 
 
-def test_sample_seeds_are_stable_and_distinct() -> None:
-    from smartthinker_verl.evaluation.backends import sample_seed
-
-    seeds = {sample_seed(0, "aime25", problem, sample) for problem in range(30) for sample in range(16)}
-    assert len(seeds) == 480 and all(0 <= s < 2**31 for s in seeds)
-    assert sample_seed(0, "aime25", 3, 1) == sample_seed(0, "aime25", 3, 1) != sample_seed(1, "aime25", 3, 1)
+@pytest.mark.slow
+def test_two_engines_share_the_samples_and_their_parts_are_merged(
+    tiny_model: Path, benchmarks: list[Path], tmp_path: Path
+) -> None:
+    """Data parallel on CPU: two spawned engine processes (hf, the smallest real backend here), each with its own
+    part files, merged into one file per benchmark; the same wiring runs one vLLM engine per GPU group."""
+    out = tmp_path / "run"
+    assert main(_eval_args(tiny_model, benchmarks, out, "--k", "2", "--data-parallel-size", "2")) == 0
+    generations = out / "generations"
+    assert sorted(p.name for p in generations.iterdir()) == ["gsm8k_tiny.jsonl", "math_tiny.jsonl"]  # no parts left
+    for name, n_problems in (("gsm8k_tiny", 3), ("math_tiny", 2)):
+        keys = [(r["id"], r["sample"]) for r in read_records(generations / f"{name}.jsonl")]
+        assert sorted(keys) == [(10 + i, j) for i in range(n_problems) for j in (0, 1)]
+    assert json.loads((out / "res.json").read_text())["num_samples"] == 10
 
 
 def test_resuming_with_other_sampling_settings_is_refused(
@@ -284,9 +293,10 @@ def test_greedy_decoding_is_deterministic(tiny_model: Path) -> None:
     backend = HFBackend(str(tiny_model), SamplingSettings(temperature=0.0, max_tokens=4), device="cpu", batch_size=3)
     prompt = backend.encode([{"role": "user", "content": "What is 1 + 1?"}])
     other = backend.encode([{"role": "user", "content": "A much longer question, padded on the left in a batch?"}])
-    single = backend.generate([prompt], [0])
-    batched = backend.generate([other, prompt, prompt], [1, 2, 3])
-    assert batched[1] == batched[2] == single[0]  # left padding does not change the answer
+    (single,) = backend.generate([prompt])
+    (batched,) = backend.generate([other, prompt, prompt])
+    assert [i for i, _ in batched] == [0, 1, 2]
+    assert batched[1][1] == batched[2][1] == single[0][1]  # left padding does not change the answer
     backend.close()
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from smartthinker_verl.platforms.cpu.runtime import processes_using
 
@@ -189,3 +190,33 @@ def test_a_job_gets_wandb_settings_and_absolute_log_paths_outside_its_working_di
     assert seen["WANDB_DIR"] == f"{REPO}/wb" and seen["VERL_FILE_LOGGER_PATH"] == f"{REPO}/m/x.jsonl"
     assert seen["WANDB_PROJECT"] == "proj" and seen["WANDB_BASE_URL"] == "https://wandb.example"
     assert seen["cwd"] != str(REPO)  # the job ran in Ray's copy: a relative path would have landed there
+
+
+def test_the_job_runs_on_the_launching_interpreter_not_the_heads_path(tmp_path: Path) -> None:
+    """No Ray needed: the runtime env names the interpreter by absolute path, and a --entrypoint command's `python`
+    is that interpreter even where the head's PATH has another python first."""
+    env = {**_env(), "CHECKPOINT_DIR": "/shared/ck"}
+    env.pop("PYTHON", None)
+
+    def submit(*args: str, **extra: str) -> tuple[dict, str]:
+        done = subprocess.run(
+            ["bash", str(SUBMIT), "--print-runtime-env", *args], capture_output=True, text=True, env=env | extra
+        )
+        assert done.returncode == 0, done.stderr
+        body, entry = done.stdout.rsplit("# entrypoint: ", 1)
+        return yaml.safe_load(body)["env_vars"], entry.strip()
+
+    env_vars, _ = submit(PYTHON="python3")  # a name on PATH is resolved to its absolute path
+    assert env_vars["PYTHON"] == shutil.which("python3", path=env["PATH"])
+    env_vars, entry = submit("--entrypoint", "python -c 'import sys; print(sys.executable)'", PYTHON=sys.executable)
+    assert env_vars["PYTHON"] == sys.executable
+    decoy = tmp_path / "head_bin"  # the head's PATH: a python that is not the job's
+    decoy.mkdir()
+    (decoy / "python").write_text("#!/bin/sh\necho decoy\n")
+    (decoy / "python").chmod(0o755)
+    ran = subprocess.run(["bash", "-c", entry], capture_output=True, text=True, env={"PATH": f"{decoy}:/usr/bin:/bin"})
+    assert ran.stdout.strip() == sys.executable, ran.stderr
+    done = subprocess.run(
+        ["bash", str(SUBMIT), "--print-runtime-env"], capture_output=True, text=True, env=env | {"PYTHON": "nope"}
+    )
+    assert done.returncode == 2 and "set PYTHON=/path/to/env/bin/python" in done.stderr

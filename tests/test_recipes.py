@@ -71,7 +71,7 @@ def test_run_1_5b_dry_run_prints_the_papers_config_with_the_override(tmp_path: P
     assert actor["loss_agg_mode"] == "token-mean"
     assert actor["use_kl_loss"] is False and algorithm["use_kl_in_reward"] is False
     assert actor["entropy_coeff"] == 0
-    assert rollout["name"] == "vllm" and actor["strategy"] == "fsdp"
+    assert rollout["name"] == "vllm"
     trainer = config["trainer"]
     assert (trainer["save_freq"], trainer["n_gpus_per_node"], trainer["nnodes"]) == (25, 4, 1)
     assert trainer["logger"] == ["console", "wandb"]
@@ -119,6 +119,10 @@ def test_each_recipe_dry_run_has_its_model_steps_and_env_overrides(recipe: str, 
     assert "does not exist" not in done.stderr  # every data file is there
     rollout = config["actor_rollout_ref"]["rollout"]
     assert (rollout["max_model_len"], rollout["max_num_seqs"]) == (9500, max_num_seqs)
+    # FSDP2, the engine every CPU run and test here uses, for every role that selects one (and verl's engine copy).
+    roles = config["actor_rollout_ref"]["actor"], config["actor_rollout_ref"]["ref"], config["critic"]
+    for role, engine in zip(roles, ("fsdp_config", "fsdp_config", "fsdp"), strict=True):
+        assert role["strategy"] == role[engine]["strategy"] == "fsdp2"
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPE_MEMORY))

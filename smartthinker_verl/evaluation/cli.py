@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, DataError, SmartThinkerError
+from smartthinker_verl.errors import ConfigError, DataError, SetupError, SmartThinkerError
 from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings
 
 logger = logging.getLogger(__name__)
 
 #: Samples per problem when --k is not given (the authors' evaluation scripts; peers use 16).
 DEFAULT_SAMPLES = 4
-#: Samples per vLLM call when --chunk-size is not given (each chunk is on disk before the next starts).
-DEFAULT_VLLM_CHUNK = 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,16 +73,24 @@ def _add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default 0.6; 0: greedy)")
     gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0: off)")
     gen.add_argument("--max-tokens", type=int, default=32768, help="new tokens per response (default 32768)")
-    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    gen.add_argument("--seed", type=int, default=0, help="engine seed of the run (default 0; docs/evaluation.md)")
     gen.add_argument("--chat-template", help="Jinja file replacing the tokenizer's chat template")
     gen.add_argument("--trust-remote-code", action="store_true")
     gen.add_argument("--limit", type=int, help="first N problems of each file only (smoke tests)")
-    gen.add_argument("--chunk-size", type=int, help="samples per backend call, saved before the next call")
     gen.add_argument("--overwrite", action="store_true", help="delete the output folder's generations first")
     gen.add_argument("--generate-only", action="store_true", help="stop after generating (grade later)")
-    gen.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model")
+    gen.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
+    gen.add_argument(
+        "--data-parallel-size",
+        type=int,
+        help="engines, one process each with a share of the samples (default: vllm, visible GPUs / tensor parallel "
+        "size; hf, 1)",
+    )
+    gen.add_argument("--max-num-seqs", type=int, help="vllm: sequences an engine runs at once (default: all that fit)")
     gen.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm")
-    gen.add_argument("--max-model-len", type=int, help="vllm: context length (default: the model's)")
+    gen.add_argument(
+        "--max-model-len", type=int, help="vllm: context length (default: --max-tokens + 2048, at most the model's)"
+    )
     gen.add_argument("--enforce-eager", action="store_true", help="vllm: no CUDA graphs")
     gen.add_argument("--dtype", default="auto", help="auto | bfloat16 | float16 | float32")
     gen.add_argument("--device", default="auto", help="hf: auto | cpu | cuda[:N]")
@@ -189,22 +196,113 @@ def _samples_per_problem(args: argparse.Namespace) -> int:
     return samples
 
 
-def _backend_options(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
-    """The backend's keyword arguments and the samples per backend call."""
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend's keyword arguments."""
     if args.backend == "vllm":
         options: dict[str, Any] = {
             "tensor_parallel_size": args.tensor_parallel_size,
             "dtype": args.dtype,
             "gpu_memory_utilization": args.gpu_memory_utilization,
             "max_model_len": args.max_model_len,
+            "max_num_seqs": args.max_num_seqs,
             "enforce_eager": args.enforce_eager,
         }
-        chunk_size = args.chunk_size or DEFAULT_VLLM_CHUNK
     else:
         options = {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size}
-        chunk_size = args.chunk_size or args.batch_size
-    options.update(chat_template=args.chat_template, trust_remote_code=args.trust_remote_code)
-    return options, chunk_size
+    return options | {"chat_template": args.chat_template, "trust_remote_code": args.trust_remote_code}
+
+
+def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
+    """The GPUs of each engine (``CUDA_VISIBLE_DEVICES`` ids, ``--tensor-parallel-size`` each); None entries on a
+    machine without GPUs, where the engines share the CPUs."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [d.strip() for d in visible.split(",") if d.strip()]
+    else:
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())]
+    per_engine = args.tensor_parallel_size if args.backend == "vllm" else 1
+    engines = args.data_parallel_size
+    if engines is None:
+        engines = max(1, len(gpus) // per_engine) if args.backend == "vllm" else 1
+    if engines < 1:
+        raise ConfigError(f"--data-parallel-size must be >= 1, got {engines}")
+    if not gpus:
+        return [None] * engines
+    if engines * per_engine > len(gpus):
+        raise ConfigError(
+            f"--data-parallel-size {engines} x {per_engine} GPUs per engine needs {engines * per_engine} GPUs; "
+            f"{len(gpus)} are visible ({gpus}): lower --data-parallel-size or --tensor-parallel-size"
+        )
+    return [gpus[i * per_engine : (i + 1) * per_engine] for i in range(engines)]
+
+
+def _generate_shard(
+    backend: str,
+    model: str,
+    options: dict[str, Any],
+    settings: SamplingSettings,
+    pending: list[Any],
+    out_dir: Path,
+    part: int | None,
+    devices: list[str] | None,
+    show_progress: bool,
+) -> None:
+    """One engine: load ``model`` on ``devices``, sample ``pending`` into ``out_dir`` (part ``part``), close it."""
+    from tqdm.auto import tqdm
+
+    from smartthinker_verl.evaluation import generation
+    from smartthinker_verl.evaluation.backends import make_backend
+
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+    engine = make_backend(backend, model, settings, **options)
+    name = "generating" if part is None else f"engine {part}"
+    try:
+        with tqdm(total=len(pending), desc=name, unit="sample", position=part or 0, disable=not show_progress) as bar:
+            generation.generate_samples(engine, pending, out_dir, part=part, progress=bar)
+    finally:
+        engine.close()
+
+
+def _run_engines(
+    args: argparse.Namespace, settings: SamplingSettings, pending: list[Any], out_dir: Path
+) -> list[int | None]:
+    """Sample ``pending`` with one engine here, or with one process per engine; the failed engines' exit codes."""
+    import multiprocessing
+    from dataclasses import replace
+
+    from smartthinker_verl.evaluation import generation
+    from smartthinker_verl.evaluation.backends import stable_seed
+
+    devices = _engine_devices(args)
+    seed, alone = generation.run_seed(args.seed, pending), len(devices) == 1
+    options, progress = _backend_options(args), not args.no_progress
+    jobs = [
+        (args.backend, args.model, options, replace(settings, seed=seed if alone else stable_seed(seed, i)), share,
+         out_dir, None if alone else i, devices[i], progress)
+        for i, share in enumerate(generation.shard(pending, len(devices)))
+    ]  # fmt: skip
+    if alone:
+        _generate_shard(*jobs[0])
+        return []
+    logger.info("%d samples over %d engines (%s)", len(pending), len(devices), devices)
+    context = multiprocessing.get_context("spawn")  # vLLM and CUDA in each child, nothing inherited
+    processes = [
+        context.Process(target=_generate_shard, args=job, name=f"eval-engine-{i}") for i, job in enumerate(jobs)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    return [process.exitcode for process in processes if process.exitcode != 0]
 
 
 def _generate_groups(
@@ -214,23 +312,28 @@ def _generate_groups(
     samples: int,
     out_dir: Path,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Sample every benchmark with one backend (closed afterwards); ``{benchmark: records}``."""
+    """Sample every benchmark's missing samples in one pass over the engines; ``{benchmark: records}``."""
     from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.backends import make_backend
 
-    options, chunk_size = _backend_options(args)
-    backend = make_backend(args.backend, args.model, settings, **options)
-    groups: dict[str, list[dict[str, Any]]] = {}
-    try:
-        for name, problems in benchmarks.items():
-            path = generation.generations_path(out_dir, name)
-            with _progress(args, total=len(problems) * samples, desc=f"generating {name}", unit="sample") as bar:
-                groups[name] = generation.generate_benchmark(
-                    backend, problems, samples, path, chunk_size=chunk_size, seed=args.seed, progress=bar
-                )
-            logger.info("%s: %d samples in %s", name, len(groups[name]), path)
-    finally:
-        backend.close()
+    paths = {name: generation.generations_path(out_dir, name) for name in benchmarks}
+    pending = [
+        pair
+        for name, problems in benchmarks.items()
+        for pair in generation.resume_pending(problems, samples, paths[name])
+    ]
+    failed = _run_engines(args, settings, pending, out_dir) if pending else []
+    for path in paths.values():
+        generation.merge_parts(path)
+    if failed:
+        raise SetupError(
+            f"{len(failed)} generation engine(s) failed (exit codes {failed}; their errors are above); the samples "
+            "they finished are saved: rerun the same command to generate the rest"
+        )
+    groups = {
+        name: generation.evaluation_records(paths[name], problems, samples) for name, problems in benchmarks.items()
+    }
+    for name, records in groups.items():
+        logger.info("%s: %d samples in %s", name, len(records), paths[name])
     return groups
 
 

@@ -1,8 +1,13 @@
-"""The resumable generation loop: sample ``n`` responses per problem and append them to a JSONL file.
+"""The resumable generation loop: sample ``n`` responses per problem and append them to a JSONL file per benchmark.
 
-Work is split into (problem, sample index) pairs. Pairs already in the file are skipped, so a run that was
-interrupted (killed, out of time, out of memory) continues where it stopped, and asking for more samples later adds
-only the missing ones. Lines are appended and synced after every chunk, so at most one chunk is lost.
+Work is split into (benchmark, problem, sample index) samples. Samples already on disk are skipped, so a run that
+was interrupted (killed, out of time, out of memory) continues where it stopped, and asking for more samples later
+adds only the missing ones. Every benchmark's missing samples go to the engine at once (no per-chunk barrier), and
+each line is appended and synced as its response finishes, so an interruption loses only the responses in flight.
+
+With several engines (data parallel, one per GPU or tensor-parallel group) each engine gets a share of the missing
+samples (:func:`shard`) and appends to its own ``<benchmark>.part<i>.jsonl``; :func:`merge_parts` moves those lines
+into ``<benchmark>.jsonl`` when the engines are done, or at the start of the next run after an interruption.
 
 ``eval_config.json`` in the output folder records the model and the sampling protocol; resuming with a different
 model or protocol is refused, since it would mix two evaluations in one file.
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, ResumeError
-from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, sample_seed
+from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, stable_seed
 from smartthinker_verl.evaluation.problems import Problem
 from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key
 
@@ -104,50 +109,105 @@ def _check_same_problems(existing: Sequence[dict[str, Any]], problems: Sequence[
             )
 
 
-def _check_sizes(samples_per_problem: int, chunk_size: int) -> None:
-    """Refuse a non-positive sample count or chunk size."""
+def part_path(path: Path, index: int) -> Path:
+    """Engine ``index``'s lines of the benchmark file ``path``: ``<benchmark>.part<index>.jsonl``."""
+    return path.with_name(f"{path.name.removesuffix('.jsonl')}.part{index}.jsonl")
+
+
+def merge_parts(path: Path) -> int:
+    """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them.
+
+    A merge interrupted between appending and deleting is finished by the next one without duplicates.
+    Returns the number of lines moved.
+    """
+    parts = sorted(path.parent.glob(f"{path.name.removesuffix('.jsonl')}.part*.jsonl"))
+    if not parts:
+        return 0
+    done = {record_key(r) for r in read_records(path, repair=True)} if path.exists() else set()
+    moved = 0
+    with RecordWriter(path) as writer:
+        for part in parts:
+            new = [r for r in read_records(part, repair=True) if record_key(r) not in done]
+            done.update(record_key(r) for r in new)
+            moved += writer.write_many(new)
+    for part in parts:
+        part.unlink()
+    return moved
+
+
+def resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:
+    """The (problem, sample index) pairs not yet in ``path`` (its part files merged, partial last lines cut off)."""
     if samples_per_problem < 1:
         raise ConfigError(f"samples per problem must be >= 1, got {samples_per_problem}")
-    if chunk_size < 1:
-        raise ConfigError(f"chunk size must be >= 1, got {chunk_size}")
-
-
-def _resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:
-    """The (problem, sample index) pairs not yet in ``path`` (whose partial last line is cut off first)."""
+    merge_parts(path)
     existing = read_records(path, repair=True) if path.exists() else []
     _check_same_problems(existing, problems, path)
-    done = {record_key(r) for r in existing}
-    pending = pending_samples(problems, samples_per_problem, done)
+    pending = pending_samples(problems, samples_per_problem, {record_key(r) for r in existing})
     if existing:
         logger.info("%s: %d samples already there, %d to generate", path, len(existing), len(pending))
     return pending
 
 
-def _generate_chunk(
-    backend: GenerationBackend,
-    writer: RecordWriter,
-    chunk: Sequence[tuple[Problem, int]],
-    prompts: dict[str, list[int]],
-    seed: int,
-) -> None:
-    """Sample one chunk of (problem, sample index) pairs and append its records.
+def run_seed(seed: int, pending: Sequence[tuple[Problem, int]]) -> int:
+    """The engine seed of one run: from ``--seed`` and the samples it generates.
 
-    ``prompts`` caches each problem's prompt token ids (``[prompt_len]``) by problem id; new problems are encoded
-    into it.
+    The same missing samples give the same seed (a run is repeatable), and a resumed or extended run draws other
+    random numbers than the run before it (new samples are not replays of old ones).
     """
-    for problem, _ in chunk:
-        if str(problem.id) not in prompts:
-            prompts[str(problem.id)] = backend.encode(problem.messages)
-    completions = backend.generate(
-        [prompts[str(p.id)] for p, _ in chunk],
-        [sample_seed(seed, p.benchmark, p.id, s) for p, s in chunk],
-    )
-    if len(completions) != len(chunk):
-        raise RuntimeError(f"backend {backend.name} returned {len(completions)} completions for {len(chunk)}")
-    writer.write_many(_record(p, s, len(prompts[str(p.id)]), c) for (p, s), c in zip(chunk, completions, strict=True))
+    return stable_seed(seed, *(f"{p.benchmark}/{p.id}/{s}" for p, s in pending))
 
 
-def _evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:
+def shard(pending: Sequence[tuple[Problem, int]], engines: int) -> list[list[tuple[Problem, int]]]:
+    """Split the missing samples over ``engines`` engines, round robin: each gets every benchmark and a like mix of
+    problems (and so of response lengths)."""
+    return [list(pending[i::engines]) for i in range(engines)]
+
+
+def generate_samples(
+    backend: GenerationBackend,
+    pending: Sequence[tuple[Problem, int]],
+    out_dir: str | Path,
+    *,
+    part: int | None = None,
+    progress: Any = None,
+) -> None:
+    """Sample ``pending`` with ``backend`` and append each record to its benchmark's file as it finishes.
+
+    Args:
+        backend: the loaded model (seeded with the run's seed).
+        pending: (problem, sample index) pairs of any benchmarks.
+        out_dir: the run's folder (``generations/`` inside).
+        part: this engine's index under data parallelism: lines go to :func:`part_path` files.
+        progress: a tqdm-like object whose ``update(n)`` is called as samples are written (optional).
+    """
+    prompts: dict[tuple[str, str], list[int]] = {}
+    for problem, _ in pending:
+        key = (problem.benchmark, str(problem.id))
+        if key not in prompts:
+            prompts[key] = backend.encode(problem.messages)
+    writers: dict[str, RecordWriter] = {}
+    try:
+        for finished in backend.generate([prompts[(p.benchmark, str(p.id))] for p, _ in pending]):
+            by_benchmark: dict[str, list[dict[str, Any]]] = {}
+            for i, completion in finished:
+                problem, sample = pending[i]
+                prompt_tokens = len(prompts[(problem.benchmark, str(problem.id))])
+                by_benchmark.setdefault(problem.benchmark, []).append(
+                    _record(problem, sample, prompt_tokens, completion)
+                )
+            for name, records in by_benchmark.items():
+                if name not in writers:
+                    path = generations_path(out_dir, name)
+                    writers[name] = RecordWriter(path if part is None else part_path(path, part))
+                writers[name].write_many(records)
+            if progress is not None:
+                progress.update(len(finished))
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:
     """The records of every (problem, sample < samples_per_problem) pair in ``path``; all must be there."""
     wanted = {(str(p.id), s) for p in problems for s in range(samples_per_problem)}
     records = [r for r in read_records(path) if record_key(r) in wanted]
@@ -157,46 +217,6 @@ def _evaluation_records(path: Path, problems: Sequence[Problem], samples_per_pro
             "this --out at once? Generate each benchmark in one process only"
         )
     return records
-
-
-def generate_benchmark(
-    backend: GenerationBackend,
-    problems: Sequence[Problem],
-    samples_per_problem: int,
-    path: str | Path,
-    *,
-    chunk_size: int,
-    seed: int = 0,
-    progress: Any = None,
-) -> list[dict[str, Any]]:
-    """Generate the missing samples of ``problems`` into ``path``; return the records of this evaluation.
-
-    Args:
-        backend: the loaded model.
-        problems: one benchmark's problems.
-        samples_per_problem: samples wanted per problem (existing extra samples are kept in the file but not
-            returned).
-        path: the benchmark's generations JSONL (appended to; a partial last line is cut off first).
-        chunk_size: samples per backend call; each chunk is on disk before the next starts.
-        seed: the run's seed; each sample is seeded from it, its benchmark, problem id and sample index.
-        progress: a tqdm-like object whose ``update(n)`` is called with the samples already on disk, then after
-            each chunk (optional).
-
-    Returns the records of every (problem, sample < samples_per_problem) pair, old and new.
-    """
-    _check_sizes(samples_per_problem, chunk_size)
-    path = Path(path)
-    pending = _resume_pending(problems, samples_per_problem, path)
-    if progress is not None:
-        progress.update(len(problems) * samples_per_problem - len(pending))
-    prompts: dict[str, list[int]] = {}
-    with RecordWriter(path) as writer:
-        for start in range(0, len(pending), chunk_size):
-            chunk = pending[start : start + chunk_size]
-            _generate_chunk(backend, writer, chunk, prompts, seed)
-            if progress is not None:
-                progress.update(len(chunk))
-    return _evaluation_records(path, problems, samples_per_problem)
 
 
 def run_config(

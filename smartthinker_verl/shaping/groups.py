@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
 DTYPE = torch.float64
@@ -23,6 +22,8 @@ def group_ids_from_index(index: np.ndarray | list | torch.Tensor) -> tuple[torch
     Returns:
         ``(group_ids [B] int64 in [0, num_groups), num_groups)``; ids follow first appearance in the batch.
     """
+    import pandas as pd  # here, not at the top: the shaping maths imports with torch alone (benchmarks/gpu_check.sh)
+
     if isinstance(index, torch.Tensor):
         keys = index.detach().cpu().numpy()
     else:

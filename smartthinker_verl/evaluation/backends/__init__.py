@@ -16,7 +16,7 @@ from smartthinker_verl.evaluation.backends.base import (
     GenerationBackend,
     SamplingSettings,
     render_prompt,
-    sample_seed,
+    stable_seed,
 )
 
 BACKENDS: tuple[str, ...] = ("vllm", "hf")
@@ -44,5 +44,5 @@ __all__ = [
     "SamplingSettings",
     "make_backend",
     "render_prompt",
-    "sample_seed",
+    "stable_seed",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,7 +50,11 @@ class Completion:
 
 
 class GenerationBackend(Protocol):
-    """A model that renders chat prompts and samples one completion per prompt with fixed settings."""
+    """A model that renders chat prompts and samples one completion per prompt with fixed settings.
+
+    ``settings.seed`` seeds the whole engine once: no request carries a seed of its own (vLLM samples requests with
+    their own seeds one at a time, docs/evaluation.md "Reproducibility").
+    """
 
     name: str
 
@@ -58,10 +62,10 @@ class GenerationBackend(Protocol):
         """Token ids of the chat-templated prompt (generation prompt added)."""
         ...
 
-    def generate(self, prompts: Sequence[list[int]], seeds: Sequence[int]) -> list[Completion]:
-        """One completion per prompt, sampled with that prompt's seed (see :func:`sample_seed`).
+    def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
+        """Sample one completion per prompt; yield ``(prompt index, completion)`` pairs as they finish, in groups.
 
-        Prompts may repeat; repeats with different seeds are independent samples.
+        Prompts may repeat; repeats are independent samples.
         """
         ...
 
@@ -70,19 +74,10 @@ class GenerationBackend(Protocol):
         ...
 
 
-def sample_seed(base_seed: int, *parts: object) -> int:
-    """A stable 31-bit seed for one sample, e.g. ``sample_seed(seed, benchmark, problem_id, sample_index)``.
-
-    Seeding each sample by its identity (not by the order of generation) keeps a resumed or extended run from
-    replaying the random numbers of the samples already generated, which would make new samples copies of old ones.
-    """
+def stable_seed(base_seed: int, *parts: object) -> int:
+    """A stable 31-bit seed derived from ``base_seed`` and ``parts`` (e.g. a run's pending samples, a batch index)."""
     key = "\x1f".join(map(str, (base_seed, *parts))).encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % (2**31 - 1)
-
-
-def combined_seed(seeds: Sequence[int]) -> int:
-    """One seed for a batch of samples, from their own seeds (for backends that seed a whole batch at once)."""
-    return sample_seed(0, *seeds)
 
 
 def load_chat_template(path: str | Path | None) -> str | None:

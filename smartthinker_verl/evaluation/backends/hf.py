@@ -6,7 +6,7 @@ Used for small models and by the tests; for real evaluations at 32k tokens use t
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, SetupError
@@ -15,9 +15,9 @@ from smartthinker_verl.evaluation.backends.base import (
     STOP,
     Completion,
     SamplingSettings,
-    combined_seed,
     load_chat_template,
     render_prompt,
+    stable_seed,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
 class HFBackend:
     """Samples with ``model.generate``: ``batch_size`` sequences at a time, each one independent sample.
 
-    transformers draws one random stream per batch, so a batch is seeded from the seeds of its samples: the same
-    samples in the same batches give the same responses, and new samples never replay the stream of old ones.
+    transformers draws one random stream per batch; batch ``b`` of a call is seeded from ``settings.seed`` and ``b``,
+    so the same prompts in the same order give the same responses.
 
     Args:
         model_path: a Hugging Face model folder (or hub id where the hub is reachable).
@@ -116,11 +116,11 @@ class HFBackend:
             **sampling,
         }
 
-    def _generate_batch(self, prompts: Sequence[list[int]], seeds: Sequence[int]) -> list[Completion]:
+    def _generate_batch(self, prompts: Sequence[list[int]], seed: int) -> list[Completion]:
         import torch
         from torch.nn.utils.rnn import pad_sequence
 
-        torch.manual_seed(combined_seed(seeds))  # the batch's samples decide its random numbers (CPU and CUDA)
+        torch.manual_seed(seed)  # CPU and CUDA
         rows = [torch.tensor(p, dtype=torch.long) for p in prompts]
         # Left padding: every prompt ends at column width - 1, where generation starts.
         input_ids = pad_sequence(rows, batch_first=True, padding_value=self.pad_id, padding_side="left")
@@ -145,15 +145,13 @@ class HFBackend:
             completions.append(Completion(text=text, num_tokens=len(tokens), finish_reason=reason))
         return completions
 
-    def generate(self, prompts: Sequence[list[int]], seeds: Sequence[int]) -> list[Completion]:
-        """One completion per prompt; each batch of ``batch_size`` is seeded from its samples' seeds."""
-        if len(seeds) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds: pass one seed per prompt")
-        completions: list[Completion] = []
+    def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
+        """One completion per prompt, yielded a batch of ``batch_size`` at a time."""
         for start in range(0, len(prompts), self.batch_size):
-            end = start + self.batch_size
-            completions.extend(self._generate_batch(prompts[start:end], seeds[start:end]))
-        return completions
+            batch = self._generate_batch(
+                prompts[start : start + self.batch_size], stable_seed(self.settings.seed, start)
+            )
+            yield list(enumerate(batch, start))
 
     def close(self) -> None:
         import torch
