@@ -20,7 +20,7 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from smartthinker_verl import grading_pool, scoring
+from smartthinker_verl import grading_pool, scoring, task_grading
 from smartthinker_verl.errors import ConfigError, DataError
 from smartthinker_verl.options import select
 
@@ -130,9 +130,13 @@ class SmartThinkerRewardManager(NaiveRewardManager):
         scorer = self._grade if custom is None else _custom_scorer(custom)
         super().__init__(config, tokenizer, scorer, reward_router_address, reward_model_tokenizer)
 
-    def _grade(self, solution_str: str, ground_truth: Any, **_: Any) -> dict[str, Any]:
+    def _grade(self, solution_str: str, ground_truth: Any, data_source: Any = None, **kwargs: Any) -> dict[str, Any]:
         pool = grading_pool.get_pool(*self.pool_settings)
         gate = self.options.require_think_close
+        if task_grading.is_task_source(data_source):
+            return task_grading.grade(
+                solution_str, str(ground_truth), kwargs.get("extra_info"), require_think_close=gate, pool=pool
+            ).as_reward()
         return scoring.grade(solution_str, str(ground_truth), require_think_close=gate, pool=pool).as_reward()
 
     async def run_single(self, data: DataProto) -> dict:
