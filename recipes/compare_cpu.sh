@@ -110,4 +110,4 @@ if [[ ${#RUN_ARGS[@]} -eq 0 ]]; then
 fi
 echo
 "${PYTHON}" -m smartthinker_verl.demo.compare_report "${RUN_ARGS[@]}" --out "${OUTPUT_DIR}"
-log "compared $((${#RUN_ARGS[@]})) finished run(s); this invocation took $((SECONDS - START_ALL)) s"
+log "compared $((${#RUN_ARGS[@]} / 2)) finished run(s); this invocation took $((SECONDS - START_ALL)) s"

@@ -4,6 +4,9 @@ verl's file-logger format: per level, per method, intervals over seeds."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +139,26 @@ def test_a_file_without_training_steps_is_a_clear_error(tmp_path: Path, capsys) 
     path.write_text(json.dumps({"step": 0, "data": {"val-core/x/acc/mean@1": 0.1}}) + "\n")
     assert main(["--run", f"grpo={path}", "--out", str(tmp_path / "o")]) == 1
     assert "no training step" in capsys.readouterr().err
+
+
+def test_compare_recipe_reports_the_finished_runs_only(runs, tmp_path: Path) -> None:
+    """`REPORT_ONLY=1 bash recipes/compare_cpu.sh`: the runs with a report.md (finished) and nothing else."""
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "cmp"
+    for seed, (method, path) in zip([0, 1, 0, 1], runs, strict=True):
+        run_dir = out / method / f"seed_{seed}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.jsonl").write_text(path.read_text())
+        if (method, seed) != ("shorter_better", 1):
+            (run_dir / "report.md").write_text("finished\n")
+    env = {**os.environ, "REPORT_ONLY": "1", "OUTPUT_DIR": str(out), "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", str(repo / "recipes/compare_cpu.sh"), "grpo", "shorter_better"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    text = (out / "compare.md").read_text()
+    assert "| terms2 | grpo | 2 |" in text and "| terms2 | shorter_better | 1 |" in text
+    assert "compared 3 finished run(s)" in result.stderr
