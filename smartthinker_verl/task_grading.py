@@ -1,9 +1,9 @@
 """Grading of reasoning-gym rows (``data_source`` ``reasoning_gym/<task>/<level>``) by the task's own scorer.
 
 A response is graded like a math one (the ``</think>`` gate of :func:`smartthinker_verl.scoring.split_answer`, the
-grading pool's time limit), then the content of its last ``\\boxed{}`` goes to the task's ``score_answer`` in a
-pool worker. reasoning-gym gives partial credit ("77" for 7 scores 0.5); SmartThinker's accuracy reward is 1/0, so
-a response is correct only at score 1.0.
+grading pool's time limit), then its answer (:func:`extract_answer`: the last ``\\boxed{}``, else the last number)
+goes to the task's ``score_answer`` in a pool worker. reasoning-gym gives partial credit ("77" for 7 scores 0.5);
+SmartThinker's accuracy reward is 1/0, so a response is correct only at score 1.0.
 
 Model text never reaches Python's ``eval``: every supported task's scorer was read (reasoning-gym 0.1.25) and is
 either pure string / ``Decimal`` comparison, or is given the answer only after :data:`ARITHMETIC_ANSWER` accepts it
@@ -24,6 +24,7 @@ from smartthinker_verl.grading_pool import GradingPool, get_pool
 from smartthinker_verl.scoring import GradeResult, split_answer
 
 SOURCE_PREFIX = "reasoning_gym/"
+LAST_NUMBER = re.compile(r"(?<![\w.)])-?\d+(?:,\d{3})*(?:\.\d+)?")
 #: No names, no ``**`` (a power tower would stall the grader): integer arithmetic only.
 ARITHMETIC_ANSWER = re.compile(r"(?!.*\*\*)[0-9+\-*/() ]{1,200}")
 #: task -> the check an answer must pass before its scorer sees it (None: the scorer cannot execute it).
@@ -56,6 +57,16 @@ def check_supported(task: str) -> None:
         f"reasoning-gym task {task!r} is refused: {reason}. Fix: use one of {', '.join(SUPPORTED_TASKS)} "
         "(smartthinker_verl/task_grading.py lists why each is safe)"
     )
+
+
+def extract_answer(text: str) -> str | None:
+    """The content of the last ``\\boxed{}``; without one, the last number in ``text`` (as math-verify falls back
+    to the last expression for math rows; small models often end "... so the answer is 3." unboxed)."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    numbers = LAST_NUMBER.findall(text)
+    return numbers[-1] if numbers else None
 
 
 def last_boxed(text: str) -> str | None:
@@ -113,7 +124,7 @@ def grade(
     """Grade one response to a reasoning-gym row (thread-safe; the scorer runs in ``pool``)."""
     entry = entry_of(ground_truth, extra_info)
     think_closed, text = split_answer(response or "", require_think_close)
-    answer = last_boxed(text) if text is not None else None
+    answer = extract_answer(text) if text is not None else None
     if not answer:
         return GradeResult(score=0.0, correct=False, think_closed=think_closed, answer="")
     correct, timed_out = (pool or get_pool()).verify(answer, entry, grader=score_in_worker)

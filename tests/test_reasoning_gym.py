@@ -103,10 +103,12 @@ def test_reward_manager_grades_real_rows_with_the_tasks_scorer_and_full_credit_o
         f"Step by step: {row['extra_info']['question']} {answer}. The answer is \\boxed{{{answer}}}.",
         f"\\boxed{{{answer}.0}}",  # the task's scorer accepts it (math-verify is not involved)
         f"\\boxed{{{answer}{answer}}}",  # reasoning-gym gives partial credit here; SmartThinker does not
-        f"The answer is {answer}.",  # no \\boxed{}: nothing to grade
+        f"So, the final answer is {answer}.",  # no \\boxed{}: the last number is graded
+        f"The answer is {answer}, no, {answer}1.",
+        "I cannot say.",  # nothing to grade
     ]
     results = run_manager(trainer_config(False), qwen_tokenizer, [_item_for(qwen_tokenizer, row, r) for r in responses])
-    assert [r["reward_score"] for r in results] == [1.0, 1.0, 0.0, 0.0]
+    assert [r["reward_score"] for r in results] == [1.0, 1.0, 0.0, 1.0, 0.0, 0.0]
     assert reasoning_gym.create_dataset("chain_sum", **CHAIN_SUM_LEVELS["terms2"]).score_answer(
         answer + answer, {"answer": answer}
     ) == pytest.approx(0.5)
@@ -146,6 +148,14 @@ def test_the_planted_answer_does_run_in_an_unguarded_scorer(tmp_path):
     entry = {"answer": row["reward_model"]["ground_truth"], "metadata": json.loads(row["extra_info"]["task_metadata"])}
     dataset.score_answer(planted_answer(marker), entry)
     assert marker.read_text() == "ran"
+
+
+def test_the_answer_is_the_last_boxed_else_the_last_number():
+    assert task_grading.extract_answer("4 - 1 = 3.\n\nSo, the final answer is 3.") == "3"
+    assert task_grading.extract_answer("0 - 4 gives x = -4.") == "-4"
+    assert task_grading.extract_answer("9 - 2 = 7, not 5-3") == "3"  # a minus between digits is not a sign
+    assert task_grading.extract_answer("\\boxed{-7} and then 9") == "-7"
+    assert task_grading.extract_answer("no number") is None
 
 
 def test_last_boxed_matches_braces():
