@@ -7,6 +7,8 @@
                   (Hugging Face hub or a local jsonl/json/parquet copy) and :func:`read_jsonl`
 - ``preprocess``  :func:`convert_records` (records -> rows, with drop counts) and :func:`preprocess_main`, the
                   command line shared by every ``data_preprocess/`` script
+- ``reasoning_gym_rows``  :func:`~smartthinker_verl.data.reasoning_gym_rows.task_splits`: reasoning-gym tasks by
+                  difficulty level, training and validation disjoint (imported from there: it needs reasoning-gym)
 
 Everything public is importable from ``smartthinker_verl.data`` itself.
 """
