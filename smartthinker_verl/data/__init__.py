@@ -8,6 +8,8 @@
 - ``gradable``    :func:`ground_truth_problems`, :func:`unparseable`: ground truths the grader cannot parse
 - ``preprocess``  :func:`convert_records` (records -> rows, with drop counts) and :func:`preprocess_main`, the
                   command line shared by every ``data_preprocess/`` script
+- ``reasoning_gym_rows``  :func:`~smartthinker_verl.data.reasoning_gym_rows.task_splits`: reasoning-gym tasks by
+                  difficulty level, training and validation disjoint (imported from there: it needs reasoning-gym)
 
 Everything public is importable from ``smartthinker_verl.data`` itself.
 """

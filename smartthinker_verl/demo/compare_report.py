@@ -1,18 +1,21 @@
-"""One table and one plot comparing CPU training runs of several length-shaping methods (``make compare``).
+"""Tables and a plot comparing CPU training runs of several length-shaping methods, per difficulty level, with
+intervals over seeds (``make compare``).
 
-Each run is the CPU demo (recipes/run_demo_cpu.sh) with ``algorithm.adv_estimator=<method>``; its verl ``file``
-logger writes ``metrics.jsonl`` (one ``{"step": N, "data": {...}}`` line per step). Read from every run:
+Each run is the CPU demo (recipes/run_demo_cpu.sh) with ``algorithm.adv_estimator=<method>`` and a seed; its verl
+``file`` logger writes ``metrics.jsonl`` (one ``{"step": N, "data": {...}}`` line per step). Read from every run:
 
-- per training step: training accuracy (``critic/score/mean``, verl's mean outcome score, which is the accuracy
-  with the 1/0 scorer; the method's ``<method>/accuracy/mean`` when verl's key is missing) and mean response tokens
-  (``response_length/mean``);
-- the final validation accuracy (``val-core/.../acc/mean@N``) and mean response tokens
-  (``val-aux/.../response_length/mean@N``), and the same before training when ``trainer.val_before_train`` ran;
-- AES against the reference method (default ``grpo``), the paper's accuracy-efficiency score
-  (:func:`smartthinker_verl.evaluation.report.accuracy_efficiency_score`).
+- the final validation accuracy (``val-core/<source>/acc/mean@N``) and mean response tokens
+  (``val-aux/<source>/response_length/mean@N``) per data source (the demo's difficulty levels), and the same before
+  training where a run validated then (the base model: the same for every method and seed, greedy validation);
+- per training step: training accuracy (``critic/score/mean``, the mean 1/0 outcome score; the method's
+  ``<method>/accuracy/mean`` when verl's key is missing) and mean response tokens (``response_length/mean``).
 
-CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.jsonl --run smartthinker=... --out DIR``
-writes ``DIR/compare.md`` and ``DIR/compare.png`` and prints the table.
+Per method and level the table gives the mean over seeds and the half-width of its 95% Student-t interval over
+seeds (``t(0.975, seeds - 1) * sd / sqrt(seeds)``; none with one seed), and AES (the paper's accuracy-efficiency
+score, :func:`smartthinker_verl.evaluation.report.accuracy_efficiency_score`) of the means against the reference.
+
+CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.jsonl --run grpo=DIR2/metrics.jsonl
+--run smartthinker=... --out DIR`` (one --run per method and seed) writes ``DIR/compare.md`` and ``DIR/compare.png``.
 """
 
 from __future__ import annotations
@@ -20,18 +23,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartthinker_verl.demo.report import (
-    KeyOf,
-    first_and_last,
-    read_metrics,
-    validation_accuracy_key,
-    validation_tokens_key,
-)
+from smartthinker_verl.demo.report import first_and_last, level_name, read_metrics, source_keys, validation_sources
 from smartthinker_verl.errors import DataError, SmartThinkerError
 from smartthinker_verl.evaluation.report import MISSING, aes_or_none, markdown_table, pyplot, save_figure
 
@@ -39,22 +37,27 @@ logger = logging.getLogger(__name__)
 
 TRAIN_ACCURACY = "critic/score/mean"
 TRAIN_TOKENS = "response_length/mean"
+#: Student's t quantile 0.975 for 1..10 degrees of freedom.
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+ALL_LEVELS = "all levels"
+BASE = "base model (before)"
 NOTE = (
-    "A few CPU steps on a 135M model show the mechanics of each method (its reward, its metrics, the same verl "
-    "trainer), not the paper's result: the differences here are within the noise of a handful of sampled groups."
+    "Mean over seeds ± the half-width of its 95% Student-t interval over seeds (none with one seed). Validation is "
+    "greedy, so a seed changes only the training (rollout sampling, data order); the data are the same for every "
+    "method and seed. 'all levels' is the mean of the levels (equal sizes)."
 )
 
 
 @dataclass
 class RunMetrics:
-    """One method's run: per-step training curves and validation before/after."""
+    """One run (a method and a seed): training curves and validation (accuracy, tokens) per data source."""
 
     method: str
     steps: list[int] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     tokens: list[float] = field(default_factory=list)
-    val_accuracy: dict[str, float] = field(default_factory=dict)  # "before" / "after"
-    val_tokens: dict[str, float] = field(default_factory=dict)
+    before: dict[str, tuple[float, float]] = field(default_factory=dict)
+    after: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def load_run(method: str, path: str | Path) -> RunMetrics:
@@ -67,101 +70,129 @@ def load_run(method: str, path: str | Path) -> RunMetrics:
             run.steps.append(step)
             run.accuracy.append(accuracy)
             run.tokens.append(values[TRAIN_TOKENS])
-    run.val_accuracy = _before_after(records, validation_accuracy_key)
-    run.val_tokens = _before_after(records, validation_tokens_key)
     if not run.steps:
         raise DataError(f"{path}: no training step with {TRAIN_ACCURACY} and {TRAIN_TOKENS}; is it a training run?")
+    for source in validation_sources(records):
+        (acc_first, acc_last), (tok_first, tok_last) = (first_and_last(records, k) for k in source_keys(source))
+        if acc_last is None or tok_last is None or acc_last[0] < run.steps[-1]:
+            continue  # not validated after the last training step
+        run.after[source] = (acc_last[1], tok_last[1])
+        if acc_first is not None and tok_first is not None and acc_first[0] < run.steps[0]:
+            run.before[source] = (acc_first[1], tok_first[1])
     return run
 
 
-def _before_after(records: list[tuple[int, dict[str, float]]], key_of: KeyOf) -> dict[str, float]:
-    """``{"before": first value, "after": last value}``; only "after" when the metric was logged at one step."""
-    first, last = first_and_last(records, key_of)
-    if last is None:
-        return {}
-    return {"after": last[1]} if first is None or first[0] == last[0] else {"before": first[1], "after": last[1]}
+def mean_interval(values: Sequence[float]) -> tuple[float, float | None]:
+    """``(mean, half-width of the 95% t interval)``; the half-width is None for one value."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    t = T_975[len(values) - 2] if len(values) - 1 <= len(T_975) else 1.96
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+def _with_all(pairs: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    if len(pairs) > 1:
+        pairs = {**pairs, ALL_LEVELS: tuple(statistics.fmean(p[i] for p in pairs.values()) for i in (0, 1))}
+    return pairs
 
 
-def comparison_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list[dict[str, object]]:
-    """One row per run: first/last training accuracy and tokens, final validation accuracy and tokens, AES against
-    the ``reference`` run's final validation (None where that run or a number is missing)."""
-    ref = next((r for r in runs if r.method == reference), None)
-    rows = []
-    for run in runs:
-        acc, tokens = run.val_accuracy.get("after"), run.val_tokens.get("after")
-        aes = None
-        if ref is not None and run is not ref:
-            aes = aes_or_none(tokens, acc, ref.val_tokens.get("after"), ref.val_accuracy.get("after"))
-        rows.append(
-            {
-                "method": run.method,
-                "steps": len(run.steps),
-                "train_accuracy_first": run.accuracy[0],
-                "train_accuracy_last": run.accuracy[-1],
-                "train_tokens_first": run.tokens[0],
-                "train_tokens_last": run.tokens[-1],
-                "val_accuracy_before": run.val_accuracy.get("before"),
-                "val_accuracy": acc,
-                "val_tokens_before": run.val_tokens.get("before"),
-                "val_tokens": tokens,
-                "aes": aes,
-            }
-        )
+def level_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list[dict[str, object]]:
+    """One row per (level, method) with final validation (mean, half-width) of accuracy and tokens over the method's
+    runs, their count, and AES of the means against ``reference``; first per level the base model (before)."""
+    methods = list(dict.fromkeys(run.method for run in runs))
+    finals = {m: [_with_all(r.after) for r in runs if r.method == m] for m in methods}
+    levels = list(dict.fromkeys(level for runs_of in finals.values() for pairs in runs_of for level in pairs))
+    before = next((_with_all(r.before) for r in runs if r.before), {})
+    rows: list[dict[str, object]] = []
+    for level in levels:
+        if level in before:
+            acc, tokens = before[level]
+            rows.append({"level": level, "method": BASE, "runs": 1, "acc": (acc, None), "tokens": (tokens, None)})
+        stats = {}
+        for method in methods:
+            values = [pairs[level] for pairs in finals[method] if level in pairs]
+            if values:
+                stats[method] = [mean_interval([v[i] for v in values]) for i in (0, 1)] + [len(values)]
+        ref = stats.get(reference)
+        for method, (acc, tokens, count) in stats.items():
+            aes = None
+            if ref is not None and method != reference:
+                aes = aes_or_none(tokens[0], acc[0], ref[1][0], ref[0][0])
+            rows.append({"level": level, "method": method, "runs": count, "acc": acc, "tokens": tokens, "aes": aes})
     return rows
 
 
-def format_table(rows: Sequence[dict[str, object]], reference: str = "grpo") -> str:
-    """Markdown: per method, training accuracy and tokens (first -> last step), validation before -> after, AES."""
-    columns = [
-        "method",
-        "steps",
-        "train accuracy (first -> last)",
-        "train tokens (first -> last)",
-        "val accuracy (before -> after)",
-        "val tokens (before -> after)",
-        f"AES vs {reference}",
-    ]
+def _interval(value: tuple[float, float | None], digits: int) -> str:
+    mean, half = value
+    return f"{mean:.{digits}f}" + ("" if half is None else f" ± {half:.{digits}f}")
 
-    def pair(a, b, digits=3):
-        return f"{_fmt(a, digits)} -> {_fmt(b, digits)}" if a is not None else _fmt(b, digits)
 
-    cells = (
-        [
-            str(r["method"]),
-            str(r["steps"]),
-            pair(r["train_accuracy_first"], r["train_accuracy_last"]),
-            pair(r["train_tokens_first"], r["train_tokens_last"], 1),
-            pair(r["val_accuracy_before"], r["val_accuracy"]),
-            pair(r["val_tokens_before"], r["val_tokens"], 1),
-            "(reference)" if r["method"] == reference else _fmt(r["aes"], 2),  # type: ignore[arg-type]
-        ]
-        for r in rows
-    )
+def format_level_table(rows: Sequence[dict[str, object]], reference: str = "grpo") -> str:
+    """Markdown: per level and method, final validation accuracy and mean response tokens (mean ± 95% over
+    seeds) and AES against ``reference``."""
+    columns = ["level", "method", "seeds", "val accuracy", "val mean response tokens", f"AES vs {reference}"]
+    cells = []
+    for row in rows:
+        aes = "(reference)" if row["method"] == reference else MISSING
+        if row.get("aes") is not None:
+            aes = f"{row['aes']:.2f}"
+        elif row["method"] == BASE:
+            aes = ""
+        acc, tokens = row["acc"], row["tokens"]
+        cells.append([level_name(str(row["level"])), str(row["method"]), str(row["runs"])])
+        cells[-1] += [_interval(acc, 3), _interval(tokens, 1), aes]  # type: ignore[arg-type]
     return "\n".join(markdown_table(columns, cells))
 
 
-def plot(runs: Sequence[RunMetrics], out: str | Path) -> Path:
-    """PNG: training accuracy and mean response tokens per step (one line per method), and final validation
-    accuracy against tokens (one point per method)."""
-    fig, (acc_ax, tok_ax, val_ax) = pyplot().subplots(1, 3, figsize=(15, 4.5))
-    for run in runs:
-        acc_ax.plot(run.steps, run.accuracy, marker="o", label=run.method)
-        tok_ax.plot(run.steps, run.tokens, marker="o", label=run.method)
-        acc, tokens = run.val_accuracy.get("after"), run.val_tokens.get("after")
-        if acc is not None and tokens is not None:
-            val_ax.scatter(tokens, acc, s=70, zorder=3)
-            val_ax.annotate(run.method, (tokens, acc), textcoords="offset points", xytext=(5, 5), fontsize=9)
-    acc_ax.set(title="training accuracy", xlabel="training step")
-    tok_ax.set(title="mean response tokens (training)", xlabel="training step")
-    val_ax.set(title="final validation", xlabel="mean response tokens", ylabel="accuracy")
-    for axis in (acc_ax, tok_ax, val_ax):
-        axis.grid(alpha=0.3)
-    acc_ax.legend(fontsize=8)
-    fig.suptitle("Length-shaping methods on CPU (verl trainer, the demo's setting): mechanics, not the paper's result")
+def format_training_table(runs: Sequence[RunMetrics]) -> str:
+    """Markdown: per method, training accuracy and tokens on the first and last step (means over seeds)."""
+    columns = ["method", "seeds", "steps", "train accuracy (first -> last)", "train tokens (first -> last)"]
+    cells = []
+    for method in dict.fromkeys(run.method for run in runs):
+        mine = [run for run in runs if run.method == method]
+        first_last = [
+            statistics.fmean(getattr(r, name)[end] for r in mine) for name in ("accuracy", "tokens") for end in (0, -1)
+        ]
+        steps = "/".join(sorted({str(len(r.steps)) for r in mine}))
+        cells.append(
+            [
+                method,
+                str(len(mine)),
+                steps,
+                f"{first_last[0]:.3f} -> {first_last[1]:.3f}",
+                f"{first_last[2]:.1f} -> {first_last[3]:.1f}",
+            ]
+        )
+    return "\n".join(markdown_table(columns, cells))
+
+
+def plot(runs: Sequence[RunMetrics], rows: Sequence[dict[str, object]], out: str | Path) -> Path:
+    """PNG: per level, final validation accuracy and tokens per method with 95% intervals over seeds (top row,
+    bottom row), and the training curves (mean over seeds) in the last column."""
+    levels = list(dict.fromkeys(str(row["level"]) for row in rows))
+    fig, axes = pyplot().subplots(2, len(levels) + 1, figsize=(4 * (len(levels) + 1), 7), squeeze=False)
+    for column, level in enumerate(levels):
+        mine = [row for row in rows if row["level"] == level]
+        names = [str(row["method"]).replace(" (before)", "") for row in mine]
+        for axis, key, title in ((axes[0][column], "acc", "accuracy"), (axes[1][column], "tokens", "tokens")):
+            means = [row[key][0] for row in mine]  # type: ignore[index]
+            errors = [row[key][1] or 0.0 for row in mine]  # type: ignore[index]
+            axis.bar(range(len(mine)), means, yerr=errors, capsize=4, color=[f"C{i}" for i in range(len(mine))])
+            axis.set_xticks(range(len(mine)), names, rotation=30, ha="right", fontsize=8)
+            axis.set_title(f"{level_name(level)}: val {title}")
+            axis.grid(alpha=0.3, axis="y")
+    for method in dict.fromkeys(run.method for run in runs):
+        mine = [run for run in runs if run.method == method]
+        steps = min(len(run.steps) for run in mine)
+        for axis, name in ((axes[0][-1], "accuracy"), (axes[1][-1], "tokens")):
+            curve = [statistics.fmean(getattr(run, name)[i] for run in mine) for i in range(steps)]
+            axis.plot(mine[0].steps[:steps], curve, marker="o", label=method)
+    axes[0][-1].set(title="training accuracy (mean over seeds)", xlabel="training step")
+    axes[1][-1].set(title="training mean response tokens", xlabel="training step")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("Length-shaping methods on CPU (verl trainer, the demo's setting), 95% intervals over seeds")
+    fig.tight_layout()
     return save_figure(fig, out)
 
 
@@ -185,12 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    table = format_table(comparison_rows(runs, args.reference), args.reference)
-    text = f"{table}\n\n{NOTE}\n"
+    rows = level_rows(runs, args.reference)
+    text = (
+        f"{format_level_table(rows, args.reference)}\n\n{NOTE}\n\nTraining (mean over seeds):\n\n"
+        f"{format_training_table(runs)}\n"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compare.md").write_text(text)
     print(text)
-    print(f"table: {args.out / 'compare.md'}\nplot: {plot(runs, args.out / 'compare.png')}")
+    print(f"table: {args.out / 'compare.md'}\nplot: {plot(runs, rows, args.out / 'compare.png')}")
     return 0
 
 

@@ -32,7 +32,7 @@ DIFFICULTIES = ("digits", "single", "easy", "medium", "hard")
 
 def arithmetic_problem(rng: random.Random, difficulty: str) -> tuple[str, int]:
     """One problem and its integer answer. ``digits``: a + b with a, b in 0..4 (the tiny run's task, see
-    :func:`smartthinker_verl.demo.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9 (the demo's task);
+    :func:`smartthinker_verl.demo.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9;
     ``easy``: a + b (1-2 digits); ``medium``: a + b - c or a * b; ``hard``: (a + b) * c - d."""
     if difficulty == "digits":
         a, b = rng.randint(0, 4), rng.randint(0, 4)

@@ -3,7 +3,8 @@
 verl's ``FileLogger`` writes ``{"step": N, "data": {metric: value}}`` per logged step (to ``$VERL_FILE_LOGGER_PATH``,
 which the CPU recipes set to ``$OUTPUT_DIR/metrics.jsonl``). This module reads it back and reports:
 
-- validation accuracy and mean response tokens, before training (``trainer.val_before_train``) and after;
+- validation accuracy and mean response tokens, before training (``trainer.val_before_train``) and after, overall
+  and per data source (the demo's difficulty levels);
 - SmartThinker's optimal length and coefficient on the first and last training steps (mixed groups only);
 - a PNG with the per-step training metrics.
 
@@ -64,14 +65,24 @@ def _first_key(record: dict[str, float], prefix: str, marker: str) -> str | None
     return keys[0] if keys else None
 
 
-def validation_accuracy_key(record: dict[str, float]) -> str | None:
-    """verl's validation accuracy key in a record (the first data source's), if the step validated."""
-    return _first_key(record, "val-core/", "/acc/mean@")
+def validation_sources(records: Iterable[tuple[int, dict[str, float]]]) -> list[str]:
+    """The data sources validated in ``records`` (verl logs ``val-core/<source>/acc/mean@N`` per source)."""
+    marker = "/acc/mean@"
+    keys = {key for _, values in records for key in values if key.startswith("val-core/") and marker in key}
+    return sorted(key[len("val-core/") : key.rindex(marker)] for key in keys)
 
 
-def validation_tokens_key(record: dict[str, float]) -> str | None:
-    """verl's validation mean response length key in a record (the first data source's)."""
-    return _first_key(record, "val-aux/", "/response_length/mean@")
+def source_keys(source: str) -> tuple[KeyOf, KeyOf]:
+    """(accuracy, mean response tokens) key finders of one validation data source."""
+    return (
+        lambda record: _first_key(record, f"val-core/{source}/acc/", "/mean@"),
+        lambda record: _first_key(record, f"val-aux/{source}/response_length/", "/mean@"),
+    )
+
+
+def level_name(source: str) -> str:
+    """A data source's short name in tables: its last path part (``reasoning_gym/chain_sum/terms2`` -> terms2)."""
+    return source.rsplit("/", 1)[-1]
 
 
 def _pick(records: Iterable[tuple[int, dict[str, float]]], key_of: KeyOf) -> tuple[int, float] | None:
@@ -89,25 +100,36 @@ def first_and_last(
     return _pick(records, key_of), _pick(reversed(records), key_of)
 
 
+def _row(label: str, before: tuple[int, float] | None, after: tuple[int, float] | None) -> dict[str, Any]:
+    return {
+        "metric": label,
+        "before": before[1] if before else math.nan,
+        "after": after[1] if after else math.nan,
+        "before_step": before[0] if before else None,
+        "after_step": after[0] if after else None,
+    }
+
+
 def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
-    """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table."""
-    metrics: list[tuple[str, KeyOf]] = [
-        ("validation accuracy", validation_accuracy_key),
-        ("validation mean response tokens", validation_tokens_key),
-    ]
-    metrics += [(title, lambda _, key=key: key) for key, title in PLOTTED[:4]]
+    """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table: validation accuracy and
+    mean response tokens (the mean over data sources, all of one size in the demo, then one row per source when
+    there are several), then the training metrics."""
+    sources = validation_sources(records)
+    per_source = {source: [first_and_last(records, key_of) for key_of in source_keys(source)] for source in sources}
     rows = []
-    for label, key_of in metrics:
-        before, after = first_and_last(records, key_of)
-        rows.append(
-            {
-                "metric": label,
-                "before": before[1] if before else math.nan,
-                "after": after[1] if after else math.nan,
-                "before_step": before[0] if before else None,
-                "after_step": after[0] if after else None,
-            }
-        )
+    for position, label in enumerate(("validation accuracy", "validation mean response tokens")):
+        pairs = [pairs[position] for pairs in per_source.values()]
+        merged = []
+        for end in (0, 1):
+            points = [pair[end] for pair in pairs if pair[end] is not None]
+            full = pairs and len(points) == len(pairs)
+            merged.append((points[0][0], sum(p[1] for p in points) / len(points)) if full else None)
+        rows.append(_row(label, *merged))
+    for source in sources if len(sources) > 1 else []:
+        rows.append(_row(f"validation accuracy, {level_name(source)}", *per_source[source][0]))
+        rows.append(_row(f"validation mean response tokens, {level_name(source)}", *per_source[source][1]))
+    for key, title in PLOTTED[:4]:
+        rows.append(_row(title, *first_and_last(records, lambda _, key=key: key)))
     return rows
 
 
