@@ -117,7 +117,7 @@ class SmartThinkerRewardManager(NaiveRewardManager):
         truth = None if ground_truth is None else str(ground_truth)
         try:
             if task_grading.is_task_source(data_source):  # reasoning-gym rows: the task's own scorer
-                result = task_grading.grade(solution_str, truth, extra_info, require_think_close=gate, pool=pool)
+                result = scoring.grade_task(solution_str, truth, extra_info, require_think_close=gate, pool=pool)
             else:
                 result = scoring.grade(solution_str, truth, require_think_close=gate, pool=pool)
         except DataError as error:

@@ -13,7 +13,7 @@ from verl's reward-loop threads. Grading rules (the paper's):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +76,27 @@ def grade(
     )
 
 
+def grade_task(
+    response: str,
+    ground_truth: str,
+    extra_info: Mapping[str, Any] | None,
+    *,
+    require_think_close: bool = True,
+    pool: GradingPool | None = None,
+) -> GradeResult:
+    """Grade one response to a reasoning-gym row (``data_source`` ``reasoning_gym/...``) by its task's own scorer in
+    ``pool`` (:mod:`smartthinker_verl.task_grading`: the answer extraction, the supported tasks and their guards)."""
+    from smartthinker_verl import task_grading
+
+    entry = task_grading.entry_of(ground_truth, extra_info)
+    think_closed, text = split_answer(response or "", require_think_close)
+    answer = task_grading.extract_answer(text) if text is not None else None
+    if not answer:
+        return GradeResult(score=0.0, correct=False, think_closed=think_closed, answer="")
+    correct, timed_out = (pool or get_pool()).verify(answer, entry, grader=task_grading.score_in_worker)
+    return GradeResult(float(correct), correct, think_closed, answer, timed_out)
+
+
 def grade_batch(
     responses: Sequence[str],
     ground_truths: Sequence[str],
@@ -112,7 +133,7 @@ def compute_score(
 
     Use ``reward.custom_reward_function.path=pkg://smartthinker_verl.scoring``, ``name=compute_score``; the gate and
     the pool settings come as ``+reward.custom_reward_function.reward_kwargs.<key>=...`` (None: the defaults).
-    Rows of data source ``reasoning_gym/...`` are graded by :func:`smartthinker_verl.task_grading.grade`.
+    Rows of data source ``reasoning_gym/...`` are graded by :func:`grade_task`.
     Returns :meth:`GradeResult.as_reward`.
     """
     options = ScorerOptions(
@@ -120,10 +141,8 @@ def compute_score(
     )
     pool = get_pool(*pool_settings(options))
     gate = options.require_think_close
-    from smartthinker_verl import task_grading  # it builds on this module
+    from smartthinker_verl.task_grading import is_task_source
 
-    if task_grading.is_task_source(data_source):
-        return task_grading.grade(
-            solution_str, ground_truth, extra_info, require_think_close=gate, pool=pool
-        ).as_reward()
+    if is_task_source(data_source):
+        return grade_task(solution_str, ground_truth, extra_info, require_think_close=gate, pool=pool).as_reward()
     return grade(solution_str, ground_truth, require_think_close=gate, pool=pool).as_reward()

@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError
-from smartthinker_verl.grading_pool import GradingPool, get_pool
-from smartthinker_verl.scoring import GradeResult, split_answer
 
 SOURCE_PREFIX = "reasoning_gym/"
 LAST_NUMBER = re.compile(r"(?<![\w.)])-?\d+(?:,\d{3})*(?:\.\d+)?")
@@ -113,21 +111,3 @@ def entry_of(ground_truth: str, extra_info: Mapping[str, Any] | None) -> tuple[s
         )
     check_supported(info["task"])
     return info["task"], info["task_config"], ground_truth, info["task_metadata"]
-
-
-def grade(
-    response: str,
-    ground_truth: str,
-    extra_info: Mapping[str, Any] | None,
-    *,
-    require_think_close: bool = True,
-    pool: GradingPool | None = None,
-) -> GradeResult:
-    """Grade one response to a reasoning-gym row (thread-safe; the scorer runs in ``pool``)."""
-    entry = entry_of(ground_truth, extra_info)
-    think_closed, text = split_answer(response or "", require_think_close)
-    answer = extract_answer(text) if text is not None else None
-    if not answer:
-        return GradeResult(score=0.0, correct=False, think_closed=think_closed, answer="")
-    correct, timed_out = (pool or get_pool()).verify(answer, entry, grader=score_in_worker)
-    return GradeResult(float(correct), correct, think_closed, answer, timed_out)

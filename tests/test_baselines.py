@@ -377,11 +377,13 @@ def test_another_methods_changed_option_is_an_error_naming_the_fix():
         run_estimator("shorter_better", [10, 20], [1, 0], ["q", "q"], config)
 
 
-def test_another_methods_block_holding_only_defaults_is_fine():
+def test_another_methods_block_is_refused_even_holding_only_defaults():
+    """The recipe yaml writes no option blocks, so any block of a method that is not selected is a mistake."""
     config = algorithm_config("kimi_length")
-    config.smartthinker = {"penalty": "one_sided", "coefficient": "dynamic", "fixed_coefficient": None}
-    config.laser_de = {"alpha": 0.5, "length_lower_bound": 4096, "truncation_length": None}
-    run_estimator("kimi_length", [10, 20], [1, 0], ["q", "q"], config)
+    config.laser_de = {"alpha": 0.5}
+    with pytest.raises(ConfigError) as caught:
+        run_estimator("kimi_length", [10, 20], [1, 0], ["q", "q"], config)
+    assert "algorithm.laser_de.alpha=0.5 is set" in str(caught.value) and "drop the override" in str(caught.value)
 
 
 def test_unknown_method_name_lists_the_known_ones():
@@ -394,15 +396,15 @@ def test_unknown_method_name_lists_the_known_ones():
 @pytest.mark.parametrize(
     "name,options,message",
     [
-        ("shorter_better", {"beta": -1}, "algorithm.shorter_better.beta=-1.0 must be >= 0"),
+        ("shorter_better", {"beta": -1}, "algorithm.shorter_better.beta=-1 must be >= 0"),
         ("efficient_reasoning", {"alpha": 1.5}, "algorithm.efficient_reasoning.alpha=1.5 must lie in [0, 1)"),
         ("kimi_length", {"weight": "x"}, "algorithm.kimi_length.weight='x' is not a number"),
         ("laser_de", {"length_upper_bound": 10}, "algorithm.laser_de.length_upper_bound=10 is below"),
         ("laser_de", {"speed": 1}, "unknown key(s) algorithm.laser_de.speed"),
         ("laser_de", {"length_interval": 10.5}, "algorithm.laser_de.length_interval=10.5 must be a whole number"),
-        ("laser_de", {"update_interval": 0}, "algorithm.laser_de.update_interval=0.0 must be > 0"),
+        ("laser_de", {"update_interval": 0}, "algorithm.laser_de.update_interval=0 must be > 0"),
         ("laser_de", {"alpha": -0.5}, "algorithm.laser_de.alpha=-0.5 must be >= 0"),
-        ("kimi_length", {"weight": -1}, "algorithm.kimi_length.weight=-1.0 must be >= 0"),
+        ("kimi_length", {"weight": -1}, "algorithm.kimi_length.weight=-1 must be >= 0"),
     ],
 )
 def test_bad_options_name_the_key(name, options, message):

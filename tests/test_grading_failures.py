@@ -93,12 +93,14 @@ def test_a_grading_pool_that_cannot_start_stops_the_step_loudly(qwen_tokenizer, 
 
 
 def algorithm_config(n: int | None):
+    """``config.algorithm`` wired to the rollout as the recipe yaml wires it (``algorithm.run_context``)."""
     rollout = {"response_length": 16} if n is None else {"response_length": 16, "n": n}
+    run_context = {"response_limit": "${actor_rollout_ref.rollout.response_length}"}
+    if n is not None:
+        run_context["group_size"] = "${actor_rollout_ref.rollout.n}"
+    algorithm = {"adv_estimator": "smartthinker", "norm_adv_by_std_in_grpo": True, "use_kl_in_reward": False}
     root = OmegaConf.create(
-        {
-            "actor_rollout_ref": {"rollout": rollout},
-            "algorithm": {"adv_estimator": "smartthinker", "norm_adv_by_std_in_grpo": True, "use_kl_in_reward": False},
-        }
+        {"actor_rollout_ref": {"rollout": rollout}, "algorithm": {**algorithm, "run_context": run_context}}
     )
     return root.algorithm
 

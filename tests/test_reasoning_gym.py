@@ -134,10 +134,10 @@ def test_no_supported_task_runs_a_planted_answer_and_right_answers_still_score_1
     right = row["reward_model"]["ground_truth"]
     marker = tmp_path / "ran"
     for response in (f"\\boxed{{{planted_answer(marker)}}}", f"<answer>{planted_answer(marker)}</answer>"):
-        result = task_grading.grade(response, right, row["extra_info"], require_think_close=False)
+        result = scoring.grade_task(response, right, row["extra_info"], require_think_close=False)
         assert result.score == 0.0
         assert not marker.exists(), f"{task}'s grader executed the answer"
-    assert task_grading.grade(f"So \\boxed{{{right}}}", right, row["extra_info"], require_think_close=False).correct
+    assert scoring.grade_task(f"So \\boxed{{{right}}}", right, row["extra_info"], require_think_close=False).correct
 
 
 def test_the_planted_answer_does_run_in_an_unguarded_scorer(tmp_path):

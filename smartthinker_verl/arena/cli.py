@@ -3,7 +3,7 @@
     smartthinker-verl arena [--methods grpo smartthinker ...] [--seeds 5] [--steps 300] [--curves FILE |
         --overthinking] [--out DIR] [OVERRIDE ...]
 
-OVERRIDE: Hydra overrides of the recipe config applied to every method, e.g. ``algorithm.shorter_better.beta=0.002``.
+OVERRIDE: Hydra overrides of the recipe config applied to every method, e.g. ``+algorithm.shorter_better.beta=0.002``.
 """
 
 from __future__ import annotations

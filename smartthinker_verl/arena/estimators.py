@@ -34,7 +34,7 @@ def method_config(
     method: str, max_length: int, group_size: int, overrides: Sequence[str] = (), *, config_name: str | None = None
 ) -> DictConfig:
     """The full recipe config (compose once per method) for ``method`` with the arena's response limit and group
-    size; ``overrides`` are Hydra overrides such as ``algorithm.shorter_better.beta=0.002`` (the one place config
+    size; ``overrides`` are Hydra overrides such as ``+algorithm.shorter_better.beta=0.002`` (the one place config
     is built)."""
     from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, compose_config
 
