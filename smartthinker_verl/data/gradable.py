@@ -80,12 +80,18 @@ def ground_truth_problems(parquet_paths: Iterable[str | Path], processes: int | 
     import pandas as pd
     import pyarrow.parquet as pq
 
+    from smartthinker_verl.task_grading import is_task_source
+
     mark = {key.encode(): value.encode() for key, value in checked_mark().items()}
     rows: list[tuple[str, dict[str, Any]]] = []
     for path in parquet_paths:
         if mark.items() <= (pq.read_schema(path).metadata or {}).items():
             continue
         table = pd.read_parquet(path, columns=["data_source", "reward_model", "extra_info"])
-        rows += [(f"{path} row {position}", row) for position, row in enumerate(table.to_dict("records"))]
+        rows += [
+            (f"{path} row {position}", row)
+            for position, row in enumerate(table.to_dict("records"))
+            if not is_task_source(row.get("data_source"))  # graded by their task's scorer, not math-verify
+        ]
     truths = [(row.get("reward_model") or {}).get("ground_truth") for _where, row in rows]
     return [describe(rows[position][1], rows[position][0]) for position in unparseable(truths, processes)]
