@@ -183,20 +183,15 @@ def shaped_advantages(
     method = get_method(method) if isinstance(method, str) else method
     _validate_inputs(token_level_rewards, response_mask, index, method.name)
     with torch.no_grad():
-        scores = token_level_rewards.sum(dim=-1)
-        if not bool(torch.isfinite(scores).all()):
-            bad = torch.nonzero(~torch.isfinite(scores)).flatten()[:5].tolist()
-            raise DataError(f"non-finite outcome scores at responses {bad}: check the reward manager / scorer output")
+        scores = token_level_rewards.sum(dim=-1)  # GroupedBatch.build refuses a non-finite one
         # One float copy of the mask serves both the lengths and, multiplied in place, the output.
         mask = response_mask.to(dtype=token_level_rewards.dtype, copy=True)
         lengths = mask.sum(dim=-1)
-        valid = lengths > 0
-        rows = None if bool(valid.all()) else torch.nonzero(valid).flatten()
-        keys = index if rows is None else np.asarray(index, dtype=object)[rows.cpu().numpy()]
-        group_ids, num_groups = group_ids_from_index(keys)
+        rows = torch.nonzero(lengths > 0).flatten()  # verl's padding rows (empty masks) take no part
+        group_ids, num_groups = group_ids_from_index(np.asarray(index, dtype=object)[rows.cpu().numpy()])
         batch = GroupedBatch.build(
-            lengths if rows is None else lengths[rows],
-            scores if rows is None else scores[rows],
+            lengths[rows],
+            scores[rows],
             group_ids.to(scores.device),
             num_groups,
             correct_threshold=options.correct_threshold,
@@ -205,12 +200,9 @@ def shaped_advantages(
         if options.normalizer == DEFAULT_NORMALIZER:
             norm = {"norm_by_std": norm_adv_by_std_in_grpo, "epsilon": options.epsilon}
             advantage = _grpo_advantages(output, batch, scores.dtype, **norm)
-            if rows is not None:
-                advantage = torch.zeros_like(scores).index_copy_(0, rows, advantage)
+            advantage = torch.zeros_like(scores).index_copy_(0, rows, advantage)
             return mask.mul_(advantage.unsqueeze(-1)), output
-        rewards = output.rewards.to(scores.dtype)
-        if rows is not None:
-            rewards = torch.zeros_like(scores).index_copy_(0, rows, rewards)
+        rewards = torch.zeros_like(scores).index_copy_(0, rows, output.rewards.to(scores.dtype))
         return _verl_advantages(options.normalizer, rewards, lengths, response_mask, index, config), output
 
 

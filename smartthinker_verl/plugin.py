@@ -27,16 +27,12 @@ REGISTRATION_MODULES: tuple[str, ...] = (
 CPU_PLATFORM_MODULE = "smartthinker_verl.platforms.cpu"
 
 
-def registration_modules() -> tuple[str, ...]:
-    """The modules this process registers: :data:`REGISTRATION_MODULES`, plus the CPU platform when selected."""
+def register_all() -> None:
+    """Import every registration module (and the CPU platform where selected) and install the logging patches;
+    surface (never hide) a failure."""
     # The test of platforms.cpu.cpu_platform_selected, repeated here: importing it would load the CPU package.
     cpu_selected = os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu"
-    return REGISTRATION_MODULES + ((CPU_PLATFORM_MODULE,) if cpu_selected else ())
-
-
-def register_all() -> None:
-    """Import every registration module and install the logging patches; surface (never hide) a failure."""
-    for module_name in registration_modules():
+    for module_name in REGISTRATION_MODULES + ((CPU_PLATFORM_MODULE,) if cpu_selected else ()):
         try:
             importlib.import_module(module_name)
         except Exception:

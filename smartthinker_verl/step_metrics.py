@@ -39,24 +39,21 @@ class _PendingMetrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sums: dict[str, float] = {}
-        self._weights: dict[str, float] = {}
+        self._sums: dict[str, list[float]] = {}  # key -> [weighted sum, weight]
 
     def record(self, values: Mapping[str, float], weight: float = 1.0) -> None:
         with self._lock:
             for key, value in values.items():
-                self._sums.setdefault(key, 0.0)
-                self._weights.setdefault(key, 0.0)
+                total = self._sums.setdefault(key, [0.0, 0.0])
                 if math.isfinite(value) and weight > 0:
-                    self._sums[key] += weight * value
-                    self._weights[key] += weight
+                    total[0] += weight * value
+                    total[1] += weight
 
     def pop(self) -> dict[str, float]:
         """The weighted means since the last pop (NaN for a key that had no finite value), and a fresh start."""
         with self._lock:
-            sums, weights = self._sums, self._weights
-            self._sums, self._weights = {}, {}
-        return {key: (sums[key] / weights[key] if weights[key] > 0 else math.nan) for key in sums}
+            sums, self._sums = self._sums, {}
+        return {key: (total / weight if weight > 0 else math.nan) for key, (total, weight) in sums.items()}
 
 
 PENDING = _PendingMetrics()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from smartthinker_verl.errors import DataError
+
 DTYPE = torch.float64
 
 
@@ -64,25 +66,6 @@ def segment_extreme(values: torch.Tensor, group_ids: torch.Tensor, num_groups: i
 def gather(per_group: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
     """``[num_groups]`` values broadcast to ``[B]`` responses: ``per_group[group_ids]``."""
     return per_group.index_select(0, group_ids)
-
-
-def masked_group_moments(
-    values: torch.Tensor, mask: torch.Tensor, group_ids: torch.Tensor, num_groups: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Count, mean and population variance of ``values [B]`` over the responses where ``mask [B]`` holds, per group.
-
-    Returns:
-        ``(count [num_groups] int64, mean [num_groups], var [num_groups])``; mean and var are NaN where count is 0.
-        Two passes (mean, then squared deviations) for accuracy.
-    """
-    weight = mask.to(values.dtype)
-    count = segment_sum(mask.to(torch.int64), group_ids, num_groups)
-    count_safe = count.clamp(min=1).to(values.dtype)
-    mean = segment_sum(values * weight, group_ids, num_groups) / count_safe
-    var = segment_sum(((values - gather(mean, group_ids)) ** 2) * weight, group_ids, num_groups) / count_safe
-    empty = count == 0
-    nan = torch.full_like(mean, float("nan"))
-    return count, torch.where(empty, nan, mean), torch.where(empty, nan, var)
 
 
 def divide_where(numerator: torch.Tensor, denominator: torch.Tensor, where: torch.Tensor, fill: float = 0.0):
@@ -164,7 +147,8 @@ class GroupedBatch:
             raise ValueError("lengths must be finite and non-negative (number of valid response tokens)")
         score = scores.to(device=device, dtype=DTYPE)
         if score.numel() and not bool(torch.isfinite(score).all()):
-            raise ValueError("scores must be finite: check the reward manager / scorer output")
+            bad = torch.nonzero(~torch.isfinite(score)).flatten()[:5].tolist()
+            raise DataError(f"non-finite outcome scores at responses {bad}: check the reward manager / scorer output")
         group_ids = group_ids.to(device=device, dtype=torch.int64)
         if num_groups is None:
             num_groups = int(group_ids.max()) + 1 if group_ids.numel() else 0
@@ -203,6 +187,14 @@ class GroupedBatch:
         return segment_extreme(values, self.group_ids, self.num_groups, "amax")
 
     def moments(self, values: torch.Tensor, mask: torch.Tensor | None = None):
-        """:func:`masked_group_moments` over ``mask`` (all responses when None)."""
+        """Count, mean and population variance of ``values [B]`` per group over the responses where ``mask [B]``
+        holds (all when None): ``(count [num_groups] int64, mean, var)``, mean and var NaN where count is 0. Two
+        passes (mean, then squared deviations) for accuracy."""
         mask = torch.ones_like(self.correct) if mask is None else mask
-        return masked_group_moments(values, mask, self.group_ids, self.num_groups)
+        weight = mask.to(values.dtype)
+        count = self.group_sum(mask.to(torch.int64))
+        count_safe = count.clamp(min=1).to(values.dtype)
+        mean = self.group_sum(values * weight) / count_safe
+        var = self.group_sum((values - self.per_group(mean)) ** 2 * weight) / count_safe
+        nan = torch.full_like(mean, float("nan"))
+        return count, torch.where(count == 0, nan, mean), torch.where(count == 0, nan, var)
