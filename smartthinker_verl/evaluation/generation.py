@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, ResumeError
-from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, stable_seed
+from smartthinker_verl.evaluation.backends import GenerationBackend, stable_seed
 from smartthinker_verl.evaluation.problems import Problem
 from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key
 
@@ -53,13 +55,12 @@ def prepare_out_dir(out_dir: str | Path, run_config: dict[str, Any], *, overwrit
         config_path.unlink(missing_ok=True)
     if config_path.is_file():
         previous = json.loads(config_path.read_text())
-        different = {
-            key: (previous.get(key), run_config.get(key))
-            for key in RESUME_KEYS
-            if previous.get(key) != run_config.get(key)
-        }
-        if different:
-            changes = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in different.items())
+        changes = ", ".join(
+            f"{k}: {previous.get(k)!r} -> {run_config.get(k)!r}"
+            for k in RESUME_KEYS
+            if previous.get(k) != run_config.get(k)
+        )
+        if changes:
             raise ResumeError(
                 f"{out_dir} holds generations of another run ({changes}); use another --out, or --overwrite to "
                 "delete them"
@@ -70,69 +71,27 @@ def prepare_out_dir(out_dir: str | Path, run_config: dict[str, Any], *, overwrit
     return out_dir
 
 
-def _record(problem: Problem, sample: int, prompt_tokens: int, completion: Any) -> dict[str, Any]:
-    return {
-        "id": problem.id,
-        "sample": sample,
-        "benchmark": problem.benchmark,
-        "data_source": problem.data_source,
-        "ground_truth": problem.ground_truth,
-        "response": completion.text,
-        "response_tokens": completion.num_tokens,
-        "finish_reason": completion.finish_reason,
-        "prompt_tokens": prompt_tokens,
-    }
-
-
-def pending_samples(
-    problems: Sequence[Problem], samples_per_problem: int, done: set[tuple[str, int]]
-) -> list[tuple[Problem, int]]:
-    """The (problem, sample index) pairs still to generate, problem by problem."""
-    return [
-        (problem, sample)
-        for problem in problems
-        for sample in range(samples_per_problem)
-        if (str(problem.id), sample) not in done
-    ]
-
-
-def _check_same_problems(existing: Sequence[dict[str, Any]], problems: Sequence[Problem], path: Path) -> None:
-    """Refuse to resume into generations made for other problems (same ids, other ground truths)."""
-    truths = {str(p.id): p.ground_truth for p in problems}
-    for record in existing:
-        problem_id, _ = record_key(record)
-        if problem_id in truths and str(record.get("ground_truth")) != truths[problem_id]:
-            raise ResumeError(
-                f"{path} holds generations of other problems (id {problem_id}: ground truth "
-                f"{record.get('ground_truth')!r} there, {truths[problem_id]!r} in the data); use another --out, "
-                "name the benchmark differently (--data NAME=PATH), or --overwrite"
-            )
-
-
 def part_path(path: Path, index: int) -> Path:
     """Engine ``index``'s lines of the benchmark file ``path``: ``<benchmark>.part<index>.jsonl``."""
     return path.with_name(f"{path.name.removesuffix('.jsonl')}.part{index}.jsonl")
 
 
-def merge_parts(path: Path) -> int:
+def merge_parts(path: Path) -> None:
     """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them.
 
     A merge interrupted between appending and deleting is finished by the next one without duplicates.
-    Returns the number of lines moved.
     """
     parts = sorted(path.parent.glob(f"{path.name.removesuffix('.jsonl')}.part*.jsonl"))
     if not parts:
-        return 0
+        return
     done = {record_key(r) for r in read_records(path, repair=True)} if path.exists() else set()
-    moved = 0
     with RecordWriter(path) as writer:
         for part in parts:
             new = [r for r in read_records(part, repair=True) if record_key(r) not in done]
             done.update(record_key(r) for r in new)
-            moved += writer.write_many(new)
+            writer.write_many(new)
     for part in parts:
         part.unlink()
-    return moved
 
 
 def resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:
@@ -141,8 +100,17 @@ def resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: 
         raise ConfigError(f"samples per problem must be >= 1, got {samples_per_problem}")
     merge_parts(path)
     existing = read_records(path, repair=True) if path.exists() else []
-    _check_same_problems(existing, problems, path)
-    pending = pending_samples(problems, samples_per_problem, {record_key(r) for r in existing})
+    truths = {str(p.id): p.ground_truth for p in problems}
+    for record in existing:  # generations made for other problems (same ids, other ground truths)
+        problem_id, _ = record_key(record)
+        if problem_id in truths and str(record.get("ground_truth")) != truths[problem_id]:
+            raise ResumeError(
+                f"{path} holds generations of other problems (id {problem_id}: ground truth "
+                f"{record.get('ground_truth')!r} there, {truths[problem_id]!r} in the data); use another --out, "
+                "name the benchmark differently (--data NAME=PATH), or --overwrite"
+            )
+    done = {record_key(r) for r in existing}
+    pending = [(p, s) for p in problems for s in range(samples_per_problem) if (str(p.id), s) not in done]
     if existing:
         logger.info("%s: %d samples already there, %d to generate", path, len(existing), len(pending))
     return pending
@@ -180,31 +148,38 @@ def generate_samples(
         part: this engine's index under data parallelism: lines go to :func:`part_path` files.
         progress: a tqdm-like object whose ``update(n)`` is called as samples are written (optional).
     """
-    prompts: dict[tuple[str, str], list[int]] = {}
+    encoded: dict[tuple[str, str], list[int]] = {}
     for problem, _ in pending:
         key = (problem.benchmark, str(problem.id))
-        if key not in prompts:
-            prompts[key] = backend.encode(problem.messages)
-    writers: dict[str, RecordWriter] = {}
-    try:
-        for finished in backend.generate([prompts[(p.benchmark, str(p.id))] for p, _ in pending]):
-            by_benchmark: dict[str, list[dict[str, Any]]] = {}
+        if key not in encoded:
+            encoded[key] = backend.encode(problem.messages)
+    prompts = [encoded[(p.benchmark, str(p.id))] for p, _ in pending]
+    with ExitStack() as stack:
+        writers: dict[str, RecordWriter] = {}
+        for finished in backend.generate(prompts):
+            by_benchmark: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for i, completion in finished:
                 problem, sample = pending[i]
-                prompt_tokens = len(prompts[(problem.benchmark, str(problem.id))])
-                by_benchmark.setdefault(problem.benchmark, []).append(
-                    _record(problem, sample, prompt_tokens, completion)
+                by_benchmark[problem.benchmark].append(
+                    {
+                        "id": problem.id,
+                        "sample": sample,
+                        "benchmark": problem.benchmark,
+                        "data_source": problem.data_source,
+                        "ground_truth": problem.ground_truth,
+                        "response": completion.text,
+                        "response_tokens": completion.num_tokens,
+                        "finish_reason": completion.finish_reason,
+                        "prompt_tokens": len(prompts[i]),
+                    }
                 )
             for name, records in by_benchmark.items():
                 if name not in writers:
                     path = generations_path(out_dir, name)
-                    writers[name] = RecordWriter(path if part is None else part_path(path, part))
+                    writers[name] = stack.enter_context(RecordWriter(path if part is None else part_path(path, part)))
                 writers[name].write_many(records)
             if progress is not None:
                 progress.update(len(finished))
-    finally:
-        for writer in writers.values():
-            writer.close()
 
 
 def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:
@@ -217,16 +192,3 @@ def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_prob
             "this --out at once? Generate each benchmark in one process only"
         )
     return records
-
-
-def run_config(
-    *, model: str, backend: str, settings: SamplingSettings, chat_template: str | None, extra: dict[str, Any]
-) -> dict[str, Any]:
-    """The ``eval_config.json`` of a run: what identifies it (``RESUME_KEYS``) plus informative settings."""
-    return {
-        "model": model,
-        "backend": backend,
-        "chat_template": chat_template,
-        **settings.to_dict(),
-        **extra,
-    }

@@ -19,55 +19,34 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, MissingFileError
-from smartthinker_verl.evaluation.grading import graded_samples
 from smartthinker_verl.evaluation.statistics import compute_metrics, mean_or_none
 
-GROUP_BY = ("benchmark", "data_source", "file")
 #: Metrics averaged over benchmarks (unweighted, as the paper's "Average" column).
 AVERAGED = ("pass@1", "mean_response_tokens", "mean_response_tokens_correct", "mean_response_tokens_incorrect")
 
 
 def group_name(record: dict[str, Any], group_by: str, file_name: str) -> str:
-    """The benchmark a record counts towards.
+    """The benchmark a record counts towards (``--group-by``).
 
     ``benchmark``: its ``benchmark`` field, else its ``data_source``, else its file's name; ``data_source``: its
     ``data_source`` (else the file's name); ``file``: the name of the file it came from.
     """
-    if group_by == "file":
-        return file_name
-    if group_by == "data_source":
-        return str(record.get("data_source") or file_name)
-    if group_by == "benchmark":
-        return str(record.get("benchmark") or record.get("data_source") or file_name)
-    raise ConfigError(f"--group-by {group_by!r}: choose one of {GROUP_BY}")
+    fields = {"benchmark": ("benchmark", "data_source"), "data_source": ("data_source",), "file": ()}[group_by]
+    return str(next((record[f] for f in fields if record.get(f)), file_name))
 
 
 def summarize(
-    groups: dict[str, tuple[Sequence[dict[str, Any]], Sequence[Any]]],
-    *,
-    ks: Sequence[int] | None,
-    meta: dict[str, Any],
+    groups: dict[str, Sequence[dict[str, Any]]], *, ks: Sequence[int] | None, meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """Build ``res.json`` from ``{benchmark: (records, grade results)}``; ``meta`` (model, settings) goes first."""
+    """Build ``res.json`` from ``{benchmark: graded records}``; ``meta`` (model, settings) goes first."""
     if not groups:
         raise ConfigError("nothing to summarise: no generations were found")
-    benchmarks: dict[str, dict[str, Any]] = {}
-    pooled = []
-    for name, (records, results) in groups.items():
-        benchmarks[name] = compute_metrics(graded_samples(records, results), ks)
-        pooled.extend(graded_samples(records, results, prefix=f"{name}/"))
+    benchmarks = {name: compute_metrics(graded, ks) for name, graded in groups.items()}
+    pooled = [{**g, "id": f"{name}/{g['id']}"} for name, graded in groups.items() for g in graded]
     overall = compute_metrics(pooled, ks)
     average = {key: mean_or_none([b.get(key) for b in benchmarks.values()]) for key in AVERAGED}
     ks_reported = sorted(int(k.split("@")[1]) for k in overall if k.startswith("pass@") and not k.endswith("stderr"))
     return {**meta, "ks": ks_reported, **overall, "benchmarks": benchmarks, "benchmark_average": average}
-
-
-def write_results(results: dict[str, Any], path: str | Path) -> Path:
-    """Write ``res.json`` (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
