@@ -17,15 +17,24 @@ generations::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import itertools
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, SetupError
-from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings
+from smartthinker_verl.evaluation.backends import (
+    BACKENDS,
+    GenerationBackend,
+    SamplingSettings,
+    make_backend,
+    stable_seed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +122,7 @@ def _grade_and_write(args: argparse.Namespace, groups: dict[str, list[dict[str, 
     from tqdm.auto import tqdm
 
     from smartthinker_verl.evaluation.grading import grade_records, graded_record
-    from smartthinker_verl.evaluation.records import write_records
+    from smartthinker_verl.evaluation.records import append_records
     from smartthinker_verl.evaluation.summary import summarize
 
     flat = [r for records in groups.values() for r in records]
@@ -125,7 +134,9 @@ def _grade_and_write(args: argparse.Namespace, groups: dict[str, list[dict[str, 
     res_path = Path(args.out) if Path(args.out).suffix == ".json" else Path(args.out) / "res.json"
     res_path.parent.mkdir(parents=True, exist_ok=True)
     res_path.write_text(json.dumps(results, indent=2) + "\n")
-    graded_path = write_records(itertools.chain(*graded.values()), res_path.with_suffix(".graded.jsonl"))
+    graded_path = res_path.with_suffix(".graded.jsonl")
+    graded_path.unlink(missing_ok=True)
+    append_records(graded_path, itertools.chain(*graded.values()))
 
     k_max, rows = max(results["ks"]), []
     for name, m in [*results["benchmarks"].items(), ("overall", results)]:
@@ -173,9 +184,7 @@ def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
 
 
 def _generate_shard(
-    backend: str,
-    model: str,
-    options: dict[str, Any],
+    load: Callable[[SamplingSettings], GenerationBackend],
     settings: SamplingSettings,
     pending: list[Any],
     out_dir: Path,
@@ -183,15 +192,14 @@ def _generate_shard(
     devices: list[str] | None,
     show_progress: bool,
 ) -> None:
-    """One engine: load ``model`` on ``devices``, sample ``pending`` into ``out_dir`` (part ``part``), close it."""
+    """One engine: ``load(settings)`` on ``devices``, sample ``pending`` into ``out_dir`` (part ``part``), close it."""
     from tqdm.auto import tqdm
 
     from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.backends import make_backend
 
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    engine = make_backend(backend, model, settings, **options)
+    engine = load(settings)
     name = "generating" if part is None else f"engine {part}"
     try:
         with tqdm(total=len(pending), desc=name, unit="sample", position=part or 0, disable=not show_progress) as bar:
@@ -205,10 +213,8 @@ def _run_engines(
 ) -> list[int | None]:
     """Sample ``pending`` with one engine here, or with one process per engine; the failed engines' exit codes."""
     import multiprocessing
-    from dataclasses import replace
 
     from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.backends import stable_seed
 
     if args.backend == "vllm":
         options: dict[str, Any] = {
@@ -223,9 +229,10 @@ def _run_engines(
     options |= {"dtype": args.dtype, "chat_template": args.chat_template, "trust_remote_code": args.trust_remote_code}
     devices = _engine_devices(args)
     seed, alone = generation.run_seed(args.seed, pending), len(devices) == 1
+    load = functools.partial(make_backend, args.backend, args.model, **options)
     jobs = [
-        (args.backend, args.model, options, replace(settings, seed=seed if alone else stable_seed(seed, i)), share,
-         out_dir, None if alone else i, devices[i], not args.no_progress)
+        (load, dataclasses.replace(settings, seed=seed if alone else stable_seed(seed, i)), share, out_dir,
+         None if alone else i, devices[i], not args.no_progress)
         for i, share in enumerate(generation.shard(pending, len(devices)))
     ]  # fmt: skip
     if alone:
@@ -270,7 +277,7 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
         "model": args.model,
         "backend": args.backend,
         "chat_template": args.chat_template,
-        **settings.to_dict(),
+        **dataclasses.asdict(settings),
         "samples_per_problem": samples,
         "data": [str(p) for p in args.data],
     }
@@ -322,7 +329,7 @@ def _grade_files(args: argparse.Namespace) -> int:
             raise DataError(f"{path} holds no generations")
         if args.tokenizer:
             count_response_tokens(records, args.tokenizer)
-        validate_for_grading(records, path, need_tokens=True)
+        validate_for_grading(records, path)
         file_name = path.name.removesuffix(".jsonl")
         for record in records:
             groups.setdefault(group_name(record, args.group_by, file_name), []).append(record)

@@ -20,14 +20,13 @@ import logging
 import shutil
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, DataError, ResumeError
+from smartthinker_verl.errors import DataError, ResumeError
 from smartthinker_verl.evaluation.backends import GenerationBackend, stable_seed
 from smartthinker_verl.evaluation.problems import Problem
-from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key
+from smartthinker_verl.evaluation.records import append_records, read_records, record_key
 
 logger = logging.getLogger(__name__)
 
@@ -85,19 +84,16 @@ def merge_parts(path: Path) -> None:
     if not parts:
         return
     done = {record_key(r) for r in read_records(path, repair=True)} if path.exists() else set()
-    with RecordWriter(path) as writer:
-        for part in parts:
-            new = [r for r in read_records(part, repair=True) if record_key(r) not in done]
-            done.update(record_key(r) for r in new)
-            writer.write_many(new)
+    for part in parts:
+        new = [r for r in read_records(part, repair=True) if record_key(r) not in done]
+        done.update(record_key(r) for r in new)
+        append_records(path, new)
     for part in parts:
         part.unlink()
 
 
 def resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:
     """The (problem, sample index) pairs not yet in ``path`` (its part files merged, partial last lines cut off)."""
-    if samples_per_problem < 1:
-        raise ConfigError(f"samples per problem must be >= 1, got {samples_per_problem}")
     merge_parts(path)
     existing = read_records(path, repair=True) if path.exists() else []
     truths = {str(p.id): p.ground_truth for p in problems}
@@ -154,32 +150,28 @@ def generate_samples(
         if key not in encoded:
             encoded[key] = backend.encode(problem.messages)
     prompts = [encoded[(p.benchmark, str(p.id))] for p, _ in pending]
-    with ExitStack() as stack:
-        writers: dict[str, RecordWriter] = {}
-        for finished in backend.generate(prompts):
-            by_benchmark: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for i, completion in finished:
-                problem, sample = pending[i]
-                by_benchmark[problem.benchmark].append(
-                    {
-                        "id": problem.id,
-                        "sample": sample,
-                        "benchmark": problem.benchmark,
-                        "data_source": problem.data_source,
-                        "ground_truth": problem.ground_truth,
-                        "response": completion.text,
-                        "response_tokens": completion.num_tokens,
-                        "finish_reason": completion.finish_reason,
-                        "prompt_tokens": len(prompts[i]),
-                    }
-                )
-            for name, records in by_benchmark.items():
-                if name not in writers:
-                    path = generations_path(out_dir, name)
-                    writers[name] = stack.enter_context(RecordWriter(path if part is None else part_path(path, part)))
-                writers[name].write_many(records)
-            if progress is not None:
-                progress.update(len(finished))
+    for finished in backend.generate(prompts):
+        by_benchmark: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for i, completion in finished:
+            problem, sample = pending[i]
+            by_benchmark[problem.benchmark].append(
+                {
+                    "id": problem.id,
+                    "sample": sample,
+                    "benchmark": problem.benchmark,
+                    "data_source": problem.data_source,
+                    "ground_truth": problem.ground_truth,
+                    "response": completion.text,
+                    "response_tokens": completion.num_tokens,
+                    "finish_reason": completion.finish_reason,
+                    "prompt_tokens": len(prompts[i]),
+                }
+            )
+        for name, records in by_benchmark.items():
+            path = generations_path(out_dir, name)
+            append_records(path if part is None else part_path(path, part), records)
+        if progress is not None:
+            progress.update(len(finished))
 
 
 def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:

@@ -223,9 +223,7 @@ def save_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
     return path
 
 
-def plot_accuracy_vs_tokens(
-    models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path, *, title: str | None = None
-) -> Path:
+def plot_accuracy_vs_tokens(models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path) -> Path:
     """Write a PNG: pass@1 (%) against mean response tokens, one colour per model, one marker per benchmark.
 
     Each model's point on a benchmark is dashed from the baseline's there; with several benchmarks a labelled star
@@ -259,7 +257,7 @@ def plot_accuracy_vs_tokens(
     ax.set_xlabel("mean response tokens")
     ax.set_ylabel("pass@1 (%)")
     ax.grid(alpha=0.3)
-    ax.set_title(title or "Accuracy vs response length")
+    ax.set_title("Accuracy vs response length")
     bench_handles = [
         Line2D([], [], color="grey", marker=marker, ls="", label=display_name(b))
         for b, marker in zip(benchmarks, markers, strict=True)

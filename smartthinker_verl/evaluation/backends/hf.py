@@ -87,18 +87,21 @@ class HFBackend(GenerationBackend):
         Explicit values override what the model's ``generation_config.json`` carries (top-k, repetition penalty,
         min-p, typical-p, its own temperature and top-p), so that the protocol is the same as the vllm backend's.
         """
-        neutral: dict[str, Any] = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "min_p": None, "top_k": 0}
-        if self.settings.temperature > 0:
-            sampling = {"do_sample": True, "temperature": self.settings.temperature, "top_p": self.settings.top_p}
-            neutral["typical_p"] = 1.0
-        else:
-            sampling = {"do_sample": False, "temperature": None, "top_p": None, "typical_p": None}
+        s = self.settings
+        greedy = s.temperature == 0
         return {
-            "max_new_tokens": self.settings.max_tokens,
+            "max_new_tokens": s.max_tokens,
             "eos_token_id": self.eos_ids,
             "pad_token_id": self.pad_id,
-            **neutral,
-            **sampling,
+            "repetition_penalty": 1.0,
+            "no_repeat_ngram_size": 0,
+            "min_p": None,
+            "top_k": 0,
+            "do_sample": not greedy,
+            # Greedy: None, so that transformers does not warn about sampling settings it ignores.
+            "temperature": None if greedy else s.temperature,
+            "top_p": None if greedy else s.top_p,
+            "typical_p": None if greedy else 1.0,
         }
 
     def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
