@@ -23,14 +23,12 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, SetupError
 from smartthinker_verl.evaluation.backends import (
     BACKENDS,
-    GenerationBackend,
     SamplingSettings,
     make_backend,
     stable_seed,
@@ -183,31 +181,6 @@ def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
     return [gpus[i * per_engine : (i + 1) * per_engine] for i in range(engines)]
 
 
-def _generate_shard(
-    load: Callable[[SamplingSettings], GenerationBackend],
-    settings: SamplingSettings,
-    pending: list[Any],
-    out_dir: Path,
-    part: int | None,
-    devices: list[str] | None,
-    show_progress: bool,
-) -> None:
-    """One engine: ``load(settings)`` on ``devices``, sample ``pending`` into ``out_dir`` (part ``part``), close it."""
-    from tqdm.auto import tqdm
-
-    from smartthinker_verl.evaluation import generation
-
-    if devices is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    engine = load(settings)
-    name = "generating" if part is None else f"engine {part}"
-    try:
-        with tqdm(total=len(pending), desc=name, unit="sample", position=part or 0, disable=not show_progress) as bar:
-            generation.generate_samples(engine, pending, out_dir, part=part, progress=bar)
-    finally:
-        engine.close()
-
-
 def _run_engines(
     args: argparse.Namespace, settings: SamplingSettings, pending: list[Any], out_dir: Path
 ) -> list[int | None]:
@@ -236,12 +209,13 @@ def _run_engines(
         for i, share in enumerate(generation.shard(pending, len(devices)))
     ]  # fmt: skip
     if alone:
-        _generate_shard(*jobs[0])
+        generation.generate_samples(*jobs[0])
         return []
     logger.info("%d samples over %d engines (%s)", len(pending), len(devices), devices)
     context = multiprocessing.get_context("spawn")  # vLLM and CUDA in each child, nothing inherited
     processes = [
-        context.Process(target=_generate_shard, args=job, name=f"eval-engine-{i}") for i, job in enumerate(jobs)
+        context.Process(target=generation.generate_samples, args=job, name=f"eval-engine-{i}")
+        for i, job in enumerate(jobs)
     ]
     for process in processes:
         process.start()

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import DataError, ResumeError
-from smartthinker_verl.evaluation.backends import GenerationBackend, stable_seed
+from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, stable_seed
 from smartthinker_verl.evaluation.problems import Problem
 from smartthinker_verl.evaluation.records import append_records, read_records, record_key
 
@@ -128,50 +130,53 @@ def shard(pending: Sequence[tuple[Problem, int]], engines: int) -> list[list[tup
 
 
 def generate_samples(
-    backend: GenerationBackend,
+    load: Callable[[SamplingSettings], GenerationBackend],
+    settings: SamplingSettings,
     pending: Sequence[tuple[Problem, int]],
-    out_dir: str | Path,
-    *,
-    part: int | None = None,
-    progress: Any = None,
+    out_dir: Path,
+    part: int | None,
+    devices: list[str] | None,
+    show_progress: bool,
 ) -> None:
-    """Sample ``pending`` with ``backend`` and append each record to its benchmark's file as it finishes.
+    """One engine: ``load(settings)`` on ``devices`` (``CUDA_VISIBLE_DEVICES`` ids; None: leave them), sample the
+    (problem, sample index) pairs ``pending`` and append each record to its benchmark's file in ``out_dir`` as it
+    finishes (its :func:`part_path` file for engine ``part`` under data parallelism), then close the engine."""
+    from tqdm.auto import tqdm
 
-    Args:
-        backend: the loaded model (seeded with the run's seed).
-        pending: (problem, sample index) pairs of any benchmarks.
-        out_dir: the run's folder (``generations/`` inside).
-        part: this engine's index under data parallelism: lines go to :func:`part_path` files.
-        progress: a tqdm-like object whose ``update(n)`` is called as samples are written (optional).
-    """
-    encoded: dict[tuple[str, str], list[int]] = {}
-    for problem, _ in pending:
-        key = (problem.benchmark, str(problem.id))
-        if key not in encoded:
-            encoded[key] = backend.encode(problem.messages)
-    prompts = [encoded[(p.benchmark, str(p.id))] for p, _ in pending]
-    for finished in backend.generate(prompts):
-        by_benchmark: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for i, completion in finished:
-            problem, sample = pending[i]
-            by_benchmark[problem.benchmark].append(
-                {
-                    "id": problem.id,
-                    "sample": sample,
-                    "benchmark": problem.benchmark,
-                    "data_source": problem.data_source,
-                    "ground_truth": problem.ground_truth,
-                    "response": completion.text,
-                    "response_tokens": completion.num_tokens,
-                    "finish_reason": completion.finish_reason,
-                    "prompt_tokens": len(prompts[i]),
-                }
-            )
-        for name, records in by_benchmark.items():
-            path = generations_path(out_dir, name)
-            append_records(path if part is None else part_path(path, part), records)
-        if progress is not None:
-            progress.update(len(finished))
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+    desc = "generating" if part is None else f"engine {part}"
+    with (
+        closing(load(settings)) as backend,
+        tqdm(total=len(pending), desc=desc, unit="sample", position=part or 0, disable=not show_progress) as bar,
+    ):
+        encoded: dict[tuple[str, str], list[int]] = {}
+        for problem, _ in pending:
+            key = (problem.benchmark, str(problem.id))
+            if key not in encoded:
+                encoded[key] = backend.encode(problem.messages)
+        prompts = [encoded[(p.benchmark, str(p.id))] for p, _ in pending]
+        for finished in backend.generate(prompts):
+            by_benchmark: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for i, completion in finished:
+                problem, sample = pending[i]
+                by_benchmark[problem.benchmark].append(
+                    {
+                        "id": problem.id,
+                        "sample": sample,
+                        "benchmark": problem.benchmark,
+                        "data_source": problem.data_source,
+                        "ground_truth": problem.ground_truth,
+                        "response": completion.text,
+                        "response_tokens": completion.num_tokens,
+                        "finish_reason": completion.finish_reason,
+                        "prompt_tokens": len(prompts[i]),
+                    }
+                )
+            for benchmark, records in by_benchmark.items():
+                path = generations_path(out_dir, benchmark)
+                append_records(path if part is None else part_path(path, part), records)
+            bar.update(len(finished))
 
 
 def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:
