@@ -121,7 +121,7 @@ def _grade_and_write(args: argparse.Namespace, groups: dict[str, list[dict[str, 
 
     from smartthinker_verl.evaluation.grading import grade_records, graded_record
     from smartthinker_verl.evaluation.records import append_records
-    from smartthinker_verl.evaluation.summary import summarize
+    from smartthinker_verl.evaluation.statistics import summarize
 
     flat = [r for records in groups.values() for r in records]
     with tqdm(total=len(flat), desc="grading", unit="answer", disable=args.no_progress) as bar:
@@ -293,10 +293,11 @@ def _grade_files(args: argparse.Namespace) -> int:
     from smartthinker_verl.evaluation.generation import RUN_CONFIG
     from smartthinker_verl.evaluation.grading import count_response_tokens
     from smartthinker_verl.evaluation.records import number_samples, read_records, validate_for_grading
-    from smartthinker_verl.evaluation.summary import group_name
 
     groups: dict[str, list[dict[str, Any]]] = {}
     settings: dict[str, Any] | None = None
+    # --group-by: the first of these fields a record has, else the name of its file.
+    fields = {"benchmark": ("benchmark", "data_source"), "data_source": ("data_source",), "file": ()}[args.group_by]
     for path in map(Path, args.generations):
         records = read_records(path)
         if not records:
@@ -306,7 +307,7 @@ def _grade_files(args: argparse.Namespace) -> int:
         validate_for_grading(records, path)
         file_name = path.name.removesuffix(".jsonl")
         for record in records:
-            groups.setdefault(group_name(record, args.group_by, file_name), []).append(record)
+            groups.setdefault(next((str(record[f]) for f in fields if record.get(f)), file_name), []).append(record)
         run_config_path = path.parent.parent / RUN_CONFIG  # written by `eval --data` next to generations/
         if settings is None and run_config_path.is_file():
             settings = json.loads(run_config_path.read_text())

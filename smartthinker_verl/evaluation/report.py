@@ -22,12 +22,13 @@ of the per-benchmark scores: that is how the paper's AES column is computed (doc
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, DataError, SetupError
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, SetupError
 from smartthinker_verl.evaluation.statistics import compression, mean_or_none
 
 #: Paper order first, then any other benchmark alphabetically; display names of the known ones.
@@ -307,8 +308,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _model_result(path: str, label: str | None) -> ModelResult:
     """The :class:`ModelResult` of a ``res.json``; label: given, else the file's, else its folder's name."""
-    from smartthinker_verl.evaluation.summary import load_results
-
-    results = load_results(path)
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path} does not exist; create it with `smartthinker-verl eval ... --out`")
+    try:
+        results = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
+    if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
+        raise DataError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
     fallback = Path(path).parent.name if Path(path).name == "res.json" else Path(path).stem
     return ModelResult(label=label or results.get("label") or fallback, benchmarks=dict(results["benchmarks"]))

@@ -11,6 +11,8 @@ Definitions (docs/algorithm.md, section 7):
 - ``truncation_rate``: fraction of samples that stopped at the token limit (``finish_reason == "length"``).
 - Standard errors are across problems: ``std(per-problem value, ddof=1) / sqrt(num_problems)``.
 - ``compression = 1 - length / baseline length`` on the same benchmark.
+
+:func:`summarize` puts them together as ``res.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from smartthinker_verl.errors import DataError
+
+#: Metrics averaged over benchmarks (unweighted, as the paper's "Average" column).
+AVERAGED = ("pass@1", "mean_response_tokens", "mean_response_tokens_correct", "mean_response_tokens_incorrect")
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -128,3 +133,23 @@ def compute_metrics(graded: Iterable[dict[str, Any]], ks: Sequence[int] | None =
         "samples_per_problem_max": max(counts),
         "grading_timeouts": sum(bool(s.get("timed_out")) for s in flat),
     }
+
+
+def summarize(
+    groups: dict[str, Sequence[dict[str, Any]]], *, ks: Sequence[int] | None, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """``res.json`` from ``{benchmark: graded records}``: ``meta`` (model, settings) first, then the metrics of
+    :func:`compute_metrics` overall (all problems pooled; with a single benchmark, that benchmark's), per benchmark
+    and averaged over benchmarks (unweighted)::
+
+        {"model": ..., "label": ..., "settings": {...}, "ks": [1, 4],
+         "pass@1": ..., "pass@4": ..., "mean_response_tokens": ..., ...
+         "benchmarks": {"aime25": {"pass@1": ..., ...}, "math500": {...}},
+         "benchmark_average": {"pass@1": ..., "mean_response_tokens": ...}}
+    """
+    benchmarks = {name: compute_metrics(graded, ks) for name, graded in groups.items()}
+    pooled = [{**g, "id": f"{name}/{g['id']}"} for name, graded in groups.items() for g in graded]
+    overall = compute_metrics(pooled, ks)
+    average = {key: mean_or_none([b.get(key) for b in benchmarks.values()]) for key in AVERAGED}
+    ks_reported = sorted(int(k.split("@")[1]) for k in overall if k.startswith("pass@") and not k.endswith("stderr"))
+    return {**meta, "ks": ks_reported, **overall, "benchmarks": benchmarks, "benchmark_average": average}
