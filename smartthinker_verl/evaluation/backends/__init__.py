@@ -81,8 +81,6 @@ class GenerationBackend:
     ``--chat-template FILE`` (``None`` keeps the tokenizer's own); a backend adds ``generate`` and ``close``.
     """
 
-    name: str
-
     def __init__(
         self, model_path: str, settings: SamplingSettings, chat_template: str | None, trust_remote_code: bool
     ) -> None:

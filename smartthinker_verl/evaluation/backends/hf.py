@@ -40,8 +40,6 @@ class HFBackend(GenerationBackend):
         trust_remote_code: passed to transformers.
     """
 
-    name = "hf"
-
     def __init__(
         self,
         model_path: str,

@@ -88,8 +88,6 @@ class VLLMBackend(GenerationBackend):
         trust_remote_code: passed to vLLM and transformers.
     """
 
-    name = "vllm"
-
     def __init__(
         self,
         model_path: str,
