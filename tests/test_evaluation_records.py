@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smartthinker_verl.errors import DataError
-from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key, validate_for_grading
+from smartthinker_verl.evaluation.records import append_records, read_records, record_key, validate_for_grading
 
 
 def _write(path: Path, records: list[dict], tail: str = "") -> None:
@@ -17,10 +17,8 @@ def _write(path: Path, records: list[dict], tail: str = "") -> None:
 
 def test_writer_appends_lines_that_read_back_in_order(tmp_path: Path) -> None:
     path = tmp_path / "g.jsonl"
-    with RecordWriter(path) as w:
-        assert w.write_many([{"id": 1, "sample": 0}, {"id": 1, "sample": 1}]) == 2
-    with RecordWriter(path) as w:
-        w.write_many([{"id": 2, "sample": 0, "response": "ünïcode"}])
+    append_records(path, [{"id": 1, "sample": 0}, {"id": 1, "sample": 1}])
+    append_records(path, [{"id": 2, "sample": 0, "response": "ünïcode"}])
     assert [record_key(r) for r in read_records(path)] == [("1", 0), ("1", 1), ("2", 0)]
     assert read_records(path)[2]["response"] == "ünïcode"
 
@@ -32,8 +30,7 @@ def test_partial_last_line_is_skipped_when_reading_and_cut_off_when_repairing(tm
     assert path.read_text().endswith('"resp')  # reading alone changes nothing
     assert [r["id"] for r in read_records(path, repair=True)] == [0, 1]
     assert path.read_text().endswith("\n") and '"resp' not in path.read_text()
-    with RecordWriter(path) as w:  # appending after the repair gives a well-formed file
-        w.write_many([{"id": 2}])
+    append_records(path, [{"id": 2}])  # appending after the repair gives a well-formed file
     assert [r["id"] for r in read_records(path)] == [0, 1, 2]
 
 
@@ -60,12 +57,11 @@ def test_missing_file_names_the_command_that_writes_it(tmp_path: Path) -> None:
 
 
 def test_grading_needs_response_tokens_or_a_tokenizer() -> None:
-    records = [{"id": 0, "ground_truth": "1", "response": "1"}]
-    validate_for_grading(records, "x.jsonl", need_tokens=False)
+    validate_for_grading([{"id": 0, "ground_truth": "1", "response": "1", "response_tokens": 1}], "x.jsonl")
     with pytest.raises(DataError, match=r"lacks \['response_tokens'\].*--tokenizer"):
-        validate_for_grading(records, "x.jsonl", need_tokens=True)
-    with pytest.raises(DataError, match=r"record 1 lacks \['ground_truth'\]"):
-        validate_for_grading([{"id": 0, "response": "1"}], "x.jsonl", need_tokens=False)
+        validate_for_grading([{"id": 0, "ground_truth": "1", "response": "1"}], "x.jsonl")
+    with pytest.raises(DataError, match=r"record 1 lacks \['ground_truth'"):
+        validate_for_grading([{"id": 0, "response": "1"}], "x.jsonl")
 
 
 def test_lines_without_sample_take_the_next_free_number_of_their_problem() -> None:

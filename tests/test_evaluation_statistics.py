@@ -11,7 +11,6 @@ import pytest
 
 from smartthinker_verl.errors import DataError
 from smartthinker_verl.evaluation.statistics import (
-    GradedSample,
     compression,
     compute_metrics,
     default_ks,
@@ -50,12 +49,17 @@ def test_pass_at_k_refuses_impossible_arguments(n: int, c: int, k: int) -> None:
         pass_at_k(n, c, k)
 
 
+def _graded(pid: str, sample: int, correct: bool, tokens: int, reason: str | None = None) -> dict:
+    """A line of ``res.graded.jsonl``, what :func:`compute_metrics` reads."""
+    return {"id": pid, "sample": sample, "correct": correct, "response_tokens": tokens, "finish_reason": reason}
+
+
 def _samples(outcomes_per_problem: dict[str, list[bool]], tokens: dict[str, list[int]] | None = None):
     samples = []
     for pid, outcomes in outcomes_per_problem.items():
         for j, ok in enumerate(outcomes):
             n_tokens = tokens[pid][j] if tokens else 100
-            samples.append(GradedSample(pid, j, ok, n_tokens, "stop"))
+            samples.append(_graded(pid, j, ok, n_tokens, "stop"))
     return samples
 
 
@@ -92,10 +96,10 @@ def test_default_ks_are_powers_of_two_up_to_the_smallest_sample_count() -> None:
 
 def test_lengths_split_by_correctness_and_truncation_rate_count_samples() -> None:
     samples = [
-        GradedSample("a", 0, True, 100, "stop"),
-        GradedSample("a", 1, False, 300, "length"),
-        GradedSample("b", 0, False, 500, "length"),
-        GradedSample("b", 1, False, 200, "stop"),
+        _graded("a", 0, True, 100, "stop"),
+        _graded("a", 1, False, 300, "length"),
+        _graded("b", 0, False, 500, "length"),
+        _graded("b", 1, False, 200, "stop"),
     ]
     m = compute_metrics(samples, ks=[1, 2])
     assert m["mean_response_tokens"] == pytest.approx(275)
@@ -109,15 +113,15 @@ def test_lengths_split_by_correctness_and_truncation_rate_count_samples() -> Non
 
 
 def test_lengths_of_an_empty_class_are_none_and_unknown_finish_reasons_are_left_out() -> None:
-    m = compute_metrics([GradedSample("a", 0, False, 10, None), GradedSample("a", 1, False, 20, "stop")])
+    m = compute_metrics([_graded("a", 0, False, 10, None), _graded("a", 1, False, 20, "stop")])
     assert m["mean_response_tokens_correct"] is None
     assert m["truncation_rate"] == 0.0
-    assert compute_metrics([GradedSample("a", 0, False, 10)])["truncation_rate"] is None
+    assert compute_metrics([_graded("a", 0, False, 10)])["truncation_rate"] is None
 
 
 def test_duplicate_samples_and_empty_input_are_refused() -> None:
     with pytest.raises(DataError, match="twice"):
-        compute_metrics([GradedSample("a", 0, True, 1), GradedSample("a", 0, False, 2)])
+        compute_metrics([_graded("a", 0, True, 1), _graded("a", 0, False, 2)])
     with pytest.raises(DataError, match="no samples"):
         compute_metrics([])
 

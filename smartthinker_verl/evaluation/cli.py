@@ -17,14 +17,22 @@ generations::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import itertools
+import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, DataError, SetupError, SmartThinkerError
-from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings
+from smartthinker_verl.errors import ConfigError, DataError, SetupError
+from smartthinker_verl.evaluation.backends import (
+    BACKENDS,
+    SamplingSettings,
+    make_backend,
+    stable_seed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-think-close", action="store_true", help="score 0 without </think> (as training)")
     parser.add_argument("--label", help="model name in reports (default: the model folder's name)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _add_generation_arguments(parser)
-    _add_grading_arguments(parser)
 
-
-def _add_generation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of generating with ``--data``: model, sampling protocol, resuming and backend settings."""
     gen = parser.add_argument_group("generation (with --data)")
     gen.add_argument("--model", help="Hugging Face model folder or hub id")
     gen.add_argument(
@@ -96,9 +99,6 @@ def _add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--device", default="auto", help="hf: auto | cpu | cuda[:N]")
     gen.add_argument("--batch-size", type=int, default=8, help="hf: sequences per generate call")
 
-
-def _add_grading_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of grading existing generations with ``--generations``."""
     grade = parser.add_argument_group("grading existing generations (with --generations)")
     grade.add_argument("--tokenizer", help="count response tokens with this tokenizer where lines lack them")
     grade.add_argument(
@@ -110,61 +110,33 @@ def _add_grading_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _generate_and_grade(args) if args.data else _grade_files(args)
-    except SmartThinkerError as error:  # bad input, the fix in the message; anything else keeps its traceback
-        logger.debug("eval failed", exc_info=True)
-        print(f"smartthinker-verl eval: error: {error}", file=sys.stderr)
-        return 2
+    return _generate_and_grade(args) if args.data else _grade_files(args)
 
 
-def _progress(args: argparse.Namespace, **kwargs: Any) -> Any:
+def _grade_and_write(args: argparse.Namespace, groups: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> int:
+    """Grade every group's records in one parallel pass, write ``res.json`` and ``res.graded.jsonl`` and print one
+    line per benchmark and overall: problems, samples, pass@1 (± stderr), pass@k_max, tokens, truncated."""
+    import pandas as pd
     from tqdm.auto import tqdm
 
-    return tqdm(disable=args.no_progress, **kwargs)
-
-
-def _grade_groups(
-    args: argparse.Namespace, groups: dict[str, list[dict[str, Any]]]
-) -> dict[str, tuple[list[dict[str, Any]], list[Any]]]:
-    """Grade every group's records in one parallel pass; ``{name: (records, results)}``."""
-    from smartthinker_verl.evaluation.grading import grade_records
+    from smartthinker_verl.evaluation.grading import grade_records, graded_record
+    from smartthinker_verl.evaluation.records import append_records
+    from smartthinker_verl.evaluation.statistics import summarize
 
     flat = [r for records in groups.values() for r in records]
-    with _progress(args, total=len(flat), desc="grading", unit="answer") as bar:
-        results = grade_records(flat, require_think_close=args.require_think_close, progress=bar)
-    graded, start = {}, 0
-    for name, records in groups.items():
-        graded[name] = (records, results[start : start + len(records)])
-        start += len(records)
-    return graded
-
-
-def _write_outputs(
-    args: argparse.Namespace, graded: dict[str, tuple[list[dict[str, Any]], list[Any]]], meta: dict[str, Any]
-) -> Path:
-    from smartthinker_verl.evaluation.grading import graded_record
-    from smartthinker_verl.evaluation.records import write_records
-    from smartthinker_verl.evaluation.summary import summarize, write_results
-
-    ks = sorted(set(args.k)) if args.k else None
-    results = summarize(graded, ks=ks, meta=meta)
-    out = Path(args.out)
-    res_path = out if out.suffix == ".json" else out / "res.json"
-    write_results(results, res_path)
+    with tqdm(total=len(flat), desc="grading", unit="answer", disable=args.no_progress) as bar:
+        grades = grade_records(flat, require_think_close=args.require_think_close, progress=bar)
+    grade = iter(grades)
+    graded = {name: [graded_record(r, next(grade)) for r in records] for name, records in groups.items()}
+    results = summarize(graded, ks=sorted(set(args.k)) if args.k else None, meta=meta)
+    res_path = Path(args.out) if Path(args.out).suffix == ".json" else Path(args.out) / "res.json"
+    res_path.parent.mkdir(parents=True, exist_ok=True)
+    res_path.write_text(json.dumps(results, indent=2) + "\n")
     graded_path = res_path.with_suffix(".graded.jsonl")
-    lines = (graded_record(r, g) for records, grades in graded.values() for r, g in zip(records, grades, strict=True))
-    write_records(lines, graded_path)
-    _print_summary(results, res_path, graded_path)
-    return res_path
+    graded_path.unlink(missing_ok=True)
+    append_records(graded_path, itertools.chain(*graded.values()))
 
-
-def _print_summary(results: dict[str, Any], res_path: Path, graded_path: Path) -> None:
-    """One line per benchmark and overall: problems, samples, pass@1 (± stderr), pass@k_max, tokens, truncated."""
-    import pandas as pd
-
-    k_max = max(results["ks"])
-    rows = []
+    k_max, rows = max(results["ks"]), []
     for name, m in [*results["benchmarks"].items(), ("overall", results)]:
         se, trunc = m["pass@1_stderr"], m["truncation_rate"]
         row = {
@@ -180,36 +152,7 @@ def _print_summary(results: dict[str, Any], res_path: Path, graded_path: Path) -
         rows.append(row)
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"metrics: {res_path}\nper-sample grades: {graded_path}")
-
-
-def _samples_per_problem(args: argparse.Namespace) -> int:
-    """Check the generation arguments; the samples per problem (fills in ``args.k`` when not given)."""
-    if not args.model:
-        raise ConfigError("--data needs --model (the model to sample from)")
-    if Path(args.out).suffix == ".json":
-        raise ConfigError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
-    if args.k and min(args.k) < 1:
-        raise ConfigError(f"--k values must be positive, got {args.k}")
-    samples = max(args.k) if args.k else DEFAULT_SAMPLES
-    if not args.k:
-        args.k = [1, samples]
-    return samples
-
-
-def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The backend's keyword arguments."""
-    if args.backend == "vllm":
-        options: dict[str, Any] = {
-            "tensor_parallel_size": args.tensor_parallel_size,
-            "dtype": args.dtype,
-            "gpu_memory_utilization": args.gpu_memory_utilization,
-            "max_model_len": args.max_model_len,
-            "max_num_seqs": args.max_num_seqs,
-            "enforce_eager": args.enforce_eager,
-        }
-    else:
-        options = {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size}
-    return options | {"chat_template": args.chat_template, "trust_remote_code": args.trust_remote_code}
+    return 0
 
 
 def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
@@ -238,59 +181,41 @@ def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
     return [gpus[i * per_engine : (i + 1) * per_engine] for i in range(engines)]
 
 
-def _generate_shard(
-    backend: str,
-    model: str,
-    options: dict[str, Any],
-    settings: SamplingSettings,
-    pending: list[Any],
-    out_dir: Path,
-    part: int | None,
-    devices: list[str] | None,
-    show_progress: bool,
-) -> None:
-    """One engine: load ``model`` on ``devices``, sample ``pending`` into ``out_dir`` (part ``part``), close it."""
-    from tqdm.auto import tqdm
-
-    from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.backends import make_backend
-
-    if devices is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    engine = make_backend(backend, model, settings, **options)
-    name = "generating" if part is None else f"engine {part}"
-    try:
-        with tqdm(total=len(pending), desc=name, unit="sample", position=part or 0, disable=not show_progress) as bar:
-            generation.generate_samples(engine, pending, out_dir, part=part, progress=bar)
-    finally:
-        engine.close()
-
-
 def _run_engines(
     args: argparse.Namespace, settings: SamplingSettings, pending: list[Any], out_dir: Path
 ) -> list[int | None]:
     """Sample ``pending`` with one engine here, or with one process per engine; the failed engines' exit codes."""
     import multiprocessing
-    from dataclasses import replace
 
     from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.backends import stable_seed
 
+    if args.backend == "vllm":
+        options: dict[str, Any] = {
+            "tensor_parallel_size": args.tensor_parallel_size,
+            "gpu_memory_utilization": args.gpu_memory_utilization,
+            "max_model_len": args.max_model_len,
+            "max_num_seqs": args.max_num_seqs,
+            "enforce_eager": args.enforce_eager,
+        }
+    else:
+        options = {"device": args.device, "batch_size": args.batch_size}
+    options |= {"dtype": args.dtype, "chat_template": args.chat_template, "trust_remote_code": args.trust_remote_code}
     devices = _engine_devices(args)
     seed, alone = generation.run_seed(args.seed, pending), len(devices) == 1
-    options, progress = _backend_options(args), not args.no_progress
+    load = functools.partial(make_backend, args.backend, args.model, **options)
     jobs = [
-        (args.backend, args.model, options, replace(settings, seed=seed if alone else stable_seed(seed, i)), share,
-         out_dir, None if alone else i, devices[i], progress)
+        (load, dataclasses.replace(settings, seed=seed if alone else stable_seed(seed, i)), share, out_dir,
+         None if alone else i, devices[i], not args.no_progress)
         for i, share in enumerate(generation.shard(pending, len(devices)))
     ]  # fmt: skip
     if alone:
-        _generate_shard(*jobs[0])
+        generation.generate_samples(*jobs[0])
         return []
     logger.info("%d samples over %d engines (%s)", len(pending), len(devices), devices)
     context = multiprocessing.get_context("spawn")  # vLLM and CUDA in each child, nothing inherited
     processes = [
-        context.Process(target=_generate_shard, args=job, name=f"eval-engine-{i}") for i, job in enumerate(jobs)
+        context.Process(target=generation.generate_samples, args=job, name=f"eval-engine-{i}")
+        for i, job in enumerate(jobs)
     ]
     for process in processes:
         process.start()
@@ -305,16 +230,34 @@ def _run_engines(
     return [process.exitcode for process in processes if process.exitcode != 0]
 
 
-def _generate_groups(
-    args: argparse.Namespace,
-    settings: SamplingSettings,
-    benchmarks: dict[str, list[Any]],
-    samples: int,
-    out_dir: Path,
-) -> dict[str, list[dict[str, Any]]]:
-    """Sample every benchmark's missing samples in one pass over the engines; ``{benchmark: records}``."""
+def _generate_and_grade(args: argparse.Namespace) -> int:
     from smartthinker_verl.evaluation import generation
+    from smartthinker_verl.evaluation.problems import load_benchmarks
 
+    if not args.model:
+        raise ConfigError("--data needs --model (the model to sample from)")
+    if Path(args.out).suffix == ".json":
+        raise ConfigError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
+    if args.k and min(args.k) < 1:
+        raise ConfigError(f"--k values must be positive, got {args.k}")
+    samples = max(args.k) if args.k else DEFAULT_SAMPLES
+    args.k = args.k or [1, samples]
+    settings = SamplingSettings(
+        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
+    )
+    benchmarks = load_benchmarks(args.data, limit=args.limit)
+    # eval_config.json: what identifies the run (generation.RESUME_KEYS) plus informative settings.
+    config = {
+        "model": args.model,
+        "backend": args.backend,
+        "chat_template": args.chat_template,
+        **dataclasses.asdict(settings),
+        "samples_per_problem": samples,
+        "data": [str(p) for p in args.data],
+    }
+    out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
+
+    # Every benchmark's missing samples in one pass over the engines.
     paths = {name: generation.generations_path(out_dir, name) for name in benchmarks}
     pending = [
         pair
@@ -334,27 +277,6 @@ def _generate_groups(
     }
     for name, records in groups.items():
         logger.info("%s: %d samples in %s", name, len(records), paths[name])
-    return groups
-
-
-def _generate_and_grade(args: argparse.Namespace) -> int:
-    from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.problems import load_benchmarks
-
-    samples = _samples_per_problem(args)
-    settings = SamplingSettings(
-        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
-    )
-    benchmarks = load_benchmarks(args.data, limit=args.limit)
-    config = generation.run_config(
-        model=args.model,
-        backend=args.backend,
-        settings=settings,
-        chat_template=args.chat_template,
-        extra={"samples_per_problem": samples, "data": [str(p) for p in args.data]},
-    )
-    out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
-    groups = _generate_groups(args, settings, benchmarks, samples, out_dir)
     if args.generate_only:
         print(f"generations: {out_dir / 'generations'}; grade them with --generations")
         return 0
@@ -364,30 +286,28 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
         "settings": config,
         "require_think_close": args.require_think_close,
     }
-    _write_outputs(args, _grade_groups(args, groups), meta)
-    return 0
+    return _grade_and_write(args, groups, meta)
 
 
 def _grade_files(args: argparse.Namespace) -> int:
-    import json
-
     from smartthinker_verl.evaluation.generation import RUN_CONFIG
     from smartthinker_verl.evaluation.grading import count_response_tokens
     from smartthinker_verl.evaluation.records import number_samples, read_records, validate_for_grading
-    from smartthinker_verl.evaluation.summary import group_name
 
     groups: dict[str, list[dict[str, Any]]] = {}
     settings: dict[str, Any] | None = None
+    # --group-by: the first of these fields a record has, else the name of its file.
+    fields = {"benchmark": ("benchmark", "data_source"), "data_source": ("data_source",), "file": ()}[args.group_by]
     for path in map(Path, args.generations):
         records = read_records(path)
         if not records:
             raise DataError(f"{path} holds no generations")
         if args.tokenizer:
             count_response_tokens(records, args.tokenizer)
-        validate_for_grading(records, path, need_tokens=True)
+        validate_for_grading(records, path)
         file_name = path.name.removesuffix(".jsonl")
         for record in records:
-            groups.setdefault(group_name(record, args.group_by, file_name), []).append(record)
+            groups.setdefault(next((str(record[f]) for f in fields if record.get(f)), file_name), []).append(record)
         run_config_path = path.parent.parent / RUN_CONFIG  # written by `eval --data` next to generations/
         if settings is None and run_config_path.is_file():
             settings = json.loads(run_config_path.read_text())
@@ -402,5 +322,4 @@ def _grade_files(args: argparse.Namespace) -> int:
         "generations": [str(p) for p in args.generations],
         "require_think_close": args.require_think_close,
     }
-    _write_outputs(args, _grade_groups(args, groups), meta)
-    return 0
+    return _grade_and_write(args, groups, meta)

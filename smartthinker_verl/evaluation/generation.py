@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, DataError, ResumeError
+from smartthinker_verl.errors import DataError, ResumeError
 from smartthinker_verl.evaluation.backends import GenerationBackend, SamplingSettings, stable_seed
 from smartthinker_verl.evaluation.problems import Problem
-from smartthinker_verl.evaluation.records import RecordWriter, read_records, record_key
+from smartthinker_verl.evaluation.records import append_records, read_records, record_key
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +56,12 @@ def prepare_out_dir(out_dir: str | Path, run_config: dict[str, Any], *, overwrit
         config_path.unlink(missing_ok=True)
     if config_path.is_file():
         previous = json.loads(config_path.read_text())
-        different = {
-            key: (previous.get(key), run_config.get(key))
-            for key in RESUME_KEYS
-            if previous.get(key) != run_config.get(key)
-        }
-        if different:
-            changes = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in different.items())
+        changes = ", ".join(
+            f"{k}: {previous.get(k)!r} -> {run_config.get(k)!r}"
+            for k in RESUME_KEYS
+            if previous.get(k) != run_config.get(k)
+        )
+        if changes:
             raise ResumeError(
                 f"{out_dir} holds generations of another run ({changes}); use another --out, or --overwrite to "
                 "delete them"
@@ -70,36 +72,34 @@ def prepare_out_dir(out_dir: str | Path, run_config: dict[str, Any], *, overwrit
     return out_dir
 
 
-def _record(problem: Problem, sample: int, prompt_tokens: int, completion: Any) -> dict[str, Any]:
-    return {
-        "id": problem.id,
-        "sample": sample,
-        "benchmark": problem.benchmark,
-        "data_source": problem.data_source,
-        "ground_truth": problem.ground_truth,
-        "response": completion.text,
-        "response_tokens": completion.num_tokens,
-        "finish_reason": completion.finish_reason,
-        "prompt_tokens": prompt_tokens,
-    }
+def part_path(path: Path, index: int) -> Path:
+    """Engine ``index``'s lines of the benchmark file ``path``: ``<benchmark>.part<index>.jsonl``."""
+    return path.with_name(f"{path.name.removesuffix('.jsonl')}.part{index}.jsonl")
 
 
-def pending_samples(
-    problems: Sequence[Problem], samples_per_problem: int, done: set[tuple[str, int]]
-) -> list[tuple[Problem, int]]:
-    """The (problem, sample index) pairs still to generate, problem by problem."""
-    return [
-        (problem, sample)
-        for problem in problems
-        for sample in range(samples_per_problem)
-        if (str(problem.id), sample) not in done
-    ]
+def merge_parts(path: Path) -> None:
+    """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them.
+
+    A merge interrupted between appending and deleting is finished by the next one without duplicates.
+    """
+    parts = sorted(path.parent.glob(f"{path.name.removesuffix('.jsonl')}.part*.jsonl"))
+    if not parts:
+        return
+    done = {record_key(r) for r in read_records(path, repair=True)} if path.exists() else set()
+    for part in parts:
+        new = [r for r in read_records(part, repair=True) if record_key(r) not in done]
+        done.update(record_key(r) for r in new)
+        append_records(path, new)
+    for part in parts:
+        part.unlink()
 
 
-def _check_same_problems(existing: Sequence[dict[str, Any]], problems: Sequence[Problem], path: Path) -> None:
-    """Refuse to resume into generations made for other problems (same ids, other ground truths)."""
+def resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:
+    """The (problem, sample index) pairs not yet in ``path`` (its part files merged, partial last lines cut off)."""
+    merge_parts(path)
+    existing = read_records(path, repair=True) if path.exists() else []
     truths = {str(p.id): p.ground_truth for p in problems}
-    for record in existing:
+    for record in existing:  # generations made for other problems (same ids, other ground truths)
         problem_id, _ = record_key(record)
         if problem_id in truths and str(record.get("ground_truth")) != truths[problem_id]:
             raise ResumeError(
@@ -107,42 +107,8 @@ def _check_same_problems(existing: Sequence[dict[str, Any]], problems: Sequence[
                 f"{record.get('ground_truth')!r} there, {truths[problem_id]!r} in the data); use another --out, "
                 "name the benchmark differently (--data NAME=PATH), or --overwrite"
             )
-
-
-def part_path(path: Path, index: int) -> Path:
-    """Engine ``index``'s lines of the benchmark file ``path``: ``<benchmark>.part<index>.jsonl``."""
-    return path.with_name(f"{path.name.removesuffix('.jsonl')}.part{index}.jsonl")
-
-
-def merge_parts(path: Path) -> int:
-    """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them.
-
-    A merge interrupted between appending and deleting is finished by the next one without duplicates.
-    Returns the number of lines moved.
-    """
-    parts = sorted(path.parent.glob(f"{path.name.removesuffix('.jsonl')}.part*.jsonl"))
-    if not parts:
-        return 0
-    done = {record_key(r) for r in read_records(path, repair=True)} if path.exists() else set()
-    moved = 0
-    with RecordWriter(path) as writer:
-        for part in parts:
-            new = [r for r in read_records(part, repair=True) if record_key(r) not in done]
-            done.update(record_key(r) for r in new)
-            moved += writer.write_many(new)
-    for part in parts:
-        part.unlink()
-    return moved
-
-
-def resume_pending(problems: Sequence[Problem], samples_per_problem: int, path: Path) -> list[tuple[Problem, int]]:
-    """The (problem, sample index) pairs not yet in ``path`` (its part files merged, partial last lines cut off)."""
-    if samples_per_problem < 1:
-        raise ConfigError(f"samples per problem must be >= 1, got {samples_per_problem}")
-    merge_parts(path)
-    existing = read_records(path, repair=True) if path.exists() else []
-    _check_same_problems(existing, problems, path)
-    pending = pending_samples(problems, samples_per_problem, {record_key(r) for r in existing})
+    done = {record_key(r) for r in existing}
+    pending = [(p, s) for p in problems for s in range(samples_per_problem) if (str(p.id), s) not in done]
     if existing:
         logger.info("%s: %d samples already there, %d to generate", path, len(existing), len(pending))
     return pending
@@ -164,47 +130,53 @@ def shard(pending: Sequence[tuple[Problem, int]], engines: int) -> list[list[tup
 
 
 def generate_samples(
-    backend: GenerationBackend,
+    load: Callable[[SamplingSettings], GenerationBackend],
+    settings: SamplingSettings,
     pending: Sequence[tuple[Problem, int]],
-    out_dir: str | Path,
-    *,
-    part: int | None = None,
-    progress: Any = None,
+    out_dir: Path,
+    part: int | None,
+    devices: list[str] | None,
+    show_progress: bool,
 ) -> None:
-    """Sample ``pending`` with ``backend`` and append each record to its benchmark's file as it finishes.
+    """One engine: ``load(settings)`` on ``devices`` (``CUDA_VISIBLE_DEVICES`` ids; None: leave them), sample the
+    (problem, sample index) pairs ``pending`` and append each record to its benchmark's file in ``out_dir`` as it
+    finishes (its :func:`part_path` file for engine ``part`` under data parallelism), then close the engine."""
+    from tqdm.auto import tqdm
 
-    Args:
-        backend: the loaded model (seeded with the run's seed).
-        pending: (problem, sample index) pairs of any benchmarks.
-        out_dir: the run's folder (``generations/`` inside).
-        part: this engine's index under data parallelism: lines go to :func:`part_path` files.
-        progress: a tqdm-like object whose ``update(n)`` is called as samples are written (optional).
-    """
-    prompts: dict[tuple[str, str], list[int]] = {}
-    for problem, _ in pending:
-        key = (problem.benchmark, str(problem.id))
-        if key not in prompts:
-            prompts[key] = backend.encode(problem.messages)
-    writers: dict[str, RecordWriter] = {}
-    try:
-        for finished in backend.generate([prompts[(p.benchmark, str(p.id))] for p, _ in pending]):
-            by_benchmark: dict[str, list[dict[str, Any]]] = {}
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+    desc = "generating" if part is None else f"engine {part}"
+    with (
+        closing(load(settings)) as backend,
+        tqdm(total=len(pending), desc=desc, unit="sample", position=part or 0, disable=not show_progress) as bar,
+    ):
+        encoded: dict[tuple[str, str], list[int]] = {}
+        for problem, _ in pending:
+            key = (problem.benchmark, str(problem.id))
+            if key not in encoded:
+                encoded[key] = backend.encode(problem.messages)
+        prompts = [encoded[(p.benchmark, str(p.id))] for p, _ in pending]
+        for finished in backend.generate(prompts):
+            by_benchmark: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for i, completion in finished:
                 problem, sample = pending[i]
-                prompt_tokens = len(prompts[(problem.benchmark, str(problem.id))])
-                by_benchmark.setdefault(problem.benchmark, []).append(
-                    _record(problem, sample, prompt_tokens, completion)
+                by_benchmark[problem.benchmark].append(
+                    {
+                        "id": problem.id,
+                        "sample": sample,
+                        "benchmark": problem.benchmark,
+                        "data_source": problem.data_source,
+                        "ground_truth": problem.ground_truth,
+                        "response": completion.text,
+                        "response_tokens": completion.num_tokens,
+                        "finish_reason": completion.finish_reason,
+                        "prompt_tokens": len(prompts[i]),
+                    }
                 )
-            for name, records in by_benchmark.items():
-                if name not in writers:
-                    path = generations_path(out_dir, name)
-                    writers[name] = RecordWriter(path if part is None else part_path(path, part))
-                writers[name].write_many(records)
-            if progress is not None:
-                progress.update(len(finished))
-    finally:
-        for writer in writers.values():
-            writer.close()
+            for benchmark, records in by_benchmark.items():
+                path = generations_path(out_dir, benchmark)
+                append_records(path if part is None else part_path(path, part), records)
+            bar.update(len(finished))
 
 
 def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:
@@ -217,16 +189,3 @@ def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_prob
             "this --out at once? Generate each benchmark in one process only"
         )
     return records
-
-
-def run_config(
-    *, model: str, backend: str, settings: SamplingSettings, chat_template: str | None, extra: dict[str, Any]
-) -> dict[str, Any]:
-    """The ``eval_config.json`` of a run: what identifies it (``RESUME_KEYS``) plus informative settings."""
-    return {
-        "model": model,
-        "backend": backend,
-        "chat_template": chat_template,
-        **settings.to_dict(),
-        **extra,
-    }

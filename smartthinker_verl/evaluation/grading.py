@@ -14,7 +14,6 @@ from typing import Any
 from smartthinker_verl.data import normalize_answer
 from smartthinker_verl.errors import DataError
 from smartthinker_verl.evaluation.records import record_key
-from smartthinker_verl.evaluation.statistics import GradedSample
 
 logger = logging.getLogger(__name__)
 
@@ -77,27 +76,9 @@ def count_response_tokens(records: Sequence[dict[str, Any]], tokenizer_path: str
     logger.info("counted response tokens of %d records with %s", len(missing), tokenizer_path)
 
 
-def graded_samples(records: Sequence[dict[str, Any]], results: Sequence[Any], prefix: str = "") -> list[GradedSample]:
-    """Join records and their grades into :class:`GradedSample` s (problem ids prefixed with ``prefix``)."""
-    samples = []
-    for record, result in zip(records, results, strict=True):
-        problem_id, sample = record_key(record)
-        samples.append(
-            GradedSample(
-                problem_id=prefix + problem_id,
-                sample=sample,
-                correct=bool(result.correct),
-                response_tokens=int(record["response_tokens"]),
-                finish_reason=record.get("finish_reason"),
-                think_closed=bool(result.think_closed),
-                timed_out=bool(result.timed_out),
-            )
-        )
-    return samples
-
-
 def graded_record(record: dict[str, Any], result: Any) -> dict[str, Any]:
-    """One line of the ``*.graded.jsonl`` file: the sample's identity and its grade (not the response)."""
+    """One line of the ``*.graded.jsonl`` file, what the metrics are computed from: the sample's identity and its
+    grade (not the response)."""
     problem_id, sample = record_key(record)
     return {
         "id": record["id"],

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from smartthinker_verl.data import read_parquet
 from smartthinker_verl.errors import ConfigError
@@ -52,21 +51,13 @@ def parse_data_arg(value: str) -> tuple[str, Path]:
     return benchmark_name(value), Path(value)
 
 
-def _problem_ids(rows: Sequence[dict[str, Any]], path: Path) -> list[int | str]:
+def load_problems(path: str | Path, *, name: str | None = None, limit: int | None = None) -> list[Problem]:
+    """The problems of one benchmark parquet file (validated verl rows), the first ``limit`` only if given."""
+    rows, name = read_parquet(path)[:limit], name or benchmark_name(path)
     ids = [(row.get("extra_info") or {}).get("index") for row in rows]
     if any(i is None for i in ids) or len({str(i) for i in ids}) != len(ids):
         logger.warning("%s: extra_info.index is missing or repeated; using row positions as problem ids", path)
-        return list(range(len(rows)))
-    return ids
-
-
-def load_problems(path: str | Path, *, name: str | None = None, limit: int | None = None) -> list[Problem]:
-    """The problems of one benchmark parquet file (validated verl rows), the first ``limit`` only if given."""
-    path = Path(path)
-    rows = read_parquet(path)
-    if limit is not None:
-        rows = rows[:limit]
-    name = name or benchmark_name(path)
+        ids = list(range(len(rows)))
     return [
         Problem(
             id=pid,
@@ -75,12 +66,14 @@ def load_problems(path: str | Path, *, name: str | None = None, limit: int | Non
             ground_truth=row["reward_model"]["ground_truth"],
             messages=[{"role": m["role"], "content": m["content"]} for m in row["prompt"]],
         )
-        for pid, row in zip(_problem_ids(rows, path), rows, strict=True)
+        for pid, row in zip(ids, rows, strict=True)
     ]
 
 
 def load_benchmarks(specs: Sequence[str | Path], *, limit: int | None = None) -> dict[str, list[Problem]]:
     """Benchmark name -> problems, for each ``PATH`` or ``NAME=PATH`` in order; a repeated name is refused."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
     benchmarks: dict[str, list[Problem]] = {}
     for spec in specs:
         name, path = parse_data_arg(str(spec))
@@ -88,8 +81,6 @@ def load_benchmarks(specs: Sequence[str | Path], *, limit: int | None = None) ->
             raise ConfigError(
                 f"two --data files are both benchmark {name!r}; name them explicitly: --data {name}=PATH other=PATH"
             )
-        if limit is not None and limit < 1:
-            raise ConfigError(f"--limit must be >= 1, got {limit}")
         benchmarks[name] = load_problems(path, name=name, limit=limit)
         logger.info("benchmark %s: %d problems from %s", name, len(benchmarks[name]), path)
     return benchmarks

@@ -15,12 +15,14 @@ the metrics.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from smartthinker_verl.data.sources import read_jsonl
 from smartthinker_verl.errors import DataError, MissingFileError
@@ -54,29 +56,21 @@ def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
         source: what to name in an error (the file or files).
     """
     records = list(records)
-    taken: dict[str, set[int]] = {}
-    for record in records:
-        if record.get("sample") is None:
-            continue
-        problem_id, sample = record_key(record)
-        if sample in taken.setdefault(problem_id, set()):
-            raise DataError(
-                f"{source}: problem {problem_id!r} has sample {sample} twice; remove the duplicate line, or drop the "
-                "`sample` field everywhere to have lines numbered in file order"
-            )
-        taken[problem_id].add(sample)
-    next_free: dict[str, int] = {}
+    taken: dict[str, set[int]] = defaultdict(set)
     for record in records:
         if record.get("sample") is not None:
-            continue
-        problem_id = str(record["id"])
-        used = taken.setdefault(problem_id, set())
-        number = next_free.get(problem_id, 0)
-        while number in used:
-            number += 1
-        record["sample"] = number
-        used.add(number)
-        next_free[problem_id] = number + 1
+            problem_id, sample = record_key(record)
+            if sample in taken[problem_id]:
+                raise DataError(
+                    f"{source}: problem {problem_id!r} has sample {sample} twice; remove the duplicate line, or drop "
+                    "the `sample` field everywhere to have lines numbered in file order"
+                )
+            taken[problem_id].add(sample)
+    for record in records:
+        if record.get("sample") is None:
+            used = taken[str(record["id"])]
+            record["sample"] = next(n for n in itertools.count() if n not in used)
+            used.add(record["sample"])
 
 
 def record_key(record: dict[str, Any]) -> tuple[str, int]:
@@ -114,12 +108,10 @@ def read_records(path: str | Path, *, repair: bool = False) -> list[dict[str, An
     return read_jsonl(path, allow_partial_tail=True)
 
 
-def validate_for_grading(records: Iterable[dict[str, Any]], path: str | Path, *, need_tokens: bool) -> None:
+def validate_for_grading(records: Iterable[dict[str, Any]], path: str | Path) -> None:
     """Check that every record has what grading needs; raise :class:`DataError` naming the first gap."""
     for number, record in enumerate(records, start=1):
-        missing = [f for f in ("id", "ground_truth", "response") if record.get(f) is None]
-        if need_tokens and record.get("response_tokens") is None:
-            missing.append("response_tokens")
+        missing = [f for f in ("id", "ground_truth", "response", "response_tokens") if record.get(f) is None]
         if missing:
             hint = " (or pass --tokenizer to count response tokens)" if "response_tokens" in missing else ""
             raise DataError(f"{path}: record {number} lacks {missing}{hint}")
@@ -127,38 +119,12 @@ def validate_for_grading(records: Iterable[dict[str, Any]], path: str | Path, *,
             raise DataError(f"{path}: record {number}: response must be a string")
 
 
-class RecordWriter:
-    """Appends records to a JSONL file, one line each, flushed and synced after every :meth:`write_many`."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("a", encoding="utf-8")
-
-    def write_many(self, records: Iterable[dict[str, Any]]) -> int:
-        """Append ``records``; return how many were written. The lines are on disk when this returns."""
-        count = 0
-        for record in records:
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        return count
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> RecordWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def write_records(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """Write ``records`` to a new JSONL file (replacing it)."""
+def append_records(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append ``records`` to a JSONL file (made with its folder if missing), one line each; the lines are flushed
+    and synced to disk when this returns, so that a killed run loses only what it had not handed over yet."""
     path = Path(path)
-    path.unlink(missing_ok=True)
-    with RecordWriter(path) as writer:
-        writer.write_many(records)
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as file:
+        file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        file.flush()
+        os.fsync(file.fileno())

@@ -22,17 +22,14 @@ of the per-benchmark scores: that is how the paper's AES column is computed (doc
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, DataError, SetupError, SmartThinkerError
+from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, SetupError
 from smartthinker_verl.evaluation.statistics import compression, mean_or_none
-
-logger = logging.getLogger(__name__)
 
 #: Paper order first, then any other benchmark alphabetically; display names of the known ones.
 KNOWN_BENCHMARKS: dict[str, str] = {
@@ -47,30 +44,30 @@ MISSING = "–"
 
 @dataclass(frozen=True)
 class ModelResult:
-    """One evaluated model: its label and per-benchmark metrics (from ``res.json``)."""
+    """One evaluated model: its label and per-benchmark metrics (from ``res.json``); accuracies are pass@1 in
+    percent, means are unweighted over ``benchmarks`` and None when one is missing."""
 
     label: str
     benchmarks: dict[str, dict[str, Any]]
 
+    def _metric(self, benchmark: str, key: str, scale: float = 1.0) -> float | None:
+        value = (self.benchmarks.get(benchmark) or {}).get(key)
+        return None if value is None else scale * value
+
     def tokens(self, benchmark: str) -> float | None:
-        return (self.benchmarks.get(benchmark) or {}).get("mean_response_tokens")
+        return self._metric(benchmark, "mean_response_tokens")
 
     def accuracy(self, benchmark: str) -> float | None:
-        """pass@1 in percent."""
-        value = (self.benchmarks.get(benchmark) or {}).get("pass@1")
-        return None if value is None else 100.0 * value
+        return self._metric(benchmark, "pass@1", 100.0)
+
+    def accuracy_stderr(self, benchmark: str) -> float | None:
+        return self._metric(benchmark, "pass@1_stderr", 100.0)
 
     def mean_tokens(self, benchmarks: Sequence[str]) -> float | None:
-        """Unweighted mean over ``benchmarks``; None when one is missing."""
         return mean_or_none([self.tokens(b) for b in benchmarks])
 
     def mean_accuracy(self, benchmarks: Sequence[str]) -> float | None:
-        """pass@1 in percent, unweighted mean over ``benchmarks``; None when one is missing."""
         return mean_or_none([self.accuracy(b) for b in benchmarks])
-
-    def accuracy_stderr(self, benchmark: str) -> float | None:
-        value = (self.benchmarks.get(benchmark) or {}).get("pass@1_stderr")
-        return None if value is None else 100.0 * value
 
 
 def display_name(benchmark: str) -> str:
@@ -89,18 +86,6 @@ def order_benchmarks(names: set[str] | Sequence[str]) -> list[str]:
     return sorted(set(names), key=key)
 
 
-def model_result(results: dict[str, Any], label: str | None, path: str | Path) -> ModelResult:
-    """A :class:`ModelResult` from a loaded ``res.json``; label: given, else the file's, else its folder's name."""
-    path = Path(path)
-    fallback = path.parent.name if path.name == "res.json" else path.stem
-    return ModelResult(label=label or results.get("label") or fallback, benchmarks=dict(results["benchmarks"]))
-
-
-#: AES weights (arXiv 2603.08000): accuracy gains count 3x, accuracy losses 5x, relative to length savings.
-AES_GAIN_WEIGHT = 3.0
-AES_LOSS_WEIGHT = 5.0
-
-
 def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float, base_accuracy: float) -> float:
     """The paper's AES (module docstring) of a model (``tokens``, ``accuracy``) against the base model; accuracy
     in any unit (% or fraction) as long as both use the same one."""
@@ -111,7 +96,8 @@ def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float
         )
     d_length = (base_tokens - tokens) / base_tokens
     d_accuracy = (accuracy - base_accuracy) / base_accuracy
-    return d_length + AES_GAIN_WEIGHT * d_accuracy if d_accuracy >= 0 else d_length - AES_LOSS_WEIGHT * abs(d_accuracy)
+    # Accuracy gains count 3x, accuracy losses 5x, relative to length savings (arXiv 2603.08000).
+    return d_length + 3.0 * d_accuracy if d_accuracy >= 0 else d_length - 5.0 * abs(d_accuracy)
 
 
 def aes_or_none(
@@ -124,7 +110,8 @@ def aes_or_none(
 
 
 def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
-    """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column)."""
+    """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column; one
+    benchmark: that benchmark's AES)."""
     return aes_or_none(
         model.mean_tokens(benchmarks),
         model.mean_accuracy(benchmarks),
@@ -133,130 +120,33 @@ def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[
     )
 
 
-def benchmark_aes(model: ModelResult, baseline: ModelResult, benchmark: str) -> float | None:
-    """AES on one benchmark; None when a number is missing or the baseline has no length or accuracy there."""
-    return average_aes(model, baseline, [benchmark])
-
-
-def _score(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.2f}"
-
-
-def _row_label(model: ModelResult, baseline: ModelResult | None) -> str:
-    return model.label + (" (baseline)" if model is baseline else "")
-
-
-def _cell(tokens: float | None, accuracy: float | None, stderr: float | None = None) -> str:
-    if tokens is None or accuracy is None:
-        return MISSING
-    acc = f"{accuracy:.1f}" + (f" ± {stderr:.1f}" if stderr is not None else "")
-    return f"{tokens:.0f} / {acc}"
-
-
-def average_compression(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
-    """Mean over ``benchmarks`` of ``1 - tokens / baseline tokens`` (in [-inf, 1]); None if any is missing."""
-    values = []
-    for b in benchmarks:
-        tokens, base = model.tokens(b), baseline.tokens(b)
-        values.append(None if tokens is None or not base else compression(tokens, base))
-    return mean_or_none(values)
-
-
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     """The lines of a Markdown table: header, alignment (first column left, the others right), one per row."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|"]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
-def _main_caption(baseline: ModelResult | None) -> str:
-    """The sentence above the main table (explaining Compression and AES when there is a baseline)."""
-    return "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks" + (
-        "; Compression = 1 - tokens / baseline tokens, averaged over benchmarks; AES = the paper's "
-        "accuracy-efficiency score of the averages against the baseline (dL + 3 dA, or dL - 5 |dA| when "
-        "accuracy drops)."
-        if baseline
-        else "."
-    )
+def _cell(tokens: float | None, accuracy: float | None, stderr: float | None = None) -> str:
+    if tokens is None or accuracy is None:
+        return MISSING
+    return f"{tokens:.0f} / {accuracy:.1f}" + (f" ± {stderr:.1f}" if stderr is not None else "")
 
 
-def _main_row(
-    model: ModelResult, baseline: ModelResult | None, benchmarks: Sequence[str], show_stderr: bool
-) -> list[str]:
-    """One model's row of the main table: ``tokens / pass@1`` per benchmark and on average, then vs the baseline."""
-    cells = [_row_label(model, baseline)]
-    for b in benchmarks:
-        stderr = model.accuracy_stderr(b) if show_stderr else None
-        cells.append(_cell(model.tokens(b), model.accuracy(b), stderr))
-    cells.append(_cell(model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)))
-    if baseline is not None:
-        value = None if model is baseline else average_compression(model, baseline, benchmarks)
-        cells.append(MISSING if value is None else f"{100 * value:.1f}%")
-        cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
-    return cells
+def _score(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.2f}"
 
 
-def _main_table(
-    rows: Sequence[ModelResult], baseline: ModelResult | None, benchmarks: Sequence[str], show_stderr: bool
-) -> list[str]:
-    """The caption and the main table (one row per model)."""
-    header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
-    if baseline is not None:
-        header += ["Compression", "AES"]
-    return [
-        _main_caption(baseline),
-        "",
-        *markdown_table(header, (_main_row(model, baseline, benchmarks, show_stderr) for model in rows)),
-    ]
-
-
-def _change_row(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
-    """One model's ``compression % / accuracy change`` per benchmark and their means."""
-    cells, comps, deltas = [model.label], [], []
-    for b in benchmarks:
-        tokens, base_tokens = model.tokens(b), baseline.tokens(b)
-        acc, base_acc = model.accuracy(b), baseline.accuracy(b)
-        comp = None if tokens is None or not base_tokens else 100 * compression(tokens, base_tokens)
-        delta = None if acc is None or base_acc is None else acc - base_acc
-        comps.append(comp)
-        deltas.append(delta)
-        cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
-    comp, delta = mean_or_none(comps), mean_or_none(deltas)
-    cells.append(MISSING if comp is None or delta is None else f"{comp:.1f} / {delta:+.1f}")
-    return cells
-
-
-def _change_table(models: Sequence[ModelResult], baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
-    """The per-benchmark compression and accuracy-change table (baseline excluded)."""
-    return [
-        "",
-        f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:",
-        "",
-        *markdown_table(
-            ["Model", *(display_name(b) for b in benchmarks), "Average"],
-            (_change_row(model, baseline, benchmarks) for model in models),
-        ),
-    ]
-
-
-def _aes_table(models: Sequence[ModelResult], baseline: ModelResult, benchmarks: Sequence[str]) -> list[str]:
-    """The per-benchmark AES table, with the AES of the averages last (baseline excluded)."""
-    rows = (
-        [model.label, *(_score(benchmark_aes(model, baseline, b)) for b in benchmarks)]
-        + [_score(average_aes(model, baseline, benchmarks))]
-        for model in models
-    )
-    return [
-        "",
-        f"Accuracy-efficiency score (AES) against {baseline.label}, per benchmark and on the average:",
-        "",
-        *markdown_table(["Model", *(display_name(b) for b in benchmarks), "Average"], rows),
-    ]
+def _compressions(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> list[float | None]:
+    """``100 * (1 - tokens / baseline tokens)`` per benchmark; None where a number is missing."""
+    values = [(model.tokens(b), baseline.tokens(b)) for b in benchmarks]
+    return [None if tokens is None or not base else 100 * compression(tokens, base) for tokens, base in values]
 
 
 def markdown_tables(
     models: Sequence[ModelResult], baseline: ModelResult | None = None, *, show_stderr: bool = False
 ) -> str:
-    """The comparison as Markdown: the main table, and per-benchmark compression when there is a baseline.
+    """The comparison as Markdown: the main table and, when there is a baseline, per-benchmark compression and
+    accuracy change and per-benchmark AES (baseline excluded).
 
     Rows: the baseline first (when given), then ``models`` in order. Cells: ``tokens / pass@1 %``.
     """
@@ -264,10 +154,45 @@ def markdown_tables(
     if not rows:
         raise ConfigError("no results to report; pass at least one res.json")
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
-    lines = _main_table(rows, baseline, benchmarks, show_stderr)
-    if baseline is not None and models:
-        lines += _change_table(models, baseline, benchmarks)
-        lines += _aes_table(models, baseline, benchmarks)
+    header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
+    main = []
+    for model in rows:
+        cells = [model.label + (" (baseline)" if model is baseline else "")]
+        for b in benchmarks:
+            cells.append(_cell(model.tokens(b), model.accuracy(b), model.accuracy_stderr(b) if show_stderr else None))
+        cells.append(_cell(model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)))
+        if baseline is not None:
+            comp = None if model is baseline else mean_or_none(_compressions(model, baseline, benchmarks))
+            cells.append(MISSING if comp is None else f"{comp:.1f}%")
+            cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
+        main.append(cells)
+    lines = [
+        "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
+        + (
+            "; Compression = 1 - tokens / baseline tokens, averaged over benchmarks; AES = the paper's "
+            "accuracy-efficiency score of the averages against the baseline (dL + 3 dA, or dL - 5 |dA| when "
+            "accuracy drops)."
+            if baseline
+            else "."
+        ),
+        "",
+        *markdown_table(header + (["Compression", "AES"] if baseline is not None else []), main),
+    ]
+    if baseline is None or not models:
+        return "\n".join(lines) + "\n"
+    changes, scores = [], []
+    for model in models:
+        comps = _compressions(model, baseline, benchmarks)
+        accuracies = [(model.accuracy(b), baseline.accuracy(b)) for b in benchmarks]
+        deltas = [None if a is None or base is None else a - base for a, base in accuracies]
+        pairs = [*zip(comps, deltas, strict=True), (mean_or_none(comps), mean_or_none(deltas))]
+        changes.append([model.label, *(MISSING if c is None or d is None else f"{c:.1f} / {d:+.1f}" for c, d in pairs)])
+        per_benchmark = [average_aes(model, baseline, [b]) for b in benchmarks]
+        scores.append([model.label, *map(_score, per_benchmark), _score(average_aes(model, baseline, benchmarks))])
+    lines += ["", f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:", ""]
+    lines += markdown_table(header, changes)
+    lines += ["", f"Accuracy-efficiency score (AES) against {baseline.label}, per benchmark and on the average:", ""]
+    lines += markdown_table(header, scores)
     return "\n".join(lines) + "\n"
 
 
@@ -299,79 +224,51 @@ def save_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
     return path
 
 
-def _plot_benchmark_points(
-    ax: Any, rows: Sequence[ModelResult], baseline: ModelResult | None, benchmarks: Sequence[str], colors: list[str]
-) -> None:
-    """One point per model and benchmark, dashed from the baseline's point on the same benchmark."""
+def plot_accuracy_vs_tokens(models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path) -> Path:
+    """Write a PNG: pass@1 (%) against mean response tokens, one colour per model, one marker per benchmark.
+
+    Each model's point on a benchmark is dashed from the baseline's there; with several benchmarks a labelled star
+    marks each model's average. The legends stand outside the axes, so that they never hide a point.
+    """
+    plt = pyplot()
+    from matplotlib.lines import Line2D
+
+    rows = ([baseline] if baseline is not None else []) + list(models)
+    benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = [_PLOT_MARKERS[j % len(_PLOT_MARKERS)] for j in range(len(benchmarks))]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    model_handles = []
     for i, model in enumerate(rows):
         color = colors[i % len(colors)]
-        for j, b in enumerate(benchmarks):
+        label = model.label + (" (baseline)" if model is baseline else "")
+        model_handles.append(Line2D([], [], color=color, marker="o", ls="", label=label))
+        for b, marker in zip(benchmarks, markers, strict=True):
             tokens, acc = model.tokens(b), model.accuracy(b)
             if tokens is None or acc is None:
                 continue
-            ax.scatter(tokens, acc, color=color, marker=_PLOT_MARKERS[j % len(_PLOT_MARKERS)], s=60, zorder=3)
-            if baseline is not None and model is not baseline:
-                base_tokens, base_acc = baseline.tokens(b), baseline.accuracy(b)
-                if base_tokens is not None and base_acc is not None:
-                    ax.plot([base_tokens, tokens], [base_acc, acc], color=color, ls="--", lw=1, alpha=0.6)
-
-
-def _plot_averages(ax: Any, rows: Sequence[ModelResult], benchmarks: Sequence[str], colors: list[str]) -> None:
-    """One labelled star per model at its average over the benchmarks."""
-    for i, model in enumerate(rows):
+            ax.scatter(tokens, acc, color=color, marker=marker, s=60, zorder=3)
+            base_tokens, base_acc = (baseline.tokens(b), baseline.accuracy(b)) if baseline else (None, None)
+            if model is not baseline and base_tokens is not None and base_acc is not None:
+                ax.plot([base_tokens, tokens], [base_acc, acc], color=color, ls="--", lw=1, alpha=0.6)
         tokens, acc = model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)
-        if tokens is None or acc is None:
-            continue
-        color = colors[i % len(colors)]
-        ax.scatter(tokens, acc, color=color, marker="*", s=220, edgecolors="black", zorder=4)
-        ax.annotate(model.label, (tokens, acc), textcoords="offset points", xytext=(6, 6), fontsize=8)
-
-
-def _plot_axes(ax: Any, title: str | None) -> None:
-    """Axis labels, grid and title."""
+        if len(benchmarks) > 1 and tokens is not None and acc is not None:
+            ax.scatter(tokens, acc, color=color, marker="*", s=220, edgecolors="black", zorder=4)
+            ax.annotate(model.label, (tokens, acc), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlabel("mean response tokens")
     ax.set_ylabel("pass@1 (%)")
     ax.grid(alpha=0.3)
-    ax.set_title(title or "Accuracy vs response length")
-
-
-def _plot_legends(
-    ax: Any, rows: Sequence[ModelResult], baseline: ModelResult | None, benchmarks: Sequence[str], colors: list[str]
-) -> list[Any]:
-    """The model (colour) and benchmark (marker) legends, outside the axes so that they never hide a point."""
-    from matplotlib.lines import Line2D
-
-    model_handles = [
-        Line2D([], [], color=colors[i % len(colors)], marker="o", ls="", label=_row_label(m, baseline))
-        for i, m in enumerate(rows)
-    ]
+    ax.set_title("Accuracy vs response length")
     bench_handles = [
-        Line2D([], [], color="grey", marker=_PLOT_MARKERS[j % len(_PLOT_MARKERS)], ls="", label=display_name(b))
-        for j, b in enumerate(benchmarks)
+        Line2D([], [], color="grey", marker=marker, ls="", label=display_name(b))
+        for b, marker in zip(benchmarks, markers, strict=True)
     ]
     if len(benchmarks) > 1:
         bench_handles.append(Line2D([], [], color="grey", marker="*", ms=12, ls="", label="average"))
     first = ax.legend(handles=model_handles, title="model", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     ax.add_artist(first)
     second = ax.legend(handles=bench_handles, title="benchmark", loc="lower left", bbox_to_anchor=(1.02, 0), fontsize=8)
-    return [first, second]
-
-
-def plot_accuracy_vs_tokens(
-    models: Sequence[ModelResult], baseline: ModelResult | None, path: str | Path, *, title: str | None = None
-) -> Path:
-    """Write a PNG: pass@1 (%) against mean response tokens, one colour per model, one marker per benchmark."""
-    plt = pyplot()
-    rows = ([baseline] if baseline is not None else []) + list(models)
-    benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, ax = plt.subplots(figsize=(9, 5))
-    _plot_benchmark_points(ax, rows, baseline, benchmarks, colors)
-    if len(benchmarks) > 1:  # one point per model: its average over the benchmarks, labelled
-        _plot_averages(ax, rows, benchmarks, colors)
-    _plot_axes(ax, title)
-    legends = _plot_legends(ax, rows, baseline, benchmarks, colors)
-    return save_figure(fig, path, dpi=150, bbox_inches="tight", bbox_extra_artists=legends)
+    return save_figure(fig, path, dpi=150, bbox_inches="tight", bbox_extra_artists=[first, second])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -388,19 +285,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartthinker_verl.evaluation.summary import load_results
-
-    try:
-        if args.labels and len(args.labels) != len(args.results):
-            raise ConfigError(f"{len(args.labels)} --labels for {len(args.results)} results: give one per RES.json")
-        labels = args.labels or [None] * len(args.results)
-        models = [model_result(load_results(p), label, p) for p, label in zip(args.results, labels, strict=True)]
-        baseline = (
-            model_result(load_results(args.baseline), args.baseline_label, args.baseline) if args.baseline else None
-        )
-    except SmartThinkerError as error:
-        print(f"smartthinker-verl report: error: {error}", file=sys.stderr)
-        return 2
+    if args.labels and len(args.labels) != len(args.results):
+        raise ConfigError(f"{len(args.labels)} --labels for {len(args.results)} results: give one per RES.json")
+    models, baseline = [], None
+    for path, label in zip(args.results, args.labels or [None] * len(args.results), strict=True):
+        models.append(_model_result(path, label))
+    if args.baseline:
+        baseline = _model_result(args.baseline, args.baseline_label)
     text = markdown_tables(models, baseline, show_stderr=args.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -410,10 +301,20 @@ def run(args: argparse.Namespace) -> int:
         print(text)
     if not args.no_plot:
         plot_path = args.plot or (str(Path(args.out).with_suffix(".png")) if args.out else "report.png")
-        try:
-            plot_accuracy_vs_tokens(models, baseline, plot_path)
-        except SetupError as error:
-            print(f"smartthinker-verl report: error: {error}", file=sys.stderr)
-            return 2
+        plot_accuracy_vs_tokens(models, baseline, plot_path)
         print(f"plot: {plot_path}")
     return 0
+
+
+def _model_result(path: str, label: str | None) -> ModelResult:
+    """The :class:`ModelResult` of a ``res.json``; label: given, else the file's, else its folder's name."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path} does not exist; create it with `smartthinker-verl eval ... --out`")
+    try:
+        results = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is not valid JSON ({error}); pass a res.json of `smartthinker-verl eval`") from error
+    if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
+        raise DataError(f"{path} has no 'benchmarks' metrics; pass a res.json written by `smartthinker-verl eval`")
+    fallback = Path(path).parent.name if Path(path).name == "res.json" else Path(path).stem
+    return ModelResult(label=label or results.get("label") or fallback, benchmarks=dict(results["benchmarks"]))

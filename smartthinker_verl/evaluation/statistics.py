@@ -11,6 +11,8 @@ Definitions (docs/algorithm.md, section 7):
 - ``truncation_rate``: fraction of samples that stopped at the token limit (``finish_reason == "length"``).
 - Standard errors are across problems: ``std(per-problem value, ddof=1) / sqrt(num_problems)``.
 - ``compression = 1 - length / baseline length`` on the same benchmark.
+
+:func:`summarize` puts them together as ``res.json``.
 """
 
 from __future__ import annotations
@@ -19,30 +21,17 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from smartthinker_verl.errors import DataError
 
-#: ``finish_reason`` of a sample cut off by the token limit (vLLM's and the hf backend's name).
-TRUNCATED = "length"
-
-
-@dataclass(frozen=True)
-class GradedSample:
-    """One graded response: what the metrics need of it."""
-
-    problem_id: str
-    sample: int
-    correct: bool
-    response_tokens: int
-    finish_reason: str | None = None
-    think_closed: bool | None = None
-    timed_out: bool = False
+#: Metrics averaged over benchmarks (unweighted, as the paper's "Average" column).
+AVERAGED = ("pass@1", "mean_response_tokens", "mean_response_tokens_correct", "mean_response_tokens_incorrect")
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)`` (exact integer binomials).
+    """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)`` (exact integer binomials; ``C(n-c, k) = 0``
+    when ``k > n-c``).
 
     Raises :class:`DataError` when ``k`` is not in ``1..n`` or ``c`` is not in ``0..n``.
     """
@@ -52,18 +41,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
         raise DataError(f"number of correct samples c={c} must lie in 0..n={n}")
     if not 1 <= k <= n:
         raise DataError(f"pass@{k} needs at least {k} samples per problem but a problem has n={n}")
-    if n - c < k:
-        return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 def default_ks(min_samples: int) -> list[int]:
     """The k values reported when none are asked for: 1 and every power of two up to ``min_samples``."""
-    ks, k = [1], 2
-    while k <= min_samples:
-        ks.append(k)
-        k *= 2
-    return ks
+    return [2**i for i in range(max(1, min_samples).bit_length())]
 
 
 def standard_error(values: Sequence[float]) -> float | None:
@@ -83,27 +66,13 @@ def mean_or_none(values: Sequence[float | None]) -> float | None:
     return None if not values or any(v is None for v in values) else statistics.fmean(values)  # type: ignore[arg-type]
 
 
-def group_by_problem(samples: Iterable[GradedSample]) -> dict[str, list[GradedSample]]:
-    """Samples grouped by problem id (first-seen order); duplicate (problem, sample) pairs are refused."""
-    groups: dict[str, list[GradedSample]] = defaultdict(list)
-    seen: set[tuple[str, int]] = set()
-    for s in samples:
-        key = (s.problem_id, s.sample)
-        if key in seen:
-            raise DataError(
-                f"problem {s.problem_id!r} has sample {s.sample} twice; remove the duplicate line from the "
-                "generations file (or regenerate)"
-            )
-        seen.add(key)
-        groups[s.problem_id].append(s)
-    return dict(groups)
-
-
-def compute_metrics(samples: Iterable[GradedSample], ks: Sequence[int] | None = None) -> dict[str, Any]:
+def compute_metrics(graded: Iterable[dict[str, Any]], ks: Sequence[int] | None = None) -> dict[str, Any]:
     """Metrics of one benchmark (or of several pooled) from its graded samples.
 
     Args:
-        samples: every graded sample; problems are identified by ``problem_id`` and may have different counts.
+        graded: every graded sample, as the lines of ``res.graded.jsonl`` (``id``, ``sample``, ``correct``,
+            ``response_tokens``, and optionally ``finish_reason``, ``think_closed``, ``timed_out``); problems are
+            identified by ``id`` and may have different sample counts.
         ks: the k values of pass@k to report (``pass@1`` is always reported); ``None``: :func:`default_ks` of the
             smallest sample count.
 
@@ -111,7 +80,17 @@ def compute_metrics(samples: Iterable[GradedSample], ks: Sequence[int] | None = 
     (and ``_stderr``, ``_correct``, ``_incorrect``), ``truncation_rate``, ``think_closed_rate``, ``num_problems``,
     ``num_samples``, ``samples_per_problem`` (mean) with ``_min`` / ``_max``, ``num_correct``, ``grading_timeouts``.
     """
-    groups = group_by_problem(samples)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[tuple[str, int]] = set()
+    for s in graded:
+        key = (str(s["id"]), int(s["sample"]))
+        if key in seen:
+            raise DataError(
+                f"problem {key[0]!r} has sample {key[1]} twice; remove the duplicate line from the generations file "
+                "(or regenerate)"
+            )
+        seen.add(key)
+        groups[key[0]].append(s)
     if not groups:
         raise DataError("no samples to compute metrics on (the generations are empty)")
     counts = [len(g) for g in groups.values()]
@@ -128,28 +107,49 @@ def compute_metrics(samples: Iterable[GradedSample], ks: Sequence[int] | None = 
 
     metrics: dict[str, Any] = {}
     for k in ks:
-        per_problem = [pass_at_k(len(g), sum(s.correct for s in g), k) for g in groups.values()]
+        per_problem = [pass_at_k(len(g), sum(bool(s["correct"]) for s in g), k) for g in groups.values()]
         metrics[f"pass@{k}"] = sum(per_problem) / len(per_problem)
         metrics[f"pass@{k}_stderr"] = standard_error(per_problem)
 
+    def tokens(samples: Iterable[dict[str, Any]]) -> list[int]:
+        return [int(s["response_tokens"]) for s in samples]
+
     flat = [s for g in groups.values() for s in g]
-    tokens = [s.response_tokens for s in flat]
-    metrics["mean_response_tokens"] = mean_or_none(tokens)
-    # Problems weigh by their samples in the pooled mean; the standard error uses per-problem means.
-    metrics["mean_response_tokens_stderr"] = standard_error(
-        [sum(s.response_tokens for s in g) / len(g) for g in groups.values()]
-    )
-    metrics["mean_response_tokens_correct"] = mean_or_none([s.response_tokens for s in flat if s.correct])
-    metrics["mean_response_tokens_incorrect"] = mean_or_none([s.response_tokens for s in flat if not s.correct])
-    with_reason = [s for s in flat if s.finish_reason is not None]
-    metrics["truncation_rate"] = mean_or_none([float(s.finish_reason == TRUNCATED) for s in with_reason])
-    with_think = [s for s in flat if s.think_closed is not None]
-    metrics["think_closed_rate"] = mean_or_none([float(bool(s.think_closed)) for s in with_think])
-    metrics["num_problems"] = len(groups)
-    metrics["num_samples"] = len(flat)
-    metrics["num_correct"] = sum(s.correct for s in flat)
-    metrics["samples_per_problem"] = len(flat) / len(groups)
-    metrics["samples_per_problem_min"] = n_min
-    metrics["samples_per_problem_max"] = max(counts)
-    metrics["grading_timeouts"] = sum(s.timed_out for s in flat)
-    return metrics
+    reasons = [s["finish_reason"] for s in flat if s.get("finish_reason") is not None]
+    closed = [s["think_closed"] for s in flat if s.get("think_closed") is not None]
+    return metrics | {
+        "mean_response_tokens": mean_or_none(tokens(flat)),
+        # Problems weigh by their samples in the pooled mean; the standard error uses per-problem means.
+        "mean_response_tokens_stderr": standard_error([statistics.fmean(tokens(g)) for g in groups.values()]),
+        "mean_response_tokens_correct": mean_or_none(tokens(s for s in flat if s["correct"])),
+        "mean_response_tokens_incorrect": mean_or_none(tokens(s for s in flat if not s["correct"])),
+        "truncation_rate": mean_or_none([float(r == "length") for r in reasons]),
+        "think_closed_rate": mean_or_none([float(bool(c)) for c in closed]),
+        "num_problems": len(groups),
+        "num_samples": len(flat),
+        "num_correct": sum(bool(s["correct"]) for s in flat),
+        "samples_per_problem": len(flat) / len(groups),
+        "samples_per_problem_min": n_min,
+        "samples_per_problem_max": max(counts),
+        "grading_timeouts": sum(bool(s.get("timed_out")) for s in flat),
+    }
+
+
+def summarize(
+    groups: dict[str, Sequence[dict[str, Any]]], *, ks: Sequence[int] | None, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """``res.json`` from ``{benchmark: graded records}``: ``meta`` (model, settings) first, then the metrics of
+    :func:`compute_metrics` overall (all problems pooled; with a single benchmark, that benchmark's), per benchmark
+    and averaged over benchmarks (unweighted)::
+
+        {"model": ..., "label": ..., "settings": {...}, "ks": [1, 4],
+         "pass@1": ..., "pass@4": ..., "mean_response_tokens": ..., ...
+         "benchmarks": {"aime25": {"pass@1": ..., ...}, "math500": {...}},
+         "benchmark_average": {"pass@1": ..., "mean_response_tokens": ...}}
+    """
+    benchmarks = {name: compute_metrics(graded, ks) for name, graded in groups.items()}
+    pooled = [{**g, "id": f"{name}/{g['id']}"} for name, graded in groups.items() for g in graded]
+    overall = compute_metrics(pooled, ks)
+    average = {key: mean_or_none([b.get(key) for b in benchmarks.values()]) for key in AVERAGED}
+    ks_reported = sorted(int(k.split("@")[1]) for k in overall if k.startswith("pass@") and not k.endswith("stderr"))
+    return {**meta, "ks": ks_reported, **overall, "benchmarks": benchmarks, "benchmark_average": average}

@@ -15,42 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, SetupError
-from smartthinker_verl.evaluation.backends.base import (
-    STOP,
-    Completion,
-    SamplingSettings,
-    load_chat_template,
-    render_prompt,
-)
+from smartthinker_verl.evaluation.backends import STOP, Completion, GenerationBackend, SamplingSettings
 from smartthinker_verl.launch.memory import GiB, ModelShape, max_full_length_sequences
 
 logger = logging.getLogger(__name__)
-
-
-def import_vllm() -> Any:
-    """Import vLLM, or raise :class:`SetupError` saying how to install it."""
-    try:
-        import vllm
-    except ImportError as error:
-        raise SetupError(
-            f"the vllm backend needs vLLM, which is not installed ({error}); on a GPU machine run "
-            "`pip install -e .[gpu]` (or `make install-gpu`), on a CPU machine `make install` (vLLM's CPU build), "
-            "or evaluate with `--backend hf` (transformers, CPU or GPU)"
-        ) from error
-    return vllm
-
-
-def _cpu_settings() -> None:
-    """On vLLM's CPU build: the project's KV-cache size and thread binding, unless the environment sets them."""
-    from vllm.platforms import current_platform
-
-    if current_platform.is_cpu():
-        from smartthinker_verl.platforms.cpu.platform import vllm_cpu_env
-
-        for key, value in vllm_cpu_env().items():
-            os.environ.setdefault(key, value)
-        logger.info("vllm backend on CPU: KV cache %s GiB", os.environ["VLLM_CPU_KVCACHE_SPACE"])
-
 
 #: GiB of a GPU that vLLM holds beside weights and KV cache (activations at 16,384 batched tokens, CUDA graphs,
 #: context): the estimate of docs/gpu.md, "GPU memory".
@@ -59,20 +27,6 @@ RESERVE_GIB = 3.0
 PROMPT_ALLOWANCE = 2048
 #: The most sequences an engine runs at once however large its KV cache (vLLM's own default on large GPUs).
 MAX_NUM_SEQS_CAP = 1024
-
-
-def kv_cache_bytes(model_path: str, tensor_parallel_size: int, gpu_memory_utilization: float) -> float | None:
-    """The KV cache per GPU of one engine: ``VLLM_CPU_KVCACHE_SPACE`` on vLLM's CPU build; on a GPU
-    ``utilization x memory - weights / TP - RESERVE_GIB`` (weights: the folder's safetensors); None when unknown."""
-    from vllm.platforms import current_platform
-
-    if current_platform.is_cpu():
-        return float(os.environ["VLLM_CPU_KVCACHE_SPACE"]) * GiB
-    weights = sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors"))
-    if not weights:
-        return None
-    total = current_platform.get_device_total_memory(0)
-    return gpu_memory_utilization * total - weights / tensor_parallel_size - RESERVE_GIB * GiB
 
 
 def engine_limits(
@@ -94,20 +48,28 @@ def engine_limits(
     """
     context = getattr(config, "max_position_embeddings", None)
     if max_model_len is None:
-        max_model_len = max_tokens + PROMPT_ALLOWANCE
-        max_model_len = min(max_model_len, context) if context else max_model_len
-    if max_num_seqs is None:
-        cache = kv_cache_bytes(model_path, tensor_parallel_size, gpu_memory_utilization)
-        if cache is None:
-            logger.warning("no safetensors in %s: max_num_seqs is left to vLLM (pass --max-num-seqs)", model_path)
-        else:
-            shape = ModelShape.from_hf_config(Path(model_path).name, config.to_dict())
-            fits = max_full_length_sequences(cache, shape, max_model_len, tensor_parallel_size)
-            max_num_seqs = min(MAX_NUM_SEQS_CAP, max(1, fits))
-    return max_model_len, max_num_seqs
+        max_model_len = min(max_tokens + PROMPT_ALLOWANCE, context) if context else max_tokens + PROMPT_ALLOWANCE
+    if max_num_seqs is not None:
+        return max_model_len, max_num_seqs
+    from vllm.platforms import current_platform
+
+    # The KV cache per GPU: VLLM_CPU_KVCACHE_SPACE on vLLM's CPU build; on a GPU utilization x memory -
+    # weights / TP - RESERVE_GIB (weights: the folder's safetensors).
+    weights = sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors"))
+    if current_platform.is_cpu():
+        cache = float(os.environ["VLLM_CPU_KVCACHE_SPACE"]) * GiB
+    elif weights:
+        cache = gpu_memory_utilization * current_platform.get_device_total_memory(0)
+        cache -= weights / tensor_parallel_size + RESERVE_GIB * GiB
+    else:
+        logger.warning("no safetensors in %s: max_num_seqs is left to vLLM (pass --max-num-seqs)", model_path)
+        return max_model_len, None
+    shape = ModelShape.from_hf_config(Path(model_path).name, config.to_dict())
+    fits = max_full_length_sequences(cache, shape, max_model_len, tensor_parallel_size)
+    return max_model_len, min(MAX_NUM_SEQS_CAP, max(1, fits))
 
 
-class VLLMBackend:
+class VLLMBackend(GenerationBackend):
     """Samples with one vLLM engine, all prompts submitted at once, completions handed back as each finishes.
 
     The engine is seeded once with ``settings.seed`` and no request carries its own seed (vLLM then samples the
@@ -126,8 +88,6 @@ class VLLMBackend:
         trust_remote_code: passed to vLLM and transformers.
     """
 
-    name = "vllm"
-
     def __init__(
         self,
         model_path: str,
@@ -142,15 +102,26 @@ class VLLMBackend:
         enforce_eager: bool = False,
         trust_remote_code: bool = False,
     ) -> None:
-        vllm = import_vllm()
-        from transformers import AutoConfig, AutoTokenizer
+        try:
+            import vllm
+        except ImportError as error:
+            raise SetupError(
+                f"the vllm backend needs vLLM, which is not installed ({error}); on a GPU machine run "
+                "`pip install -e .[gpu]` (or `make install-gpu`), on a CPU machine `make install` (vLLM's CPU "
+                "build), or evaluate with `--backend hf` (transformers, CPU or GPU)"
+            ) from error
+        from transformers import AutoConfig
+        from vllm.platforms import current_platform
 
         if tensor_parallel_size < 1:
             raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
-        self.settings = settings
-        self.chat_template = load_chat_template(chat_template)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-        _cpu_settings()
+        super().__init__(model_path, settings, chat_template, trust_remote_code)
+        if current_platform.is_cpu():  # the project's KV cache size and thread binding unless the environment's
+            from smartthinker_verl.platforms.cpu.platform import vllm_cpu_env
+
+            for key, value in vllm_cpu_env().items():
+                os.environ.setdefault(key, value)
+            logger.info("vllm backend on CPU: KV cache %s GiB", os.environ["VLLM_CPU_KVCACHE_SPACE"])
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         self.max_model_len, max_num_seqs = engine_limits(
             model_path,
@@ -161,19 +132,17 @@ class VLLMBackend:
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
         )
-        engine_args: dict[str, Any] = {
-            "model": model_path,
-            "tensor_parallel_size": tensor_parallel_size,
-            "dtype": dtype,
-            "seed": settings.seed,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "max_model_len": self.max_model_len,
-            "enforce_eager": enforce_eager,
-            "trust_remote_code": trust_remote_code,
-        }
-        if max_num_seqs is not None:
-            engine_args["max_num_seqs"] = max_num_seqs
-        self.llm = vllm.LLM(**engine_args)
+        self.llm = vllm.LLM(
+            model=model_path,
+            tensor_parallel_size=tensor_parallel_size,
+            dtype=dtype,
+            seed=settings.seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=self.max_model_len,
+            enforce_eager=enforce_eager,
+            trust_remote_code=trust_remote_code,
+            **({} if max_num_seqs is None else {"max_num_seqs": max_num_seqs}),
+        )
         self.sampling_params = vllm.SamplingParams(
             n=1,
             temperature=settings.temperature,
@@ -189,9 +158,6 @@ class VLLMBackend:
             max_num_seqs,
             settings.seed,
         )
-
-    def encode(self, messages: list[dict[str, str]]) -> list[int]:
-        return render_prompt(self.tokenizer, messages, self.chat_template)
 
     def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
         """Submit every prompt, then step the engine and yield the completions that finished in each step."""
@@ -213,16 +179,14 @@ class VLLMBackend:
         index.update({request_id: i for i, request_id in enumerate(request_ids)})
         engine = self.llm.llm_engine
         while engine.has_unfinished_requests():
-            finished = [(index[out.request_id], _completion(out)) for out in engine.step() if out.finished]
+            finished = []
+            for out in engine.step():
+                if out.finished:  # finish_reason: "stop", "length" (token limit) or "abort"
+                    sample = out.outputs[0]
+                    completion = Completion(sample.text, len(sample.token_ids), sample.finish_reason or STOP)
+                    finished.append((index[out.request_id], completion))
             if finished:
                 yield finished
 
     def close(self) -> None:
         del self.llm
-
-
-def _completion(output: Any) -> Completion:
-    """A finished vLLM ``RequestOutput`` as a :class:`Completion`."""
-    sample = output.outputs[0]
-    reason = sample.finish_reason or STOP  # "stop", "length" (token limit) or "abort"
-    return Completion(text=sample.text, num_tokens=len(sample.token_ids), finish_reason=reason)
