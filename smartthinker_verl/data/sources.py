@@ -20,6 +20,7 @@ from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, S
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a dataset lives and which of its columns hold what.
