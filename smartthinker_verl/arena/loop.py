@@ -135,7 +135,7 @@ def expected_outcome(
 def _run_job(job: tuple[ArenaSpec, DictConfig, int]) -> Trajectory:
     torch.set_num_threads(1)
     # The arena writes no checkpoints: LASER-DE's warning that its state would not reach one does not apply.
-    logging.getLogger("smartthinker_verl.shaping_state").setLevel(logging.ERROR)
+    logging.getLogger("smartthinker_verl.run_state").setLevel(logging.ERROR)
     return run_one(*job)
 
 
