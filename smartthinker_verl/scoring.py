@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from smartthinker_verl import task_grading
 from smartthinker_verl.errors import DataError
 from smartthinker_verl.grading_pool import GradingPool, get_pool, pool_settings
 from smartthinker_verl.options import ScorerOptions
@@ -51,12 +52,9 @@ class GradeResult:
 def split_answer(response: str, require_think_close: bool = True) -> tuple[bool, str | None]:
     """Return ``(think_closed, text to grade)``; the text is None when the response must score 0 ungraded."""
     think_closed = THINK_CLOSE in response
-    if think_closed:
-        answer = response.rsplit(THINK_CLOSE, 1)[1]
-    elif require_think_close:
+    if require_think_close and not think_closed:
         return False, None
-    else:
-        answer = response
+    answer = response.rsplit(THINK_CLOSE, 1)[-1]
     return think_closed, (answer if answer.strip() else None)
 
 
@@ -86,8 +84,6 @@ def grade_task(
 ) -> GradeResult:
     """Grade one response to a reasoning-gym row (``data_source`` ``reasoning_gym/...``) by its task's own scorer in
     ``pool`` (:mod:`smartthinker_verl.task_grading`: the answer extraction, the supported tasks and their guards)."""
-    from smartthinker_verl import task_grading
-
     entry = task_grading.entry_of(ground_truth, extra_info)
     think_closed, text = split_answer(response or "", require_think_close)
     answer = task_grading.extract_answer(text) if text is not None else None
@@ -141,8 +137,6 @@ def compute_score(
     )
     pool = get_pool(*pool_settings(options))
     gate = options.require_think_close
-    from smartthinker_verl.task_grading import is_task_source
-
-    if is_task_source(data_source):
+    if task_grading.is_task_source(data_source):
         return grade_task(solution_str, ground_truth, extra_info, require_think_close=gate, pool=pool).as_reward()
     return grade(solution_str, ground_truth, require_think_close=gate, pool=pool).as_reward()

@@ -60,8 +60,9 @@ def load_state(checkpoint_dir: str | Path, active_estimator: str | None) -> bool
     """
     path = Path(checkpoint_dir) / STATE_FILE
     active = find_method(str(active_estimator)) if active_estimator is not None else None
+    stateful = active is not None and active.state_type is not None
     if not path.is_file():
-        if active is not None and active.state_type is not None:
+        if stateful:
             raise MissingFileError(
                 f"resuming {active.name} from {checkpoint_dir}, which holds no {STATE_FILE}: the method's adaptive "
                 f"state (LASER-DE's target lengths) was not saved with that checkpoint, so the resumed run would "
@@ -75,7 +76,7 @@ def load_state(checkpoint_dir: str | Path, active_estimator: str | None) -> bool
         method = METHODS.get(name)
         if method is not None and method.state_type is not None:
             state_of(method).load_state_dict(state)
-    if active is not None and active.state_type is not None and active.name not in payload.get("methods", {}):
+    if stateful and active.name not in payload.get("methods", {}):
         raise MissingFileError(f"{path} holds no state for {active.name}. Fix: see {CALLBACK_CLASS}")
     logger.info("restored shaping state from %s (step %s)", path, payload.get("global_step"))
     return True
@@ -87,18 +88,11 @@ def resume_folder(config: Any) -> str | None:
     from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 
     mode = select(config, "trainer.resume_mode", "auto")
-    if mode == "disable":
+    folder = select(config, "trainer.resume_from_path" if mode == "resume_path" else "trainer.default_local_dir")
+    if mode == "disable" or folder is None:
         return None
-    if mode == "resume_path":
-        folder = select(config, "trainer.resume_from_path")
-        if folder is None:
-            return None
-        return folder if os.path.isabs(folder) else os.path.join(os.getcwd(), folder)
-    base = select(config, "trainer.default_local_dir")
-    if base is None:
-        return None
-    base = base if os.path.isabs(base) else os.path.join(os.getcwd(), base)
-    return find_latest_ckpt_path(base)
+    folder = os.path.join(os.getcwd(), folder)  # an absolute folder stays as it is
+    return folder if mode == "resume_path" else find_latest_ckpt_path(folder)
 
 
 def checkpoints_to_keep(config: Any) -> int | None:

@@ -32,13 +32,8 @@ SUPPORTED_TASKS: dict[str, re.Pattern[str] | None] = {
     "countdown": ARITHMETIC_ANSWER,  # sympy parse_expr(answer), which evaluates Python
     "puzzle24": ARITHMETIC_ANSWER,  # sympy parse_expr(answer), which evaluates Python
 }
-#: Tasks whose scorer runs the answer and for which no grammar is given here.
-EXECUTING_TASKS = {
-    "string_insertion": "its score_answer calls eval() on the answer",
-    "spiral_matrix": "its score_answer calls eval() on the answer",
-    "binary_matrix": "its score_answer calls eval() on the answer",
-    "n_queens": "its score_answer calls eval() on the answer",
-}
+#: Tasks whose score_answer calls eval() on the answer and for which no grammar is given here.
+EXECUTING_TASKS = ("string_insertion", "spiral_matrix", "binary_matrix", "n_queens")
 
 
 def is_task_source(data_source: Any) -> bool:
@@ -50,10 +45,10 @@ def check_supported(task: str) -> None:
     """Raise :class:`ConfigError` naming the reason and the supported tasks unless ``task`` can be graded safely."""
     if task in SUPPORTED_TASKS:
         return
-    reason = EXECUTING_TASKS.get(task, "its score_answer has not been checked for executing the answer")
+    reason = "calls eval() on" if task in EXECUTING_TASKS else "has not been checked for executing"
     raise ConfigError(
-        f"reasoning-gym task {task!r} is refused: {reason}. Fix: use one of {', '.join(SUPPORTED_TASKS)} "
-        "(smartthinker_verl/task_grading.py lists why each is safe)"
+        f"reasoning-gym task {task!r} is refused: its score_answer {reason} the answer. Fix: use one of "
+        f"{', '.join(SUPPORTED_TASKS)} (smartthinker_verl/task_grading.py lists why each is safe)"
     )
 
 

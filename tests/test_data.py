@@ -327,7 +327,7 @@ def test_write_parquet_refuses_no_rows_and_invalid_rows(tmp_path):
                     "extra_info": {"split": "test", "index": 0},
                 }
             ],
-            "column 'prompt' has type string",
+            "prompt must be a non-empty list",
         ),
         (
             [
@@ -351,7 +351,7 @@ def test_write_parquet_refuses_no_rows_and_invalid_rows(tmp_path):
                     "extra_info": {"split": "test", "index": "0"},
                 }
             ],
-            "extra_info.index has type string",
+            "an integer .index.",
         ),
         ([{"data_source": "s"}], "missing column"),
     ],

@@ -229,9 +229,9 @@ def test_malformed_settings_in_the_environment_fail_at_use_not_at_import(tmp_pat
     assert done.returncode == 0, done.stderr
     monkeypatch.setenv("SMARTTHINKER_GRADER_PROCESSES", "four")
     with pytest.raises(ConfigError, match="SMARTTHINKER_GRADER_PROCESSES='four' is not a number"):
-        grading_pool.default_num_processes()
+        grading_pool.get_pool(time_limit_s=1.0)
     monkeypatch.setenv("SMARTTHINKER_GRADE_TIMEOUT_S", "-1")
     with pytest.raises(ConfigError, match="SMARTTHINKER_GRADE_TIMEOUT_S='-1' must be > 0"):
         grading_pool.get_pool(num_processes=1)
     monkeypatch.setenv("SMARTTHINKER_GRADER_PROCESSES", "3")
-    assert grading_pool.default_num_processes() == 3
+    assert grading_pool.get_pool(time_limit_s=1.0).num_processes == 3

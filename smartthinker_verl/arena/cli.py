@@ -9,15 +9,12 @@ OVERRIDE: Hydra overrides of the recipe config applied to every method, e.g. ``+
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import time
 from pathlib import Path
 
 from smartthinker_verl.arena import curves, estimators, loop, policy, report
 from smartthinker_verl.errors import ConfigError
-
-logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,9 +14,9 @@ defaults and the file format.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ DEFAULT_MAX_LENGTH = 8192
 OVERTHINKING_DECLINE = 0.04
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Level:
     """One difficulty level: a name and its accuracy curve (parametric fields, or ``points``)."""
 
@@ -42,7 +42,7 @@ class Level:
     shape: float = 2.0
     decline: float = 0.0
     onset: float | None = None
-    points: tuple[tuple[float, float], ...] = field(default=())
+    points: tuple[tuple[float, float], ...] = ()
 
     def accuracy(self, lengths: torch.Tensor) -> torch.Tensor:
         """``[N]`` P(correct) of responses of ``lengths`` ``[N]`` tokens (float64)."""
@@ -84,10 +84,10 @@ DEFAULT_LEVELS: tuple[Level, ...] = (
 
 def overthinking(levels: tuple[Level, ...], decline: float = OVERTHINKING_DECLINE) -> tuple[Level, ...]:
     """The same levels, each declining by ``decline`` per 1,000 tokens past its rising part's critical length."""
-    return tuple(Level(lv.name, lv.best, lv.scale, lv.shape, decline, None, lv.points) for lv in levels)
+    return tuple(dataclasses.replace(level, decline=decline, onset=None) for level in levels)
 
 
-_FIELDS = {"name", "best", "scale", "shape", "decline", "onset", "points"}
+_FIELDS = {f.name for f in dataclasses.fields(Level)}
 
 
 def load_levels(path: str | Path) -> tuple[Level, ...]:

@@ -30,13 +30,11 @@ def available_methods() -> list[str]:
     return [REFERENCE, *(method.name for method in primary_methods())]
 
 
-def method_config(
-    method: str, max_length: int, group_size: int, overrides: Sequence[str] = (), *, config_name: str | None = None
-) -> DictConfig:
+def method_config(method: str, max_length: int, group_size: int, overrides: Sequence[str] = ()) -> DictConfig:
     """The full recipe config (compose once per method) for ``method`` with the arena's response limit and group
     size; ``overrides`` are Hydra overrides such as ``+algorithm.shorter_better.beta=0.002`` (the one place config
     is built)."""
-    from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, compose_config
+    from smartthinker_verl.launch.compose import compose_config
 
     known = available_methods()
     if method not in known:
@@ -46,14 +44,7 @@ def method_config(
         f"data.max_response_length={max_length}",
         f"actor_rollout_ref.rollout.n={group_size}",
     ]
-    return compose_config([*arena, *overrides], config_name=config_name or DEFAULT_CONFIG_NAME)
-
-
-def fresh_state() -> None:
-    """Start every stateful method (LASER-DE's adaptive targets) afresh: called once before every (method, seed)."""
-    from smartthinker_verl.run_state import reset_states
-
-    reset_states()
+    return compose_config([*arena, *overrides])
 
 
 def compute_advantages(

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from smartthinker_verl.arena import estimators
 from smartthinker_verl.arena.curves import DEFAULT_LEVELS, DEFAULT_MAX_LENGTH, Level
 from smartthinker_verl.arena.policy import DEFAULT_LEARNING_RATE, MIN_LENGTH, LengthPolicy
+from smartthinker_verl.run_state import reset_states
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,6 @@ class ArenaSpec:
     @property
     def prompts(self) -> int:
         return len(self.levels) * self.prompts_per_level
-
-    def level_of_prompt(self) -> torch.Tensor:
-        """``[P]`` level index of every prompt."""
-        return torch.arange(len(self.levels)).repeat_interleave(self.prompts_per_level)
 
 
 @dataclass
@@ -69,9 +66,9 @@ class Trajectory:
 
 def run_one(spec: ArenaSpec, config: DictConfig, seed: int) -> Trajectory:
     """Train one fresh policy with the method of ``config`` (:func:`.estimators.method_config`) for ``spec.steps``."""
-    estimators.fresh_state()
+    reset_states()  # every stateful method (LASER-DE's adaptive targets) starts afresh
     generator = torch.Generator().manual_seed(seed)
-    level = spec.level_of_prompt()
+    level = torch.arange(len(spec.levels)).repeat_interleave(spec.prompts_per_level)  # [P] level of each prompt
     accuracy_table = torch.stack([lv.table(spec.max_length) for lv in spec.levels])  # [levels, max_length + 1]
     policy = LengthPolicy.initial(spec.prompts)
     batch = spec.prompts * spec.group_size
@@ -138,7 +135,7 @@ def expected_outcome(
 def _run_job(job: tuple[ArenaSpec, DictConfig, int]) -> Trajectory:
     torch.set_num_threads(1)
     # The arena writes no checkpoints: LASER-DE's warning that its state would not reach one does not apply.
-    logging.getLogger("smartthinker_verl.shaping_state").setLevel(logging.ERROR)
+    logging.getLogger("smartthinker_verl.run_state").setLevel(logging.ERROR)
     return run_one(*job)
 
 

@@ -37,9 +37,9 @@ class LengthPolicy:
     log_sigma: torch.Tensor
 
     @classmethod
-    def initial(cls, prompts: int, median: float = INITIAL_MEDIAN, spread: float = INITIAL_SPREAD) -> LengthPolicy:
+    def initial(cls, prompts: int) -> LengthPolicy:
         full = torch.full((prompts,), 1.0, dtype=torch.float64)
-        return cls(mu=full * math.log(median), log_sigma=full * math.log(spread))
+        return cls(mu=full * math.log(INITIAL_MEDIAN), log_sigma=full * math.log(INITIAL_SPREAD))
 
     def sample(self, group_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(eps [P, G], lengths [P, G] int64 >= MIN_LENGTH, not yet cut at the limit)``."""

@@ -53,7 +53,5 @@ def as_text(value: Any) -> str | None:
     """A source metadata value as text (None stays None), so every dataset's extra_info concatenates."""
     if is_missing(value):
         return None
-    if isinstance(value, str):
-        return value.strip()
     normalized = normalize_answer(value)
     return normalized if normalized is not None else json.dumps(value, sort_keys=True, default=str)

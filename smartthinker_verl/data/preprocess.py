@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections import Counter
@@ -46,9 +47,7 @@ class ConversionResult:
         """One line: rows in, rows out, dropped (by reason), where written."""
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.dropped.items()))
         line = f"{name}: {self.rows_in} rows in, {self.rows_out} rows out, {self.n_dropped} dropped"
-        if reasons:
-            line += f" ({reasons})"
-        return line + (f" -> {path}" if path is not None else "")
+        return line + (f" ({reasons})" if reasons else "") + (f" -> {path}" if path is not None else "")
 
 
 def convert_records(
@@ -62,88 +61,51 @@ def convert_records(
     ``extra_info.index`` is the record's position in the source, so every row can be traced back. ``progress``
     wraps the iteration (the CLI passes a tqdm bar).
     """
-    split = split or spec.output_split
     records = list(records)
-    iterable: Iterable[dict[str, Any]] = records if progress is None else progress(records)
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
-    for index, record in enumerate(iterable):
-        problem = record.get(spec.problem_key)
+    for index, record in enumerate(records if progress is None else progress(records)):
+        problem, raw_answer = record.get(spec.problem_key), record.get(spec.answer_key)
+        ground_truth = None if is_missing(raw_answer) else spec.extract_answer(raw_answer)
         if is_missing(problem) or not isinstance(problem, str):
-            dropped[DROP_NO_PROBLEM] += 1
-            logger.debug("%s record %d: dropped, no problem", spec.name, index)
+            reason = DROP_NO_PROBLEM
+        elif is_missing(raw_answer):
+            reason = DROP_NO_ANSWER
+        elif ground_truth is None or not ground_truth.strip():
+            reason = DROP_UNUSABLE_ANSWER
+        else:
+            reason = None
+        if reason is not None:
+            dropped[reason] += 1
+            logger.debug("%s record %d: dropped, %s (answer %r)", spec.name, index, reason, raw_answer)
             continue
-        raw_answer = record.get(spec.answer_key)
-        if is_missing(raw_answer):
-            dropped[DROP_NO_ANSWER] += 1
-            logger.debug("%s record %d: dropped, no answer", spec.name, index)
-            continue
-        ground_truth = spec.extract_answer(raw_answer)
-        if ground_truth is None or not ground_truth.strip():
-            dropped[DROP_UNUSABLE_ANSWER] += 1
-            logger.debug("%s record %d: dropped, unusable answer %r", spec.name, index, raw_answer)
-            continue
-        extra: dict[str, Any] = {}
-        if spec.solution_key:
-            solution = record.get(spec.solution_key)
-            if isinstance(solution, str) and solution.strip():
-                extra["solution"] = solution.strip()
-        for key in spec.metadata_keys:
-            text = as_text(record.get(key))
-            if text is not None:
-                extra[key] = text
+        solution = record.get(spec.solution_key) if spec.solution_key else None
+        extra = {"solution": solution.strip()} if isinstance(solution, str) and solution.strip() else {}
+        extra.update((key, as_text(record.get(key))) for key in spec.metadata_keys)
+        extra = {key: text for key, text in extra.items() if text is not None}
         rows.append(
             build_row(
                 data_source=spec.data_source,
                 problem=problem.strip(),
                 ground_truth=ground_truth,
-                split=split,
+                split=split or spec.output_split,
                 index=index,
                 **extra,
             )
         )
     if dropped:
-        n_dropped = sum(dropped.values())
-        logger.warning("%s: dropped %d of %d records (%s)", spec.name, n_dropped, len(records), dict(dropped))
+        logger.warning("%s: dropped %d of %d records (%s)", spec.name, dropped.total(), len(records), dict(dropped))
     return ConversionResult(rows=rows, rows_in=len(records), dropped=dropped)
 
 
-def drop_ungradable(result: ConversionResult, name: str) -> None:
-    """Drop the rows whose ground truth the grader cannot parse (every response to them would score 0), counted
-    under :data:`DROP_UNGRADABLE_ANSWER` and each named in the log."""
-    bad = unparseable([row["reward_model"]["ground_truth"] for row in result.rows])
-    for position in bad:
-        logger.warning("%s: dropped %s", name, describe(result.rows[position], "a row"))
-    if bad:
-        drop = set(bad)
-        result.rows = [row for position, row in enumerate(result.rows) if position not in drop]
-        result.dropped[DROP_UNGRADABLE_ANSWER] += len(bad)
+def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
+    """Entry point of a ``data_preprocess/`` script: load, convert, drop the rows whose ground truth the grader
+    cannot parse (each named in the log), write and verify one parquet file, print a one-line summary.
 
+    Returns the exit code: 0 on success, 1 when the data could not be loaded or written (the reason on stderr).
+    """
+    from tqdm import tqdm
 
-def preprocess(
-    spec: DatasetSpec,
-    *,
-    local_dataset_path: str | Path | None = None,
-    output: str | Path | None = None,
-    split: str | None = None,
-    output_split: str | None = None,
-    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
-) -> tuple[ConversionResult, Path]:
-    """Load, convert, write and verify one dataset. Returns the conversion result and the written path."""
-    output_split = output_split or spec.output_split
-    records = load_records(spec, local_dataset_path, split)
-    result = convert_records(spec, records, output_split, progress=progress)
-    drop_ungradable(result, spec.name)
-    target = output if output is not None else spec.default_output(output_split)
-    path = write_parquet(result.rows, target, metadata=checked_mark())
-    return result, path
-
-
-# ------------------------------------------------------------------------------------------------- command line
-
-
-def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
-    """The arguments every ``data_preprocess/`` script takes."""
     parser = argparse.ArgumentParser(
         description=spec.description
         or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.data_source!r}, the paper's prompt).",
@@ -173,17 +135,7 @@ def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
         help=f"extra_info.split and the output file name (default: {spec.output_split}, or --split if given)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (lists every dropped record)")
-    return parser
-
-
-def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
-    """Entry point of a ``data_preprocess/`` script: parse ``argv``, preprocess, print a one-line summary.
-
-    Returns the exit code: 0 on success, 1 when the data could not be loaded or written (the reason on stderr).
-    """
-    from tqdm import tqdm
-
-    args = build_parser(spec).parse_args(argv)
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -197,19 +149,16 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
         output = Path(args.output_dir) / f"{output_split}.parquet"
     else:
         output = spec.default_output(output_split)
-
-    def progress(iterable: Iterable[Any]) -> Iterable[Any]:
-        return tqdm(iterable, desc=spec.name, unit="row", file=sys.stderr, disable=None)
-
+    progress = functools.partial(tqdm, desc=spec.name, unit="row", file=sys.stderr, disable=None)
     try:
-        result, path = preprocess(
-            spec,
-            local_dataset_path=args.local_dataset_path,
-            output=output,
-            split=args.split,
-            output_split=output_split,
-            progress=progress,
-        )
+        result = convert_records(spec, load_records(spec, args.local_dataset_path, args.split), output_split, progress)
+        bad = set(unparseable([row["reward_model"]["ground_truth"] for row in result.rows]))
+        for position in sorted(bad):
+            logger.warning("%s: dropped %s", spec.name, describe(result.rows[position], "a row"))
+        result.rows = [row for position, row in enumerate(result.rows) if position not in bad]
+        if bad:
+            result.dropped[DROP_UNGRADABLE_ANSWER] += len(bad)
+        path = write_parquet(result.rows, output, metadata=checked_mark())
     except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -65,25 +65,22 @@ def task_splits(
             if item["question"] not in seen:
                 seen.add(item["question"])
                 split = wanted.pop(0)
-                splits[split].append(_row(task, config, level, item, split, index))
+                row = build_row(
+                    data_source=f"{SOURCE_PREFIX}{task}/{level}",
+                    problem=item["question"],
+                    ground_truth=str(item["answer"]),
+                    split=split,
+                    index=index,
+                    ability="reasoning",
+                    task=task,
+                    level=level,
+                    task_config=json.dumps(dict(config), sort_keys=True),
+                    task_metadata=json.dumps(item["metadata"], sort_keys=True, default=str),
+                )
+                splits[split].append(row)
         if wanted:
             raise DataError(
                 f"{task} level {level}: fewer than {train + val} distinct questions in {size} items. "
                 "Fix: ask for fewer rows or a harder level"
             )
     return splits["train"], splits["test"]
-
-
-def _row(task: str, config: Mapping[str, Any], level: str, item: dict[str, Any], split: str, index: int) -> dict:
-    return build_row(
-        data_source=f"{SOURCE_PREFIX}{task}/{level}",
-        problem=item["question"],
-        ground_truth=str(item["answer"]),
-        split=split,
-        index=index,
-        ability="reasoning",
-        task=task,
-        level=level,
-        task_config=json.dumps(dict(config), sort_keys=True),
-        task_metadata=json.dumps(item["metadata"], sort_keys=True, default=str),
-    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,9 @@ PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\
 REQUIRED_COLUMNS: tuple[str, ...] = ("data_source", "prompt", "ability", "reward_model", "extra_info")
 
 
-def make_prompt(problem: str, suffix: str = PROMPT_SUFFIX) -> str:
+def make_prompt(problem: str) -> str:
     """The paper's prompt: the problem, a newline, the instruction."""
-    return f"{problem.strip()}\n{suffix}" if suffix else problem.strip()
+    return f"{problem.strip()}\n{PROMPT_SUFFIX}"
 
 
 def build_row(
@@ -45,13 +45,12 @@ def build_row(
     split: str,
     index: int,
     ability: str = "math",
-    prompt_suffix: str = PROMPT_SUFFIX,
     **extra_info: Any,
 ) -> dict[str, Any]:
     """One verl RL row. ``extra_info`` always carries ``split``, ``index`` and ``question`` (the raw problem)."""
     row = {
         "data_source": data_source,
-        "prompt": [{"role": "user", "content": make_prompt(problem, prompt_suffix)}],
+        "prompt": [{"role": "user", "content": make_prompt(problem)}],
         "ability": ability,
         "reward_model": {"style": "rule", "ground_truth": ground_truth},
         "extra_info": {"split": split, "index": int(index), "question": problem, **extra_info},
@@ -61,94 +60,56 @@ def build_row(
 
 
 def validate_row(row: dict[str, Any], position: int | str = "?") -> None:
-    """Raise :class:`DataError` if ``row`` is not a usable verl RL row."""
+    """Raise :class:`DataError` if ``row`` is not a usable verl RL row (also every row of a parquet file read back:
+    the checks cover the column types verl's RL dataset reads)."""
     where = f"row {position}"
     missing = [column for column in REQUIRED_COLUMNS if column not in row]
     if missing:
         raise DataError(f"{where}: missing column(s) {missing}; build rows with smartthinker_verl.data.build_row")
     if not isinstance(row["data_source"], str) or not row["data_source"].strip():
         raise DataError(f"{where}: data_source must be a non-empty string (it routes scoring)")
+    if not isinstance(row["ability"], str):
+        raise DataError(f"{where}: ability must be a string (e.g. 'math')")
     prompt = row["prompt"]
     if (
         not isinstance(prompt, Sequence)
         or isinstance(prompt, str)
         or not prompt
-        or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in prompt)
+        or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt
+        )
     ):
-        raise DataError(f"{where}: prompt must be a non-empty list of {{'role', 'content'}} chat messages")
+        raise DataError(f"{where}: prompt must be a non-empty list of {{'role', 'content'}} chat messages (strings)")
     reward_model = row["reward_model"]
     if not isinstance(reward_model, dict) or not isinstance(reward_model.get("ground_truth"), str):
         raise DataError(f"{where}: reward_model.ground_truth must be a string (convert numbers with str())")
     if not reward_model["ground_truth"].strip():
         raise DataError(f"{where}: reward_model.ground_truth is empty; drop rows without an answer")
     extra_info = row["extra_info"]
-    if not isinstance(extra_info, dict) or "split" not in extra_info or "index" not in extra_info:
-        raise DataError(f"{where}: extra_info must be a dict with at least 'split' and 'index'")
+    index = extra_info.get("index") if isinstance(extra_info, dict) else None
+    if not isinstance(index, int) or isinstance(index, bool) or not isinstance(extra_info.get("split"), str):
+        raise DataError(f"{where}: extra_info must be a dict with a string 'split' and an integer 'index'")
 
 
-def validate_rows(rows: Iterable[dict[str, Any]]) -> int:
-    """Validate every row; return how many there are."""
-    count = 0
-    for position, row in enumerate(rows):
-        validate_row(row, position)
-        count += 1
-    return count
-
-
-def _check_arrow_schema(schema: Any, path: Path) -> None:
-    """Raise :class:`DataError` unless the parquet ``schema`` has the column types verl's RL dataset reads."""
-    import pyarrow as pa
-
-    def fail(what: str) -> None:
-        raise DataError(f"{path}: {what}; rewrite the file with the scripts in data_preprocess/")
-
-    missing = [name for name in REQUIRED_COLUMNS if schema.get_field_index(name) < 0]
-    if missing:
-        fail(f"missing column(s) {missing}")
-    for name in ("data_source", "ability"):
-        if not pa.types.is_string(schema.field(name).type):
-            fail(f"column {name!r} has type {schema.field(name).type}, expected string")
-    prompt = schema.field("prompt").type
-    if not (pa.types.is_list(prompt) or pa.types.is_large_list(prompt)) or not pa.types.is_struct(prompt.value_type):
-        fail(f"column 'prompt' has type {prompt}, expected a list of {{role, content}} structs")
-    message = prompt.value_type
-    for key in ("role", "content"):
-        if message.get_field_index(key) < 0 or not pa.types.is_string(message.field(key).type):
-            fail(f"prompt messages have type {message}, expected string fields 'role' and 'content'")
-    reward_model = schema.field("reward_model").type
-    if (
-        not pa.types.is_struct(reward_model)
-        or reward_model.get_field_index("ground_truth") < 0
-        or not pa.types.is_string(reward_model.field("ground_truth").type)
-    ):
-        fail(f"column 'reward_model' has type {reward_model}, expected a struct with a string 'ground_truth'")
-    extra_info = schema.field("extra_info").type
-    if not pa.types.is_struct(extra_info) or extra_info.get_field_index("index") < 0:
-        fail(f"column 'extra_info' has type {extra_info}, expected a struct with 'split' and an integer 'index'")
-    if not pa.types.is_integer(extra_info.field("index").type):
-        fail(f"extra_info.index has type {extra_info.field('index').type}, expected an integer")
-    if extra_info.get_field_index("split") < 0 or not pa.types.is_string(extra_info.field("split").type):
-        fail(f"column 'extra_info' has type {extra_info}, expected a string 'split'")
-
-
-def _read_validated(path: Path) -> list[dict[str, Any]]:
+def read_parquet(path: str | Path) -> list[dict[str, Any]]:
+    """Read a verl parquet file back as a list of row dicts, every row validated."""
     import pyarrow.parquet as pq
 
+    path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist; create it with the scripts in data_preprocess/")
-    table = pq.read_table(path)
-    _check_arrow_schema(table.schema, path)
-    rows = table.to_pylist()
-    try:
-        validate_rows(rows)
-    except DataError as error:
-        raise DataError(f"{path}: {error}") from error
+    rows = pq.read_table(path).to_pylist()
+    for position, row in enumerate(rows):
+        try:
+            validate_row(row, position)
+        except DataError as error:
+            raise DataError(f"{path}: {error}; rewrite the file with the scripts in data_preprocess/") from error
     return rows
 
 
 def validate_parquet_file(path: str | Path) -> int:
-    """Check a written verl parquet file: column types, then every row. Returns the number of rows."""
-    return len(_read_validated(Path(path)))
+    """Check a written verl parquet file, every row. Returns the number of rows."""
+    return len(read_parquet(path))
 
 
 def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -163,7 +124,8 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path, metadata: di
 
     if not rows:
         raise DataError(f"refusing to write {path}: no rows (check the input data and the filters)")
-    validate_rows(rows)
+    for position, row in enumerate(rows):
+        validate_row(row, position)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
@@ -178,8 +140,3 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path, metadata: di
         partial.unlink(missing_ok=True)
     logger.info("wrote %d rows to %s", len(rows), path)
     return path
-
-
-def read_parquet(path: str | Path) -> list[dict[str, Any]]:
-    """Read a verl parquet file back as a list of row dicts (column types and every row validated)."""
-    return _read_validated(Path(path))

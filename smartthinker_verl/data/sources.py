@@ -20,9 +20,6 @@ from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, S
 
 logger = logging.getLogger(__name__)
 
-#: File types :func:`load_records` reads from a local copy of a dataset.
-LOCAL_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".parquet")
-
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -52,10 +49,8 @@ class DatasetSpec:
     @property
     def layout(self) -> str:
         """The source columns this spec reads, for error messages."""
-        keys = [self.problem_key, self.answer_key]
-        if self.solution_key and self.solution_key not in keys:
-            keys.append(self.solution_key)
-        return ", ".join(keys + [k for k in self.metadata_keys if k not in keys])
+        keys = [self.problem_key, self.answer_key, self.solution_key, *self.metadata_keys]
+        return ", ".join(dict.fromkeys(key for key in keys if key))
 
     def default_output(self, split: str | None = None) -> Path:
         """``data/<name>/<split>.parquet`` (relative to the working directory)."""
@@ -123,7 +118,7 @@ def _local_files(path: Path, split: str) -> list[Path]:
     """The files of a local copy: ``path`` itself, or the files under a folder whose names start with ``split``."""
     if path.is_file():
         if path.suffix not in _READERS:
-            raise ConfigError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)}")
+            raise ConfigError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(_READERS)}")
         return [path]
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _READERS)
@@ -134,7 +129,7 @@ def _local_files(path: Path, split: str) -> list[Path]:
             return found
         names = ", ".join(str(p.relative_to(path)) for p in found[:10]) or "none"
         raise MissingFileError(
-            f"{path}: no {'/'.join(LOCAL_SUFFIXES)} file named {split}* (found: {names}); "
+            f"{path}: no {'/'.join(_READERS)} file named {split}* (found: {names}); "
             "pass the file itself to --local_dataset_path"
         )
     raise MissingFileError(f"--local_dataset_path {path} does not exist; pass a .jsonl, .json or .parquet file")

@@ -23,19 +23,8 @@ logger = logging.getLogger(__name__)
 PLATFORM_NAME = "cpu"
 
 
-def _memory_info() -> tuple[int, int]:
-    memory = psutil.virtual_memory()
-    return memory.available, memory.total
-
-
-class _CPUStream:
-    """CPU work is synchronous: waits and records are no-ops."""
-
-    def wait_stream(self, other: Any) -> None:
-        return None
-
-    def wait_event(self, event: Any) -> None:
-        return None
+class _CPUStream(torch.cpu.Stream):
+    """torch's no-op CPU stream, taking the event verl passes to ``record_event`` and with ``synchronize``."""
 
     def record_event(self, event: Any = None) -> Any:
         return event
@@ -48,21 +37,16 @@ def build_device_module() -> types.ModuleType:
     """A ``torch.cuda``-shaped namespace for verl's ``get_torch_device()``; the RNG state is torch's CPU generator's,
     so verl's checkpoints save and restore it."""
     module = types.ModuleType("smartthinker_verl_cpu_device")
+    for name in ("set_device", "synchronize", "empty_cache", "ipc_collect", "reset_peak_memory_stats"):
+        setattr(module, name, lambda *args, **kwargs: None)
+    for name in ("memory_allocated", "memory_reserved", "max_memory_allocated", "max_memory_reserved"):
+        setattr(module, name, lambda device=None: 0)
     module.is_available = lambda: True
     module.device_count = lambda: 1
     module.current_device = lambda: "cpu"  # as torch.cpu.current_device(): usable as a device
-    module.set_device = lambda device=None: None
-    module.synchronize = lambda device=None: None
-    module.empty_cache = lambda: None
-    module.ipc_collect = lambda: None
     module.get_device_name = lambda device=None: "CPU"
     module.get_device_capability = lambda device=None: (None, None)
-    module.mem_get_info = lambda device=None: _memory_info()
-    module.memory_allocated = lambda device=None: 0
-    module.memory_reserved = lambda device=None: 0
-    module.max_memory_allocated = lambda device=None: 0
-    module.max_memory_reserved = lambda device=None: 0
-    module.reset_peak_memory_stats = lambda device=None: None
+    module.mem_get_info = lambda device=None: (psutil.virtual_memory().available, psutil.virtual_memory().total)
     module.set_per_process_memory_fraction = lambda fraction, device=None: None
     module.get_rng_state = lambda device=None: torch.get_rng_state()
     module.set_rng_state = lambda state, device=None: torch.set_rng_state(state)
@@ -81,17 +65,13 @@ DEVICE_MODULE = build_device_module()
 class _PlatformCPUMethods:
     """The CPU answers to verl's ``PlatformBase``, apart from it so that importing this module does not import verl."""
 
-    @property
-    def device_name(self) -> str:
-        return "cpu"
+    device_name = vendor_name = property(lambda self: "cpu")
+    device_module = property(lambda self: DEVICE_MODULE)
 
-    @property
-    def vendor_name(self) -> str:
-        return "cpu"
+    def _nothing(self, *args: Any, **kwargs: Any) -> None:
+        """CPU work is synchronous and has no device state to set, free or profile."""
 
-    @property
-    def device_module(self) -> types.ModuleType:
-        return DEVICE_MODULE
+    set_device = synchronize = set_allocator_settings = empty_cache = profiler_start = profiler_stop = _nothing
 
     def is_available(self) -> bool:
         return True
@@ -107,23 +87,10 @@ class _PlatformCPUMethods:
     def device_count(self) -> int:
         return 1
 
-    def set_device(self, device_index: int) -> None:
-        return None
-
-    def synchronize(self, device_index: int | None = None) -> None:
-        return None
-
     def manual_seed(self, seed: int) -> None:
         torch.manual_seed(seed)
 
-    def manual_seed_all(self, seed: int) -> None:
-        torch.manual_seed(seed)
-
-    def set_allocator_settings(self, settings: str) -> None:
-        return None
-
-    def empty_cache(self) -> None:
-        return None
+    manual_seed_all = manual_seed
 
     def get_device_capability(self, device_index: int = 0) -> tuple[int | None, int | None]:
         return None, None
@@ -137,12 +104,6 @@ class _PlatformCPUMethods:
     @contextlib.contextmanager
     def nvtx_range(self, msg: str):
         yield
-
-    def profiler_start(self) -> None:
-        return None
-
-    def profiler_stop(self) -> None:
-        return None
 
     def ray_resource_name(self) -> str:
         return "GPU"
@@ -191,19 +152,6 @@ def rollout_env_vars() -> dict[str, str]:
     return {"VERL_PLATFORM": os.environ.get("VERL_PLATFORM", PLATFORM_NAME), **vllm_cpu_env()}
 
 
-def _single_gloo_backend(original):
-
-    @functools.wraps(original)
-    def initialize(*args: Any, **kwargs: Any):
-        backend = kwargs.get("backend")
-        if backend is None or backend == "cpu:gloo,cpu:gloo":
-            kwargs["backend"] = "cpu:gloo"
-        return original(*args, **kwargs)
-
-    initialize._smartthinker_cpu = True  # type: ignore[attr-defined]
-    return initialize
-
-
 def _patch_process_group_init() -> None:
     """verl builds ``f"cpu:gloo,{device}:{backend}"``; with device ``cpu`` torch rejects the duplicate entry."""
     import sys
@@ -213,13 +161,19 @@ def _patch_process_group_init() -> None:
     original = distributed.initialize_global_process_group_ray
     if getattr(original, "_smartthinker_cpu", False):
         return
-    patched = _single_gloo_backend(original)
-    distributed.initialize_global_process_group_ray = patched
-    # modules that imported it by name before this ran (normally none: plugins load inside `import verl`)
-    for module_name in ("verl.workers.engine_workers",):
-        module = sys.modules.get(module_name)
-        if module is not None and getattr(module, "initialize_global_process_group_ray", None) is original:
-            module.initialize_global_process_group_ray = patched
+
+    @functools.wraps(original)
+    def initialize(*args: Any, **kwargs: Any):
+        if kwargs.get("backend") in (None, "cpu:gloo,cpu:gloo"):
+            kwargs["backend"] = "cpu:gloo"
+        return original(*args, **kwargs)
+
+    initialize._smartthinker_cpu = True  # type: ignore[attr-defined]
+    distributed.initialize_global_process_group_ray = initialize
+    # a module that imported it by name before this ran (normally none: plugins load inside `import verl`)
+    engine_workers = sys.modules.get("verl.workers.engine_workers")
+    if getattr(engine_workers, "initialize_global_process_group_ray", None) is original:
+        engine_workers.initialize_global_process_group_ray = initialize
 
 
 def activate() -> None:

@@ -14,6 +14,7 @@ CLI (used by ``recipes/cpu_common.sh``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -191,18 +192,13 @@ def cleanup(marker: str, grace_s: float = 5.0) -> int:
         raise ValueError(f"refusing to match processes on the short marker {marker!r}; pass the run's Ray temp folder")
     processes = []
     for pid in processes_using(marker):
-        try:
-            process = psutil.Process(pid)
-            process.terminate()
-            processes.append(process)
-        except psutil.NoSuchProcess:
-            pass
+        with contextlib.suppress(psutil.NoSuchProcess):
+            processes.append(psutil.Process(pid))
+            processes[-1].terminate()
     _, alive = psutil.wait_procs(processes, timeout=grace_s)
     for pid in {*(p.pid for p in alive), *processes_using(marker)}:  # also children started during the grace
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).kill()
-        except psutil.NoSuchProcess:
-            pass
     return len(processes)
 
 
@@ -225,13 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "diagnose":
         lines = args.log.read_text(errors="replace").splitlines(keepends=True) if args.log.is_file() else []
-        found = diagnose(lines[-TAIL_LINES:], exit_status=args.exit_status)
-        if found is None:
-            print(f"  what happened: the trainer failed; the last lines of {args.log} show why")
-            print("  what to do:    fix the error shown there and re-run (the run cleans up after itself)")
-        else:
-            print(f"  what happened: {found[0]}")
-            print(f"  what to do:    {found[1]}")
+        what, fix = diagnose(lines[-TAIL_LINES:], exit_status=args.exit_status) or (
+            f"the trainer failed; the last lines of {args.log} show why",
+            "fix the error shown there and re-run (the run cleans up after itself)",
+        )
+        print(f"  what happened: {what}\n  what to do:    {fix}")
         return 0
     count = cleanup(args.marker)
     if count:

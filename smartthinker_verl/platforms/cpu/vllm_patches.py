@@ -83,7 +83,8 @@ PATCHES: dict[str, Callable[[ModuleType], None]] = {_LINEAR_MODULE: keep_linear_
 
 
 class _PatchAfterImport(importlib.abc.MetaPathFinder):
-    """Runs a patch right after vLLM executes one of the modules in :data:`PATCHES`."""
+    """Runs a patch right after vLLM executes one of the modules in :data:`PATCHES`: the spec of the finder that
+    would have found the module, with its (per-module) loader's ``exec_module`` wrapped."""
 
     def find_spec(self, fullname, path, target=None):
         patch = PATCHES.get(fullname)
@@ -93,44 +94,21 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                spec.loader = _PatchingLoader(spec.loader, patch)
+            if spec is not None and hasattr(spec.loader, "exec_module"):
+
+                def exec_module(module, execute=spec.loader.exec_module) -> None:
+                    execute(module)
+                    patch(module)
+
+                spec.loader.exec_module = exec_module
                 return spec
         return None
 
 
-class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, loader, patch) -> None:
-        self._loader = loader
-        self._patch = patch
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        self._loader.exec_module(module)
-        self._patch(module)
-
-    def __getattr__(self, name):  # get_resource_reader, get_filename, ... of the wrapped loader
-        return getattr(self._loader, name)
-
-
 def install() -> None:
     """Apply every patch now (module already imported) or when vLLM imports it. Idempotent."""
-    pending = False
     for module_name, patch in PATCHES.items():
-        module = sys.modules.get(module_name)
-        if module is not None:
-            patch(module)
-        else:
-            pending = True
-    if pending and not any(isinstance(finder, _PatchAfterImport) for finder in sys.meta_path):
+        if module_name in sys.modules:
+            patch(sys.modules[module_name])
+    if not any(isinstance(finder, _PatchAfterImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _PatchAfterImport())
-
-
-def installed() -> bool:
-    """True when every patch is applied, or will be when vLLM imports its module."""
-    if any(isinstance(finder, _PatchAfterImport) for finder in sys.meta_path):
-        return True
-    method = getattr(sys.modules.get(_LINEAR_MODULE), "UnquantizedLinearMethod", None)
-    return getattr(getattr(method, "process_weights_after_loading", None), "_smartthinker_cpu", False)
