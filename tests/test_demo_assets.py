@@ -135,8 +135,9 @@ def test_gsm8k_items_become_rows_with_the_final_answer(tmp_path):
     (row,) = demo_data.gsm8k_rows(tmp_path)
     assert row["reward_model"]["ground_truth"] == "1234"
     assert row["data_source"] == "openai/gsm8k" and row["extra_info"]["id_orig"] == 7
-    with pytest.raises(DataError, match="####"):
-        demo_data.gsm8k_answer("no final line", "x.toml")
+    (tmp_path / "0001.toml").write_text('question = "?"\nanswer = "no final line"\n')
+    with pytest.raises(DataError, match=r"0001\.toml: GSM8K solution has no '#### answer'"):
+        demo_data.gsm8k_rows(tmp_path)
     with pytest.raises(MissingFileError, match="prepare gsm8k"):
         demo_data.gsm8k_rows(tmp_path / "empty")
 

@@ -20,16 +20,7 @@ DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".index.json")
 
 
-def _config_dtype(config) -> torch.dtype | None:
-    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-    if isinstance(value, torch.dtype):
-        return value
-    if isinstance(value, str):
-        return DTYPES.get(value.replace("torch.", ""))
-    return None
-
-
-def resolve_dtype(requested: str, hf_dir: Path, base_model: str | None) -> tuple[torch.dtype, str]:
+def resolve_dtype(requested: str, merger: FSDPModelMerger, base_model: str | None) -> tuple[torch.dtype, str]:
     """The output dtype and where it came from. ``auto``: the base model config's (first, because verl rewrites the
     checkpoint's config to the training dtype, float32), else the checkpoint config's, else float32."""
     if requested != "auto":
@@ -38,18 +29,22 @@ def resolve_dtype(requested: str, hf_dir: Path, base_model: str | None) -> tuple
         return DTYPES[requested], "--dtype"
     from transformers import AutoConfig
 
+    base_config = None
     if base_model:
         try:
-            dtype = _config_dtype(AutoConfig.from_pretrained(str(Path(base_model).expanduser()), local_files_only=True))
+            base_config = AutoConfig.from_pretrained(str(Path(base_model).expanduser()), local_files_only=True)
         except (OSError, ValueError) as exc:
             logger.info("base model config %s not readable here (%s); using the checkpoint's", base_model, exc)
-            dtype = None
+    checkpoint_config = f"{merger.hf_model_config_path}/config.json"
+    sources = {
+        "base model config": (base_config, base_model),
+        "checkpoint config": (merger.model_config, checkpoint_config),
+    }
+    for source, (config, where) in sources.items():
+        dtype = DTYPES.get(str(getattr(config, "dtype", None)).removeprefix("torch."))
         if dtype is not None:
-            return dtype, f"base model config ({base_model})"
-    dtype = _config_dtype(AutoConfig.from_pretrained(hf_dir))
-    if dtype is not None:
-        return dtype, f"checkpoint config ({hf_dir / 'config.json'})"
-    logger.warning("no dtype declared in %s; writing float32", hf_dir / "config.json")
+            return dtype, f"{source} ({where})"
+    logger.warning("no dtype declared in %s; writing float32", checkpoint_config)
     return torch.float32, "default (float32)"
 
 

