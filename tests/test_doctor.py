@@ -240,7 +240,7 @@ def test_recipe_environment_ignored_by_the_plain_cli_is_a_warning() -> None:
     assert warning.message.startswith("NGPUS, CHECKPOINT_DIR set here") and "--doctor-only" in warning.fix
     assert doctor.check_recipe_environment({"NGPUS": "8"}, "run_1.5b") is None  # the recipe applied it
     assert doctor.check_recipe_environment({"HOME": "/h"}, None) is None
-    assert doctor.driver_findings(None, req(), {"NNODES": "2"}, None)[0].check == "recipe_environment"
+    assert doctor.check_recipe_environment({"NNODES": "2"}, None).check == "recipe_environment"
 
 
 @pytest.mark.slow

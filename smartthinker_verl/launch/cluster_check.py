@@ -5,7 +5,7 @@ entry point runs it on a Ray job's driver and in a Ray task on a worker (``recip
 "python -m smartthinker_verl.launch.cluster_check"``: does ``VERL_USE_EXTERNAL_MODULES`` bring the plugin to nodes
 without the package?). It checks that
 
-1. ``import verl`` loads the plugin and registers the estimator and the reward manager (:func:`registration_errors`);
+1. ``import verl`` loads the plugin and registers the estimator and the reward manager;
 2. the estimator, composed from the package yaml and called through verl's registry, gives the paper's worked
    example (one group of 8; docs/algorithm.md section 5);
 3. the scorer grades a few responses as expected.
@@ -41,27 +41,13 @@ SCORER_CASES = (
 TOLERANCE = 1e-5
 
 
-def worked_example_batch() -> tuple[Any, Any, Any]:
-    """``(token_level_rewards [8, 8000], response_mask [8, 8000], index [8])`` of the worked example."""
-    import numpy as np
-    import torch
-
-    width = max(WORKED_LENGTHS)
-    lengths = torch.tensor(WORKED_LENGTHS)
-    response_mask = (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).to(torch.float32)
-    token_level_rewards = torch.zeros(len(WORKED_LENGTHS), width)
-    token_level_rewards[torch.arange(len(WORKED_LENGTHS)), lengths - 1] = torch.tensor(
-        WORKED_CORRECT, dtype=torch.float32
-    )
-    index = np.array(["prompt-0"] * len(WORKED_LENGTHS), dtype=object)
-    return token_level_rewards, response_mask, index
-
-
-def registration(estimator: str) -> dict[str, bool]:
-    """Whether ``import verl`` loaded the plugin in this process and registered ``estimator`` and the reward manager."""
+def run_checks(estimator: str) -> dict[str, Any]:
+    """Run every check in this process; returns a JSON-able report with ``ok``."""
     import verl  # noqa: F401  (loads VERL_USE_EXTERNAL_MODULES and the verl.plugins entry points)
     from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    import smartthinker_verl
 
     flags = {
         "plugin_loaded_by_verl": "smartthinker_verl.plugin" in sys.modules,
@@ -70,33 +56,19 @@ def registration(estimator: str) -> dict[str, bool]:
     managers = set(REWARD_MANAGER)  # before the import below, which registers the manager itself
     from smartthinker_verl.reward_manager import MANAGER_NAME
 
-    return {**flags, "reward_manager_registered": MANAGER_NAME in managers}
-
-
-def registration_errors(flags: dict[str, bool], estimator: str) -> list[str]:
-    """One line per false flag of :func:`registration`."""
-    from smartthinker_verl.reward_manager import MANAGER_NAME
-
+    flags["reward_manager_registered"] = MANAGER_NAME in managers
     messages = {
         "plugin_loaded_by_verl": "`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES",
         "reward_manager_registered": f"reward manager {MANAGER_NAME!r} is not registered",
         "estimator_registered": f"advantage estimator {estimator!r} is not registered",
     }
-    return [message for key, message in messages.items() if not flags[key]]
-
-
-def run_checks(estimator: str) -> dict[str, Any]:
-    """Run every check in this process; returns a JSON-able report with ``ok``."""
-    import smartthinker_verl
-
-    flags = registration(estimator)
     report: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "verl_use_external_modules": os.environ.get("VERL_USE_EXTERNAL_MODULES", ""),
         "package_file": smartthinker_verl.__file__,
         **flags,
-        "errors": registration_errors(flags, estimator),
+        "errors": [message for key, message in messages.items() if not flags[key]],
     }
     if flags["estimator_registered"]:
         report["errors"] += worked_example_errors(estimator, report) + scorer_errors(report)
@@ -107,13 +79,20 @@ def run_checks(estimator: str) -> dict[str, Any]:
 def worked_example_errors(estimator: str, report: dict[str, Any]) -> list[str]:
     """Run ``estimator`` through verl's registry on the worked example; its per-response advantages go to
     ``report``. Only SmartThinker (under any of its names) is compared with the paper's numbers."""
+    import numpy as np
+    import torch
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
     from smartthinker_verl.launch.compose import compose_config
     from smartthinker_verl.shaping import METHODS
 
     algorithm = compose_config([f"algorithm.adv_estimator={estimator}"]).algorithm
-    rewards, mask, index = worked_example_batch()
+    # one group of 8 responses, each rewarded (correct or not) at its last token
+    lengths = torch.tensor(WORKED_LENGTHS)
+    mask = (torch.arange(max(WORKED_LENGTHS)).unsqueeze(0) < lengths.unsqueeze(1)).to(torch.float32)
+    rewards = torch.zeros_like(mask)
+    rewards[torch.arange(len(WORKED_LENGTHS)), lengths - 1] = torch.tensor(WORKED_CORRECT, dtype=torch.float32)
+    index = np.array(["prompt-0"] * len(WORKED_LENGTHS), dtype=object)
     advantages, _returns = get_adv_estimator_fn(estimator)(
         token_level_rewards=rewards, response_mask=mask, index=index, config=algorithm
     )

@@ -11,9 +11,10 @@ padded micro-batches and their smaller token budget. The doctor checks flash-att
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,13 +25,7 @@ if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
 
 from smartthinker_verl import resolvers  # noqa: F401  (registers ${smartthinker_sum:...} of the recipe yaml)
-from smartthinker_verl.launch.validate import (
-    REMOTE_PREFIXES,
-    RecipeConfigError,
-    one_line,
-    stdout_to_stderr,
-    validate_config,
-)
+from smartthinker_verl.launch.validate import REMOTE_PREFIXES, RecipeConfigError, one_line, validate_config
 from smartthinker_verl.options import CONFIG_KEY
 from smartthinker_verl.shaping import find_method, get_method
 
@@ -40,63 +35,30 @@ logger = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 #: The recipe config every recipe composes.
 DEFAULT_CONFIG_NAME = "smartthinker_trainer"
-#: The switch to PyTorch's sdpa attention (config/attention/sdpa.yaml; docs/gpu.md, "Without flash-attn").
-SDPA_SWITCH = "+attention=sdpa"
 
 
-def compose_config(
-    overrides: Sequence[str] = (),
-    *,
-    config_name: str = DEFAULT_CONFIG_NAME,
-    config_dir: str | Path | None = None,
-) -> DictConfig:
-    """Compose the recipe config with Hydra's compose API.
+def compose_config(overrides: Sequence[str] = (), *, config_name: str = DEFAULT_CONFIG_NAME) -> DictConfig:
+    """Compose ``config/<config_name>.yaml`` with Hydra's compose API and override strings, e.g.
+    ``["trainer.total_epochs=7", "+algorithm.smartthinker.x=1"]``.
 
-    Args:
-        overrides: Hydra override strings, e.g. ``["trainer.total_epochs=7", "+algorithm.smartthinker.x=1"]``.
-        config_name: yaml file (without ``.yaml``) in ``config_dir``.
-        config_dir: directory of recipe yaml files; default: this package's ``config/``.
-
-    Returns:
-        The composed, unresolved config (interpolations stay, as verl expects). ``trainer.experiment_name`` is
-        filled from :func:`build_run_name` when the yaml or the overrides leave it null.
-
-    Raises:
-        RecipeConfigError: an override has bad syntax or names an unknown key, or the yaml does not exist.
+    Returns the unresolved config (interpolations stay, as verl expects), ``trainer.experiment_name`` filled from
+    :func:`build_run_name` when the yaml and the overrides leave it null. Raises :class:`RecipeConfigError` for an
+    override with bad syntax or an unknown key, or a yaml that does not exist.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
-    directory = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    if not (directory / f"{config_name}.yaml").is_file():
+    if not (CONFIG_DIR / f"{config_name}.yaml").is_file():
         raise RecipeConfigError(
             [
-                f"config {config_name!r} not found: {directory / (config_name + '.yaml')} does not exist. "
-                f"Fix: pass --config-name with one of {sorted(p.stem for p in directory.glob('*.yaml'))}."
+                f"config {config_name!r} not found: {CONFIG_DIR / (config_name + '.yaml')} does not exist. "
+                f"Fix: pass --config-name with one of {sorted(p.stem for p in CONFIG_DIR.glob('*.yaml'))}."
             ]
         )
-    parsed = _parse_overrides(overrides)
-    if GlobalHydra.instance().is_initialized():  # e.g. called from inside another Hydra app
-        GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(directory.resolve()), version_base=None):
-            config = compose(config_name=config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise RecipeConfigError([_composition_problem(exc, parsed)]) from exc
-    if config.trainer.get("experiment_name") is None:
-        config.trainer.experiment_name = build_run_name(config)
-    return config
-
-
-def _parse_overrides(overrides: Sequence[str]) -> list[Override]:
-    """Parse with Hydra's override parser; :class:`RecipeConfigError` names every override that does not parse."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    parser = OverridesParser.create()
-    parsed, problems = [], []
+    parser, parsed, problems = OverridesParser.create(), [], []
     for line in overrides:
         try:
             parsed += parser.parse_overrides([line])
@@ -107,7 +69,15 @@ def _parse_overrides(overrides: Sequence[str]) -> list[Override]:
             )
     if problems:
         raise RecipeConfigError(problems)
-    return parsed
+    GlobalHydra.instance().clear()  # e.g. called from inside another Hydra app
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            config = compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise RecipeConfigError([_composition_problem(exc, parsed)]) from exc
+    if config.trainer.get("experiment_name") is None:
+        config.trainer.experiment_name = build_run_name(config)
+    return config
 
 
 def _composition_problem(exc: Exception, overrides: Sequence[Override]) -> str:
@@ -175,32 +145,19 @@ def render_yaml(config: DictConfig) -> str:
     return OmegaConf.to_yaml(config, resolve=True)
 
 
-def absolute_checkpoint_dir(config: DictConfig, cwd: str | Path | None = None) -> None:
-    """Make a relative ``trainer.default_local_dir`` absolute against the launch folder (in place), keeping its
-    interpolations: the trainer's Ray actor has another working directory, and the resume guard, the doctor and
-    ``convert`` look in the launch folder."""
-    from omegaconf import open_dict
-
-    resolved = str(OmegaConf.select(config, "trainer.default_local_dir"))
-    if resolved.startswith(REMOTE_PREFIXES) or Path(resolved).expanduser().is_absolute():
-        if resolved.startswith("~"):
-            config.trainer.default_local_dir = str(Path(resolved).expanduser())
-        return
-    raw = config.trainer._get_node("default_local_dir")._value()
-    with open_dict(config):
-        config.trainer.default_local_dir = str(Path(cwd or os.getcwd()) / str(raw))
-
-
 def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) -> DictConfig:
-    """Compose, validate and make the checkpoint folder absolute: the config every launch path runs.
-
-    Raises:
-        RecipeConfigError: every problem of the composed config, each with its fix.
-    """
-    with stdout_to_stderr():
+    """Compose, validate (:class:`RecipeConfigError`: every problem, each with its fix) and make a relative
+    ``trainer.default_local_dir`` absolute against the launch folder, keeping its interpolations: the config every
+    launch path runs. (The trainer's Ray actor has another working directory; the resume guard, the doctor and
+    ``convert`` look in the launch folder.)"""
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the YAML
         config = compose_config(overrides, config_name=config_name)
         validate_config(config, require_files=require_files).raise_if_errors()
-        absolute_checkpoint_dir(config)
+    directory, raw = str(config.trainer.default_local_dir), config.trainer._get_node("default_local_dir")._value()
+    if directory.startswith("~"):
+        config.trainer.default_local_dir = str(Path(directory).expanduser())
+    elif not directory.startswith(REMOTE_PREFIXES) and not Path(directory).is_absolute():
+        config.trainer.default_local_dir = str(Path.cwd() / str(raw))
     logger.info("%s", attention_note(config))
     return config
 
@@ -218,9 +175,8 @@ def attention_note(config: DictConfig) -> str:
     budget = f"ppo_max_token_len_per_gpu={config.actor_rollout_ref.actor.ppo_max_token_len_per_gpu}"
     if uses_flash_attn(config):
         return (
-            f"attention: flash-attn, packed sequences ({budget}); "
-            f"every GPU node needs flash-attn (`smartthinker-verl doctor` checks). Without it: add {SDPA_SWITCH} "
-            "(docs/gpu.md, 'Without flash-attn')"
+            f"attention: flash-attn, packed sequences ({budget}); every GPU node needs flash-attn (`smartthinker-verl "
+            "doctor` checks). Without it: add +attention=sdpa (docs/gpu.md, 'Without flash-attn')"
         )
     implementation = OmegaConf.select(model, "override_config.attn_implementation")
     return f"attention: {implementation}, use_remove_padding={model.use_remove_padding}, {budget}"

@@ -21,6 +21,7 @@ run will pay; it never fails it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,57 +89,35 @@ class Requirements:
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
-# ------------------------------------------------------------------------------------------------ sizing
-
-
 def parameter_count(model_path: str) -> int | None:
-    """Parameters of the model, from its weights' safetensors headers (no tensor is read): a local folder, else the
-    model's folder in the local Hugging Face cache, else the Hub's safetensors metadata (unless ``HF_HUB_OFFLINE``).
-    None when none of these is readable from here (the disk check then only reports free space)."""
-    folder = _local_model_folder(model_path)
-    if folder is not None:
-        return safetensors_parameters(folder)
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or model_path.startswith(("/", ".", "~")):
+    """Parameters of the model, from its weights' safetensors headers (no tensor is read; a sharded model's from the
+    shards of ``model.safetensors.index.json``): a local folder, else the model's folder in the local Hugging Face
+    cache, else the Hub's safetensors metadata (unless ``HF_HUB_OFFLINE``). None when none of these is readable from
+    here (the disk check then only reports free space)."""
+    from huggingface_hub import get_safetensors_metadata, snapshot_download
+    from safetensors import safe_open
+
+    folder, path_like = Path(model_path).expanduser(), model_path.startswith(("/", ".", "~"))
+    if not folder.is_dir() and not path_like and model_path.count("/") == 1:
+        with contextlib.suppress(Exception):  # else: not in the local cache
+            folder = Path(snapshot_download(model_path, local_files_only=True))
+    if folder.is_dir():
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            files = sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
+        else:
+            files = sorted(folder.glob("*.safetensors"))
+        total = 0
+        for file in files:
+            with safe_open(str(file), framework="pt") as weights:
+                total += sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
+        return total if files else None
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or path_like:
         return None
     try:
-        from huggingface_hub import get_safetensors_metadata
-
         return sum(get_safetensors_metadata(model_path, timeout=10).parameter_count.values())
     except Exception:  # unreachable hub, gated repo, no safetensors: the size stays unknown (a NOTE)
         logger.debug("no safetensors metadata for %s on the Hub", model_path, exc_info=True)
-        return None
-
-
-def safetensors_parameters(folder: Path) -> int | None:
-    """Sum of the tensor sizes in the folder's ``*.safetensors`` headers (the shards of
-    ``model.safetensors.index.json`` when there is one); None without safetensors."""
-    from safetensors import safe_open
-
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
-    else:
-        files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return None
-    total = 0
-    for file in files:
-        with safe_open(str(file), framework="pt") as weights:
-            total += sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
-    return total
-
-
-def _local_model_folder(model_path: str) -> Path | None:
-    folder = Path(model_path).expanduser()
-    if folder.is_dir():
-        return folder
-    if model_path.count("/") != 1 or model_path.startswith(("/", ".", "~")):
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model_path, local_files_only=True))
-    except Exception:  # not in the local cache
         return None
 
 
@@ -149,43 +128,29 @@ def saves_of_run(total_steps: int, save_freq: int) -> int:
     return total_steps // save_freq + (1 if total_steps % save_freq else 0)
 
 
-def checkpoint_bytes(parameters: int) -> int:
-    """Bytes of one actor checkpoint (all ranks together)."""
-    return parameters * CHECKPOINT_BYTES_PER_PARAM
-
-
 def requirements_from_config(config: Any) -> Requirements:
     """Plain requirements from a composed recipe config."""
     from smartthinker_verl.launch.compose import uses_flash_attn
 
     trainer, rollout = config.trainer, config.actor_rollout_ref.rollout
     parameters = parameter_count(str(config.actor_rollout_ref.model.path))
-    total = int(trainer.total_training_steps or 0)
-    saves = saves_of_run(total, int(trainer.save_freq or 0))
+    saves = saves_of_run(int(trainer.total_training_steps or 0), int(trainer.save_freq or 0))
     keep = trainer.get("max_actor_ckpt_to_keep")
-    kept = min(saves, int(keep)) if keep else saves
+    directory = str(trainer.default_local_dir)  # relative to the launch folder (the driver's), not a Ray worker's
+    if "://" not in directory and not Path(directory).expanduser().is_absolute():
+        directory = str(Path.cwd() / directory)
     return Requirements(
         gpus_per_node=int(trainer.n_gpus_per_node),
         nnodes=int(trainer.nnodes),
         needs_gpu=str(trainer.get("device", "cuda")) != "cpu",
         rollout=str(rollout.name),
-        # relative to the launch folder (the driver's), not to a Ray worker's
-        checkpoint_dir=_absolute(str(trainer.default_local_dir)),
-        checkpoint_bytes=checkpoint_bytes(parameters) if parameters else None,
-        kept_checkpoints=kept,
+        checkpoint_dir=directory,
+        checkpoint_bytes=parameters * CHECKPOINT_BYTES_PER_PARAM if parameters else None,
+        kept_checkpoints=min(saves, int(keep)) if keep else saves,
         wandb="wandb" in [str(x) for x in (trainer.logger or [])],
         estimator=str(config.algorithm.adv_estimator),
         flash_attn=uses_flash_attn(config),
     )
-
-
-def _absolute(path: str) -> str:
-    if "://" in path or Path(path).expanduser().is_absolute():
-        return path
-    return str(Path.cwd() / path)
-
-
-# ------------------------------------------------------------------------------------ driver-side checks
 
 
 def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> Finding | None:
@@ -201,15 +166,6 @@ def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> 
     )  # fmt: skip
 
 
-def driver_findings(config: Any, req: Requirements, environ: Mapping[str, str], recipe: str | None) -> list[Finding]:
-    """Findings of the driver alone (the composed config and this shell), printed before the cluster's."""
-    found = [check_recipe_environment(environ, recipe)]
-    return [finding for finding in found if finding is not None]
-
-
-# ---------------------------------------------------------------------------------------- pure checks
-
-
 def check_cluster(nodes: Sequence[Mapping[str, Any]], req: Requirements) -> list[Finding]:
     """``nodes``: ``{"name", "gpus"}`` of every alive node (``gpus``: its Ray GPU resource). A GPU run counts only
     the nodes with GPUs against ``trainer.nnodes`` (verl places no GPU worker elsewhere); a CPU run counts all."""
@@ -218,15 +174,11 @@ def check_cluster(nodes: Sequence[Mapping[str, Any]], req: Requirements) -> list
     counted = [n for n in nodes if n["gpus"] > 0] if req.needs_gpu else list(nodes)
     if len(counted) < req.nnodes:
         what = "node(s) with a Ray GPU resource" if req.needs_gpu else "alive node(s)"
-        findings.append(
-            Finding(
-                "cluster",
-                PROBLEM,
-                f"{len(counted)} {what}, the run needs trainer.nnodes={req.nnodes}",
-                "start the missing nodes (`ray start --address=HEAD:6379` on each; Ray detects a node's GPUs) or "
-                "lower NNODES (trainer.nnodes)",
-            )  # fmt: skip
-        )
+        findings.append(Finding(
+            "cluster", PROBLEM, f"{len(counted)} {what}, the run needs trainer.nnodes={req.nnodes}",
+            "start the missing nodes (`ray start --address=HEAD:6379` on each; Ray detects a node's GPUs) or "
+            "lower NNODES (trainer.nnodes)",
+        ))  # fmt: skip
     return findings
 
 
@@ -352,65 +304,36 @@ def check_shared_dir(node: str, seen_tokens: Sequence[str], all_nodes: Sequence[
     return Finding("checkpoint_dir", OK, f"writable and shared by {len(all_nodes)} node(s)", node=node)
 
 
-# ----------------------------------------------------------------------------------------- node probes
+#: Run in a fresh interpreter by :func:`probe_gpus`; each prints one JSON line.
+TORCH_PROBE = """import json, os, torch
+facts = {'cuda': torch.version.cuda, 'torch': torch.__version__, 'count': 0, 'capabilities': [],
+         'visible': os.environ.get('CUDA_VISIBLE_DEVICES')}
+try:
+    facts['count'] = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for i in range(facts['count']):
+        facts['capabilities'].append(list(torch.cuda.get_device_capability(i)))
+except Exception as e:
+    facts['error'] = f'{type(e).__name__}: {e}'[:300]
+print(json.dumps(facts))"""
+VLLM_PROBE = """import json, vllm
+from vllm.platforms import current_platform
+print(json.dumps({'imported': True, 'version': vllm.__version__, 'device': str(current_platform.device_type)}))"""
+FLASH_ATTN_PROBE = "import json, flash_attn\nprint(json.dumps({'imported': True, 'version': flash_attn.__version__}))"
 
 
-def _python(code: str) -> tuple[bool, str]:
-    """Run ``code`` in a fresh interpreter (CUDA, vLLM and flash-attn initialise there, not in Ray's worker)."""
+def _facts(code: str, **failed: Any) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (CUDA, vLLM and flash-attn initialise there, not in Ray's worker): the
+    JSON it prints, else ``failed`` with the ``error``."""
     try:
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT_S
         )
     except subprocess.TimeoutExpired:
-        return False, f"timed out after {_SUBPROCESS_TIMEOUT_S} s"
+        return {**failed, "error": f"timed out after {_SUBPROCESS_TIMEOUT_S} s"}
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return False, tail[:300]
-    return True, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-
-
-def torch_facts() -> dict[str, Any]:
-    """torch's CUDA runtime and the compute capability of each GPU visible to this process."""
-    code = (
-        "import json, os, torch\n"
-        "facts = {'cuda': torch.version.cuda, 'torch': torch.__version__, 'count': 0, 'capabilities': [],\n"
-        "         'visible': os.environ.get('CUDA_VISIBLE_DEVICES')}\n"
-        "try:\n"
-        "    facts['count'] = torch.cuda.device_count() if torch.cuda.is_available() else 0\n"
-        "    for i in range(facts['count']):\n"
-        "        facts['capabilities'].append(list(torch.cuda.get_device_capability(i)))\n"
-        "except Exception as e:\n"
-        "    facts['error'] = f'{type(e).__name__}: {e}'[:300]\n"
-        "print(json.dumps(facts))"
-    )
-    ok, out = _python(code)
-    return json.loads(out) if ok else {"cuda": None, "count": 0, "error": out}
-
-
-def vllm_facts() -> dict[str, Any]:
-    code = (
-        "import json, vllm\n"
-        "from vllm.platforms import current_platform\n"
-        "print(json.dumps({'imported': True, 'version': vllm.__version__, "
-        "'device': str(current_platform.device_type)}))"
-    )
-    ok, out = _python(code)
-    return json.loads(out) if ok else {"imported": False, "error": out}
-
-
-def flash_attn_facts() -> dict[str, Any]:
-    ok, out = _python(
-        "import json, flash_attn\nprint(json.dumps({'imported': True, 'version': flash_attn.__version__}))"
-    )
-    return json.loads(out) if ok else {"imported": False, "error": out}
-
-
-def _netrc_has_wandb() -> bool:
-    netrc = Path.home() / ".netrc"
-    try:
-        return "api.wandb.ai" in netrc.read_text()
-    except OSError:
-        return False
+        return {**failed, "error": tail[:300]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _probe_name(req: Requirements, node: str) -> str:
@@ -436,11 +359,8 @@ def read_probes(req: Requirements) -> list[str]:
 
 
 def remove_probe(req: Requirements, node: str) -> None:
-    probe = Path(req.checkpoint_dir) / _probe_name(req, node)
-    try:
-        probe.unlink()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        (Path(req.checkpoint_dir) / _probe_name(req, node)).unlink()
 
 
 def check_plugin(estimator: str) -> Finding:
@@ -462,53 +382,41 @@ def check_plugin(estimator: str) -> Finding:
 
 def probe_node(req: Requirements, node: str) -> list[dict[str, Any]]:
     """The checks of every node except the shared folder (needs all probes first); findings as dicts."""
-    findings = [check_plugin(req.estimator)]
+    directory = Path(req.checkpoint_dir)
+    existing = next((p for p in (directory, *directory.parents) if p.exists()), directory)
     try:
-        free: int | None = int(shutil.disk_usage(_existing_parent(req.checkpoint_dir)).free)
+        free: int | None = int(shutil.disk_usage(existing).free)
     except OSError:
         free = None
-    findings.append(check_disk(free, req))
-    findings.append(check_wandb(req, os.environ, _netrc_has_wandb()))
-    return _as_node(findings, node)
+    try:
+        netrc_has_wandb = "api.wandb.ai" in (Path.home() / ".netrc").read_text()
+    except OSError:
+        netrc_has_wandb = False
+    findings = [check_plugin(req.estimator), check_disk(free, req), check_wandb(req, os.environ, netrc_has_wandb)]
+    return [asdict(replace(f, node=node)) for f in findings]
 
 
 def probe_gpus(req: Requirements, node: str, ray_gpus: float, assigned: int) -> list[dict[str, Any]]:
     """The GPU checks of a node, run in a task that holds ``assigned`` of its GPUs (Ray's CUDA_VISIBLE_DEVICES)."""
-    torch_info = torch_facts()
+    torch_info = _facts(TORCH_PROBE, cuda=None, count=0)
     findings = [
         check_gpu_count(ray_gpus, req),
         check_torch_cuda(assigned, torch_info),
         check_compute_capability(torch_info.get("capabilities") or []),
-        check_vllm(req, vllm_facts() if req.rollout == "vllm" else None),
-        check_flash_attn(req, flash_attn_facts() if req.flash_attn else None),
+        check_vllm(req, _facts(VLLM_PROBE, imported=False) if req.rollout == "vllm" else None),
+        check_flash_attn(req, _facts(FLASH_ATTN_PROBE, imported=False) if req.flash_attn else None),
     ]
-    return _as_node(findings, node)
+    return [asdict(replace(f, node=node)) for f in findings]
 
 
-def _as_node(findings: list[Finding], node: str) -> list[dict[str, Any]]:
-    for finding in findings:
-        finding.node = node
-    return [asdict(f) for f in findings]
-
-
-def _existing_parent(path: str) -> str:
-    current = Path(path)
-    while not current.exists() and current.parent != current:
-        current = current.parent
-    return str(current)
-
-
-# ------------------------------------------------------------------------------------------- on Ray
-
-
-def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict | None = None) -> list[Finding]:
+def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) -> list[Finding]:
     """Tasks pinned to each alive node (hard node affinity): probe files, the every-node checks, the GPU checks on
-    the nodes with a Ray GPU resource, then cleanup."""
+    the nodes with a Ray GPU resource (in a task holding the GPUs the run holds there), then cleanup."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     temp_dir = None
-    init_kwargs: dict[str, Any] = {"runtime_env": runtime_env or {}, "logging_level": logging.WARNING}
+    init_kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": logging.WARNING}
     if address == "local":  # a private local cluster (own temp dir), never one another user started here
         temp_dir = tempfile.mkdtemp(prefix="stvdoc", dir="/tmp")
         init_kwargs.update(address="local", _temp_dir=temp_dir, include_dashboard=False)
@@ -527,65 +435,47 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict | N
 
         def on(node_id: str, fn, **resources):
             strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-            options = {"num_cpus": 0, **resources}
-            return ray.remote(scheduling_strategy=strategy, max_retries=0, **options)(fn)
+            return ray.remote(scheduling_strategy=strategy, max_retries=0, num_cpus=0, **resources)(fn)
 
         names = [n["name"] for n in nodes.values()]
         writes = ray.get([on(nid, write_probe).remote(req, n["name"]) for nid, n in nodes.items()])
         seen = ray.get([on(nid, read_probes).remote(req) for nid in nodes])
         common = ray.get([on(nid, probe_node).remote(req, n["name"]) for nid, n in nodes.items()])
-        gpu_results = _gpu_checks(req, nodes, on)
-        ray.get([on(nid, remove_probe).remote(req, n["name"]) for nid, n in nodes.items()])
-        for name, error, tokens, node_findings, gpu_findings in zip(
-            names, writes, seen, common, gpu_results, strict=True
-        ):
-            findings.append(check_shared_dir(name, tokens, names, error))
+        gpu_tasks = {}
+        for nid, node in nodes.items():
+            if req.needs_gpu and node["gpus"] > 0:
+                assigned = min(node["gpus"], req.gpus_per_node)
+                assigned = int(assigned) if assigned >= 1 else assigned
+                task = on(nid, probe_gpus, num_gpus=assigned)
+                gpu_tasks[nid] = task.remote(req, node["name"], node["gpus"], math.ceil(assigned))
+        ready, _ = ray.wait(list(gpu_tasks.values()), num_returns=len(gpu_tasks), timeout=GPU_GRANT_TIMEOUT_S)
+        for (nid, node), error, tokens, node_findings in zip(nodes.items(), writes, seen, common, strict=True):
+            findings.append(check_shared_dir(node["name"], tokens, names, error))
             findings += [Finding(**f) for f in node_findings]
-            findings += gpu_findings
+            if not req.needs_gpu:
+                gpu_findings = skipped_gpu_checks("trainer.device=cpu")
+            elif nid not in gpu_tasks:
+                gpu_findings = skipped_gpu_checks("no Ray GPU resource on this node; the run places no GPU worker here")
+            elif gpu_tasks[nid] in ready:
+                gpu_findings = [Finding(**f) for f in ray.get(gpu_tasks[nid])]
+            else:
+                ray.cancel(gpu_tasks[nid], force=True)
+                gpu_findings = [
+                    Finding(
+                        "gpus",
+                        PROBLEM,
+                        f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another "
+                        "job or actor holds them, and the run would wait for them too",
+                        "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
+                    )  # fmt: skip
+                ]
+            findings += [replace(f, node=node["name"]) for f in gpu_findings]
+        ray.get([on(nid, remove_probe).remote(req, n["name"]) for nid, n in nodes.items()])
         return findings
     finally:
         ray.shutdown()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _gpu_checks(req: Requirements, nodes: Mapping[str, Mapping[str, Any]], on) -> list[list[Finding]]:
-    """Per node: the GPU checks in a task holding the GPUs the run holds there, or their SKIPPED findings."""
-    import ray
-
-    pending: dict[str, Any] = {}
-    for node_id, node in nodes.items():
-        if req.needs_gpu and node["gpus"] > 0:
-            assigned = min(node["gpus"], req.gpus_per_node)
-            assigned = int(assigned) if assigned >= 1 else assigned
-            pending[node_id] = on(node_id, probe_gpus, num_gpus=assigned).remote(
-                req, node["name"], node["gpus"], math.ceil(assigned)
-            )
-    ready, _ = ray.wait(list(pending.values()), num_returns=len(pending), timeout=GPU_GRANT_TIMEOUT_S)
-    results = []
-    for node_id, node in nodes.items():
-        if not req.needs_gpu:
-            skipped = skipped_gpu_checks("trainer.device=cpu")
-        elif node_id not in pending:
-            skipped = skipped_gpu_checks("no Ray GPU resource on this node; the run places no GPU worker here")
-        elif pending[node_id] not in ready:
-            ray.cancel(pending[node_id], force=True)
-            skipped = [
-                Finding(
-                    "gpus",
-                    PROBLEM,
-                    f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another "
-                    "job or actor holds them, and the run would wait for them too",
-                    "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
-                )  # fmt: skip
-            ]
-        else:
-            results.append([Finding(**f) for f in ray.get(pending[node_id])])
-            continue
-        for finding in skipped:
-            finding.node = node["name"]
-        results.append(skipped)
-    return results
 
 
 def ray_runtime_env(config: Any) -> dict:
@@ -603,9 +493,6 @@ def ray_runtime_env(config: Any) -> dict:
     if extra:
         env = OmegaConf.to_container(OmegaConf.merge(env, extra), resolve=True)
     return dict(env)
-
-
-# ---------------------------------------------------------------------------------------------- CLI
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -632,11 +519,11 @@ def run(args: argparse.Namespace) -> int:
     from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare
     from smartthinker_verl.launch.validate import RecipeConfigError
 
+    findings = [f for f in [check_recipe_environment(os.environ, args.recipe)] if f is not None]
     try:
         config = prepare(args.overrides, config_name=args.config_name or DEFAULT_CONFIG_NAME, require_files=False)
     except RecipeConfigError:
-        environment = check_recipe_environment(os.environ, args.recipe)
-        _print([environment] if environment else [])
+        _print(findings)
         raise
     req = requirements_from_config(config)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
@@ -646,14 +533,11 @@ def run(args: argparse.Namespace) -> int:
         f"checkpoints {req.checkpoint_dir} (host {socket.gethostname()})",
         file=sys.stderr,
     )
-    findings = driver_findings(config, req, os.environ, args.recipe)
     findings += run_on_cluster(req, address, ray_runtime_env(config))
     _print(findings)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in findings], indent=2))
-    problems = sum(f.status == PROBLEM for f in findings)
-    warnings = sum(f.status == WARNING for f in findings)
-    skipped = sum(f.status == SKIPPED for f in findings)
+    problems, warnings, skipped = (sum(f.status == status for f in findings) for status in (PROBLEM, WARNING, SKIPPED))
     print(
         f"doctor: {problems} problem(s), {warnings} warning(s), {skipped} check(s) skipped"
         + (" (no GPU on a node: those checks did not run)" if skipped else ""),

@@ -64,14 +64,9 @@ KNOWN_MODELS = {
 }
 
 
-def logits_bytes_per_token(shape: ModelShape, dtype_bytes: int = BF16) -> int:
-    """One copy of the full-vocabulary logits of one position: ``V x dtype`` bytes."""
-    return shape.vocab_size * dtype_bytes
-
-
-def kv_bytes_per_token(shape: ModelShape, tensor_parallel: int = 1, dtype_bytes: int = BF16) -> float:
-    """vLLM's KV cache per token and GPU: ``layers x kv_heads x head_dim x 2 (K, V) x dtype / TP``."""
-    return shape.num_layers * shape.num_kv_heads * shape.head_dim * 2 * dtype_bytes / tensor_parallel
+def kv_bytes_per_token(shape: ModelShape, tensor_parallel: int = 1) -> float:
+    """vLLM's KV cache per token and GPU: ``layers x kv_heads x head_dim x 2 (K, V) x bf16 / TP``."""
+    return shape.num_layers * shape.num_kv_heads * shape.head_dim * 2 * BF16 / tensor_parallel
 
 
 def max_full_length_sequences(kv_cache_bytes: float, shape: ModelShape, tokens: int, tensor_parallel: int = 1) -> int:
@@ -96,7 +91,7 @@ class MicroBatch:
 def micro_batch_bytes(shape: ModelShape, batch: MicroBatch, *, update: bool) -> int:
     """Peak bytes of one padded micro-batch: logits copies (module docstring) + checkpointed activations + mask."""
     per_padded, per_real = UPDATE_COPIES if update else LOG_PROB_COPIES
-    logits = logits_bytes_per_token(shape) * (per_padded * batch.padded + per_real * batch.real)
+    logits = shape.vocab_size * BF16 * (per_padded * batch.padded + per_real * batch.real)
     activations = 0
     if update:
         per_token = BF16 * (shape.num_layers * shape.hidden_size + 6 * shape.hidden_size + 4 * shape.intermediate_size)

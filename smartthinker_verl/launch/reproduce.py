@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import logging
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,7 +54,6 @@ DEFAULT_K = 16
 #: takes the model's own context (262,144 tokens for Qwen3-4B-Thinking-2507) and reserves KV cache for it.
 EVAL_MAX_MODEL_LEN = MAX_TOKENS + 2048
 RUNNER_ENV = "SMARTTHINKER_REPRODUCE_RUNNER"
-DONE, LOG = "stage.done", "stage.log"
 
 
 @dataclass
@@ -73,19 +73,16 @@ class Stage:
 
     @property
     def marker(self) -> Path:
-        return self.directory / DONE
+        return self.directory / "stage.done"
 
     @property
     def log(self) -> Path:
-        return self.directory / LOG
+        return self.directory / "stage.log"
 
     def recorded(self) -> list[str]:
         """The command as stored in ``stage.done``: the interpreter shown as ``python`` (a rerun may use another
         path to the same environment)."""
         return ["python" if part == sys.executable else part for part in self.command]
-
-
-# ------------------------------------------------------------------------------------------------ arguments
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -133,9 +130,6 @@ def check_methods(methods: Sequence[str]) -> None:
     if unknown:
         choices = " ".join(["grpo", *(m.name for m in primary_methods())])
         raise ConfigError(f"unknown method(s) {', '.join(unknown)}. Fix: choose from {choices}")
-
-
-# ------------------------------------------------------------------------------------------------ planning
 
 
 def compose_training(recipe: Path, overrides: Sequence[str]) -> dict[str, Any]:
@@ -188,12 +182,6 @@ def eval_command(model: str, label: str, data: dict[str, Path], out: Path, k: in
     )  # fmt: skip
 
 
-def has_matplotlib() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("matplotlib") is not None
-
-
 def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tuple[list[Stage], str]:
     """Preflight, training and conversion of every method, and the base model the recipe trains from.
 
@@ -243,24 +231,21 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
     return stages, str(configs[0]["actor_rollout_ref"]["model"]["path"])
 
 
-def benchmark_files(data_dir: Path, dry_run: bool) -> tuple[dict[str, Path], str]:
-    """``{benchmark: parquet}`` and a note on them; missing files are an error, or a warning in a dry run."""
+def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, tp: int) -> list[Stage]:
+    """The paper's protocol on the base model and on every converted model, then the report against the base.
+    Missing benchmark files are an error, or a warning in a dry run."""
+    data_dir = Path(os.environ.get("DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
     data = {name: data_dir / name / "test.parquet" for name in BENCHMARKS}
     missing = [str(path) for path in data.values() if not path.is_file()]
-    if not missing:
-        return data, "benchmark files present"
-    fix = f"for name in {' '.join(BENCHMARKS)}; do python data_preprocess/$name.py --output_dir {data_dir}/$name; done"
-    message = f"benchmark files missing: {', '.join(missing)}. Fix: {fix} (or set DATA_DIR)"
-    if not dry_run:
-        raise ConfigError(message)
-    logger.warning("%s", message)
-    return data, f"{len(missing)} of {len(data)} benchmark files missing"
-
-
-def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, tp: int) -> list[Stage]:
-    """The paper's protocol on the base model and on every converted model, then the report against the base."""
-    data_dir = Path(os.environ.get("DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
-    data, data_note = benchmark_files(data_dir, args.dry_run)
+    data_note = f"{len(missing)} of {len(data)} benchmark files missing" if missing else "benchmark files present"
+    if missing:
+        message = (
+            f"benchmark files missing: {', '.join(missing)}. Fix: for name in {' '.join(BENCHMARKS)}; do python "
+            f"data_preprocess/$name.py --output_dir {data_dir}/$name; done (or set DATA_DIR)"
+        )
+        if not args.dry_run:
+            raise ConfigError(message)
+        logger.warning("%s", message)
     protocol = f"temperature {TEMPERATURE}, top-p {TOP_P}, {MAX_TOKENS} new tokens, k={args.k}"
     models = {"base": (base_model, Path(base_model.rstrip("/")).name)}
     models |= {m: (str(run_dir / "convert" / m / "model"), m) for m in args.methods}
@@ -275,7 +260,7 @@ def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, 
     ]
     report_dir = run_dir / "report"
     results = [str(run_dir / "eval" / m / "res.json") for m in args.methods]
-    plot = ["--plot", str(report_dir / "report.png")] if has_matplotlib() else ["--no-plot"]
+    plot = ["--plot", str(report_dir / "report.png")] if importlib.util.find_spec("matplotlib") else ["--no-plot"]
     command = cli_command("report", *results, "--baseline", str(run_dir / "eval" / "base" / "res.json"))
     stages.append(
         Stage(
@@ -290,20 +275,16 @@ def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, 
     return stages
 
 
-def absolute_environment(environ: MutableMapping[str, str] | None = None) -> None:
-    """``DATA_DIR`` and a local ``MODEL_PATH`` as absolute paths: the stages run from other folders (Ray workers
-    keep the raylet's working directory), where a relative path names something else."""
-    environ = os.environ if environ is None else environ
-    if environ.get("DATA_DIR"):
-        environ["DATA_DIR"] = str(Path(environ["DATA_DIR"]).expanduser().resolve())
-    model = environ.get("MODEL_PATH")
-    if model and Path(model).expanduser().exists():
-        environ["MODEL_PATH"] = str(Path(model).expanduser().resolve())
-
-
 def plan(args: argparse.Namespace) -> list[Stage]:
-    """Every stage of the run, composed and validated; the ``smartthinker-verl`` commands parsed by their parsers."""
-    absolute_environment()
+    """Every stage of the run, composed and validated; the ``smartthinker-verl`` commands parsed by their parsers.
+
+    ``DATA_DIR`` and a local ``MODEL_PATH`` become absolute paths first: the stages run from other folders (Ray
+    workers keep the raylet's working directory), where a relative path names something else."""
+    if os.environ.get("DATA_DIR"):
+        os.environ["DATA_DIR"] = str(Path(os.environ["DATA_DIR"]).expanduser().resolve())
+    model = os.environ.get("MODEL_PATH")
+    if model and Path(model).expanduser().exists():
+        os.environ["MODEL_PATH"] = str(Path(model).expanduser().resolve())
     recipe_name, default_tp = MODELS[args.model]
     run_dir = (args.run_dir or Path("runs") / f"reproduce-{args.model}").expanduser().resolve()
     stages, base_model = training_stages(args, RECIPES / recipe_name, run_dir)
@@ -312,9 +293,6 @@ def plan(args: argparse.Namespace) -> list[Stage]:
         if stage.command[:3] == [sys.executable, "-m", "smartthinker_verl.cli"]:
             parse_cli(stage.command)
     return stages
-
-
-# ------------------------------------------------------------------------------------------------ markers
 
 
 def finished(stage: Stage) -> str | None:
@@ -350,9 +328,6 @@ def resolve_skips(stages: list[Stage]) -> None:
             train = next(s for s in stages if s.name == "train/" + stage.name.split("/", 1)[1])
             if train.skip is not None:
                 stage.skip = f"{train.name} is finished (the preflight checks the cluster only before training)"
-
-
-# ------------------------------------------------------------------------------------------------ running
 
 
 def run_stage(stage: Stage) -> int:

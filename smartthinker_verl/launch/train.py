@@ -31,7 +31,7 @@ from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare, rende
 logger = logging.getLogger("smartthinker_verl.launch.train")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m smartthinker_verl.launch.train", description=__doc__.splitlines()[0].split(": ", 1)[0]
     )
@@ -42,16 +42,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--config-name", default=DEFAULT_CONFIG_NAME, help="recipe yaml (default: %(default)s)")
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides (key=value, +key=value)")
-    return parser.parse_args(argv)
-
-
-def latest_checkpoint_step(directory: str | os.PathLike) -> int | None:
-    """The step in ``<directory>/latest_checkpointed_iteration.txt`` (verl writes it after each save), else None."""
-    marker = Path(directory) / "latest_checkpointed_iteration.txt"
-    try:
-        return int(marker.read_text().strip())
-    except (OSError, ValueError):
-        return None
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return exit_status("smartthinker_verl.launch.train", lambda: _train(args))
 
 
 def resume_decision(
@@ -70,7 +63,10 @@ def resume_decision(
     """
     environ = os.environ if environ is None else environ
     directory = str(config.trainer.default_local_dir)
-    step = latest_checkpoint_step(directory)
+    try:  # verl writes the marker after each save
+        step: int | None = int((Path(directory) / "latest_checkpointed_iteration.txt").read_text().strip())
+    except (OSError, ValueError):
+        step = None
     explicit = any(o.lstrip("+").startswith("trainer.resume_mode=") for o in overrides)
     resume = environ.get("RESUME", "").strip()
     if explicit:
@@ -112,12 +108,6 @@ def launch(config) -> None:
 
         logger.warning("trainer.use_v1=false: verl's legacy trainer (deprecated by verl)")
         run_ppo(config, task_runner_class=TaskRunner)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return exit_status("smartthinker_verl.launch.train", lambda: _train(args))
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,50 +56,17 @@ class ValidationReport:
             raise RecipeConfigError(self.errors)
 
 
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send ``print`` output of verl (and anything else) to stderr, so stdout carries only the YAML."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
-
-
 def one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
 def validate_config(config: DictConfig, *, require_files: bool) -> ValidationReport:
-    """Run verl's ``validate_config`` and the checks verl leaves to the GPU run; collect every problem.
-
-    Args:
-        config: a composed recipe config (not modified).
-        require_files: missing data files (and a missing local model directory) are errors when true (a real
-            run), warnings when false (a dry run on a machine without the data).
-
-    Returns:
-        The report; call ``report.raise_if_errors()`` to turn errors into :class:`RecipeConfigError`.
-    """
-    report = ValidationReport()
-    resolved = _check_resolves(config, report)
-    if resolved is None:
-        return report
-    _check_batch_sizes(resolved, report)
-    if _check_plugin(report):
-        _check_estimator(resolved, report)
-        _check_reward(resolved, report)
-        _check_shaping(resolved, report)
-    _check_verl(resolved, report)
-    _check_paths(resolved, report, require_files=require_files)
-    _check_ground_truths(resolved, report)
-    _check_checkpoint_dir(resolved, report)
-    _check_max_model_len(resolved, report)
-    for warning in report.warnings:
-        logger.warning("%s", warning)
-    return report
-
-
-def _check_resolves(config: DictConfig, report: ValidationReport) -> DictConfig | None:
+    """Run verl's ``validate_config`` and the checks verl leaves to the GPU run on a copy of ``config``; collect
+    every problem. With ``require_files`` (a real run) missing data files and a missing local model folder are
+    errors, else warnings (a dry run on a machine without the data)."""
     from omegaconf.errors import OmegaConfBaseException
 
+    report = ValidationReport()
     resolved = copy.deepcopy(config)
     try:
         OmegaConf.resolve(resolved)
@@ -108,116 +75,95 @@ def _check_resolves(config: DictConfig, report: ValidationReport) -> DictConfig 
             f"{getattr(exc, 'full_key', '?')}: interpolation does not resolve ({one_line(exc)}). "
             "Fix: set the referenced key, or replace the ${...} value."
         )
-        return None
-    return resolved
+        return report
+    _check_batch_sizes(resolved, report.errors)
+    if _check_plugin(report.errors):
+        _check_estimator(resolved, report.errors)
+        _check_reward(resolved, report.errors)
+        _check_shaping(resolved, report.errors)
+    _check_verl(resolved, report.errors)
+    _check_files(resolved, report, require_files=require_files)
+    _check_checkpoint_dir(resolved, report.errors)
+    for warning in report.warnings:
+        logger.warning("%s", warning)
+    return report
 
 
-def _check_batch_sizes(config: DictConfig, report: ValidationReport) -> None:
-    """Divisibility that verl's ``validate_config`` leaves to the workers: prompts, mini-batches, GPUs,
-    micro-batches."""
-    data, actor, rollout, trainer = (
-        config.data,
-        config.actor_rollout_ref.actor,
-        config.actor_rollout_ref.rollout,
-        config.trainer,
-    )
-    n_gpus = int(trainer.n_gpus_per_node) * int(trainer.nnodes)
-    train_bs, mini_bs, n = int(data.train_batch_size), int(actor.ppo_mini_batch_size), int(rollout.n)
+def _check_batch_sizes(config: DictConfig, errors: list[str]) -> None:
+    """Divisibility that verl's ``validate_config`` leaves to the workers (prompts, mini-batches, GPUs,
+    micro-batches), and sequence lengths that fit the token budget and the rollout's context."""
+    actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
+    longest = int(config.data.max_prompt_length) + int(config.data.max_response_length)
+    full = f"one full sequence (data.max_prompt_length + data.max_response_length = {longest})"
+    max_model_len = rollout.get("max_model_len")
+    if max_model_len is not None and int(max_model_len) < longest:
+        errors.append(
+            f"actor_rollout_ref.rollout.max_model_len={max_model_len} is below {full}. Fix: remove the override (the "
+            f"recipe sets prompt + response) or raise it to {longest}."
+        )
+    n_gpus = int(config.trainer.n_gpus_per_node) * int(config.trainer.nnodes)
+    train_bs, mini_bs, n = int(config.data.train_batch_size), int(actor.ppo_mini_batch_size), int(rollout.n)
     if n_gpus <= 0:
-        report.errors.append(
+        errors.append(
             f"trainer.n_gpus_per_node * trainer.nnodes = {n_gpus}: need at least one GPU. "
             "Fix: set NGPUS/NNODES (recipes) or trainer.n_gpus_per_node / trainer.nnodes."
         )
         return
-    _check_mini_batch_divides(train_bs, mini_bs, report)
-    if actor.use_dynamic_bsz:  # without it, verl's validate_config makes this check
-        _check_responses_split_over_gpus(train_bs, n, n_gpus, report)
-    _check_data_parallel_split(actor, mini_bs, n, n_gpus, report)
-    _check_rollout_tensor_parallel(rollout, n_gpus, report)
-    if actor.use_dynamic_bsz:
-        _check_token_budget_fits_a_sequence(data, actor, report)
-
-
-def _check_mini_batch_divides(train_bs: int, mini_bs: int, report: ValidationReport) -> None:
-    """The PPO mini-batch (in prompts) must divide the train batch."""
     if mini_bs <= 0 or train_bs % mini_bs != 0:
-        report.errors.append(
+        divisor = max(d for d in range(1, max(1, min(train_bs, mini_bs)) + 1) if train_bs % d == 0)
+        errors.append(
             f"data.train_batch_size={train_bs} is not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size="
             f"{mini_bs} (both count prompts). Fix: choose a mini-batch that divides the batch, e.g. "
-            f"actor_rollout_ref.actor.ppo_mini_batch_size={_largest_divisor_at_most(train_bs, mini_bs)}."
+            f"actor_rollout_ref.actor.ppo_mini_batch_size={divisor}."
         )
-
-
-def _check_responses_split_over_gpus(train_bs: int, n: int, n_gpus: int, report: ValidationReport) -> None:
-    """The batch's responses (prompts * rollout.n) must split evenly over the GPUs."""
-    if (train_bs * n) % n_gpus != 0:
-        report.errors.append(
+    # without dynamic batching, verl's validate_config makes this check
+    if actor.use_dynamic_bsz and (train_bs * n) % n_gpus != 0:
+        errors.append(
             f"data.train_batch_size * actor_rollout_ref.rollout.n = {train_bs} * {n} = {train_bs * n} responses do "
             f"not split evenly over {n_gpus} GPUs. Fix: make the product a multiple of trainer.n_gpus_per_node * "
             "trainer.nnodes."
         )
-
-
-def _check_data_parallel_split(actor: DictConfig, mini_bs: int, n: int, n_gpus: int, report: ValidationReport) -> None:
-    """Sequence parallelism must divide the GPUs and a mini-batch's responses the data-parallel ranks.
-
-    Without dynamic batching, the micro-batch must also divide each rank's share of a mini-batch.
-    """
     sp = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
     dp = n_gpus // sp if sp > 0 and n_gpus % sp == 0 else 0
     if dp == 0:
-        report.errors.append(
+        errors.append(
             f"actor_rollout_ref.actor.ulysses_sequence_parallel_size={sp} does not divide the {n_gpus} GPUs. "
             "Fix: use a divisor of the GPU count."
         )
     elif mini_bs > 0 and (mini_bs * n) % dp != 0:
-        report.errors.append(
+        errors.append(
             f"actor_rollout_ref.actor.ppo_mini_batch_size * rollout.n = {mini_bs * n} responses per mini-batch do "
             f"not split over {dp} data-parallel ranks. Fix: make ppo_mini_batch_size * rollout.n a multiple of {dp}."
         )
     elif not actor.use_dynamic_bsz and actor.get("ppo_micro_batch_size_per_gpu"):
         per_gpu, micro = mini_bs * n // dp, int(actor.ppo_micro_batch_size_per_gpu)
         if per_gpu % micro != 0:
-            report.errors.append(
+            errors.append(
                 f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro} does not divide the {per_gpu} "
                 "responses each GPU gets per mini-batch. Fix: choose a divisor, or set "
                 "actor_rollout_ref.actor.use_dynamic_bsz=true."
             )
-
-
-def _check_rollout_tensor_parallel(rollout: DictConfig, n_gpus: int, report: ValidationReport) -> None:
-    """The rollout's tensor-parallel size must divide the GPUs."""
     tp = int(rollout.get("tensor_model_parallel_size", 1) or 1)
     if tp <= 0 or n_gpus % tp != 0:
-        report.errors.append(
+        errors.append(
             f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the {n_gpus} GPUs. "
             "Fix: use a divisor of the GPU count."
         )
-
-
-def _check_token_budget_fits_a_sequence(data: DictConfig, actor: DictConfig, report: ValidationReport) -> None:
-    """With dynamic batching, each GPU's token budget must hold one full prompt + response."""
-    longest = int(data.max_prompt_length) + int(data.max_response_length)
-    if int(actor.ppo_max_token_len_per_gpu) < longest:
-        report.errors.append(
-            f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={actor.ppo_max_token_len_per_gpu} is below one "
-            f"full sequence (data.max_prompt_length + data.max_response_length = {longest}). Fix: raise it to "
-            f"at least {longest}."
+    if actor.use_dynamic_bsz and int(actor.ppo_max_token_len_per_gpu) < longest:
+        errors.append(
+            f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={actor.ppo_max_token_len_per_gpu} is below {full}. "
+            f"Fix: raise it to at least {longest}."
         )
 
 
-def _largest_divisor_at_most(value: int, bound: int) -> int:
-    return max((d for d in range(1, max(1, min(value, bound)) + 1) if value % d == 0), default=1)
-
-
-def _check_plugin(report: ValidationReport) -> bool:
+def _check_plugin(errors: list[str]) -> bool:
     """Import the plugin ourselves: verl swallows a failing entry point and only says 'Unknown ...' later."""
     try:
         import verl  # noqa: F401  (loads entry points and VERL_USE_EXTERNAL_MODULES)
 
         importlib.import_module(PLUGIN_MODULE)
     except Exception as exc:  # any import-time failure must reach the user
-        report.errors.append(
+        errors.append(
             f"the plugin {PLUGIN_MODULE} does not import: {type(exc).__name__}: {exc}. Fix: install the project "
             "(`pip install -e .`, or `make install`) with verl pinned as in setup.py, and read the traceback above."
         )
@@ -225,7 +171,7 @@ def _check_plugin(report: ValidationReport) -> bool:
     return True
 
 
-def _check_estimator(config: DictConfig, report: ValidationReport) -> None:
+def _check_estimator(config: DictConfig, errors: list[str]) -> None:
     """The lookup verl's trainer makes at step 1, with the registered names as the fix."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
 
@@ -233,14 +179,14 @@ def _check_estimator(config: DictConfig, report: ValidationReport) -> None:
     try:
         get_adv_estimator_fn(name)
     except ValueError as exc:
-        report.errors.append(
+        errors.append(
             f"algorithm.adv_estimator={name!r} is not a registered advantage estimator ({exc}). Fix: use one of "
             f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {CONFIG_KEY!r}; the length baselines are "
             f"{', '.join(sorted(m.name for m in primary_methods() if m.name != CONFIG_KEY))}; docs/baselines.md)."
         )
 
 
-def _check_reward(config: DictConfig, report: ValidationReport) -> None:
+def _check_reward(config: DictConfig, errors: list[str]) -> None:
     from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
     from verl.trainer.ppo.reward import resolve_reward_manager_cls
     from verl.utils.import_utils import load_extern_object
@@ -253,158 +199,124 @@ def _check_reward(config: DictConfig, report: ValidationReport) -> None:
         resolve_reward_manager_cls(config)
     except Exception as exc:
         known = sorted(REWARD_MANAGER) if manager.source == "register" else "a class in reward_manager.module.path"
-        report.errors.append(
+        errors.append(
             f"reward.reward_manager.name={manager.name!r} (source={manager.source}) does not resolve: {exc}. "
             f"Fix: use one of {known} (SmartThinker's is {MANAGER_NAME!r})."
         )
     function = config.reward.get("custom_reward_function") or {}
-
     try:  # reward.smartthinker: the gate and the grading pool (grade_timeout_s, grader_processes)
         options = RewardOptions.from_mapping(config.reward.get("smartthinker"))
         if manager.source == "register" and manager.name == MANAGER_NAME:
             check_one_route(config, options, custom=bool(function.get("path")))
         elif options != RewardOptions():
-            report.errors.append(
+            errors.append(
                 f"{OPTIONS_KEY} sets {options}, but only the smartthinker reward manager reads it "
                 f"(reward.reward_manager.name={manager.name!r}). Fix: set reward.reward_manager.name={MANAGER_NAME}, "
                 "or pass them to SmartThinker's compute_score as +reward.custom_reward_function.reward_kwargs.<key>="
             )
     except ConfigError as exc:
-        report.errors.append(str(exc))
-    if function.get("path"):
-        try:
-            scorer = load_extern_object(module_path=function.path, object_name=function.name)
-        except Exception as exc:
-            report.errors.append(
-                f"reward.custom_reward_function (path={function.path}, name={function.name}) does not load: "
-                f"{type(exc).__name__}: {exc}. Fix: point path at a module (pkg://dotted.module or a .py file) "
-                "that defines that function; SmartThinker's is pkg://smartthinker_verl.scoring, compute_score."
+        errors.append(str(exc))
+    if not function.get("path"):
+        return
+    try:
+        scorer = load_extern_object(module_path=function.path, object_name=function.name)
+    except Exception as exc:
+        errors.append(
+            f"reward.custom_reward_function (path={function.path}, name={function.name}) does not load: "
+            f"{type(exc).__name__}: {exc}. Fix: point path at a module (pkg://dotted.module or a .py file) "
+            "that defines that function; SmartThinker's is pkg://smartthinker_verl.scoring, compute_score."
+        )
+    else:
+        if not callable(scorer):
+            errors.append(
+                f"reward.custom_reward_function.name={function.name!r} in {function.path} is not callable. "
+                "Fix: name a function."
             )
-        else:
-            if not callable(scorer):
-                report.errors.append(
-                    f"reward.custom_reward_function.name={function.name!r} in {function.path} is not callable. "
-                    "Fix: name a function."
-                )
 
 
-def _check_shaping(config: DictConfig, report: ValidationReport) -> None:
+def _check_shaping(config: DictConfig, errors: list[str]) -> None:
     """What the active shaping method's estimator checks at step 1, by the functions it calls: options valid,
     normaliser usable, no other method's block changed; plus KL kept out of the reward and the state callback."""
     from smartthinker_verl.advantage import check_settings
     from smartthinker_verl.run_state import CALLBACK_CLASS
     from smartthinker_verl.shaping import find_method, foreign_option_errors
 
-    algorithm = config.algorithm
-    active = str(algorithm.adv_estimator)
+    active = str(config.algorithm.adv_estimator)
     method = find_method(active)
     if method is None:
-        report.errors.extend(foreign_option_errors(algorithm, active))
+        errors.extend(foreign_option_errors(config.algorithm, active))
         return
-    report.errors.extend(check_settings(algorithm, method)[2])
+    errors.extend(check_settings(config.algorithm, method)[2])
     if method.state_type is not None and config.trainer.get("checkpoint_callback_class") != CALLBACK_CLASS:
-        report.errors.append(
+        errors.append(
             f"algorithm.adv_estimator={active} keeps state across steps, which must be saved with every "
             f"checkpoint. Fix: trainer.checkpoint_callback_class={CALLBACK_CLASS} (the recipe yaml sets it)"
         )
 
 
-def _check_verl(config: DictConfig, report: ValidationReport) -> None:
+def _check_verl(config: DictConfig, errors: list[str]) -> None:
     """verl's own ``validate_config`` (it prints; stdout is kept for the YAML)."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config as verl_validate_config
 
     try:
-        with stdout_to_stderr(), warnings.catch_warnings():
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             # need_critic warns that a non-GAE estimator disables the critic: expected here.
             warnings.filterwarnings("ignore", message="Disabled critic")
             verl_validate_config(
-                config=config,
-                use_reference_policy=need_reference_policy(config),
-                use_critic=need_critic(config),
+                config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config)
             )
     except Exception as exc:  # verl raises AssertionError, ValueError and others
-        report.errors.append(
+        errors.append(
             f"verl's validate_config rejected the config: {type(exc).__name__}: {one_line(exc)}. "
             "Fix: change the key it names."
         )
 
 
-def _as_list(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, ListConfig | list | tuple):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def _check_ground_truths(config: DictConfig, report: ValidationReport) -> None:
-    """Every ground truth of the local data files parses with the grader (a row math-verify cannot parse would score 0
-    for every response); files written by data_preprocess/ carry a mark and are not read again."""
+def _check_files(config: DictConfig, report: ValidationReport, *, require_files: bool) -> None:
+    """The data files and a local model folder exist; every ground truth of the local data files parses with the
+    grader (a row math-verify cannot parse would score 0 for every response); files written by data_preprocess/
+    carry a mark and are not read again."""
     from smartthinker_verl.data import ground_truth_problems
 
-    files = [
-        Path(name).expanduser()
-        for key in ("data.train_files", "data.val_files")
-        for name in _as_list(OmegaConf.select(config, key))
-        if not name.startswith(REMOTE_PREFIXES)
-        and Path(name).expanduser().is_file()
-        and Path(name).expanduser().stat().st_size > 0
-    ]
-    problems = ground_truth_problems(files) if files else []
+    target = report.errors if require_files else report.warnings
+    local = []
+    for key in ("data.train_files", "data.val_files"):
+        value = OmegaConf.select(config, key)
+        files = list(value) if isinstance(value, ListConfig | list) else [] if value is None else [value]
+        if not files:
+            report.errors.append(f"{key} is empty. Fix: point it at the parquet files of data_preprocess/.")
+        for name in [str(f) for f in files if not str(f).startswith(REMOTE_PREFIXES)]:
+            path = Path(name).expanduser()
+            if not path.is_file():
+                target.append(
+                    f"{key}: {name} does not exist. Fix: write it with data_preprocess/ (see docs/gpu.md), set "
+                    "DATA_DIR for the recipes, or override the key."
+                )
+            elif path.stat().st_size > 0:
+                local.append(path)
+    model = str(config.actor_rollout_ref.model.path)
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
+        target.append(
+            f"actor_rollout_ref.model.path: {model} does not exist. Fix: set MODEL_PATH (recipes) to a local "
+            "checkpoint directory or a Hugging Face model id."
+        )
+    problems = ground_truth_problems(local) if local else []
     report.errors.extend(problems[:20])
     if len(problems) > 20:
         report.errors.append(f"... and {len(problems) - 20} more rows whose ground truth math-verify cannot parse")
 
 
-def _check_paths(config: DictConfig, report: ValidationReport, *, require_files: bool) -> None:
-    target = report.errors if require_files else report.warnings
-    for key in ("data.train_files", "data.val_files"):
-        value = OmegaConf.select(config, key)
-        files = _as_list(value)
-        if not files:
-            report.errors.append(f"{key} is empty. Fix: point it at the parquet files of data_preprocess/.")
-        for name in files:
-            if name.startswith(REMOTE_PREFIXES):
-                continue
-            if not Path(name).expanduser().is_file():
-                target.append(
-                    f"{key}: {name} does not exist. Fix: write it with data_preprocess/ (see docs/gpu.md), set "
-                    "DATA_DIR for the recipes, or override the key."
-                )
-    model = str(config.actor_rollout_ref.model.path)
-    looks_local = model.startswith(("/", "./", "../", "~"))
-    if looks_local and not Path(model).expanduser().exists():
-        target.append(
-            f"actor_rollout_ref.model.path: {model} does not exist. Fix: set MODEL_PATH (recipes) to a local "
-            "checkpoint directory or a Hugging Face model id."
-        )
-
-
-def _check_checkpoint_dir(config: DictConfig, report: ValidationReport) -> None:
+def _check_checkpoint_dir(config: DictConfig, errors: list[str]) -> None:
     """A relative checkpoint folder is per node (and, in a Ray job, inside Ray's per-job working_dir copy)."""
-    directory = str(config.trainer.default_local_dir)
+    directory, nnodes = str(config.trainer.default_local_dir), int(config.trainer.nnodes)
     if Path(directory).is_absolute() or directory.startswith(REMOTE_PREFIXES):
         return
-    nnodes = int(config.trainer.nnodes)
-    in_job = os.environ.get(RAY_JOB_ENV) == "1"
-    if nnodes > 1 or in_job:
+    if nnodes > 1 or os.environ.get(RAY_JOB_ENV) == "1":
         where = f"trainer.nnodes={nnodes}" if nnodes > 1 else "a Ray job"
-        report.errors.append(
+        errors.append(
             f"trainer.default_local_dir={directory} is relative: with {where} every rank writes its shards to its "
             "own node's disk (in a Ray job: into Ray's per-job working_dir copy, which Ray may delete), so resume and "
             "`smartthinker-verl convert` break. Fix: CHECKPOINT_DIR=/shared/checkpoints (recipes; a folder every "
             "node mounts at the same path) or trainer.default_local_dir=/shared/checkpoints/RUN."
-        )
-
-
-def _check_max_model_len(config: DictConfig, report: ValidationReport) -> None:
-    rollout, data = config.actor_rollout_ref.rollout, config.data
-    longest = int(data.max_prompt_length) + int(data.max_response_length)
-    value = rollout.get("max_model_len")
-    if value is not None and int(value) < longest:
-        report.errors.append(
-            f"actor_rollout_ref.rollout.max_model_len={value} is below one full sequence (data.max_prompt_length + "
-            f"data.max_response_length = {longest}). Fix: remove the override (the recipe sets prompt + response) "
-            f"or raise it to {longest}."
         )
