@@ -104,7 +104,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="compose and validate every stage, print the plan")
     parser.add_argument("--run-dir", type=Path, help="run folder (default: runs/reproduce-MODEL); shared with NNODES>1")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"samples per problem (default {DEFAULT_K})")
-    parser.add_argument("--eval-tp", type=int, help="GPUs per evaluated model (default: 1; 2 for 7b)")
+    parser.add_argument(
+        "--eval-tp",
+        type=int,
+        help="GPUs per vLLM engine (tensor parallel; default 1, 2 for 7b): one engine per N visible GPUs",
+    )
     args = parser.parse_args(argv)
     args.overrides = overrides
     if args.model not in MODELS:
