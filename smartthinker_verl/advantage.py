@@ -183,7 +183,10 @@ def shaped_advantages(
     method = get_method(method) if isinstance(method, str) else method
     _validate_inputs(token_level_rewards, response_mask, index, method.name)
     with torch.no_grad():
-        scores = token_level_rewards.sum(dim=-1)  # GroupedBatch.build refuses a non-finite one
+        scores = token_level_rewards.sum(dim=-1)
+        if not bool(torch.isfinite(scores).all()):  # here, not in GroupedBatch.build: these are verl's row numbers
+            bad = torch.nonzero(~torch.isfinite(scores)).flatten()[:5].tolist()
+            raise DataError(f"non-finite outcome scores at responses {bad}: check the reward manager / scorer output")
         # One float copy of the mask serves both the lengths and, multiplied in place, the output.
         mask = response_mask.to(dtype=token_level_rewards.dtype, copy=True)
         lengths = mask.sum(dim=-1)

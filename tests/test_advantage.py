@@ -200,6 +200,19 @@ def test_nan_scores_and_missing_uids_fail_loudly():
         )
 
 
+def test_nan_score_is_named_by_verl_row_number_with_padding_rows():
+    """The reported row is verl's, not a position among the non-padding rows (row 0 is verl's padding)."""
+    fn = get_adv_estimator_fn("smartthinker")
+    data = make_batch([0, 3, 4], [0.0, float("nan"), 0.0], ["pad", "a", "a"], width=7)
+    with pytest.raises(DataError, match="non-finite outcome scores at responses \\[1\\]"):
+        fn(
+            token_level_rewards=data.batch["token_level_rewards"],
+            response_mask=data.batch["response_mask"],
+            index=data.non_tensor_batch["uid"],
+            config=algorithm_config(),
+        )
+
+
 def test_step_statistics_are_recorded_for_the_logger():
     metrics.PENDING.pop()
     uids = ["q"] * 8 + ["easy"] * 4 + ["hard"] * 4

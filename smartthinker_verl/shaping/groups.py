@@ -10,8 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from smartthinker_verl.errors import DataError
-
 DTYPE = torch.float64
 
 
@@ -147,8 +145,7 @@ class GroupedBatch:
             raise ValueError("lengths must be finite and non-negative (number of valid response tokens)")
         score = scores.to(device=device, dtype=DTYPE)
         if score.numel() and not bool(torch.isfinite(score).all()):
-            bad = torch.nonzero(~torch.isfinite(score)).flatten()[:5].tolist()
-            raise DataError(f"non-finite outcome scores at responses {bad}: check the reward manager / scorer output")
+            raise ValueError("scores must be finite: check the reward manager / scorer output")
         group_ids = group_ids.to(device=device, dtype=torch.int64)
         if num_groups is None:
             num_groups = int(group_ids.max()) + 1 if group_ids.numel() else 0
