@@ -58,19 +58,29 @@ STUCK_GRACE_S = 30.0
 _POLL_S = 0.5
 
 
+def default_num_processes() -> int:
+    """``SMARTTHINKER_GRADER_PROCESSES`` or min(4, CPU count), read at each call."""
+    configured = os.environ.get("SMARTTHINKER_GRADER_PROCESSES")
+    if configured:
+        return RewardOptions.check_value("grader_processes", configured, "SMARTTHINKER_GRADER_PROCESSES")
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def default_time_limit_s() -> float:
+    """``SMARTTHINKER_GRADE_TIMEOUT_S`` or :data:`DEFAULT_TIME_LIMIT_S`, read at each call."""
+    configured = os.environ.get("SMARTTHINKER_GRADE_TIMEOUT_S")
+    if configured:
+        return RewardOptions.check_value("grade_timeout_s", configured, "SMARTTHINKER_GRADE_TIMEOUT_S")
+    return DEFAULT_TIME_LIMIT_S
+
+
 def pool_settings(options: RewardOptions) -> tuple[int, float]:
-    """``(processes, seconds per answer)`` of ``options``; None takes ``SMARTTHINKER_GRADER_PROCESSES`` (else
-    min(4, CPU count)) and ``SMARTTHINKER_GRADE_TIMEOUT_S`` (else :data:`DEFAULT_TIME_LIMIT_S`), read at each call."""
-    settings = []
-    for key, variable, default in (
-        ("grader_processes", "SMARTTHINKER_GRADER_PROCESSES", max(1, min(4, os.cpu_count() or 1))),
-        ("grade_timeout_s", "SMARTTHINKER_GRADE_TIMEOUT_S", DEFAULT_TIME_LIMIT_S),
-    ):
-        value, configured = getattr(options, key), os.environ.get(variable)
-        if value is None:
-            value = RewardOptions.check_value(key, configured, variable) if configured else default
-        settings.append(value)
-    return settings[0], settings[1]
+    """``(processes, seconds per answer)`` of ``options``, None taking the environment's default."""
+    processes, seconds = options.grader_processes, options.grade_timeout_s
+    return (
+        default_num_processes() if processes is None else processes,
+        default_time_limit_s() if seconds is None else seconds,
+    )
 
 
 # Worker side (the main thread of a pool worker).
