@@ -216,9 +216,7 @@ def record_batch_health(index: Any, response_mask: torch.Tensor, group_size: int
     from smartthinker_verl import grading_report  # the TaskRunner's side of the reward workers' reports
 
     metrics = {f"{CONFIG_KEY}/grading_errors": float(grading_report.collect())}
-    if group_size is None or index is None:
-        logger.debug("actor_rollout_ref.rollout.n is unknown here: incomplete_group_frac is not recorded")
-    else:
+    if group_size is not None:  # None: a plain verl config without algorithm.run_context.group_size
         real = (response_mask.sum(dim=-1) > 0).cpu().numpy()
         group_ids, num_groups = group_ids_from_index(np.asarray(index, dtype=object)[real])
         short = incomplete_groups(group_ids, num_groups, group_size)

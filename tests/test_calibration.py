@@ -138,8 +138,8 @@ def test_uneven_interleaved_groups_and_singletons():
     ids, num_groups = group_ids_from_index(keys)
     assert num_groups == 3
     result = calibrate(lengths, correct, ids, num_groups)
-    assert result.groups.size.tolist() == [3, 5, 1]
-    assert result.groups.num_correct.tolist() == [2, 3, 1]
+    assert result.batch.size.tolist() == [3, 5, 1]
+    assert result.batch.num_correct.tolist() == [2, 3, 1]
     advantages = grpo_normalize(result.shaped_reward, ids, num_groups)
     singleton = keys.index("b")
     # verl's convention for a group of one: mean 0, std 1 -> advantage = reward / (1 + eps)

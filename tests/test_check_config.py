@@ -46,9 +46,9 @@ def test_recipe_yaml_composes_verls_ppo_trainer_with_the_smartthinker_deltas() -
     assert config.algorithm.gamma == 1.0 and config.actor_rollout_ref.actor.clip_ratio == 0.2
     assert config.trainer.use_v1 is True
     # No option block copies a default: the defaults live in the options dataclasses only.
-    from smartthinker_verl.shaping import primary_methods
+    from smartthinker_verl.shaping import METHODS
 
-    assert not {m.name for m in primary_methods()} & set(config.algorithm) and "smartthinker" not in config.reward
+    assert not {m.name for m in METHODS.values()} & set(config.algorithm) and "smartthinker" not in config.reward
 
 
 def test_the_run_context_is_interpolated_from_the_config() -> None:

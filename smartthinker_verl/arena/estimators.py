@@ -18,7 +18,7 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 
 from smartthinker_verl.advantage import register_estimators
 from smartthinker_verl.errors import ConfigError
-from smartthinker_verl.shaping import primary_methods
+from smartthinker_verl.shaping import METHODS
 
 #: verl's own GRPO, the reference every method is compared with.
 REFERENCE = "grpo"
@@ -27,7 +27,7 @@ REFERENCE = "grpo"
 def available_methods() -> list[str]:
     """``grpo`` and every method of the shaping registry (registered into verl's estimators on the way)."""
     register_estimators()  # also a method registered after the plugin loaded
-    return [REFERENCE, *(method.name for method in primary_methods())]
+    return [REFERENCE, *(method.name for method in METHODS.values())]
 
 
 def method_config(method: str, max_length: int, group_size: int, overrides: Sequence[str] = ()) -> DictConfig:

@@ -128,11 +128,11 @@ def check_methods(methods: Sequence[str]) -> None:
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
     import smartthinker_verl.plugin  # noqa: F401  (registers them where verl's entry points are switched off)
-    from smartthinker_verl.shaping import primary_methods
+    from smartthinker_verl.shaping import METHODS
 
     unknown = [m for m in methods if m not in ADV_ESTIMATOR_REGISTRY]
     if unknown:
-        choices = " ".join(["grpo", *(m.name for m in primary_methods())])
+        choices = " ".join(["grpo", *(m.name for m in METHODS.values())])
         raise ConfigError(f"unknown method(s) {', '.join(unknown)}. Fix: choose from {choices}")
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.options import CONFIG_KEY
-from smartthinker_verl.shaping import primary_methods
+from smartthinker_verl.shaping import METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _check_estimator(config: DictConfig, errors: list[str]) -> None:
         errors.append(
             f"algorithm.adv_estimator={name!r} is not a registered advantage estimator ({exc}). Fix: use one of "
             f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {CONFIG_KEY!r}; the length baselines are "
-            f"{', '.join(sorted(m.name for m in primary_methods() if m.name != CONFIG_KEY))}; docs/baselines.md)."
+            f"{', '.join(sorted(m.name for m in METHODS.values() if m.name != CONFIG_KEY))}; docs/baselines.md)."
         )
 
 

@@ -20,7 +20,6 @@ from smartthinker_verl.shaping.registry import (  # noqa: F401  (the package's n
     find_method,
     foreign_option_errors,
     get_method,
-    primary_methods,
     shaping_method,
 )
 from smartthinker_verl.shaping.smartthinker import CalibrationResult, calibrate  # noqa: F401

@@ -125,11 +125,6 @@ def estimator_names() -> list[str]:
     return sorted(name for m in METHODS.values() for name in (m.name, *m.aliases))
 
 
-def primary_methods() -> list[ShapingMethod]:
-    """Every registered method once, in registration order."""
-    return list(METHODS.values())
-
-
 def foreign_option_errors(algorithm_config: Any, active: str) -> list[str]:
     """Options set for a method other than the active estimator ``active`` (``algorithm.adv_estimator``; an alias
     counts as its method): they would have no effect, so each is reported with the fix.

@@ -26,6 +26,7 @@ reward, so no correct answer is pushed below the mean (with partial credit: docs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -53,25 +54,24 @@ STATISTICS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class GroupStats:
-    """Per-group statistics, each of shape ``[num_groups]`` (float64 unless stated)."""
+    """Per-group statistics, each of shape ``[num_groups]`` (float64 unless stated; sizes, counts of correct
+    responses and mixedness are the batch's)."""
 
-    size: torch.Tensor  # int64, G
-    num_correct: torch.Tensor  # int64, k
     optimal_length: torch.Tensor  # l_opt (eq. 1)
     coefficient: torch.Tensor  # coef (eq. 3)
-    mixed: torch.Tensor  # bool: 0 < k < G
     shaped: torch.Tensor  # bool: the length penalty changed at least one reward of the group
 
 
 @dataclass(frozen=True)
 class CalibrationResult:
-    """Per-response tensors of shape ``[B]`` (float64) and the per-group statistics."""
+    """Per-response tensors of shape ``[B]`` (float64), the per-group statistics and the batch."""
 
     optimal_length: torch.Tensor  # l_opt of the response's group
     penalty: torch.Tensor  # s_i (eq. 2)
     coefficient: torch.Tensor  # coef of the response's group
     shaped_reward: torch.Tensor  # r_i (eq. 4)
     groups: GroupStats
+    batch: GroupedBatch
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def _log_ratio(length: torch.Tensor, m1, v1, m2, v2) -> torch.Tensor:
 
 
 def optimal_lengths(rule: str, num_correct: torch.Tensor, size: torch.Tensor, fits: LengthFits) -> torch.Tensor:
-    """l_opt per group ``[num_groups]`` by the ``reference`` or ``argmax`` rule (eq. 1 and its case table)."""
+    """l_opt per group ``[num_groups]`` by the ``reference`` or ``argmax`` rule (eq. 1 and its case table); the rule
+    names, like those below, are checked by :class:`SmartThinkerConfig`."""
     m1, v1, lo, hi = fits.m1, fits.v1, fits.min_length, fits.max_length
     all_correct = num_correct == size
     none_correct = num_correct == 0
@@ -113,7 +114,7 @@ def optimal_lengths(rule: str, num_correct: torch.Tensor, size: torch.Tensor, fi
         l_opt = torch.where(v2 < v1, closed_form, lo)
         l_opt = torch.where(equal_var & (m2 < m1), hi, l_opt)
         l_opt = torch.where(equal_var & ~(m2 < m1), lo, l_opt)
-    elif rule == "argmax":
+    else:  # argmax
         positive = (v1 > 0) & (v2 > 0)
         v1_pos = torch.where(positive, v1, torch.ones_like(v1))
         v2_pos = torch.where(positive, v2, torch.ones_like(v1))
@@ -124,8 +125,6 @@ def optimal_lengths(rule: str, num_correct: torch.Tensor, size: torch.Tensor, fi
         l_opt = torch.where(interior, closed_form, best_end)
         # v2 = 0: the correct lengths are all m2 and the fitted ratio peaks there (a point mass).
         l_opt = torch.where(~positive, m2, l_opt)
-    else:
-        raise ValueError(f"optimal_length rule {rule!r}: use 'reference' or 'argmax'")
 
     l_opt = torch.where(all_correct, lo, l_opt)
     return torch.where(none_correct, hi, l_opt)
@@ -133,8 +132,6 @@ def optimal_lengths(rule: str, num_correct: torch.Tensor, size: torch.Tensor, fi
 
 def penalties(batch: GroupedBatch, l_opt: torch.Tensor, rule: str) -> torch.Tensor:
     """s_i (eq. 2), ``[B]``: correct responses only; an excess within ``LENGTH_TOLERANCE`` is no penalty."""
-    if rule not in ("one_sided", "symmetric"):
-        raise ValueError(f"penalty rule {rule!r}: use 'one_sided' or 'symmetric'")
     excess = batch.lengths - batch.per_group(l_opt)
     s = excess.clamp(min=0) if rule == "one_sided" else excess.abs()
     return torch.where(batch.correct & (s > LENGTH_TOLERANCE), s, torch.zeros_like(s))
@@ -147,48 +144,29 @@ def coefficients(
     max_correct_s = batch.group_max(torch.where(batch.correct, s, torch.zeros_like(s)))
     mean_s = batch.group_mean(s)
     mixed = batch.mixed
-    if rule == "dynamic":
-        # In a mixed group a wrong response has s = 0, so max s > 0 implies max s - mean s > 0.
+    if rule == "fixed":
+        coef = torch.where(mixed, torch.full_like(mean_s, float(fixed_coefficient)), torch.zeros_like(mean_s))
+    else:  # dynamic. In a mixed group a wrong response has s = 0, so max s > 0 implies max s - mean s > 0.
         p_err = 1.0 - batch.num_correct.to(DTYPE) / batch.size.to(DTYPE)
         coef = divide_where(p_err, max_correct_s - mean_s, mixed & (max_correct_s > 0))
-    elif rule == "fixed":
-        if fixed_coefficient is None or not fixed_coefficient > 0:
-            raise ValueError("coefficient='fixed' needs fixed_coefficient > 0")
-        coef = torch.where(mixed, torch.full_like(mean_s, float(fixed_coefficient)), torch.zeros_like(mean_s))
-    else:
-        raise ValueError(f"coefficient rule {rule!r}: use 'dynamic' or 'fixed'")
     return coef, max_correct_s
 
 
-def calibrate_batch(
-    batch: GroupedBatch,
-    *,
-    optimal_length: str = "reference",
-    penalty: str = "one_sided",
-    coefficient: str = "dynamic",
-    fixed_coefficient: float | None = None,
-) -> CalibrationResult:
-    """SmartThinker's shaped rewards (eqs. 1-4) for a validated batch of groups (see :func:`calibrate`)."""
+def calibrate_batch(batch: GroupedBatch, options: SmartThinkerConfig) -> CalibrationResult:
+    """SmartThinker's shaped rewards (eqs. 1-4) for a validated batch of groups under ``options``' rules."""
     fits = fit_lengths(batch)
-    l_opt = optimal_lengths(optimal_length, batch.num_correct, batch.size, fits)
-    s = penalties(batch, l_opt, penalty)
-    coef, max_correct_s = coefficients(batch, s, coefficient, fixed_coefficient)
+    l_opt = optimal_lengths(options.optimal_length, batch.num_correct, batch.size, fits)
+    s = penalties(batch, l_opt, options.penalty)
+    coef, max_correct_s = coefficients(batch, s, options.coefficient, options.fixed_coefficient)
     coef_i = batch.per_group(coef)
     shaped_reward = batch.scores - coef_i * s  # eq. 4
-    groups = GroupStats(
-        size=batch.size,
-        num_correct=batch.num_correct,
-        optimal_length=l_opt,
-        coefficient=coef,
-        mixed=batch.mixed,
-        shaped=(coef > 0) & (max_correct_s > 0),
-    )
     return CalibrationResult(
         optimal_length=batch.per_group(l_opt),
         penalty=s,
         coefficient=coef_i,
         shaped_reward=shaped_reward,
-        groups=groups,
+        groups=GroupStats(optimal_length=l_opt, coefficient=coef, shaped=(coef > 0) & (max_correct_s > 0)),
+        batch=batch,
     )
 
 
@@ -197,18 +175,14 @@ def calibrate(
     scores: torch.Tensor,
     group_ids: torch.Tensor,
     num_groups: int | None = None,
-    *,
-    correct_threshold: float = 0.5,
-    optimal_length: str = "reference",
-    penalty: str = "one_sided",
-    coefficient: str = "dynamic",
-    fixed_coefficient: float | None = None,
+    **options: Any,
 ) -> CalibrationResult:
     """SmartThinker's shaped rewards (eqs. 1-4) for ``[B]`` lengths, scores and dense group ids (the arguments of
-    :meth:`GroupedBatch.build`), under the rules of :class:`SmartThinkerConfig`."""
-    batch = GroupedBatch.build(lengths, scores, group_ids, num_groups, correct_threshold=correct_threshold)
-    rules = {"optimal_length": optimal_length, "penalty": penalty, "coefficient": coefficient}
-    return calibrate_batch(batch, **rules, fixed_coefficient=fixed_coefficient)
+    :meth:`GroupedBatch.build`); ``options``: the keys of :class:`SmartThinkerConfig` (``correct_threshold``,
+    ``optimal_length``, ``penalty``, ``coefficient``, ``fixed_coefficient``), checked by it."""
+    config = SmartThinkerConfig(**options)
+    batch = GroupedBatch.build(lengths, scores, group_ids, num_groups, correct_threshold=config.correct_threshold)
+    return calibrate_batch(batch, config)
 
 
 def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
@@ -217,15 +191,14 @@ def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
     ``optimal_length`` and ``coefficient`` are means over the mixed groups (some but not all responses correct: the
     only groups where l_opt means something); NaN on a step without one.
     """
-    groups = result.groups
-    mixed = groups.mixed
+    groups, batch = result.groups, result.batch
     return {
-        "optimal_length/mean": masked_mean(groups.optimal_length, mixed),
-        "coefficient/mean": masked_mean(groups.coefficient, mixed),
+        "optimal_length/mean": masked_mean(groups.optimal_length, batch.mixed),
+        "coefficient/mean": masked_mean(groups.coefficient, batch.mixed),
         "shaped_group_frac": groups.shaped.double().mean(),
         "penalized_frac": (result.coefficient * result.penalty > 0).double().mean(),
-        "all_correct_group_frac": (groups.num_correct == groups.size).double().mean(),
-        "all_wrong_group_frac": (groups.num_correct == 0).double().mean(),
+        "all_correct_group_frac": (batch.num_correct == batch.size).double().mean(),
+        "all_wrong_group_frac": (batch.num_correct == 0).double().mean(),
     }
 
 
@@ -237,8 +210,7 @@ def step_statistics(result: CalibrationResult) -> dict[str, torch.Tensor]:
 )
 def shape(batch: GroupedBatch, options: SmartThinkerConfig) -> ShapingOutput:
     """SmartThinker's shaped rewards (eq. 4) for ``batch``; ``detail`` is the :class:`CalibrationResult`."""
-    rules = {"optimal_length": options.optimal_length, "penalty": options.penalty, "coefficient": options.coefficient}
-    result = calibrate_batch(batch, **rules, fixed_coefficient=options.fixed_coefficient)
+    result = calibrate_batch(batch, options)
     return ShapingOutput(
         rewards=result.shaped_reward, shaped=result.groups.shaped, statistics=step_statistics(result), detail=result
     )
