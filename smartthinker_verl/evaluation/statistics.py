@@ -96,8 +96,6 @@ def compute_metrics(graded: Iterable[dict[str, Any]], ks: Sequence[int] | None =
     counts = [len(g) for g in groups.values()]
     n_min = min(counts)
     ks = sorted({1, *(ks if ks is not None else default_ks(n_min))})
-    if ks[0] < 1:
-        raise DataError(f"k must be positive, got {ks[0]}")
     if ks[-1] > n_min:
         short = next(pid for pid, g in groups.items() if len(g) == n_min)
         raise DataError(

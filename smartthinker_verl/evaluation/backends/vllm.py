@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, SetupError
+from smartthinker_verl.errors import SetupError
 from smartthinker_verl.evaluation.backends import STOP, Completion, GenerationBackend, SamplingSettings
 from smartthinker_verl.launch.memory import GiB, ModelShape, max_full_length_sequences
 
@@ -73,19 +73,9 @@ class VLLMBackend(GenerationBackend):
     """Samples with one vLLM engine, all prompts submitted at once, completions handed back as each finishes.
 
     The engine is seeded once with ``settings.seed`` and no request carries its own seed (vLLM then samples the
-    whole batch in one kernel instead of one request at a time); prefix caching shares a problem's prompt.
-
-    Args:
-        model_path: a Hugging Face model folder (e.g. the output of ``smartthinker-verl convert``) or hub id.
-        settings: the sampling protocol; its seed is the engine's.
-        tensor_parallel_size: GPUs per engine.
-        dtype: vLLM's ``dtype`` (``auto``, ``bfloat16``, ...).
-        gpu_memory_utilization: fraction of each GPU's memory vLLM may use (ignored by vLLM's CPU build).
-        max_model_len: context length (prompt + response); ``None``: :func:`engine_limits`.
-        max_num_seqs: sequences the engine runs at once; ``None``: :func:`engine_limits`.
-        chat_template: a Jinja file replacing the tokenizer's chat template.
-        enforce_eager: disable CUDA graphs (slower, less memory, faster start).
-        trust_remote_code: passed to vLLM and transformers.
+    whole batch in one kernel instead of one request at a time); prefix caching shares a problem's prompt. The
+    keyword arguments are the ``eval`` flags of the same names; ``max_model_len`` and ``max_num_seqs`` default to
+    :func:`engine_limits`.
     """
 
     def __init__(
@@ -113,8 +103,6 @@ class VLLMBackend(GenerationBackend):
         from transformers import AutoConfig
         from vllm.platforms import current_platform
 
-        if tensor_parallel_size < 1:
-            raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
         super().__init__(model_path, settings, chat_template, trust_remote_code)
         if current_platform.is_cpu():  # the project's KV cache size and thread binding unless the environment's
             from smartthinker_verl.platforms.cpu.platform import vllm_cpu_env
