@@ -27,12 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, SetupError
-from smartthinker_verl.evaluation.backends import (
-    BACKENDS,
-    SamplingSettings,
-    make_backend,
-    stable_seed,
-)
+from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings, make_backend, stable_seed
 
 logger = logging.getLogger(__name__)
 

@@ -36,12 +36,7 @@ def grade_records(
     records: Sequence[dict[str, Any]], *, require_think_close: bool = False, progress: Any = None
 ) -> list[Any]:
     """Grade every record's ``response`` against its ``ground_truth``, in parallel; one GradeResult per record.
-
-    Args:
-        records: dicts with ``response`` and ``ground_truth``.
-        require_think_close: score 0 for responses without ``</think>`` (the training rule).
-        progress: a tqdm-like object updated after each chunk (optional).
-    """
+    ``require_think_close``: score 0 without ``</think>`` (the training rule); ``progress``: a tqdm bar or None."""
     from smartthinker_verl.scoring import grade_batch
 
     results: list[Any] = []

@@ -1,8 +1,7 @@
 """The generations JSONL: one line per sample, append-only, so an interrupted run resumes where it stopped.
 
-A line (``GENERATION_FIELDS`` are always written by ``eval``; grading needs only ``id``, ``ground_truth``,
-``response`` and ``response_tokens`` or a tokenizer; without ``sample``, a problem's lines are numbered in file
-order, see :func:`number_samples`)::
+A line as ``eval`` writes it (grading needs only ``id``, ``ground_truth``, ``response`` and ``response_tokens`` or a
+tokenizer; without ``sample``, a problem's lines are numbered in file order, see :func:`number_samples`)::
 
     {"id": 17, "sample": 3, "benchmark": "aime25", "data_source": "math-ai/aime25", "ground_truth": "70",
      "response": "...</think> ... \\boxed{70}", "response_tokens": 8123, "finish_reason": "stop",
@@ -29,31 +28,15 @@ from smartthinker_verl.errors import DataError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
-#: Fields every line written by ``eval`` carries.
-GENERATION_FIELDS: tuple[str, ...] = (
-    "id",
-    "sample",
-    "benchmark",
-    "data_source",
-    "ground_truth",
-    "response",
-    "response_tokens",
-    "finish_reason",
-    "prompt_tokens",
-)
-
 
 def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
-    """Give every record a ``sample`` number, in place, so that ``(id, sample)`` identifies it.
+    """Give every record of one group (``source``: its files, named in errors) a ``sample`` number, in place, so
+    that ``(id, sample)`` identifies it.
 
     Files from elsewhere may carry only ``id``, ``ground_truth``, ``response`` and ``response_tokens``, with several
     lines per problem. A line without ``sample`` gets the next number not yet taken for its problem, in the order the
     lines are given (file order; files in the order passed). An explicit ``sample`` given twice for one problem is an
     error: that is a duplicate line, and counting it twice would bias pass@k.
-
-    Args:
-        records: the records of one group (one or several files), in order.
-        source: what to name in an error (the file or files).
     """
     records = list(records)
     taken: dict[str, set[int]] = defaultdict(set)

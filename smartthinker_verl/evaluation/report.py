@@ -32,14 +32,8 @@ from typing import Any
 from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, SetupError
 from smartthinker_verl.evaluation.statistics import compression, mean_or_none
 
-#: Paper order first, then any other benchmark alphabetically; display names of the known ones.
-KNOWN_BENCHMARKS: dict[str, str] = {
-    "aime24": "AIME24",
-    "aime25": "AIME25",
-    "amc23": "AMC23",
-    "math500": "MATH500",
-    "gsm8k": "GSM8K",
-}
+#: The paper's benchmarks in its order, as shown (any other benchmark follows, alphabetically, under its own name).
+KNOWN_BENCHMARKS = ["AIME24", "AIME25", "AMC23", "MATH500", "GSM8K"]
 MISSING = "–"
 
 
@@ -62,16 +56,15 @@ class ModelResult:
 
 def display_name(benchmark: str) -> str:
     key = benchmark.lower().replace("-", "").replace("_", "")
-    return KNOWN_BENCHMARKS.get(key, benchmark)
+    return next((name for name in KNOWN_BENCHMARKS if name.lower() == key), benchmark)
 
 
 def order_benchmarks(names: set[str] | Sequence[str]) -> list[str]:
-    """The paper's order (AIME24, AIME25, AMC23, MATH500, GSM8K), then the rest alphabetically."""
-    known = list(KNOWN_BENCHMARKS.values())
+    """The paper's order (``KNOWN_BENCHMARKS``), then the rest alphabetically."""
 
     def key(name: str) -> tuple[int, str]:
         shown = display_name(name)
-        return (known.index(shown), name) if shown in known else (len(known), name)
+        return (KNOWN_BENCHMARKS.index(shown) if shown in KNOWN_BENCHMARKS else len(KNOWN_BENCHMARKS), name)
 
     return sorted(set(names), key=key)
 

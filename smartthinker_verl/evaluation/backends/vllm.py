@@ -132,20 +132,12 @@ class VLLMBackend(GenerationBackend):
             **({} if max_num_seqs is None else {"max_num_seqs": max_num_seqs}),
         )
         self.sampling_params = vllm.SamplingParams(
-            n=1,
             temperature=settings.temperature,
             top_p=settings.top_p,
             max_tokens=settings.max_tokens,
             skip_special_tokens=True,
         )
-        logger.info(
-            "vllm backend: %s, tensor parallel %d, max_model_len %d, max_num_seqs %s, seed %d",
-            model_path,
-            tensor_parallel_size,
-            self.max_model_len,
-            max_num_seqs,
-            settings.seed,
-        )
+        logger.info("vllm backend: %s, max_model_len %d, max_num_seqs %s", model_path, self.max_model_len, max_num_seqs)
 
     def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
         """Submit every prompt, then step the engine and yield the completions that finished in each step."""
