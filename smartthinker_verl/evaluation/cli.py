@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, SetupError
+from smartthinker_verl.evaluation import generation
 from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings, make_backend, stable_seed
+from smartthinker_verl.evaluation.grading import count_response_tokens, grade_records
+from smartthinker_verl.evaluation.problems import load_benchmarks
+from smartthinker_verl.evaluation.records import append_records, number_samples, read_records, validate_for_grading
+from smartthinker_verl.evaluation.statistics import summarize
 
 logger = logging.getLogger(__name__)
 
@@ -130,10 +135,6 @@ def _grade_and_write(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from smartthinker_verl.evaluation.grading import grade_records, graded_record
-    from smartthinker_verl.evaluation.records import append_records
-    from smartthinker_verl.evaluation.statistics import summarize
-
     model = (settings or {}).get("model")
     meta = {
         "model": model,
@@ -144,9 +145,8 @@ def _grade_and_write(
     }
     flat = [r for records in groups.values() for r in records]
     with tqdm(total=len(flat), desc="grading", unit="answer", disable=args.no_progress) as bar:
-        grades = grade_records(flat, require_think_close=args.require_think_close, progress=bar)
-    grade = iter(grades)
-    graded = {name: [graded_record(r, next(grade)) for r in records] for name, records in groups.items()}
+        lines = iter(grade_records(flat, require_think_close=args.require_think_close, progress=bar))
+    graded = {name: [next(lines) for _ in records] for name, records in groups.items()}
     results = summarize(graded, ks=args.k, meta=meta)
     res_path = Path(args.out) if Path(args.out).suffix == ".json" else Path(args.out) / "res.json"
     res_path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,12 +158,8 @@ def _grade_and_write(
     k_max, rows = max(results["ks"]), []
     for name, m in [*results["benchmarks"].items(), ("overall", results)]:
         se, trunc = m["pass@1_stderr"], m["truncation_rate"]
-        row = {
-            "benchmark": name,
-            "problems": m["num_problems"],
-            "samples": f"{m['samples_per_problem']:.4g}",
-            "pass@1": f"{100 * m['pass@1']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else ""),
-        }
+        row = {"benchmark": name, "problems": m["num_problems"], "samples": f"{m['samples_per_problem']:.4g}"}
+        row["pass@1"] = f"{100 * m['pass@1']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
         if k_max > 1:
             row[f"pass@{k_max}"] = f"{100 * m[f'pass@{k_max}']:.1f}"
         row["tokens"] = f"{m['mean_response_tokens']:.0f}"
@@ -204,8 +200,6 @@ def _run_engines(
     """Sample ``pending`` with one engine here, or with one process per engine; the failed engines' exit codes."""
     import multiprocessing
 
-    from smartthinker_verl.evaluation import generation
-
     own = VLLM_OPTIONS if args.backend == "vllm" else ("device", "batch_size")
     options = {name: getattr(args, name) for name in (*own, "dtype", "chat_template", "trust_remote_code")}
     devices = _engine_devices(args)
@@ -239,9 +233,6 @@ def _run_engines(
 
 
 def _generate_and_grade(args: argparse.Namespace) -> int:
-    from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.problems import load_benchmarks
-
     if not args.model:
         raise ConfigError("--data needs --model (the model to sample from)")
     if Path(args.out).suffix == ".json":
@@ -253,14 +244,8 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
     )
     benchmarks = load_benchmarks(args.data, limit=args.limit)
     # eval_config.json: what identifies the run (generation.RESUME_KEYS) plus informative settings.
-    config = {
-        "model": args.model,
-        "backend": args.backend,
-        "chat_template": args.chat_template,
-        **dataclasses.asdict(settings),
-        "samples_per_problem": samples,
-        "data": [str(p) for p in args.data],
-    }
+    config = {"model": args.model, "backend": args.backend, "chat_template": args.chat_template}
+    config |= {**dataclasses.asdict(settings), "samples_per_problem": samples, "data": args.data}
     out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
 
     # Every benchmark's missing samples in one pass over the engines.
@@ -290,10 +275,6 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
 
 
 def _grade_files(args: argparse.Namespace) -> int:
-    from smartthinker_verl.evaluation.generation import RUN_CONFIG
-    from smartthinker_verl.evaluation.grading import count_response_tokens
-    from smartthinker_verl.evaluation.records import number_samples, read_records, validate_for_grading
-
     groups: dict[str, list[dict[str, Any]]] = {}
     settings: dict[str, Any] | None = None
     # --group-by: the first of these fields a record has, else the name of its file.
@@ -308,7 +289,7 @@ def _grade_files(args: argparse.Namespace) -> int:
         file_name = path.name.removesuffix(".jsonl")
         for record in records:
             groups.setdefault(next((str(record[f]) for f in fields if record.get(f)), file_name), []).append(record)
-        run_config_path = path.parent.parent / RUN_CONFIG  # written by `eval --data` next to generations/
+        run_config_path = path.parent.parent / generation.RUN_CONFIG  # written by `eval --data` next to generations/
         if settings is None and run_config_path.is_file():
             settings = json.loads(run_config_path.read_text())
     sources = ", ".join(args.generations)

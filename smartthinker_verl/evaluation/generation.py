@@ -1,16 +1,13 @@
 """The resumable generation loop: sample ``n`` responses per problem and append them to a JSONL file per benchmark.
 
-Work is split into (benchmark, problem, sample index) samples. Samples already on disk are skipped, so a run that
-was interrupted (killed, out of time, out of memory) continues where it stopped, and asking for more samples later
-adds only the missing ones. Every benchmark's missing samples go to the engine at once (no per-chunk barrier), and
-each line is appended and synced as its response finishes, so an interruption loses only the responses in flight.
+(Problem, sample index) pairs already on disk are skipped, so an interrupted run continues where it stopped and more
+samples later add only the missing ones. Every benchmark's missing samples go to the engine at once, and each line is
+appended and synced as its response finishes, so an interruption loses only the responses in flight. With several
+engines (data parallel) each gets a :func:`shard` and appends to its own ``<benchmark>.part<i>.jsonl``, which
+:func:`merge_parts` moves into ``<benchmark>.jsonl`` after the engines, or at the start of the next run.
 
-With several engines (data parallel, one per GPU or tensor-parallel group) each engine gets a share of the missing
-samples (:func:`shard`) and appends to its own ``<benchmark>.part<i>.jsonl``; :func:`merge_parts` moves those lines
-into ``<benchmark>.jsonl`` when the engines are done, or at the start of the next run after an interruption.
-
-``eval_config.json`` in the output folder records the model and the sampling protocol; resuming with a different
-model or protocol is refused, since it would mix two evaluations in one file.
+``eval_config.json`` records the model and the sampling protocol; resuming with others is refused, since it would
+mix two evaluations in one file.
 """
 
 from __future__ import annotations
@@ -75,10 +72,8 @@ def part_path(path: Path, index: int) -> Path:
 
 
 def merge_parts(path: Path) -> None:
-    """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them.
-
-    A merge interrupted between appending and deleting is finished by the next one without duplicates.
-    """
+    """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them:
+    a merge interrupted before deleting is finished by the next one without duplicates."""
     parts = sorted(path.parent.glob(f"{path.name.removesuffix('.jsonl')}.part*.jsonl"))
     if not parts:
         return

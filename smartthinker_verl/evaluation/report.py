@@ -132,14 +132,12 @@ def markdown_tables(
     (baseline excluded)."""
     rows = ([baseline] if baseline is not None else []) + list(models)
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
+    columns = [[b] for b in benchmarks] + [benchmarks]  # each benchmark, then the average over them
     header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
     main = []
     for model in rows:
-        cells = [_label(model, baseline)]
-        for b in benchmarks:
-            stderr = model.metric(b, "pass@1_stderr", 100.0) if show_stderr else None
-            cells.append(_cell(*model.point([b]), stderr))
-        cells.append(_cell(*model.point(benchmarks)))
+        stderrs = [model.metric(b, "pass@1_stderr", 100.0) if show_stderr else None for b in benchmarks] + [None]
+        cells = [_label(model, baseline), *(_cell(*model.point(c), se) for c, se in zip(columns, stderrs, strict=True))]
         if baseline is not None:
             comp = None if model is baseline else mean_or_none(_compressions(model, baseline, benchmarks))
             cells.append(MISSING if comp is None else f"{comp:.1f}%")
@@ -166,7 +164,6 @@ def markdown_tables(
         deltas = [None if a is None or base is None else a - base for a, base in accuracies]
         pairs = [*zip(comps, deltas, strict=True), (mean_or_none(comps), mean_or_none(deltas))]
         changes.append([model.label, *(MISSING if c is None or d is None else f"{c:.1f} / {d:+.1f}" for c, d in pairs)])
-        columns = [[b] for b in benchmarks] + [benchmarks]  # each benchmark, then the average over them
         scores.append([model.label, *(_score(average_aes(model, baseline, c)) for c in columns)])
     lines += ["", f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:", ""]
     lines += markdown_table(header, changes)
