@@ -32,9 +32,9 @@ def test_known_answers_grade_as_expected(require_think_close: bool) -> None:
     cases = _cases()
     results = grade_records(cases, require_think_close=require_think_close)
     expected_key = "expected_correct_with_gate" if require_think_close else "expected_correct"
-    wrong = [c["kind"] for c, r in zip(cases, results, strict=True) if r.correct != c[expected_key]]
+    wrong = [c["kind"] for c, r in zip(cases, results, strict=True) if r["correct"] != c[expected_key]]
     assert wrong == []
-    assert [r.think_closed for r in results] == ["</think>" in c["response"] for c in cases]
+    assert [r["think_closed"] for r in results] == ["</think>" in c["response"] for c in cases]
 
 
 def test_numeric_ground_truths_become_strings() -> None:

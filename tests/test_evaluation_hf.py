@@ -19,8 +19,10 @@ from smartthinker_verl.data import build_row, write_parquet
 from smartthinker_verl.errors import SetupError
 from smartthinker_verl.evaluation.backends import SamplingSettings, render_prompt
 from smartthinker_verl.evaluation.backends.hf import HFBackend
-from smartthinker_verl.evaluation.records import GENERATION_FIELDS, read_records
+from smartthinker_verl.evaluation.records import read_records
 
+#: The fields of a generations line, in the order `eval` writes them (evaluation/records.py).
+FIELDS = "id sample benchmark data_source ground_truth response response_tokens finish_reason prompt_tokens".split()
 MAX_TOKENS = 6
 
 
@@ -134,7 +136,7 @@ def test_hf_eval_writes_one_line_per_sample_and_consistent_metrics(
         assert len(records) == n_problems * 2
         assert {(r["id"], r["sample"]) for r in records} == {(10 + i, j) for i in range(n_problems) for j in (0, 1)}
         for r in records:
-            assert set(GENERATION_FIELDS) <= set(r)
+            assert list(r) == FIELDS  # the line format, in order
             assert r["benchmark"] == name and r["data_source"] == f"test/{name}"
             assert isinstance(r["response"], str)
             assert 1 <= r["response_tokens"] <= MAX_TOKENS

@@ -15,10 +15,12 @@ import pytest
 
 from smartthinker_verl.cli import main
 from smartthinker_verl.data import build_row, write_parquet
-from smartthinker_verl.evaluation.records import GENERATION_FIELDS, read_records
+from smartthinker_verl.evaluation.records import read_records
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed (make install puts its CPU build into .venv)")
 
+#: The fields of a generations line, in the order `eval` writes them (evaluation/records.py).
+FIELDS = "id sample benchmark data_source ground_truth response response_tokens finish_reason prompt_tokens".split()
 MAX_TOKENS = 8
 
 
@@ -76,7 +78,7 @@ def test_vllm_eval_on_cpu_generates_resumes_after_a_kill_and_grades(
     lines = path.read_text().splitlines(keepends=True)
     assert len(lines) == 6
     for record in read_records(path):
-        assert set(GENERATION_FIELDS) <= set(record)
+        assert list(record) == FIELDS  # the line format, in order
         assert 1 <= record["response_tokens"] <= MAX_TOKENS
         assert record["finish_reason"] in ("stop", "length")
         assert record["finish_reason"] == "stop" or record["response_tokens"] == MAX_TOKENS

@@ -27,17 +27,26 @@ from pathlib import Path
 from typing import Any
 
 from smartthinker_verl.errors import ConfigError, DataError, SetupError
-from smartthinker_verl.evaluation.backends import (
-    BACKENDS,
-    SamplingSettings,
-    make_backend,
-    stable_seed,
-)
+from smartthinker_verl.evaluation import generation
+from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings, make_backend, stable_seed
+from smartthinker_verl.evaluation.grading import count_response_tokens, grade_records
+from smartthinker_verl.evaluation.problems import load_benchmarks
+from smartthinker_verl.evaluation.records import append_records, number_samples, read_records, validate_for_grading
+from smartthinker_verl.evaluation.statistics import summarize
 
 logger = logging.getLogger(__name__)
 
 #: Samples per problem when --k is not given (the authors' evaluation scripts; peers use 16).
 DEFAULT_SAMPLES = 4
+#: The flags (argparse names) that go to the vllm backend alone; hf takes --device and --batch-size.
+VLLM_OPTIONS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager")
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--k",
-        type=int,
+        type=positive,
         nargs="+",
         help=f"k of pass@k to report; with --data the largest is the samples per problem (default {DEFAULT_SAMPLES}: "
         "the authors' setting, peers use 16); with --generations the default is 1 and powers of two up to the "
@@ -79,25 +88,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--seed", type=int, default=0, help="engine seed of the run (default 0; docs/evaluation.md)")
     gen.add_argument("--chat-template", help="Jinja file replacing the tokenizer's chat template")
     gen.add_argument("--trust-remote-code", action="store_true")
-    gen.add_argument("--limit", type=int, help="first N problems of each file only (smoke tests)")
+    gen.add_argument("--limit", type=positive, help="first N problems of each file only (smoke tests)")
     gen.add_argument("--overwrite", action="store_true", help="delete the output folder's generations first")
     gen.add_argument("--generate-only", action="store_true", help="stop after generating (grade later)")
-    gen.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
+    gen.add_argument("--tensor-parallel-size", type=positive, default=1, help="vllm: GPUs per engine")
     gen.add_argument(
         "--data-parallel-size",
-        type=int,
+        type=positive,
         help="engines, one process each with a share of the samples (default: vllm, visible GPUs / tensor parallel "
         "size; hf, 1)",
     )
-    gen.add_argument("--max-num-seqs", type=int, help="vllm: sequences an engine runs at once (default: all that fit)")
+    gen.add_argument(
+        "--max-num-seqs", type=positive, help="vllm: sequences an engine runs at once (default: all that fit)"
+    )
     gen.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm")
     gen.add_argument(
-        "--max-model-len", type=int, help="vllm: context length (default: --max-tokens + 2048, at most the model's)"
+        "--max-model-len",
+        type=positive,
+        help="vllm: context length (default: --max-tokens + 2048, at most the model's)",
     )
     gen.add_argument("--enforce-eager", action="store_true", help="vllm: no CUDA graphs")
-    gen.add_argument("--dtype", default="auto", help="auto | bfloat16 | float16 | float32")
+    gen.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"))
     gen.add_argument("--device", default="auto", help="hf: auto | cpu | cuda[:N]")
-    gen.add_argument("--batch-size", type=int, default=8, help="hf: sequences per generate call")
+    gen.add_argument("--batch-size", type=positive, default=8, help="hf: sequences per generate call")
 
     grade = parser.add_argument_group("grading existing generations (with --generations)")
     grade.add_argument("--tokenizer", help="count response tokens with this tokenizer where lines lack them")
@@ -113,22 +126,28 @@ def run(args: argparse.Namespace) -> int:
     return _generate_and_grade(args) if args.data else _grade_files(args)
 
 
-def _grade_and_write(args: argparse.Namespace, groups: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> int:
-    """Grade every group's records in one parallel pass, write ``res.json`` and ``res.graded.jsonl`` and print one
-    line per benchmark and overall: problems, samples, pass@1 (± stderr), pass@k_max, tokens, truncated."""
+def _grade_and_write(
+    args: argparse.Namespace, groups: dict[str, list[dict[str, Any]]], settings: dict[str, Any] | None
+) -> int:
+    """Grade every group's records in one parallel pass, write ``res.json`` (``settings``: the run's
+    ``eval_config.json``, None if unknown) and ``res.graded.jsonl`` and print one line per benchmark and overall:
+    problems, samples, pass@1 (± stderr), pass@k_max, tokens, truncated."""
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from smartthinker_verl.evaluation.grading import grade_records, graded_record
-    from smartthinker_verl.evaluation.records import append_records
-    from smartthinker_verl.evaluation.statistics import summarize
-
+    model = (settings or {}).get("model")
+    meta = {
+        "model": model,
+        "label": args.label or (Path(model.rstrip("/")).name if model else Path(args.generations[0]).stem),
+        "settings": settings,
+        **({"generations": args.generations} if args.generations else {}),
+        "require_think_close": args.require_think_close,
+    }
     flat = [r for records in groups.values() for r in records]
     with tqdm(total=len(flat), desc="grading", unit="answer", disable=args.no_progress) as bar:
-        grades = grade_records(flat, require_think_close=args.require_think_close, progress=bar)
-    grade = iter(grades)
-    graded = {name: [graded_record(r, next(grade)) for r in records] for name, records in groups.items()}
-    results = summarize(graded, ks=sorted(set(args.k)) if args.k else None, meta=meta)
+        lines = iter(grade_records(flat, require_think_close=args.require_think_close, progress=bar))
+    graded = {name: [next(lines) for _ in records] for name, records in groups.items()}
+    results = summarize(graded, ks=args.k, meta=meta)
     res_path = Path(args.out) if Path(args.out).suffix == ".json" else Path(args.out) / "res.json"
     res_path.parent.mkdir(parents=True, exist_ok=True)
     res_path.write_text(json.dumps(results, indent=2) + "\n")
@@ -139,12 +158,8 @@ def _grade_and_write(args: argparse.Namespace, groups: dict[str, list[dict[str, 
     k_max, rows = max(results["ks"]), []
     for name, m in [*results["benchmarks"].items(), ("overall", results)]:
         se, trunc = m["pass@1_stderr"], m["truncation_rate"]
-        row = {
-            "benchmark": name,
-            "problems": m["num_problems"],
-            "samples": f"{m['samples_per_problem']:.4g}",
-            "pass@1": f"{100 * m['pass@1']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else ""),
-        }
+        row = {"benchmark": name, "problems": m["num_problems"], "samples": f"{m['samples_per_problem']:.4g}"}
+        row["pass@1"] = f"{100 * m['pass@1']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
         if k_max > 1:
             row[f"pass@{k_max}"] = f"{100 * m[f'pass@{k_max}']:.1f}"
         row["tokens"] = f"{m['mean_response_tokens']:.0f}"
@@ -169,8 +184,6 @@ def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
     engines = args.data_parallel_size
     if engines is None:
         engines = max(1, len(gpus) // per_engine) if args.backend == "vllm" else 1
-    if engines < 1:
-        raise ConfigError(f"--data-parallel-size must be >= 1, got {engines}")
     if not gpus:
         return [None] * engines
     if engines * per_engine > len(gpus):
@@ -187,19 +200,8 @@ def _run_engines(
     """Sample ``pending`` with one engine here, or with one process per engine; the failed engines' exit codes."""
     import multiprocessing
 
-    from smartthinker_verl.evaluation import generation
-
-    if args.backend == "vllm":
-        options: dict[str, Any] = {
-            "tensor_parallel_size": args.tensor_parallel_size,
-            "gpu_memory_utilization": args.gpu_memory_utilization,
-            "max_model_len": args.max_model_len,
-            "max_num_seqs": args.max_num_seqs,
-            "enforce_eager": args.enforce_eager,
-        }
-    else:
-        options = {"device": args.device, "batch_size": args.batch_size}
-    options |= {"dtype": args.dtype, "chat_template": args.chat_template, "trust_remote_code": args.trust_remote_code}
+    own = VLLM_OPTIONS if args.backend == "vllm" else ("device", "batch_size")
+    options = {name: getattr(args, name) for name in (*own, "dtype", "chat_template", "trust_remote_code")}
     devices = _engine_devices(args)
     seed, alone = generation.run_seed(args.seed, pending), len(devices) == 1
     load = functools.partial(make_backend, args.backend, args.model, **options)
@@ -231,15 +233,10 @@ def _run_engines(
 
 
 def _generate_and_grade(args: argparse.Namespace) -> int:
-    from smartthinker_verl.evaluation import generation
-    from smartthinker_verl.evaluation.problems import load_benchmarks
-
     if not args.model:
         raise ConfigError("--data needs --model (the model to sample from)")
     if Path(args.out).suffix == ".json":
         raise ConfigError(f"--out {args.out}: with --data, --out is a folder (res.json and generations go inside)")
-    if args.k and min(args.k) < 1:
-        raise ConfigError(f"--k values must be positive, got {args.k}")
     samples = max(args.k) if args.k else DEFAULT_SAMPLES
     args.k = args.k or [1, samples]
     settings = SamplingSettings(
@@ -247,14 +244,8 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
     )
     benchmarks = load_benchmarks(args.data, limit=args.limit)
     # eval_config.json: what identifies the run (generation.RESUME_KEYS) plus informative settings.
-    config = {
-        "model": args.model,
-        "backend": args.backend,
-        "chat_template": args.chat_template,
-        **dataclasses.asdict(settings),
-        "samples_per_problem": samples,
-        "data": [str(p) for p in args.data],
-    }
+    config = {"model": args.model, "backend": args.backend, "chat_template": args.chat_template}
+    config |= {**dataclasses.asdict(settings), "samples_per_problem": samples, "data": args.data}
     out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
 
     # Every benchmark's missing samples in one pass over the engines.
@@ -280,20 +271,10 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
     if args.generate_only:
         print(f"generations: {out_dir / 'generations'}; grade them with --generations")
         return 0
-    meta = {
-        "model": args.model,
-        "label": args.label or Path(args.model.rstrip("/")).name,
-        "settings": config,
-        "require_think_close": args.require_think_close,
-    }
-    return _grade_and_write(args, groups, meta)
+    return _grade_and_write(args, groups, config)
 
 
 def _grade_files(args: argparse.Namespace) -> int:
-    from smartthinker_verl.evaluation.generation import RUN_CONFIG
-    from smartthinker_verl.evaluation.grading import count_response_tokens
-    from smartthinker_verl.evaluation.records import number_samples, read_records, validate_for_grading
-
     groups: dict[str, list[dict[str, Any]]] = {}
     settings: dict[str, Any] | None = None
     # --group-by: the first of these fields a record has, else the name of its file.
@@ -308,18 +289,10 @@ def _grade_files(args: argparse.Namespace) -> int:
         file_name = path.name.removesuffix(".jsonl")
         for record in records:
             groups.setdefault(next((str(record[f]) for f in fields if record.get(f)), file_name), []).append(record)
-        run_config_path = path.parent.parent / RUN_CONFIG  # written by `eval --data` next to generations/
+        run_config_path = path.parent.parent / generation.RUN_CONFIG  # written by `eval --data` next to generations/
         if settings is None and run_config_path.is_file():
             settings = json.loads(run_config_path.read_text())
     sources = ", ".join(args.generations)
     for records in groups.values():
         number_samples(records, sources)
-    model = (settings or {}).get("model")
-    meta = {
-        "model": model,
-        "label": args.label or (Path(model.rstrip("/")).name if model else Path(args.generations[0]).stem),
-        "settings": settings,
-        "generations": [str(p) for p in args.generations],
-        "require_think_close": args.require_think_close,
-    }
-    return _grade_and_write(args, groups, meta)
+    return _grade_and_write(args, groups, settings)

@@ -1,16 +1,13 @@
 """The resumable generation loop: sample ``n`` responses per problem and append them to a JSONL file per benchmark.
 
-Work is split into (benchmark, problem, sample index) samples. Samples already on disk are skipped, so a run that
-was interrupted (killed, out of time, out of memory) continues where it stopped, and asking for more samples later
-adds only the missing ones. Every benchmark's missing samples go to the engine at once (no per-chunk barrier), and
-each line is appended and synced as its response finishes, so an interruption loses only the responses in flight.
+(Problem, sample index) pairs already on disk are skipped, so an interrupted run continues where it stopped and more
+samples later add only the missing ones. Every benchmark's missing samples go to the engine at once, and each line is
+appended and synced as its response finishes, so an interruption loses only the responses in flight. With several
+engines (data parallel) each gets a :func:`shard` and appends to its own ``<benchmark>.part<i>.jsonl``, which
+:func:`merge_parts` moves into ``<benchmark>.jsonl`` after the engines, or at the start of the next run.
 
-With several engines (data parallel, one per GPU or tensor-parallel group) each engine gets a share of the missing
-samples (:func:`shard`) and appends to its own ``<benchmark>.part<i>.jsonl``; :func:`merge_parts` moves those lines
-into ``<benchmark>.jsonl`` when the engines are done, or at the start of the next run after an interruption.
-
-``eval_config.json`` in the output folder records the model and the sampling protocol; resuming with a different
-model or protocol is refused, since it would mix two evaluations in one file.
+``eval_config.json`` records the model and the sampling protocol; resuming with others is refused, since it would
+mix two evaluations in one file.
 """
 
 from __future__ import annotations
@@ -44,14 +41,11 @@ def generations_path(out_dir: str | Path, benchmark: str) -> Path:
 
 
 def prepare_out_dir(out_dir: str | Path, run_config: dict[str, Any], *, overwrite: bool = False) -> Path:
-    """Create ``out_dir`` (or reuse it for a resume) and write ``eval_config.json``.
-
-    Raises :class:`ResumeError` when the folder holds a run whose ``RESUME_KEYS`` differ from ``run_config``'s,
-    unless ``overwrite`` (which deletes its generations first).
-    """
+    """Create ``out_dir`` (or reuse it for a resume; ``overwrite``: delete its generations first) and write
+    ``eval_config.json``; a folder holding a run with other ``RESUME_KEYS`` is a :class:`ResumeError`."""
     out_dir = Path(out_dir)
     config_path = out_dir / RUN_CONFIG
-    if overwrite and out_dir.exists():
+    if overwrite:
         shutil.rmtree(out_dir / GENERATIONS_DIR, ignore_errors=True)
         config_path.unlink(missing_ok=True)
     if config_path.is_file():
@@ -78,10 +72,8 @@ def part_path(path: Path, index: int) -> Path:
 
 
 def merge_parts(path: Path) -> None:
-    """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them.
-
-    A merge interrupted between appending and deleting is finished by the next one without duplicates.
-    """
+    """Append the lines of ``path``'s part files (partial last lines cut off) that ``path`` lacks, then delete them:
+    a merge interrupted before deleting is finished by the next one without duplicates."""
     parts = sorted(path.parent.glob(f"{path.name.removesuffix('.jsonl')}.part*.jsonl"))
     if not parts:
         return
@@ -150,12 +142,8 @@ def generate_samples(
         closing(load(settings)) as backend,
         tqdm(total=len(pending), desc=desc, unit="sample", position=part or 0, disable=not show_progress) as bar,
     ):
-        encoded: dict[tuple[str, str], list[int]] = {}
-        for problem, _ in pending:
-            key = (problem.benchmark, str(problem.id))
-            if key not in encoded:
-                encoded[key] = backend.encode(problem.messages)
-        prompts = [encoded[(p.benchmark, str(p.id))] for p, _ in pending]
+        encoded = {problem: backend.encode(problem.messages) for problem in {p for p, _ in pending}}
+        prompts = [encoded[p] for p, _ in pending]
         for finished in backend.generate(prompts):
             by_benchmark: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for i, completion in finished:
@@ -180,10 +168,10 @@ def generate_samples(
 
 
 def evaluation_records(path: Path, problems: Sequence[Problem], samples_per_problem: int) -> list[dict[str, Any]]:
-    """The records of every (problem, sample < samples_per_problem) pair in ``path``; all must be there."""
+    """The records of every (problem, sample < samples_per_problem) pair in ``path``; each must be there once."""
     wanted = {(str(p.id), s) for p in problems for s in range(samples_per_problem)}
     records = [r for r in read_records(path) if record_key(r) in wanted]
-    if len(records) != len(wanted):
+    if len(records) != len(wanted) or len({record_key(r) for r in records}) != len(wanted):
         raise DataError(
             f"{path}: expected {len(wanted)} samples after generation, found {len(records)}; did two runs write to "
             "this --out at once? Generate each benchmark in one process only"

@@ -34,32 +34,39 @@ def ground_truth_text(value: Any) -> str:
 
 def grade_records(
     records: Sequence[dict[str, Any]], *, require_think_close: bool = False, progress: Any = None
-) -> list[Any]:
-    """Grade every record's ``response`` against its ``ground_truth``, in parallel; one GradeResult per record.
-
-    Args:
-        records: dicts with ``response`` and ``ground_truth``.
-        require_think_close: score 0 for responses without ``</think>`` (the training rule).
-        progress: a tqdm-like object updated after each chunk (optional).
-    """
+) -> list[dict[str, Any]]:
+    """Grade every record's ``response`` against its ``ground_truth``, in parallel: one line of ``res.graded.jsonl``
+    per record, what the metrics are computed from (the sample's identity and its grade, not the response).
+    ``require_think_close``: score 0 without ``</think>`` (the training rule); ``progress``: a tqdm bar or None."""
     from smartthinker_verl.scoring import grade_batch
 
-    results: list[Any] = []
+    graded = []
     for start in range(0, len(records), GRADE_CHUNK):
         chunk = records[start : start + GRADE_CHUNK]
-        results.extend(
-            grade_batch(
-                [r["response"] or "" for r in chunk],
-                [ground_truth_text(r["ground_truth"]) for r in chunk],
-                require_think_close=require_think_close,
+        truths = [ground_truth_text(r["ground_truth"]) for r in chunk]
+        results = grade_batch([r["response"] or "" for r in chunk], truths, require_think_close=require_think_close)
+        for record, result in zip(chunk, results, strict=True):
+            graded.append(
+                {
+                    "id": record["id"],
+                    "sample": record_key(record)[1],
+                    "benchmark": record.get("benchmark"),
+                    "data_source": record.get("data_source"),
+                    "ground_truth": record["ground_truth"],
+                    "correct": bool(result.correct),
+                    "think_closed": bool(result.think_closed),
+                    "timed_out": bool(result.timed_out),
+                    "answer_tail": result.answer[-200:],
+                    "response_tokens": record.get("response_tokens"),
+                    "finish_reason": record.get("finish_reason"),
+                }
             )
-        )
         if progress is not None:
             progress.update(len(chunk))
-    timeouts = sum(r.timed_out for r in results)
+    timeouts = sum(g["timed_out"] for g in graded)
     if timeouts:
-        logger.warning("%d of %d answers hit the grading time limit and scored 0", timeouts, len(results))
-    return results
+        logger.warning("%d of %d answers hit the grading time limit and scored 0", timeouts, len(graded))
+    return graded
 
 
 def count_response_tokens(records: Sequence[dict[str, Any]], tokenizer_path: str | Path) -> None:
@@ -74,22 +81,3 @@ def count_response_tokens(records: Sequence[dict[str, Any]], tokenizer_path: str
     for record, ids in zip(missing, encoded, strict=True):
         record["response_tokens"] = len(ids)
     logger.info("counted response tokens of %d records with %s", len(missing), tokenizer_path)
-
-
-def graded_record(record: dict[str, Any], result: Any) -> dict[str, Any]:
-    """One line of the ``*.graded.jsonl`` file, what the metrics are computed from: the sample's identity and its
-    grade (not the response)."""
-    problem_id, sample = record_key(record)
-    return {
-        "id": record["id"],
-        "sample": sample,
-        "benchmark": record.get("benchmark"),
-        "data_source": record.get("data_source"),
-        "ground_truth": record["ground_truth"],
-        "correct": bool(result.correct),
-        "think_closed": bool(result.think_closed),
-        "timed_out": bool(result.timed_out),
-        "answer_tail": result.answer[-200:],
-        "response_tokens": record.get("response_tokens"),
-        "finish_reason": record.get("finish_reason"),
-    }

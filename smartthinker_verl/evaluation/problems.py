@@ -37,10 +37,7 @@ SPLIT_NAMES = frozenset({"test", "train", "validation", "val", "valid", "dev", "
 def benchmark_name(path: str | Path) -> str:
     """The benchmark a parquet file holds: its name without ``.parquet``, or its folder's for a split's name."""
     path = Path(path)
-    stem = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.stem
-    if stem.lower() in SPLIT_NAMES and path.parent.name not in ("", "."):
-        return path.parent.name
-    return stem
+    return path.parent.name if path.stem.lower() in SPLIT_NAMES and path.parent.name else path.stem
 
 
 def parse_data_arg(value: str) -> tuple[str, Path]:
@@ -72,8 +69,6 @@ def load_problems(path: str | Path, *, name: str | None = None, limit: int | Non
 
 def load_benchmarks(specs: Sequence[str | Path], *, limit: int | None = None) -> dict[str, list[Problem]]:
     """Benchmark name -> problems, for each ``PATH`` or ``NAME=PATH`` in order; a repeated name is refused."""
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {limit}")
     benchmarks: dict[str, list[Problem]] = {}
     for spec in specs:
         name, path = parse_data_arg(str(spec))

@@ -1,8 +1,7 @@
 """The generations JSONL: one line per sample, append-only, so an interrupted run resumes where it stopped.
 
-A line (``GENERATION_FIELDS`` are always written by ``eval``; grading needs only ``id``, ``ground_truth``,
-``response`` and ``response_tokens`` or a tokenizer; without ``sample``, a problem's lines are numbered in file
-order, see :func:`number_samples`)::
+A line as ``eval`` writes it (grading needs only ``id``, ``ground_truth``, ``response`` and ``response_tokens`` or a
+tokenizer; without ``sample``, a problem's lines are numbered in file order, see :func:`number_samples`)::
 
     {"id": 17, "sample": 3, "benchmark": "aime25", "data_source": "math-ai/aime25", "ground_truth": "70",
      "response": "...</think> ... \\boxed{70}", "response_tokens": 8123, "finish_reason": "stop",
@@ -29,33 +28,16 @@ from smartthinker_verl.errors import DataError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
-#: Fields every line written by ``eval`` carries.
-GENERATION_FIELDS: tuple[str, ...] = (
-    "id",
-    "sample",
-    "benchmark",
-    "data_source",
-    "ground_truth",
-    "response",
-    "response_tokens",
-    "finish_reason",
-    "prompt_tokens",
-)
 
-
-def number_samples(records: Iterable[dict[str, Any]], source: str) -> None:
-    """Give every record a ``sample`` number, in place, so that ``(id, sample)`` identifies it.
+def number_samples(records: list[dict[str, Any]], source: str) -> None:
+    """Give every record of one group (``source``: its files, named in errors) a ``sample`` number, in place, so
+    that ``(id, sample)`` identifies it.
 
     Files from elsewhere may carry only ``id``, ``ground_truth``, ``response`` and ``response_tokens``, with several
     lines per problem. A line without ``sample`` gets the next number not yet taken for its problem, in the order the
     lines are given (file order; files in the order passed). An explicit ``sample`` given twice for one problem is an
     error: that is a duplicate line, and counting it twice would bias pass@k.
-
-    Args:
-        records: the records of one group (one or several files), in order.
-        source: what to name in an error (the file or files).
     """
-    records = list(records)
     taken: dict[str, set[int]] = defaultdict(set)
     for record in records:
         if record.get("sample") is not None:
@@ -95,11 +77,9 @@ def _repair_tail(path: Path) -> None:
 
 
 def read_records(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """The records of a generations JSONL file, blank lines skipped.
-
-    ``repair``: cut off (in the file itself) a partial last line left by a killed run; without it such a line is
-    skipped with a warning. A malformed line anywhere else, or one that is not an object, is a :class:`DataError`.
-    """
+    """The records of a generations JSONL file (blank lines skipped; a malformed line, or one not an object, is a
+    :class:`DataError`). ``repair``: cut a partial last line left by a killed run off the file itself; without it such
+    a line is skipped with a warning."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist; pass a generations JSONL written by `smartthinker-verl eval`")

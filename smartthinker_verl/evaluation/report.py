@@ -22,6 +22,7 @@ of the per-benchmark scores: that is how the paper's AES column is computed (doc
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,59 +32,45 @@ from typing import Any
 from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, SetupError
 from smartthinker_verl.evaluation.statistics import compression, mean_or_none
 
-#: Paper order first, then any other benchmark alphabetically; display names of the known ones.
-KNOWN_BENCHMARKS: dict[str, str] = {
-    "aime24": "AIME24",
-    "aime25": "AIME25",
-    "amc23": "AMC23",
-    "math500": "MATH500",
-    "gsm8k": "GSM8K",
-}
+#: The paper's benchmarks in its order, as shown (any other benchmark follows, alphabetically, under its own name).
+KNOWN_BENCHMARKS = ["AIME24", "AIME25", "AMC23", "MATH500", "GSM8K"]
 MISSING = "–"
 
 
 @dataclass(frozen=True)
 class ModelResult:
-    """One evaluated model: its label and per-benchmark metrics (from ``res.json``); accuracies are pass@1 in
-    percent, means are unweighted over ``benchmarks`` and None when one is missing."""
+    """One evaluated model: its label and per-benchmark metrics (from ``res.json``)."""
 
     label: str
     benchmarks: dict[str, dict[str, Any]]
 
-    def _metric(self, benchmark: str, key: str, scale: float = 1.0) -> float | None:
+    def metric(self, benchmark: str, key: str, scale: float = 1.0) -> float | None:
         value = (self.benchmarks.get(benchmark) or {}).get(key)
         return None if value is None else scale * value
 
-    def tokens(self, benchmark: str) -> float | None:
-        return self._metric(benchmark, "mean_response_tokens")
-
-    def accuracy(self, benchmark: str) -> float | None:
-        return self._metric(benchmark, "pass@1", 100.0)
-
-    def accuracy_stderr(self, benchmark: str) -> float | None:
-        return self._metric(benchmark, "pass@1_stderr", 100.0)
-
-    def mean_tokens(self, benchmarks: Sequence[str]) -> float | None:
-        return mean_or_none([self.tokens(b) for b in benchmarks])
-
-    def mean_accuracy(self, benchmarks: Sequence[str]) -> float | None:
-        return mean_or_none([self.accuracy(b) for b in benchmarks])
+    def point(self, benchmarks: Sequence[str]) -> tuple[float | None, float | None]:
+        """Mean response tokens and pass@1 (%), unweighted means over ``benchmarks``; None when one is missing."""
+        tokens = mean_or_none([self.metric(b, "mean_response_tokens") for b in benchmarks])
+        return tokens, mean_or_none([self.metric(b, "pass@1", 100.0) for b in benchmarks])
 
 
 def display_name(benchmark: str) -> str:
     key = benchmark.lower().replace("-", "").replace("_", "")
-    return KNOWN_BENCHMARKS.get(key, benchmark)
+    return next((name for name in KNOWN_BENCHMARKS if name.lower() == key), benchmark)
 
 
 def order_benchmarks(names: set[str] | Sequence[str]) -> list[str]:
-    """The paper's order (AIME24, AIME25, AMC23, MATH500, GSM8K), then the rest alphabetically."""
-    known = list(KNOWN_BENCHMARKS.values())
+    """The paper's order (``KNOWN_BENCHMARKS``), then the rest alphabetically."""
 
     def key(name: str) -> tuple[int, str]:
         shown = display_name(name)
-        return (known.index(shown), name) if shown in known else (len(known), name)
+        return (KNOWN_BENCHMARKS.index(shown) if shown in KNOWN_BENCHMARKS else len(KNOWN_BENCHMARKS), name)
 
     return sorted(set(names), key=key)
+
+
+def _label(model: ModelResult, baseline: ModelResult | None) -> str:
+    return model.label + (" (baseline)" if model is baseline else "")
 
 
 def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float, base_accuracy: float) -> float:
@@ -112,12 +99,7 @@ def aes_or_none(
 def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
     """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column; one
     benchmark: that benchmark's AES)."""
-    return aes_or_none(
-        model.mean_tokens(benchmarks),
-        model.mean_accuracy(benchmarks),
-        baseline.mean_tokens(benchmarks),
-        baseline.mean_accuracy(benchmarks),
-    )
+    return aes_or_none(*model.point(benchmarks), *baseline.point(benchmarks))
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -138,29 +120,24 @@ def _score(value: float | None) -> str:
 
 def _compressions(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> list[float | None]:
     """``100 * (1 - tokens / baseline tokens)`` per benchmark; None where a number is missing."""
-    values = [(model.tokens(b), baseline.tokens(b)) for b in benchmarks]
+    values = [(model.metric(b, "mean_response_tokens"), baseline.metric(b, "mean_response_tokens")) for b in benchmarks]
     return [None if tokens is None or not base else 100 * compression(tokens, base) for tokens, base in values]
 
 
 def markdown_tables(
     models: Sequence[ModelResult], baseline: ModelResult | None = None, *, show_stderr: bool = False
 ) -> str:
-    """The comparison as Markdown: the main table and, when there is a baseline, per-benchmark compression and
-    accuracy change and per-benchmark AES (baseline excluded).
-
-    Rows: the baseline first (when given), then ``models`` in order. Cells: ``tokens / pass@1 %``.
-    """
+    """The comparison as Markdown: the main table (rows: the baseline first, then ``models``; cells: ``tokens /
+    pass@1 %``) and, when there is a baseline, per-benchmark compression and accuracy change and per-benchmark AES
+    (baseline excluded)."""
     rows = ([baseline] if baseline is not None else []) + list(models)
-    if not rows:
-        raise ConfigError("no results to report; pass at least one res.json")
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
+    columns = [[b] for b in benchmarks] + [benchmarks]  # each benchmark, then the average over them
     header = ["Model", *(display_name(b) for b in benchmarks), "Average"]
     main = []
     for model in rows:
-        cells = [model.label + (" (baseline)" if model is baseline else "")]
-        for b in benchmarks:
-            cells.append(_cell(model.tokens(b), model.accuracy(b), model.accuracy_stderr(b) if show_stderr else None))
-        cells.append(_cell(model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)))
+        stderrs = [model.metric(b, "pass@1_stderr", 100.0) if show_stderr else None for b in benchmarks] + [None]
+        cells = [_label(model, baseline), *(_cell(*model.point(c), se) for c, se in zip(columns, stderrs, strict=True))]
         if baseline is not None:
             comp = None if model is baseline else mean_or_none(_compressions(model, baseline, benchmarks))
             cells.append(MISSING if comp is None else f"{comp:.1f}%")
@@ -183,12 +160,11 @@ def markdown_tables(
     changes, scores = [], []
     for model in models:
         comps = _compressions(model, baseline, benchmarks)
-        accuracies = [(model.accuracy(b), baseline.accuracy(b)) for b in benchmarks]
+        accuracies = [(model.point([b])[1], baseline.point([b])[1]) for b in benchmarks]
         deltas = [None if a is None or base is None else a - base for a, base in accuracies]
         pairs = [*zip(comps, deltas, strict=True), (mean_or_none(comps), mean_or_none(deltas))]
         changes.append([model.label, *(MISSING if c is None or d is None else f"{c:.1f} / {d:+.1f}" for c, d in pairs)])
-        per_benchmark = [average_aes(model, baseline, [b]) for b in benchmarks]
-        scores.append([model.label, *map(_score, per_benchmark), _score(average_aes(model, baseline, benchmarks))])
+        scores.append([model.label, *(_score(average_aes(model, baseline, c)) for c in columns)])
     lines += ["", f"Compression (%) / accuracy change (points) against {baseline.label}, per benchmark:", ""]
     lines += markdown_table(header, changes)
     lines += ["", f"Accuracy-efficiency score (AES) against {baseline.label}, per benchmark and on the average:", ""]
@@ -236,22 +212,21 @@ def plot_accuracy_vs_tokens(models: Sequence[ModelResult], baseline: ModelResult
     rows = ([baseline] if baseline is not None else []) + list(models)
     benchmarks = order_benchmarks({b for m in rows for b in m.benchmarks})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    markers = [_PLOT_MARKERS[j % len(_PLOT_MARKERS)] for j in range(len(benchmarks))]
+    markers = dict(zip(benchmarks, itertools.cycle(_PLOT_MARKERS)))
     fig, ax = plt.subplots(figsize=(9, 5))
     model_handles = []
     for i, model in enumerate(rows):
         color = colors[i % len(colors)]
-        label = model.label + (" (baseline)" if model is baseline else "")
-        model_handles.append(Line2D([], [], color=color, marker="o", ls="", label=label))
-        for b, marker in zip(benchmarks, markers, strict=True):
-            tokens, acc = model.tokens(b), model.accuracy(b)
+        model_handles.append(Line2D([], [], color=color, marker="o", ls="", label=_label(model, baseline)))
+        for b, marker in markers.items():
+            tokens, acc = model.point([b])
             if tokens is None or acc is None:
                 continue
             ax.scatter(tokens, acc, color=color, marker=marker, s=60, zorder=3)
-            base_tokens, base_acc = (baseline.tokens(b), baseline.accuracy(b)) if baseline else (None, None)
-            if model is not baseline and base_tokens is not None and base_acc is not None:
-                ax.plot([base_tokens, tokens], [base_acc, acc], color=color, ls="--", lw=1, alpha=0.6)
-        tokens, acc = model.mean_tokens(benchmarks), model.mean_accuracy(benchmarks)
+            base = baseline.point([b]) if baseline is not None else (None,)
+            if model is not baseline and None not in base:
+                ax.plot([base[0], tokens], [base[1], acc], color=color, ls="--", lw=1, alpha=0.6)
+        tokens, acc = model.point(benchmarks)
         if len(benchmarks) > 1 and tokens is not None and acc is not None:
             ax.scatter(tokens, acc, color=color, marker="*", s=220, edgecolors="black", zorder=4)
             ax.annotate(model.label, (tokens, acc), textcoords="offset points", xytext=(6, 6), fontsize=8)
@@ -259,10 +234,7 @@ def plot_accuracy_vs_tokens(models: Sequence[ModelResult], baseline: ModelResult
     ax.set_ylabel("pass@1 (%)")
     ax.grid(alpha=0.3)
     ax.set_title("Accuracy vs response length")
-    bench_handles = [
-        Line2D([], [], color="grey", marker=marker, ls="", label=display_name(b))
-        for b, marker in zip(benchmarks, markers, strict=True)
-    ]
+    bench_handles = [Line2D([], [], color="grey", marker=m, ls="", label=display_name(b)) for b, m in markers.items()]
     if len(benchmarks) > 1:
         bench_handles.append(Line2D([], [], color="grey", marker="*", ms=12, ls="", label="average"))
     first = ax.legend(handles=model_handles, title="model", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
@@ -287,11 +259,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.labels and len(args.labels) != len(args.results):
         raise ConfigError(f"{len(args.labels)} --labels for {len(args.results)} results: give one per RES.json")
-    models, baseline = [], None
-    for path, label in zip(args.results, args.labels or [None] * len(args.results), strict=True):
-        models.append(_model_result(path, label))
-    if args.baseline:
-        baseline = _model_result(args.baseline, args.baseline_label)
+    labels = args.labels or [None] * len(args.results)
+    models = [_model_result(path, label) for path, label in zip(args.results, labels, strict=True)]
+    baseline = _model_result(args.baseline, args.baseline_label) if args.baseline else None
     text = markdown_tables(models, baseline, show_stderr=args.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

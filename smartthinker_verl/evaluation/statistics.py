@@ -1,14 +1,11 @@
 """Evaluation metrics: unbiased pass@k, response lengths, truncation rate, standard errors, compression.
 
-Definitions (docs/algorithm.md, section 7):
+Definitions (docs/algorithm.md, section 7; each ``res.json`` key: docs/evaluation.md, "Metrics"):
 
 - ``pass@k`` of one problem with ``n`` samples of which ``c`` are correct: ``1 - C(n-c, k) / C(n, k)``, the
-  probability that at least one of ``k`` samples drawn without replacement is correct; averaged over problems.
-  ``pass@1`` is the mean correctness over a problem's samples, averaged over problems. Problems may have different
-  sample counts; ``k`` larger than a problem's ``n`` is refused.
-- ``mean_response_tokens``: mean over all samples (thinking included); ``..._correct`` / ``..._incorrect`` over the
-  correct / incorrect samples only (``None`` when there are none).
-- ``truncation_rate``: fraction of samples that stopped at the token limit (``finish_reason == "length"``).
+  probability that at least one of ``k`` samples drawn without replacement is correct; averaged over problems
+  (which may have different ``n``; ``k > n`` is refused).
+- Lengths are means over samples (thinking included); ``truncation_rate`` counts ``finish_reason == "length"``.
 - Standard errors are across problems: ``std(per-problem value, ddof=1) / sqrt(num_problems)``.
 - ``compression = 1 - length / baseline length`` on the same benchmark.
 
@@ -31,10 +28,7 @@ AVERAGED = ("pass@1", "mean_response_tokens", "mean_response_tokens_correct", "m
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)`` (exact integer binomials; ``C(n-c, k) = 0``
-    when ``k > n-c``).
-
-    Raises :class:`DataError` when ``k`` is not in ``1..n`` or ``c`` is not in ``0..n``.
-    """
+    when ``k > n-c``)."""
     if n < 1:
         raise DataError(f"pass@k needs at least one sample per problem, got n={n}")
     if not 0 <= c <= n:
@@ -67,37 +61,17 @@ def mean_or_none(values: Sequence[float | None]) -> float | None:
 
 
 def compute_metrics(graded: Iterable[dict[str, Any]], ks: Sequence[int] | None = None) -> dict[str, Any]:
-    """Metrics of one benchmark (or of several pooled) from its graded samples.
-
-    Args:
-        graded: every graded sample, as the lines of ``res.graded.jsonl`` (``id``, ``sample``, ``correct``,
-            ``response_tokens``, and optionally ``finish_reason``, ``think_closed``, ``timed_out``); problems are
-            identified by ``id`` and may have different sample counts.
-        ks: the k values of pass@k to report (``pass@1`` is always reported); ``None``: :func:`default_ks` of the
-            smallest sample count.
-
-    Returns a JSON-ready dict: ``pass@1``, ``pass@<k>`` for each k and their ``..._stderr``, ``mean_response_tokens``
-    (and ``_stderr``, ``_correct``, ``_incorrect``), ``truncation_rate``, ``think_closed_rate``, ``num_problems``,
-    ``num_samples``, ``samples_per_problem`` (mean) with ``_min`` / ``_max``, ``num_correct``, ``grading_timeouts``.
-    """
+    """Metrics of one benchmark (or of several pooled) from its graded samples, the lines of ``res.graded.jsonl``,
+    one per (``id``, ``sample``): problems may have different sample counts. ``ks``: the k of pass@k besides 1;
+    ``None``: :func:`default_ks` of the smallest sample count."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    seen: set[tuple[str, int]] = set()
     for s in graded:
-        key = (str(s["id"]), int(s["sample"]))
-        if key in seen:
-            raise DataError(
-                f"problem {key[0]!r} has sample {key[1]} twice; remove the duplicate line from the generations file "
-                "(or regenerate)"
-            )
-        seen.add(key)
-        groups[key[0]].append(s)
+        groups[str(s["id"])].append(s)
     if not groups:
         raise DataError("no samples to compute metrics on (the generations are empty)")
     counts = [len(g) for g in groups.values()]
     n_min = min(counts)
     ks = sorted({1, *(ks if ks is not None else default_ks(n_min))})
-    if ks[0] < 1:
-        raise DataError(f"k must be positive, got {ks[0]}")
     if ks[-1] > n_min:
         short = next(pid for pid, g in groups.items() if len(g) == n_min)
         raise DataError(

@@ -97,10 +97,8 @@ class GenerationBackend:
         return render_prompt(self.tokenizer, messages, self.chat_template)
 
     def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
-        """Sample one completion per prompt; yield ``(prompt index, completion)`` pairs as they finish, in groups.
-
-        Prompts may repeat; repeats are independent samples.
-        """
+        """Sample one completion per prompt (a repeated prompt: independent samples); yield ``(prompt index,
+        completion)`` pairs as they finish, in groups."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -109,13 +107,12 @@ class GenerationBackend:
 
 
 def make_backend(name: str, model: str, settings: SamplingSettings, **options: Any) -> GenerationBackend:
-    """Load ``model`` into backend ``name`` (``vllm`` or ``hf``); ``options`` go to the backend's constructor."""
+    """Load ``model`` into backend ``name`` (one of ``BACKENDS``, the ``--backend`` choices); ``options`` go to the
+    backend's constructor."""
     if name == "hf":
         from smartthinker_verl.evaluation.backends.hf import HFBackend
 
         return HFBackend(model, settings, **options)
-    if name == "vllm":
-        from smartthinker_verl.evaluation.backends.vllm import VLLMBackend
+    from smartthinker_verl.evaluation.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model, settings, **options)
-    raise ConfigError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    return VLLMBackend(model, settings, **options)

@@ -1,9 +1,8 @@
 """vLLM generation backend: GPUs, tensor parallelism, the paper's long (32k-token) evaluations; vLLM's CPU build too.
 
-GPU machines get vLLM with the ``gpu`` extra; ``make install`` puts vLLM's CPU build into the CPU environment, where
-the KV cache is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from
-the machine's memory). Prompts are rendered by the same :func:`render_prompt` as the ``hf`` backend and passed to
-vLLM as token ids.
+GPU machines get vLLM with the ``gpu`` extra, the CPU environment vLLM's CPU build (``make install``), whose KV cache
+is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from the machine's
+memory). Prompts are rendered by :func:`render_prompt`, as for ``hf``, and passed as token ids.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.errors import ConfigError, SetupError
+from smartthinker_verl.errors import SetupError
 from smartthinker_verl.evaluation.backends import STOP, Completion, GenerationBackend, SamplingSettings
 from smartthinker_verl.launch.memory import GiB, ModelShape, max_full_length_sequences
 
@@ -73,19 +72,9 @@ class VLLMBackend(GenerationBackend):
     """Samples with one vLLM engine, all prompts submitted at once, completions handed back as each finishes.
 
     The engine is seeded once with ``settings.seed`` and no request carries its own seed (vLLM then samples the
-    whole batch in one kernel instead of one request at a time); prefix caching shares a problem's prompt.
-
-    Args:
-        model_path: a Hugging Face model folder (e.g. the output of ``smartthinker-verl convert``) or hub id.
-        settings: the sampling protocol; its seed is the engine's.
-        tensor_parallel_size: GPUs per engine.
-        dtype: vLLM's ``dtype`` (``auto``, ``bfloat16``, ...).
-        gpu_memory_utilization: fraction of each GPU's memory vLLM may use (ignored by vLLM's CPU build).
-        max_model_len: context length (prompt + response); ``None``: :func:`engine_limits`.
-        max_num_seqs: sequences the engine runs at once; ``None``: :func:`engine_limits`.
-        chat_template: a Jinja file replacing the tokenizer's chat template.
-        enforce_eager: disable CUDA graphs (slower, less memory, faster start).
-        trust_remote_code: passed to vLLM and transformers.
+    whole batch in one kernel instead of one request at a time); prefix caching shares a problem's prompt. The
+    keyword arguments are the ``eval`` flags of the same names; ``max_model_len`` and ``max_num_seqs`` default to
+    :func:`engine_limits`.
     """
 
     def __init__(
@@ -113,8 +102,6 @@ class VLLMBackend(GenerationBackend):
         from transformers import AutoConfig
         from vllm.platforms import current_platform
 
-        if tensor_parallel_size < 1:
-            raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
         super().__init__(model_path, settings, chat_template, trust_remote_code)
         if current_platform.is_cpu():  # the project's KV cache size and thread binding unless the environment's
             from smartthinker_verl.platforms.cpu.platform import vllm_cpu_env
@@ -144,20 +131,12 @@ class VLLMBackend(GenerationBackend):
             **({} if max_num_seqs is None else {"max_num_seqs": max_num_seqs}),
         )
         self.sampling_params = vllm.SamplingParams(
-            n=1,
             temperature=settings.temperature,
             top_p=settings.top_p,
             max_tokens=settings.max_tokens,
             skip_special_tokens=True,
         )
-        logger.info(
-            "vllm backend: %s, tensor parallel %d, max_model_len %d, max_num_seqs %s, seed %d",
-            model_path,
-            tensor_parallel_size,
-            self.max_model_len,
-            max_num_seqs,
-            settings.seed,
-        )
+        logger.info("vllm backend: %s, max_model_len %d, max_num_seqs %s", model_path, self.max_model_len, max_num_seqs)
 
     def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
         """Submit every prompt, then step the engine and yield the completions that finished in each step."""
