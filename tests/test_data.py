@@ -13,9 +13,6 @@ import pytest
 
 from smartthinker_verl import data
 from smartthinker_verl.data import (
-    DROP_NO_ANSWER,
-    DROP_NO_PROBLEM,
-    DROP_UNUSABLE_ANSWER,
     PROMPT_SUFFIX,
     DatasetSpec,
     build_row,
@@ -24,10 +21,10 @@ from smartthinker_verl.data import (
     load_records,
     normalize_answer,
     read_parquet,
-    validate_parquet_file,
     validate_row,
     write_parquet,
 )
+from smartthinker_verl.data.preprocess import DROP_NO_ANSWER, DROP_NO_PROBLEM, DROP_UNUSABLE_ANSWER
 from smartthinker_verl.errors import ConfigError, DataError, MissingFileError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
@@ -152,9 +149,8 @@ def test_convert_records_drops_and_counts_rows_without_a_problem_or_usable_answe
     ]
     result = convert_records(SPEC, records)
     assert result.rows_in == 9
-    assert result.rows_out == 2
+    assert len(result.rows) == 2
     assert result.dropped == {DROP_NO_ANSWER: 4, DROP_NO_PROBLEM: 2, DROP_UNUSABLE_ANSWER: 1}
-    assert result.n_dropped == 7
     assert [row["extra_info"]["index"] for row in result.rows] == [0, 8]  # position in the source
     assert [row["reward_model"]["ground_truth"] for row in result.rows] == ["1", "27"]
     assert result.rows[1]["extra_info"] == {
@@ -356,11 +352,11 @@ def test_write_parquet_refuses_no_rows_and_invalid_rows(tmp_path):
         ([{"data_source": "s"}], "missing column"),
     ],
 )
-def test_validate_parquet_file_rejects_files_verl_cannot_use(tmp_path, rows, message):
+def test_read_parquet_rejects_files_verl_cannot_use(tmp_path, rows, message):
     path = tmp_path / "foreign.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     with pytest.raises(DataError, match=message):
-        validate_parquet_file(path)
+        read_parquet(path)
 
 
 def test_read_parquet_of_a_missing_file_says_how_to_create_it(tmp_path):
@@ -368,8 +364,7 @@ def test_read_parquet_of_a_missing_file_says_how_to_create_it(tmp_path):
         read_parquet(tmp_path / "missing.parquet")
 
 
-def test_spec_default_output_and_data_source():
-    assert SPEC.data_source == "example/toy-math"
-    assert SPEC.default_output() == Path("data/toy/test.parquet")
-    assert SPEC.default_output("train") == Path("data/toy/train.parquet")
+def test_rows_take_the_specs_hub_id_as_data_source():
+    (row,) = convert_records(SPEC, [{"problem": "a", "answer": "1"}]).rows
+    assert row["data_source"] == "example/toy-math"
     assert data.DatasetSpec.__dataclass_params__.frozen

@@ -35,18 +35,10 @@ class ConversionResult:
     rows_in: int
     dropped: Counter = field(default_factory=Counter)
 
-    @property
-    def rows_out(self) -> int:
-        return len(self.rows)
-
-    @property
-    def n_dropped(self) -> int:
-        return sum(self.dropped.values())
-
     def summary(self, name: str, path: str | Path | None = None) -> str:
         """One line: rows in, rows out, dropped (by reason), where written."""
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.dropped.items()))
-        line = f"{name}: {self.rows_in} rows in, {self.rows_out} rows out, {self.n_dropped} dropped"
+        line = f"{name}: {self.rows_in} rows in, {len(self.rows)} rows out, {self.dropped.total()} dropped"
         return line + (f" ({reasons})" if reasons else "") + (f" -> {path}" if path is not None else "")
 
 
@@ -85,7 +77,7 @@ def convert_records(
         extra = {key: text for key, text in extra.items() if text is not None}
         rows.append(
             build_row(
-                data_source=spec.data_source,
+                data_source=spec.hub_id,
                 problem=problem.strip(),
                 ground_truth=ground_truth,
                 split=split or spec.output_split,
@@ -108,7 +100,7 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
 
     parser = argparse.ArgumentParser(
         description=spec.description
-        or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.data_source!r}, the paper's prompt).",
+        or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.hub_id!r}, the paper's prompt).",
     )
     parser.add_argument(
         "--local_dataset_path",
@@ -148,7 +140,7 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
     elif args.output_dir is not None:
         output = Path(args.output_dir) / f"{output_split}.parquet"
     else:
-        output = spec.default_output(output_split)
+        output = Path("data") / spec.name / f"{output_split}.parquet"
     progress = functools.partial(tqdm, desc=spec.name, unit="row", file=sys.stderr, disable=None)
     try:
         result = convert_records(spec, load_records(spec, args.local_dataset_path, args.split), output_split, progress)
