@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections import Counter
@@ -10,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.data.answers import as_text, is_missing
+from smartthinker_verl.data.answers import is_missing, normalize_answer
 from smartthinker_verl.data.gradable import checked_mark, describe, unparseable
 from smartthinker_verl.data.rows import build_row, write_parquet
 from smartthinker_verl.data.sources import DatasetSpec, load_records
@@ -50,8 +51,9 @@ def convert_records(
             continue
         solution = record.get(spec.solution_key) if spec.solution_key else None
         extra = {"solution": solution.strip()} if isinstance(solution, str) and solution.strip() else {}
-        extra.update((key, as_text(record.get(key))) for key in spec.metadata_keys)
-        extra = {key: text for key, text in extra.items() if text is not None}
+        for key in spec.metadata_keys:  # as text, so that every dataset's extra_info concatenates
+            if not is_missing(value := record.get(key)):
+                extra[key] = normalize_answer(value) or json.dumps(value, sort_keys=True, default=str)
         rows.append(
             build_row(
                 data_source=spec.hub_id,

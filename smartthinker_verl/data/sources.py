@@ -82,10 +82,8 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
         return data
     if isinstance(data, dict) and data and all(isinstance(column, list) for column in data.values()):
-        lengths = {len(column) for column in data.values()}
-        if len(lengths) == 1:
-            keys = list(data)
-            return [dict(zip(keys, values, strict=True)) for values in zip(*data.values(), strict=True)]
+        if len({len(column) for column in data.values()}) == 1:
+            return [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
     raise DataError(
         f"{path}: expected a JSON list of records or an object of equal-length columns; "
         "for one record per line name the file .jsonl"

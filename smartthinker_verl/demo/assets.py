@@ -148,7 +148,7 @@ def _tiny_response(rng, a: int, b: int) -> str:
     return f"<think>{thinking}</think> The answer is \\boxed{{{answer}}}."
 
 
-def warm_up_tiny(model, tokenizer, *, steps: int, batch: int = 32) -> float:
+def warm_up_tiny(model, tokenizer, *, steps: int) -> float:
     """Supervised steps so the random tiny model answers the tiny run's problems (``digits`` difficulty of
     :mod:`smartthinker_verl.demo.data`) in the expected format.
 
@@ -179,7 +179,7 @@ def warm_up_tiny(model, tokenizer, *, steps: int, batch: int = 32) -> float:
     }
     for _ in range(steps):
         rows, targets = [], []  # targets: the response's ids, -100 (no loss) over the prompt
-        for _ in range(batch):
+        for _ in range(32):
             a, b = rng.randint(0, 4), rng.randint(0, 4)
             prompt_ids = encode(prompts[(a, b)])
             response_ids = [*encode(_tiny_response(rng, a, b)), tokenizer.eos_token_id]
