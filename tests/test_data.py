@@ -13,9 +13,6 @@ import pytest
 
 from smartthinker_verl import data
 from smartthinker_verl.data import (
-    DROP_NO_ANSWER,
-    DROP_NO_PROBLEM,
-    DROP_UNUSABLE_ANSWER,
     PROMPT_SUFFIX,
     DatasetSpec,
     build_row,
@@ -24,10 +21,10 @@ from smartthinker_verl.data import (
     load_records,
     normalize_answer,
     read_parquet,
-    validate_parquet_file,
     validate_row,
     write_parquet,
 )
+from smartthinker_verl.data.preprocess import DROP_NO_ANSWER, DROP_NO_PROBLEM, DROP_UNUSABLE_ANSWER
 from smartthinker_verl.errors import ConfigError, DataError, MissingFileError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
@@ -150,48 +147,26 @@ def test_convert_records_drops_and_counts_rows_without_a_problem_or_usable_answe
         {"problem": "list answer", "answer": [1, 2]},
         {"problem": "float answer", "answer": 27.0, "id": 12, "level": 5},
     ]
-    result = convert_records(SPEC, records)
-    assert result.rows_in == 9
-    assert result.rows_out == 2
-    assert result.dropped == {DROP_NO_ANSWER: 4, DROP_NO_PROBLEM: 2, DROP_UNUSABLE_ANSWER: 1}
-    assert result.n_dropped == 7
-    assert [row["extra_info"]["index"] for row in result.rows] == [0, 8]  # position in the source
-    assert [row["reward_model"]["ground_truth"] for row in result.rows] == ["1", "27"]
-    assert result.rows[1]["extra_info"] == {
+    rows, dropped = convert_records(SPEC, records)
+    assert len(rows) == 2
+    assert dropped == {DROP_NO_ANSWER: 4, DROP_NO_PROBLEM: 2, DROP_UNUSABLE_ANSWER: 1}
+    assert [row["extra_info"]["index"] for row in rows] == [0, 8]  # position in the source
+    assert [row["reward_model"]["ground_truth"] for row in rows] == ["1", "27"]
+    assert rows[1]["extra_info"] == {
         "split": "test",
         "index": 8,
         "question": "float answer",
         "id": "12",
         "level": "5",
     }
-    assert result.summary("toy", "out/test.parquet") == (
-        "toy: 9 rows in, 2 rows out, 7 dropped (no answer: 4, no problem: 2, unusable answer: 1) -> out/test.parquet"
-    )
 
 
 def test_convert_records_keeps_a_worked_solution_only_when_there_is_one():
     rows = convert_records(
         SPEC, [{"problem": "a", "answer": "1", "solution": " s "}, {"problem": "b", "answer": "2", "solution": ""}]
-    ).rows
+    )[0]
     assert rows[0]["extra_info"]["solution"] == "s"
     assert "solution" not in rows[1]["extra_info"]
-
-
-def test_convert_records_summary_without_drops_has_no_reasons():
-    result = convert_records(SPEC, [{"problem": "a", "answer": "1"}])
-    assert result.summary("toy") == "toy: 1 rows in, 1 rows out, 0 dropped"
-
-
-def test_convert_records_passes_every_record_through_the_progress_wrapper():
-    seen = []
-
-    def progress(items):
-        for item in items:
-            seen.append(item)
-            yield item
-
-    convert_records(SPEC, [{"problem": "a", "answer": "1"}, {"problem": "b", "answer": None}], progress=progress)
-    assert len(seen) == 2
 
 
 # ------------------------------------------------------------------------------------------------- loading
@@ -275,7 +250,7 @@ def test_write_parquet_round_trips_rows_with_different_extra_info_keys(tmp_path)
             {"problem": "b", "answer": "2", "level": 3},
             {"problem": "c", "answer": 4.0},
         ],
-    ).rows
+    )[0]
     path = write_parquet(rows, tmp_path / "nested" / "test.parquet")
     back = read_parquet(path)
     extra_type = pq.read_schema(path).field("extra_info").type
@@ -300,7 +275,7 @@ def test_write_parquet_round_trips_rows_with_different_extra_info_keys(tmp_path)
 
 
 def test_write_parquet_is_byte_identical_for_the_same_rows(tmp_path):
-    rows = convert_records(SPEC, load_records(SPEC, FIXTURES / "deepscaler_train.jsonl")).rows
+    rows, _ = convert_records(SPEC, load_records(SPEC, FIXTURES / "deepscaler_train.jsonl"))
     first = write_parquet(rows, tmp_path / "a.parquet").read_bytes()
     second = write_parquet(rows, tmp_path / "b.parquet").read_bytes()
     assert first == second
@@ -356,11 +331,11 @@ def test_write_parquet_refuses_no_rows_and_invalid_rows(tmp_path):
         ([{"data_source": "s"}], "missing column"),
     ],
 )
-def test_validate_parquet_file_rejects_files_verl_cannot_use(tmp_path, rows, message):
+def test_read_parquet_rejects_files_verl_cannot_use(tmp_path, rows, message):
     path = tmp_path / "foreign.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     with pytest.raises(DataError, match=message):
-        validate_parquet_file(path)
+        read_parquet(path)
 
 
 def test_read_parquet_of_a_missing_file_says_how_to_create_it(tmp_path):
@@ -368,8 +343,7 @@ def test_read_parquet_of_a_missing_file_says_how_to_create_it(tmp_path):
         read_parquet(tmp_path / "missing.parquet")
 
 
-def test_spec_default_output_and_data_source():
-    assert SPEC.data_source == "example/toy-math"
-    assert SPEC.default_output() == Path("data/toy/test.parquet")
-    assert SPEC.default_output("train") == Path("data/toy/train.parquet")
+def test_rows_take_the_specs_hub_id_as_data_source():
+    (row,), _ = convert_records(SPEC, [{"problem": "a", "answer": "1"}])
+    assert row["data_source"] == "example/toy-math"
     assert data.DatasetSpec.__dataclass_params__.frozen

@@ -13,28 +13,11 @@
 
 from smartthinker_verl.data.answers import extract_gsm8k_answer, normalize_answer
 from smartthinker_verl.data.gradable import ground_truth_problems
-from smartthinker_verl.data.preprocess import (
-    DROP_NO_ANSWER,
-    DROP_NO_PROBLEM,
-    DROP_UNUSABLE_ANSWER,
-    convert_records,
-    preprocess_main,
-)
-from smartthinker_verl.data.rows import (
-    PROMPT_SUFFIX,
-    build_row,
-    make_prompt,
-    read_parquet,
-    validate_parquet_file,
-    validate_row,
-    write_parquet,
-)
+from smartthinker_verl.data.preprocess import convert_records, preprocess_main
+from smartthinker_verl.data.rows import PROMPT_SUFFIX, build_row, make_prompt, read_parquet, validate_row, write_parquet
 from smartthinker_verl.data.sources import DatasetSpec, load_records, read_jsonl
 
 __all__ = [
-    "DROP_NO_ANSWER",
-    "DROP_NO_PROBLEM",
-    "DROP_UNUSABLE_ANSWER",
     "PROMPT_SUFFIX",
     "DatasetSpec",
     "build_row",
@@ -47,7 +30,6 @@ __all__ = [
     "preprocess_main",
     "read_jsonl",
     "read_parquet",
-    "validate_parquet_file",
     "validate_row",
     "write_parquet",
 ]

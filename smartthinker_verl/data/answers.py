@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from typing import Any
@@ -47,11 +46,3 @@ def extract_gsm8k_answer(value: Any) -> str | None:
         return None
     answer = value.rsplit("####", 1)[1].strip().replace(",", "")
     return answer or None
-
-
-def as_text(value: Any) -> str | None:
-    """A source metadata value as text (None stays None), so every dataset's extra_info concatenates."""
-    if is_missing(value):
-        return None
-    normalized = normalize_answer(value)
-    return normalized if normalized is not None else json.dumps(value, sort_keys=True, default=str)

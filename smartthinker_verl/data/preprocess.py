@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import functools
+import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.data.answers import as_text, is_missing
+from smartthinker_verl.data.answers import is_missing, normalize_answer
 from smartthinker_verl.data.gradable import checked_mark, describe, unparseable
 from smartthinker_verl.data.rows import build_row, write_parquet
 from smartthinker_verl.data.sources import DatasetSpec, load_records
@@ -20,51 +19,22 @@ from smartthinker_verl.errors import SmartThinkerError
 
 logger = logging.getLogger(__name__)
 
-# Drop reasons counted by convert_records (the keys of ConversionResult.dropped).
+# Drop reasons counted by convert_records.
 DROP_NO_PROBLEM = "no problem"
 DROP_NO_ANSWER = "no answer"
 DROP_UNUSABLE_ANSWER = "unusable answer"
 DROP_UNGRADABLE_ANSWER = "answer math-verify cannot parse"
 
 
-@dataclass
-class ConversionResult:
-    """Rows built from a dataset's records, and how many records were dropped for which reason."""
-
-    rows: list[dict[str, Any]]
-    rows_in: int
-    dropped: Counter = field(default_factory=Counter)
-
-    @property
-    def rows_out(self) -> int:
-        return len(self.rows)
-
-    @property
-    def n_dropped(self) -> int:
-        return sum(self.dropped.values())
-
-    def summary(self, name: str, path: str | Path | None = None) -> str:
-        """One line: rows in, rows out, dropped (by reason), where written."""
-        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.dropped.items()))
-        line = f"{name}: {self.rows_in} rows in, {self.rows_out} rows out, {self.n_dropped} dropped"
-        return line + (f" ({reasons})" if reasons else "") + (f" -> {path}" if path is not None else "")
-
-
 def convert_records(
-    spec: DatasetSpec,
-    records: Iterable[dict[str, Any]],
-    split: str | None = None,
-    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
-) -> ConversionResult:
-    """Records -> verl rows, in source order; records without a problem or a usable answer are dropped.
-
-    ``extra_info.index`` is the record's position in the source, so every row can be traced back. ``progress``
-    wraps the iteration (the CLI passes a tqdm bar).
-    """
-    records = list(records)
+    spec: DatasetSpec, records: Iterable[dict[str, Any]], split: str | None = None
+) -> tuple[list[dict[str, Any]], Counter]:
+    """Records -> ``(verl rows in source order, how many records were dropped for which reason)``; records without
+    a problem or a usable answer are dropped. ``extra_info.index`` is the record's position in the source, so every
+    row can be traced back."""
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
-    for index, record in enumerate(records if progress is None else progress(records)):
+    for index, record in enumerate(records):
         problem, raw_answer = record.get(spec.problem_key), record.get(spec.answer_key)
         ground_truth = None if is_missing(raw_answer) else spec.extract_answer(raw_answer)
         if is_missing(problem) or not isinstance(problem, str):
@@ -81,11 +51,12 @@ def convert_records(
             continue
         solution = record.get(spec.solution_key) if spec.solution_key else None
         extra = {"solution": solution.strip()} if isinstance(solution, str) and solution.strip() else {}
-        extra.update((key, as_text(record.get(key))) for key in spec.metadata_keys)
-        extra = {key: text for key, text in extra.items() if text is not None}
+        for key in spec.metadata_keys:  # as text, so that every dataset's extra_info concatenates
+            if not is_missing(value := record.get(key)):
+                extra[key] = normalize_answer(value) or json.dumps(value, sort_keys=True, default=str)
         rows.append(
             build_row(
-                data_source=spec.data_source,
+                data_source=spec.hub_id,
                 problem=problem.strip(),
                 ground_truth=ground_truth,
                 split=split or spec.output_split,
@@ -94,8 +65,9 @@ def convert_records(
             )
         )
     if dropped:
-        logger.warning("%s: dropped %d of %d records (%s)", spec.name, dropped.total(), len(records), dict(dropped))
-    return ConversionResult(rows=rows, rows_in=len(records), dropped=dropped)
+        total = len(rows) + dropped.total()
+        logger.warning("%s: dropped %d of %d records (%s)", spec.name, dropped.total(), total, dict(dropped))
+    return rows, dropped
 
 
 def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
@@ -108,7 +80,7 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
 
     parser = argparse.ArgumentParser(
         description=spec.description
-        or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.data_source!r}, the paper's prompt).",
+        or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.hub_id!r}, the paper's prompt).",
     )
     parser.add_argument(
         "--local_dataset_path",
@@ -148,19 +120,22 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
     elif args.output_dir is not None:
         output = Path(args.output_dir) / f"{output_split}.parquet"
     else:
-        output = spec.default_output(output_split)
-    progress = functools.partial(tqdm, desc=spec.name, unit="row", file=sys.stderr, disable=None)
+        output = Path("data") / spec.name / f"{output_split}.parquet"
     try:
-        result = convert_records(spec, load_records(spec, args.local_dataset_path, args.split), output_split, progress)
-        bad = set(unparseable([row["reward_model"]["ground_truth"] for row in result.rows]))
+        records = load_records(spec, args.local_dataset_path, args.split)
+        progress = tqdm(records, desc=spec.name, unit="row", file=sys.stderr, disable=None)
+        rows, dropped = convert_records(spec, progress, output_split)
+        bad = set(unparseable([row["reward_model"]["ground_truth"] for row in rows]))
         for position in sorted(bad):
-            logger.warning("%s: dropped %s", spec.name, describe(result.rows[position], "a row"))
-        result.rows = [row for position, row in enumerate(result.rows) if position not in bad]
+            logger.warning("%s: dropped %s", spec.name, describe(rows[position], "a row"))
+        rows = [row for position, row in enumerate(rows) if position not in bad]
         if bad:
-            result.dropped[DROP_UNGRADABLE_ANSWER] += len(bad)
-        path = write_parquet(result.rows, output, metadata=checked_mark())
+            dropped[DROP_UNGRADABLE_ANSWER] += len(bad)
+        path = write_parquet(rows, output, metadata=checked_mark())
     except SmartThinkerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(result.summary(spec.name, path))
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(dropped.items()))
+    summary = f"{spec.name}: {len(records)} rows in, {len(rows)} rows out, {dropped.total()} dropped"
+    print(summary + (f" ({reasons})" if reasons else "") + f" -> {path}")
     return 0

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where a dataset lives and which of its columns hold what.
+    """Where a dataset lives and which of its columns hold what; its hub id is every row's ``data_source``.
 
     ``split`` is the hub split to load; ``output_split`` is the role the rows play in training (``"train"`` or
     ``"test"``), used in ``extra_info.split`` and in the default output path ``data/<name>/<output_split>.parquet``.
@@ -42,19 +42,10 @@ class DatasetSpec:
     description: str = ""
 
     @property
-    def data_source(self) -> str:
-        """The ``data_source`` of every row: the dataset's hub id."""
-        return self.hub_id
-
-    @property
     def layout(self) -> str:
         """The source columns this spec reads, for error messages."""
         keys = [self.problem_key, self.answer_key, self.solution_key, *self.metadata_keys]
         return ", ".join(dict.fromkeys(key for key in keys if key))
-
-    def default_output(self, split: str | None = None) -> Path:
-        """``data/<name>/<split>.parquet`` (relative to the working directory)."""
-        return Path("data") / self.name / f"{split or self.output_split}.parquet"
 
 
 def read_jsonl(path: str | Path, *, allow_partial_tail: bool = False) -> list[dict[str, Any]]:
@@ -91,10 +82,8 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
         return data
     if isinstance(data, dict) and data and all(isinstance(column, list) for column in data.values()):
-        lengths = {len(column) for column in data.values()}
-        if len(lengths) == 1:
-            keys = list(data)
-            return [dict(zip(keys, values, strict=True)) for values in zip(*data.values(), strict=True)]
+        if len({len(column) for column in data.values()}) == 1:
+            return [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
     raise DataError(
         f"{path}: expected a JSON list of records or an object of equal-length columns; "
         "for one record per line name the file .jsonl"
@@ -167,14 +156,14 @@ def load_records(spec: DatasetSpec, local_dataset_path: str | Path | None = None
     else:
         records = _load_from_hub(spec, split)
         source = spec.hub_id
-    columns = set().union(*(record.keys() for record in records)) if records else set()
+    if not records:
+        raise DataError(f"{source}: no records; check the file or the split name ({split!r})")
+    columns = set().union(*(record.keys() for record in records))
     missing = [key for key in (spec.problem_key, spec.answer_key) if key not in columns]
-    if records and missing:
+    if missing:
         raise DataError(
             f"{source}: no column(s) {missing} (columns found: {sorted(columns)}); {spec.name} expects the layout "
             f"of {spec.hub_id}: {spec.layout}"
         )
-    if not records:
-        raise DataError(f"{source}: no records; check the file or the split name ({split!r})")
     logger.info("read %d records from %s", len(records), source)
     return records

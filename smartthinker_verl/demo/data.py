@@ -20,10 +20,8 @@ from typing import Any
 import tomllib
 
 from smartthinker_verl.data import build_row, extract_gsm8k_answer, write_parquet
-from smartthinker_verl.errors import ConfigError, DataError, MissingFileError, SmartThinkerError
+from smartthinker_verl.errors import ConfigError, DataError, SmartThinkerError
 
-ARITHMETIC_SOURCE = "smartthinker/arithmetic"
-GSM8K_SOURCE = "openai/gsm8k"
 #: The difficulties that are a + b, with a and b drawn from these ranges.
 ADDITION = {"digits": (0, 4), "single": (2, 9), "easy": (2, 50)}
 DIFFICULTIES = (*ADDITION, "medium", "hard")
@@ -50,13 +48,11 @@ def arithmetic_problem(rng: random.Random, difficulty: str) -> tuple[str, int]:
 
 def arithmetic_rows(count: int, *, split: str, seed: int, difficulty: str = "easy") -> list[dict[str, Any]]:
     """``count`` arithmetic rows; the same (seed, split, difficulty) always gives the same rows."""
-    if count < 1:
-        raise ConfigError(f"need at least one row, got count={count}")
     rng = random.Random(f"{seed}-{split}-{difficulty}")
     problems = [arithmetic_problem(rng, difficulty) for _ in range(count)]
     return [
         build_row(
-            data_source=ARITHMETIC_SOURCE,
+            data_source="smartthinker/arithmetic",
             problem=problem,
             ground_truth=str(answer),
             split=split,
@@ -68,21 +64,17 @@ def arithmetic_rows(count: int, *, split: str, seed: int, difficulty: str = "eas
 
 
 def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows of the GSM8K test items stored as TOML files (``question``, ``answer``, ``id_orig``) in ``toml_dir``."""
-    files = sorted(Path(toml_dir).glob("*.toml"))
-    if not files:
-        raise MissingFileError(
-            f"no GSM8K TOML files in {toml_dir}; run: python -m smartthinker_verl.demo.assets prepare gsm8k"
-        )
+    """Rows of the GSM8K test items stored as TOML files (``question``, ``answer``, ``id_orig``) in ``toml_dir``
+    (the asset ``gsm8k``)."""
     rows = []
-    for index, path in enumerate(files[:limit]):
+    for index, path in enumerate(sorted(Path(toml_dir).glob("*.toml"))[:limit]):
         item = tomllib.loads(path.read_text())
         answer = extract_gsm8k_answer(item["answer"])
         if answer is None:
             raise DataError(f"{path}: GSM8K solution has no '#### answer' line")
         rows.append(
             build_row(
-                data_source=GSM8K_SOURCE,
+                data_source="openai/gsm8k",
                 problem=item["question"].strip(),
                 ground_truth=answer,
                 split="test",

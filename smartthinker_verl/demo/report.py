@@ -83,19 +83,10 @@ def level_name(source: str) -> str:
     return source.rsplit("/", 1)[-1]
 
 
-def _row(label: str, ends: tuple[tuple[int, float] | None, tuple[int, float] | None]) -> dict[str, Any]:
-    before, after = ends
-    return {
-        "metric": label,
-        "before": before[1] if before else math.nan,
-        "after": after[1] if after else math.nan,
-        "before_step": before[0] if before else None,
-        "after_step": after[0] if after else None,
-    }
-
-
-def _ends(series: Points) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
-    return (series[0], series[-1]) if series else (None, None)
+def _row(label: str, series: Points) -> dict[str, Any]:
+    """A table row of the first and last point of ``series`` (NaN, at no step, when it is empty)."""
+    (before_step, before), (after_step, after) = (series[0], series[-1]) if series else [(None, math.nan)] * 2
+    return {"metric": label, "before": before, "after": after, "before_step": before_step, "after_step": after_step}
 
 
 def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any]]:
@@ -107,13 +98,12 @@ def summarize(records: list[tuple[int, dict[str, float]]]) -> list[dict[str, Any
     rows = []
     for position, label in enumerate(labels):
         series = [pair[position] for pair in sources.values()]
-        ends = [[s[end] for s in series if s] for end in (0, -1)]
-        full = series and all(series)
-        means = [(p[0][0], sum(v for _, v in p) / len(p)) if full else None for p in ends]  # at the first source's step
-        rows.append(_row(label, (means[0], means[1])))
+        full = series and all(series)  # then the means over sources, at the first source's first and last step
+        means = [(series[0][end][0], sum(s[end][1] for s in series) / len(series)) for end in (0, -1)] if full else []
+        rows.append(_row(label, means))
     for source, pair in sources.items() if len(sources) > 1 else []:
-        rows += [_row(f"{label}, {level_name(source)}", _ends(s)) for label, s in zip(labels, pair, strict=True)]
-    return rows + [_row(title, _ends(points(records, key))) for key, title in PLOTTED[:4]]
+        rows += [_row(f"{label}, {level_name(source)}", s) for label, s in zip(labels, pair, strict=True)]
+    return rows + [_row(title, points(records, key)) for key, title in PLOTTED[:4]]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
