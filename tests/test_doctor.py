@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from smartthinker_verl.launch import doctor
-from smartthinker_verl.launch.compose import compose_config
+from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, compose_config, prepare
 from smartthinker_verl.launch.doctor import NOTE, OK, PROBLEM, SKIPPED, WARNING, Requirements
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,9 +84,8 @@ def test_checkpoints_kept_follow_save_freq_and_max_to_keep(monkeypatch: pytest.M
 def test_requirements_follow_the_composed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    r = doctor.requirements_from_config(
-        compose_config(["trainer.n_gpus_per_node=8", "trainer.logger=[console]", "trainer.default_local_dir=ck/r"])
-    )
+    overrides = ["trainer.n_gpus_per_node=8", "trainer.logger=[console]", "trainer.default_local_dir=ck/r"]
+    r = doctor.requirements_from_config(prepare(overrides, config_name=DEFAULT_CONFIG_NAME, require_files=False))
     assert (r.gpus_per_node, r.wandb, r.rollout, r.needs_gpu) == (8, False, "vllm", True)
     assert r.checkpoint_dir == f"{tmp_path}/ck/r"  # relative to the launch folder, not a Ray worker's
 

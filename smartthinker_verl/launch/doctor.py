@@ -1,21 +1,19 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
-It composes the recipe config exactly as ``python -m smartthinker_verl.launch.train`` would, then runs Ray tasks pinned
-to each alive node of the cluster the run would join (``--address``, else ``RAY_ADDRESS``, else the one ``ray start``
-began here, else a new local one; ``local``: a private one). It checks what fails a run late, or blocks it:
+It composes the recipe config as ``python -m smartthinker_verl.launch.train`` would, joins the Ray cluster the run
+would join (``--address``, else what the run's ``ray.init()`` joins; ``local``: a private one) and runs tasks pinned
+to each alive node:
 
 - every node (verl's TaskRunner and reward loop may land on any): the plugin (:mod:`.cluster_check`), a checkpoint
-  folder that is writable and the same folder everywhere (each node writes a probe file that every node must read),
-  free disk for the checkpoints the run keeps, wandb credentials;
-- nodes with a Ray ``GPU`` resource (where verl places its GPU workers; they count against ``trainer.nnodes``), in a
-  task holding the GPUs the run holds there (Ray's ``CUDA_VISIBLE_DEVICES``): GPU count, torch's view of them, compute
-  capability, vLLM's CUDA build, flash-attn (unless the run trains with ``+attention=sdpa``). A node without the
-  resource reads ``SKIPPED (no GPU)``.
+  folder that is writable and the same everywhere (each node writes a probe file that every node must read), free
+  disk for the checkpoints the run keeps, wandb credentials;
+- nodes with a Ray ``GPU`` resource (they count against ``trainer.nnodes``), in a task holding the GPUs the run holds
+  there: GPU count, torch's view of them, compute capability, vLLM's CUDA build, flash-attn (unless the run trains
+  with ``+attention=sdpa``). Elsewhere these read ``SKIPPED (no GPU)``.
 
-What torch, vLLM or verl report at start-up with the same words (a missing file, a driver too old, too little free
-GPU memory) is left to them. Each check is a function of plain values (testable without Ray or
-GPUs); each problem is one line with its fix, and the exit code is 2 if there is any. A :data:`WARNING` is a cost the
-run will pay; it never fails it.
+What torch, vLLM or verl report at start-up in the same words is left to them. Each check is a function of plain
+values (testable without Ray or GPUs); a problem is one line with its fix, and exit code 2. A :data:`WARNING` is a
+cost the run will pay; it never fails it.
 """
 
 from __future__ import annotations
@@ -123,28 +121,23 @@ def parameter_count(model_path: str) -> int | None:
 
 def saves_of_run(total_steps: int, save_freq: int) -> int:
     """Checkpoints verl writes: every ``save_freq`` steps and at the last step."""
-    if save_freq <= 0 or total_steps <= 0:
-        return 0
-    return total_steps // save_freq + (1 if total_steps % save_freq else 0)
+    return -(-total_steps // save_freq) if save_freq > 0 and total_steps > 0 else 0
 
 
 def requirements_from_config(config: Any) -> Requirements:
-    """Plain requirements from a composed recipe config."""
+    """Plain requirements from a config of :func:`.compose.prepare`."""
     from smartthinker_verl.launch.compose import uses_flash_attn
 
     trainer, rollout = config.trainer, config.actor_rollout_ref.rollout
     parameters = parameter_count(str(config.actor_rollout_ref.model.path))
     saves = saves_of_run(int(trainer.total_training_steps or 0), int(trainer.save_freq or 0))
     keep = trainer.get("max_actor_ckpt_to_keep")
-    directory = str(trainer.default_local_dir)  # relative to the launch folder (the driver's), not a Ray worker's
-    if "://" not in directory and not Path(directory).expanduser().is_absolute():
-        directory = str(Path.cwd() / directory)
     return Requirements(
         gpus_per_node=int(trainer.n_gpus_per_node),
         nnodes=int(trainer.nnodes),
         needs_gpu=str(trainer.get("device", "cuda")) != "cpu",
         rollout=str(rollout.name),
-        checkpoint_dir=directory,
+        checkpoint_dir=str(trainer.default_local_dir),  # absolute: compose.prepare made it so
         checkpoint_bytes=parameters * CHECKPOINT_BYTES_PER_PARAM if parameters else None,
         kept_checkpoints=min(saves, int(keep)) if keep else saves,
         wandb="wandb" in [str(x) for x in (trainer.logger or [])],
@@ -460,15 +453,11 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) ->
                 gpu_findings = [Finding(**f) for f in ray.get(gpu_tasks[nid])]
             else:
                 ray.cancel(gpu_tasks[nid], force=True)
-                gpu_findings = [
-                    Finding(
-                        "gpus",
-                        PROBLEM,
-                        f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another "
-                        "job or actor holds them, and the run would wait for them too",
-                        "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
-                    )  # fmt: skip
-                ]
+                gpu_findings = [Finding(
+                    "gpus", PROBLEM, f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another job "
+                    "or actor holds them, and the run would wait for them too",
+                    "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
+                )]  # fmt: skip
             findings += [replace(f, node=node["name"]) for f in gpu_findings]
         ray.get([on(nid, remove_probe).remote(req, n["name"]) for nid, n in nodes.items()])
         return findings
@@ -481,18 +470,10 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) ->
 def ray_runtime_env(config: Any) -> dict:
     """The runtime env verl's ``run_ppo`` gives its Ray processes (so the checks see what training will see)."""
     from omegaconf import OmegaConf
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
 
-    try:
-        from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
-
-        env = get_ppo_ray_runtime_env(config)
-    except Exception:  # older/newer verl: the plain environment is still a useful check
-        logger.debug("verl's runtime env unavailable", exc_info=True)
-        return {}
-    extra = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env")
-    if extra:
-        env = OmegaConf.to_container(OmegaConf.merge(env, extra), resolve=True)
-    return dict(env)
+    extra = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env") or {}
+    return OmegaConf.to_container(OmegaConf.merge(get_ppo_ray_runtime_env(config), extra), resolve=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
