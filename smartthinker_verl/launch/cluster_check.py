@@ -49,28 +49,28 @@ def run_checks(estimator: str) -> dict[str, Any]:
 
     import smartthinker_verl
 
-    flags = {
-        "plugin_loaded_by_verl": "smartthinker_verl.plugin" in sys.modules,
-        "estimator_registered": estimator in ADV_ESTIMATOR_REGISTRY,
-    }
+    plugin_loaded = "smartthinker_verl.plugin" in sys.modules
+    estimator_registered = estimator in ADV_ESTIMATOR_REGISTRY
     managers = set(REWARD_MANAGER)  # before the import below, which registers the manager itself
     from smartthinker_verl.reward_manager import MANAGER_NAME
 
-    flags["reward_manager_registered"] = MANAGER_NAME in managers
-    messages = {
-        "plugin_loaded_by_verl": "`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES",
-        "reward_manager_registered": f"reward manager {MANAGER_NAME!r} is not registered",
-        "estimator_registered": f"advantage estimator {estimator!r} is not registered",
+    checks = {  # report key: (passed, the error otherwise)
+        "plugin_loaded_by_verl": (
+            plugin_loaded,
+            "`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES",
+        ),
+        "reward_manager_registered": (MANAGER_NAME in managers, f"reward manager {MANAGER_NAME!r} is not registered"),
+        "estimator_registered": (estimator_registered, f"advantage estimator {estimator!r} is not registered"),
     }
     report: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "verl_use_external_modules": os.environ.get("VERL_USE_EXTERNAL_MODULES", ""),
         "package_file": smartthinker_verl.__file__,
-        **flags,
-        "errors": [message for key, message in messages.items() if not flags[key]],
+        **{key: passed for key, (passed, _) in checks.items()},
+        "errors": [error for passed, error in checks.values() if not passed],
     }
-    if flags["estimator_registered"]:
+    if estimator_registered:
         report["errors"] += worked_example_errors(estimator, report) + scorer_errors(report)
     report["ok"] = not report["errors"]
     return report

@@ -477,13 +477,14 @@ def ray_runtime_env(config: Any) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="the recipe's Hydra overrides")
+    from smartthinker_verl.launch.compose import add_recipe_arguments
+
+    add_recipe_arguments(parser)
     parser.add_argument(
         "--address",
         help="Ray cluster (HOST:PORT); 'local': a private local Ray. Default: what the run's ray.init() joins "
         "(RAY_ADDRESS, else the cluster `ray start` began on this machine, else a new local one)",
     )
-    parser.add_argument("--config-name", default=None, help="recipe yaml (default: the SmartThinker recipe)")
     parser.add_argument("--json", type=Path, help="also write every finding as JSON to this file")
     parser.add_argument(
         "--recipe", default=None, help="set by recipes/common.sh: the overrides are that recipe's (its environment "
@@ -497,15 +498,11 @@ def _print(findings: Sequence[Finding]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare
-    from smartthinker_verl.launch.validate import RecipeConfigError
+    from smartthinker_verl.launch.compose import prepare
 
     findings = [f for f in [check_recipe_environment(os.environ, args.recipe)] if f is not None]
-    try:
-        config = prepare(args.overrides, config_name=args.config_name or DEFAULT_CONFIG_NAME, require_files=False)
-    except RecipeConfigError:
-        _print(findings)
-        raise
+    _print(findings)  # before composing: a config error stops the doctor there
+    config = prepare(args.overrides, config_name=args.config_name, require_files=False)
     req = requirements_from_config(config)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     print(
@@ -514,8 +511,9 @@ def run(args: argparse.Namespace) -> int:
         f"checkpoints {req.checkpoint_dir} (host {socket.gethostname()})",
         file=sys.stderr,
     )
-    findings += run_on_cluster(req, address, ray_runtime_env(config))
-    _print(findings)
+    cluster_findings = run_on_cluster(req, address, ray_runtime_env(config))
+    _print(cluster_findings)
+    findings += cluster_findings
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in findings], indent=2))
     problems, warnings, skipped = (sum(f.status == status for f in findings) for status in (PROBLEM, WARNING, SKIPPED))
