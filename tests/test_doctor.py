@@ -234,12 +234,12 @@ def test_gpu_probe_on_this_gpu_less_machine_reports_the_missing_gpu(monkeypatch:
 
 
 def test_recipe_environment_ignored_by_the_plain_cli_is_a_warning() -> None:
-    warning = doctor.check_recipe_environment({"NGPUS": "8", "CHECKPOINT_DIR": "/shared/ck", "HOME": "/h"}, None)
-    assert warning is not None and warning.status == WARNING
+    (warning,) = doctor.check_recipe_environment({"NGPUS": "8", "CHECKPOINT_DIR": "/shared/ck", "HOME": "/h"}, None)
+    assert warning.status == WARNING
     assert warning.message.startswith("NGPUS, CHECKPOINT_DIR set here") and "--doctor-only" in warning.fix
-    assert doctor.check_recipe_environment({"NGPUS": "8"}, "run_1.5b") is None  # the recipe applied it
-    assert doctor.check_recipe_environment({"HOME": "/h"}, None) is None
-    assert doctor.check_recipe_environment({"NNODES": "2"}, None).check == "recipe_environment"
+    assert doctor.check_recipe_environment({"NGPUS": "8"}, "run_1.5b") == []  # the recipe applied it
+    assert doctor.check_recipe_environment({"HOME": "/h"}, None) == []
+    assert doctor.check_recipe_environment({"NNODES": "2"}, None)[0].check == "recipe_environment"
 
 
 @pytest.mark.slow

@@ -1,16 +1,12 @@
 """The plugin check: ``python -m smartthinker_verl.launch.cluster_check [--estimator NAME] [--local]``.
 
-:func:`run_checks` is the project's one plugin check: ``smartthinker-verl doctor`` runs it on every node, and this
-entry point runs it on a Ray job's driver and in a Ray task on a worker (``recipes/submit_ray_job.sh --entrypoint
-"python -m smartthinker_verl.launch.cluster_check"``: does ``VERL_USE_EXTERNAL_MODULES`` bring the plugin to nodes
-without the package?). It checks that
-
-1. ``import verl`` loads the plugin and registers the estimator and the reward manager;
-2. the estimator, composed from the package yaml and called through verl's registry, gives the paper's worked
-   example (one group of 8; docs/algorithm.md section 5);
-3. the scorer grades a few responses as expected.
-
-It prints one JSON report on stdout and exits 0 when every check passed, 1 otherwise.
+:func:`run_checks` is the project's one plugin check, run by ``smartthinker-verl doctor`` on every node and by this
+entry point on a Ray job's driver and on a worker (``recipes/submit_ray_job.sh --entrypoint "python -m
+smartthinker_verl.launch.cluster_check"``: does ``VERL_USE_EXTERNAL_MODULES`` bring the plugin to nodes without the
+package?). ``import verl`` must register the estimator and the reward manager; the estimator, composed from the
+package yaml and called through verl's registry, must give the paper's worked example (one group of 8;
+docs/algorithm.md section 5); the scorer must grade a few responses as expected. One JSON report on stdout; exit 0
+when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations

@@ -146,17 +146,17 @@ def requirements_from_config(config: Any) -> Requirements:
     )
 
 
-def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> Finding | None:
+def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> list[Finding]:
     """The recipes' environment (NGPUS, CHECKPOINT_DIR, ...) set in a shell that runs the plain CLI: it checks its
     own arguments, not what the recipe would start."""
     ignored = [name for name in RECIPE_ENVIRONMENT if environ.get(name)]
     if recipe or not ignored:
-        return None
-    return Finding(
+        return []
+    return [Finding(
         "recipe_environment", WARNING, f"{', '.join(ignored)} set here, but only the recipes read them: this checks "
         "the overrides given on its command line", "bash recipes/run_1.5b.sh --doctor-only (or run_7b.sh, ...) "
         "checks the run the recipe starts, with its environment",
-    )  # fmt: skip
+    )]  # fmt: skip
 
 
 def check_cluster(nodes: Sequence[Mapping[str, Any]], req: Requirements) -> list[Finding]:
@@ -500,7 +500,7 @@ def _print(findings: Sequence[Finding]) -> None:
 def run(args: argparse.Namespace) -> int:
     from smartthinker_verl.launch.compose import prepare
 
-    findings = [f for f in [check_recipe_environment(os.environ, args.recipe)] if f is not None]
+    findings = check_recipe_environment(os.environ, args.recipe)
     _print(findings)  # before composing: a config error stops the doctor there
     config = prepare(args.overrides, config_name=args.config_name, require_files=False)
     req = requirements_from_config(config)
