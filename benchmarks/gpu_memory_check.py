@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from smartthinker_verl.launch.memory import GiB, MicroBatch, ModelShape, micro_batch_bytes
+from smartthinker_verl.launch.memory import GiB, ModelShape, micro_batch_bytes
 
 CONFIG = Path(__file__).resolve().parent / "models" / "deepseek-r1-distill-qwen-1.5b"
 #: (sequence lengths) of the micro-batch: 12,288 real tokens padded to 5 x 8,074 = 40,370 positions.
@@ -74,12 +74,11 @@ def main() -> None:
     lengths = SMOKE_LENGTHS if args.smoke else LENGTHS
     model, shape = build_model(args.smoke, device)
     params = sum(p.numel() for p in model.parameters())
-    batch = MicroBatch(len(lengths), max(lengths), sum(lengths))
-    estimate = micro_batch_bytes(shape, batch, update=True)
+    estimate = micro_batch_bytes(shape, lengths, update=True)
     print(
         f"model {shape.name}{' (smoke: shrunk)' if args.smoke else ''}: {params / 1e6:,.1f} M parameters, "
-        f"{next(model.parameters()).dtype}, sdpa, gradient checkpointing; micro-batch {batch.sequences} x "
-        f"{batch.longest} = {batch.padded:,} padded positions, {batch.real:,} real tokens"
+        f"{next(model.parameters()).dtype}, sdpa, gradient checkpointing; micro-batch {len(lengths)} x "
+        f"{max(lengths)} = {len(lengths) * max(lengths):,} padded positions, {sum(lengths):,} real tokens"
     )
     if device.type == "cuda":
         torch.cuda.synchronize()

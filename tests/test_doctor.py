@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from smartthinker_verl.launch import doctor
-from smartthinker_verl.launch.compose import compose_config
+from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, compose_config, prepare
 from smartthinker_verl.launch.doctor import NOTE, OK, PROBLEM, SKIPPED, WARNING, Requirements
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,9 +84,8 @@ def test_checkpoints_kept_follow_save_freq_and_max_to_keep(monkeypatch: pytest.M
 def test_requirements_follow_the_composed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    r = doctor.requirements_from_config(
-        compose_config(["trainer.n_gpus_per_node=8", "trainer.logger=[console]", "trainer.default_local_dir=ck/r"])
-    )
+    overrides = ["trainer.n_gpus_per_node=8", "trainer.logger=[console]", "trainer.default_local_dir=ck/r"]
+    r = doctor.requirements_from_config(prepare(overrides, config_name=DEFAULT_CONFIG_NAME, require_files=False))
     assert (r.gpus_per_node, r.wandb, r.rollout, r.needs_gpu) == (8, False, "vllm", True)
     assert r.checkpoint_dir == f"{tmp_path}/ck/r"  # relative to the launch folder, not a Ray worker's
 
@@ -235,12 +234,12 @@ def test_gpu_probe_on_this_gpu_less_machine_reports_the_missing_gpu(monkeypatch:
 
 
 def test_recipe_environment_ignored_by_the_plain_cli_is_a_warning() -> None:
-    warning = doctor.check_recipe_environment({"NGPUS": "8", "CHECKPOINT_DIR": "/shared/ck", "HOME": "/h"}, None)
-    assert warning is not None and warning.status == WARNING
+    (warning,) = doctor.check_recipe_environment({"NGPUS": "8", "CHECKPOINT_DIR": "/shared/ck", "HOME": "/h"}, None)
+    assert warning.status == WARNING
     assert warning.message.startswith("NGPUS, CHECKPOINT_DIR set here") and "--doctor-only" in warning.fix
-    assert doctor.check_recipe_environment({"NGPUS": "8"}, "run_1.5b") is None  # the recipe applied it
-    assert doctor.check_recipe_environment({"HOME": "/h"}, None) is None
-    assert doctor.check_recipe_environment({"NNODES": "2"}, None).check == "recipe_environment"
+    assert doctor.check_recipe_environment({"NGPUS": "8"}, "run_1.5b") == []  # the recipe applied it
+    assert doctor.check_recipe_environment({"HOME": "/h"}, None) == []
+    assert doctor.check_recipe_environment({"NNODES": "2"}, None)[0].check == "recipe_environment"
 
 
 @pytest.mark.slow

@@ -8,23 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from smartthinker_verl.launch.compose import CONFIG_DIR, DEFAULT_CONFIG_NAME, prepare, render_yaml
+from smartthinker_verl.launch.compose import add_recipe_arguments, prepare, render_yaml
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="OVERRIDE",
-        help="Hydra overrides, e.g. trainer.total_epochs=7 +algorithm.smartthinker.penalty=symmetric +attention=sdpa",
-    )
-    parser.add_argument(
-        "--config-name",
-        default=DEFAULT_CONFIG_NAME,
-        help=f"recipe yaml in {CONFIG_DIR} (default: %(default)s)",
-    )
+    add_recipe_arguments(parser)
     parser.add_argument(
         "--strict-files",
         action="store_true",

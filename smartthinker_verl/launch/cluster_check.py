@@ -1,16 +1,12 @@
 """The plugin check: ``python -m smartthinker_verl.launch.cluster_check [--estimator NAME] [--local]``.
 
-:func:`run_checks` is the project's one plugin check: ``smartthinker-verl doctor`` runs it on every node, and this
-entry point runs it on a Ray job's driver and in a Ray task on a worker (``recipes/submit_ray_job.sh --entrypoint
-"python -m smartthinker_verl.launch.cluster_check"``: does ``VERL_USE_EXTERNAL_MODULES`` bring the plugin to nodes
-without the package?). It checks that
-
-1. ``import verl`` loads the plugin and registers the estimator and the reward manager;
-2. the estimator, composed from the package yaml and called through verl's registry, gives the paper's worked
-   example (one group of 8; docs/algorithm.md section 5);
-3. the scorer grades a few responses as expected.
-
-It prints one JSON report on stdout and exits 0 when every check passed, 1 otherwise.
+:func:`run_checks` is the project's one plugin check, run by ``smartthinker-verl doctor`` on every node and by this
+entry point on a Ray job's driver and on a worker (``recipes/submit_ray_job.sh --entrypoint "python -m
+smartthinker_verl.launch.cluster_check"``: does ``VERL_USE_EXTERNAL_MODULES`` bring the plugin to nodes without the
+package?). ``import verl`` must register the estimator and the reward manager; the estimator, composed from the
+package yaml and called through verl's registry, must give the paper's worked example (one group of 8;
+docs/algorithm.md section 5); the scorer must grade a few responses as expected. One JSON report on stdout; exit 0
+when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -49,28 +45,28 @@ def run_checks(estimator: str) -> dict[str, Any]:
 
     import smartthinker_verl
 
-    flags = {
-        "plugin_loaded_by_verl": "smartthinker_verl.plugin" in sys.modules,
-        "estimator_registered": estimator in ADV_ESTIMATOR_REGISTRY,
-    }
+    plugin_loaded = "smartthinker_verl.plugin" in sys.modules
+    estimator_registered = estimator in ADV_ESTIMATOR_REGISTRY
     managers = set(REWARD_MANAGER)  # before the import below, which registers the manager itself
     from smartthinker_verl.reward_manager import MANAGER_NAME
 
-    flags["reward_manager_registered"] = MANAGER_NAME in managers
-    messages = {
-        "plugin_loaded_by_verl": "`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES",
-        "reward_manager_registered": f"reward manager {MANAGER_NAME!r} is not registered",
-        "estimator_registered": f"advantage estimator {estimator!r} is not registered",
+    checks = {  # report key: (passed, the error otherwise)
+        "plugin_loaded_by_verl": (
+            plugin_loaded,
+            "`import verl` did not load smartthinker_verl.plugin: set VERL_USE_EXTERNAL_MODULES",
+        ),
+        "reward_manager_registered": (MANAGER_NAME in managers, f"reward manager {MANAGER_NAME!r} is not registered"),
+        "estimator_registered": (estimator_registered, f"advantage estimator {estimator!r} is not registered"),
     }
     report: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "verl_use_external_modules": os.environ.get("VERL_USE_EXTERNAL_MODULES", ""),
         "package_file": smartthinker_verl.__file__,
-        **flags,
-        "errors": [message for key, message in messages.items() if not flags[key]],
+        **{key: passed for key, (passed, _) in checks.items()},
+        "errors": [error for passed, error in checks.values() if not passed],
     }
-    if flags["estimator_registered"]:
+    if estimator_registered:
         report["errors"] += worked_example_errors(estimator, report) + scorer_errors(report)
     report["ok"] = not report["errors"]
     return report

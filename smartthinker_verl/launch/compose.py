@@ -11,6 +11,7 @@ padded micro-batches and their smaller token budget. The doctor checks flash-att
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import re
@@ -35,6 +36,19 @@ logger = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 #: The recipe config every recipe composes.
 DEFAULT_CONFIG_NAME = "smartthinker_trainer"
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Hydra overrides and ``--config-name`` of every command that composes a recipe config."""
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="Hydra overrides, e.g. trainer.total_epochs=7 +algorithm.smartthinker.penalty=symmetric +attention=sdpa",
+    )
+    parser.add_argument(
+        "--config-name", default=DEFAULT_CONFIG_NAME, help=f"recipe yaml in {CONFIG_DIR} (default: %(default)s)"
+    )
 
 
 def compose_config(overrides: Sequence[str] = (), *, config_name: str = DEFAULT_CONFIG_NAME) -> DictConfig:

@@ -1,21 +1,19 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
-It composes the recipe config exactly as ``python -m smartthinker_verl.launch.train`` would, then runs Ray tasks pinned
-to each alive node of the cluster the run would join (``--address``, else ``RAY_ADDRESS``, else the one ``ray start``
-began here, else a new local one; ``local``: a private one). It checks what fails a run late, or blocks it:
+It composes the recipe config as ``python -m smartthinker_verl.launch.train`` would, joins the Ray cluster the run
+would join (``--address``, else what the run's ``ray.init()`` joins; ``local``: a private one) and runs tasks pinned
+to each alive node:
 
 - every node (verl's TaskRunner and reward loop may land on any): the plugin (:mod:`.cluster_check`), a checkpoint
-  folder that is writable and the same folder everywhere (each node writes a probe file that every node must read),
-  free disk for the checkpoints the run keeps, wandb credentials;
-- nodes with a Ray ``GPU`` resource (where verl places its GPU workers; they count against ``trainer.nnodes``), in a
-  task holding the GPUs the run holds there (Ray's ``CUDA_VISIBLE_DEVICES``): GPU count, torch's view of them, compute
-  capability, vLLM's CUDA build, flash-attn (unless the run trains with ``+attention=sdpa``). A node without the
-  resource reads ``SKIPPED (no GPU)``.
+  folder that is writable and the same everywhere (each node writes a probe file that every node must read), free
+  disk for the checkpoints the run keeps, wandb credentials;
+- nodes with a Ray ``GPU`` resource (they count against ``trainer.nnodes``), in a task holding the GPUs the run holds
+  there: GPU count, torch's view of them, compute capability, vLLM's CUDA build, flash-attn (unless the run trains
+  with ``+attention=sdpa``). Elsewhere these read ``SKIPPED (no GPU)``.
 
-What torch, vLLM or verl report at start-up with the same words (a missing file, a driver too old, too little free
-GPU memory) is left to them. Each check is a function of plain values (testable without Ray or
-GPUs); each problem is one line with its fix, and the exit code is 2 if there is any. A :data:`WARNING` is a cost the
-run will pay; it never fails it.
+What torch, vLLM or verl report at start-up in the same words is left to them. Each check is a function of plain
+values (testable without Ray or GPUs); a problem is one line with its fix, and exit code 2. A :data:`WARNING` is a
+cost the run will pay; it never fails it.
 """
 
 from __future__ import annotations
@@ -123,28 +121,23 @@ def parameter_count(model_path: str) -> int | None:
 
 def saves_of_run(total_steps: int, save_freq: int) -> int:
     """Checkpoints verl writes: every ``save_freq`` steps and at the last step."""
-    if save_freq <= 0 or total_steps <= 0:
-        return 0
-    return total_steps // save_freq + (1 if total_steps % save_freq else 0)
+    return -(-total_steps // save_freq) if save_freq > 0 and total_steps > 0 else 0
 
 
 def requirements_from_config(config: Any) -> Requirements:
-    """Plain requirements from a composed recipe config."""
+    """Plain requirements from a config of :func:`.compose.prepare`."""
     from smartthinker_verl.launch.compose import uses_flash_attn
 
     trainer, rollout = config.trainer, config.actor_rollout_ref.rollout
     parameters = parameter_count(str(config.actor_rollout_ref.model.path))
     saves = saves_of_run(int(trainer.total_training_steps or 0), int(trainer.save_freq or 0))
     keep = trainer.get("max_actor_ckpt_to_keep")
-    directory = str(trainer.default_local_dir)  # relative to the launch folder (the driver's), not a Ray worker's
-    if "://" not in directory and not Path(directory).expanduser().is_absolute():
-        directory = str(Path.cwd() / directory)
     return Requirements(
         gpus_per_node=int(trainer.n_gpus_per_node),
         nnodes=int(trainer.nnodes),
         needs_gpu=str(trainer.get("device", "cuda")) != "cpu",
         rollout=str(rollout.name),
-        checkpoint_dir=directory,
+        checkpoint_dir=str(trainer.default_local_dir),  # absolute: compose.prepare made it so
         checkpoint_bytes=parameters * CHECKPOINT_BYTES_PER_PARAM if parameters else None,
         kept_checkpoints=min(saves, int(keep)) if keep else saves,
         wandb="wandb" in [str(x) for x in (trainer.logger or [])],
@@ -153,17 +146,17 @@ def requirements_from_config(config: Any) -> Requirements:
     )
 
 
-def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> Finding | None:
+def check_recipe_environment(environ: Mapping[str, str], recipe: str | None) -> list[Finding]:
     """The recipes' environment (NGPUS, CHECKPOINT_DIR, ...) set in a shell that runs the plain CLI: it checks its
     own arguments, not what the recipe would start."""
     ignored = [name for name in RECIPE_ENVIRONMENT if environ.get(name)]
     if recipe or not ignored:
-        return None
-    return Finding(
+        return []
+    return [Finding(
         "recipe_environment", WARNING, f"{', '.join(ignored)} set here, but only the recipes read them: this checks "
         "the overrides given on its command line", "bash recipes/run_1.5b.sh --doctor-only (or run_7b.sh, ...) "
         "checks the run the recipe starts, with its environment",
-    )  # fmt: skip
+    )]  # fmt: skip
 
 
 def check_cluster(nodes: Sequence[Mapping[str, Any]], req: Requirements) -> list[Finding]:
@@ -460,15 +453,11 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) ->
                 gpu_findings = [Finding(**f) for f in ray.get(gpu_tasks[nid])]
             else:
                 ray.cancel(gpu_tasks[nid], force=True)
-                gpu_findings = [
-                    Finding(
-                        "gpus",
-                        PROBLEM,
-                        f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another "
-                        "job or actor holds them, and the run would wait for them too",
-                        "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
-                    )  # fmt: skip
-                ]
+                gpu_findings = [Finding(
+                    "gpus", PROBLEM, f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another job "
+                    "or actor holds them, and the run would wait for them too",
+                    "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
+                )]  # fmt: skip
             findings += [replace(f, node=node["name"]) for f in gpu_findings]
         ray.get([on(nid, remove_probe).remote(req, n["name"]) for nid, n in nodes.items()])
         return findings
@@ -481,28 +470,21 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) ->
 def ray_runtime_env(config: Any) -> dict:
     """The runtime env verl's ``run_ppo`` gives its Ray processes (so the checks see what training will see)."""
     from omegaconf import OmegaConf
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
 
-    try:
-        from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
-
-        env = get_ppo_ray_runtime_env(config)
-    except Exception:  # older/newer verl: the plain environment is still a useful check
-        logger.debug("verl's runtime env unavailable", exc_info=True)
-        return {}
-    extra = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env")
-    if extra:
-        env = OmegaConf.to_container(OmegaConf.merge(env, extra), resolve=True)
-    return dict(env)
+    extra = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env") or {}
+    return OmegaConf.to_container(OmegaConf.merge(get_ppo_ray_runtime_env(config), extra), resolve=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="the recipe's Hydra overrides")
+    from smartthinker_verl.launch.compose import add_recipe_arguments
+
+    add_recipe_arguments(parser)
     parser.add_argument(
         "--address",
         help="Ray cluster (HOST:PORT); 'local': a private local Ray. Default: what the run's ray.init() joins "
         "(RAY_ADDRESS, else the cluster `ray start` began on this machine, else a new local one)",
     )
-    parser.add_argument("--config-name", default=None, help="recipe yaml (default: the SmartThinker recipe)")
     parser.add_argument("--json", type=Path, help="also write every finding as JSON to this file")
     parser.add_argument(
         "--recipe", default=None, help="set by recipes/common.sh: the overrides are that recipe's (its environment "
@@ -516,15 +498,11 @@ def _print(findings: Sequence[Finding]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare
-    from smartthinker_verl.launch.validate import RecipeConfigError
+    from smartthinker_verl.launch.compose import prepare
 
-    findings = [f for f in [check_recipe_environment(os.environ, args.recipe)] if f is not None]
-    try:
-        config = prepare(args.overrides, config_name=args.config_name or DEFAULT_CONFIG_NAME, require_files=False)
-    except RecipeConfigError:
-        _print(findings)
-        raise
+    findings = check_recipe_environment(os.environ, args.recipe)
+    _print(findings)  # before composing: a config error stops the doctor there
+    config = prepare(args.overrides, config_name=args.config_name, require_files=False)
     req = requirements_from_config(config)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     print(
@@ -533,8 +511,9 @@ def run(args: argparse.Namespace) -> int:
         f"checkpoints {req.checkpoint_dir} (host {socket.gethostname()})",
         file=sys.stderr,
     )
-    findings += run_on_cluster(req, address, ray_runtime_env(config))
-    _print(findings)
+    cluster_findings = run_on_cluster(req, address, ray_runtime_env(config))
+    _print(cluster_findings)
+    findings += cluster_findings
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in findings], indent=2))
     problems, warnings, skipped = (sum(f.status == status for f in findings) for status in (PROBLEM, WARNING, SKIPPED))

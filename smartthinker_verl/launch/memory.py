@@ -13,11 +13,9 @@ sdpa's boolean mask.
 
 from __future__ import annotations
 
-import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-logger = logging.getLogger(__name__)
 
 GiB = 1024**3
 #: Bytes of one bf16 value (logits, activations, KV cache).
@@ -55,8 +53,7 @@ class ModelShape:
         )
 
 
-#: The recipes' models, from their ``config.json``: the shape of a hub id that is not in the local cache (a dry run
-#: offline still states the logits' cost).
+#: The recipes' models, from their ``config.json`` (docs/gpu.md's figures, without a download).
 KNOWN_MODELS = {
     "deepseek-r1-distill-qwen-1.5b": ModelShape("DeepSeek-R1-Distill-Qwen-1.5B", 151936, 1536, 28, 2, 128, 8960),
     "deepseek-r1-distill-qwen-7b": ModelShape("DeepSeek-R1-Distill-Qwen-7B", 152064, 3584, 28, 4, 128, 18944),
@@ -75,26 +72,14 @@ def max_full_length_sequences(kv_cache_bytes: float, shape: ModelShape, tokens: 
     return math.floor(kv_cache_bytes / (kv_bytes_per_token(shape, tensor_parallel) * tokens))
 
 
-@dataclass(frozen=True)
-class MicroBatch:
-    """One micro-batch as verl pads it: ``sequences`` rows of ``longest`` positions, ``real`` of them tokens."""
-
-    sequences: int
-    longest: int
-    real: int
-
-    @property
-    def padded(self) -> int:
-        return self.sequences * self.longest
-
-
-def micro_batch_bytes(shape: ModelShape, batch: MicroBatch, *, update: bool) -> int:
-    """Peak bytes of one padded micro-batch: logits copies (module docstring) + checkpointed activations + mask."""
+def micro_batch_bytes(shape: ModelShape, lengths: Sequence[int], *, update: bool) -> int:
+    """Peak bytes of one micro-batch of sequences of ``lengths`` tokens, padded to the longest: logits copies (module
+    docstring) + checkpointed activations + mask."""
     per_padded, per_real = UPDATE_COPIES if update else LOG_PROB_COPIES
-    logits = shape.vocab_size * BF16 * (per_padded * batch.padded + per_real * batch.real)
+    padded = len(lengths) * max(lengths)
+    logits = shape.vocab_size * BF16 * (per_padded * padded + per_real * sum(lengths))
     activations = 0
     if update:
         per_token = BF16 * (shape.num_layers * shape.hidden_size + 6 * shape.hidden_size + 4 * shape.intermediate_size)
-        activations = per_token * batch.padded
-    mask = batch.padded * batch.longest
-    return int(logits + activations + mask)
+        activations = per_token * padded
+    return int(logits + activations + padded * max(lengths))

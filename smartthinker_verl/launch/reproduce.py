@@ -140,12 +140,7 @@ def compose_training(recipe: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """The training config the recipe would launch (its ``--dry-run``: composed and validated, printed as YAML)."""
     import yaml
 
-    done = subprocess.run(
-        ["bash", str(recipe), "--dry-run", *overrides],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = subprocess.run(["bash", str(recipe), "--dry-run", *overrides], capture_output=True, text=True)
     for line in done.stderr.splitlines():
         if "WARNING" in line or "ERROR" in line:
             logger.warning("%s", line.split(": ", 1)[-1])
@@ -173,17 +168,6 @@ def parse_cli(command: Sequence[str]) -> argparse.Namespace:
         return parser.parse_args(args)
     except (argparse.ArgumentError, SystemExit) as error:
         raise ConfigError(f"smartthinker-verl {subcommand} refuses {shlex.join(args)}: {error}") from error
-
-
-def eval_command(model: str, label: str, data: dict[str, Path], out: Path, k: int, tp: int) -> list[str]:
-    return cli_command(
-        "eval",
-        "--model", model, "--label", label,
-        "--data", *(f"{name}={path}" for name, path in data.items()),
-        "--k", str(k), "--temperature", str(TEMPERATURE), "--top-p", str(TOP_P), "--max-tokens", str(MAX_TOKENS),
-        "--backend", "vllm", "--tensor-parallel-size", str(tp), "--max-model-len", str(EVAL_MAX_MODEL_LEN),
-        "--no-progress", "--out", str(out),
-    )  # fmt: skip
 
 
 def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tuple[list[Stage], str]:
@@ -253,11 +237,19 @@ def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, 
     protocol = f"temperature {TEMPERATURE}, top-p {TOP_P}, {MAX_TOKENS} new tokens, k={args.k}"
     models = {"base": (base_model, Path(base_model.rstrip("/")).name)}
     models |= {m: (str(run_dir / "convert" / m / "model"), m) for m in args.methods}
+    protocol_args = [
+        "--data", *(f"{name}={path}" for name, path in data.items()),
+        "--k", str(args.k), "--temperature", str(TEMPERATURE), "--top-p", str(TOP_P), "--max-tokens", str(MAX_TOKENS),
+        "--backend", "vllm", "--tensor-parallel-size", str(tp), "--max-model-len", str(EVAL_MAX_MODEL_LEN),
+        "--no-progress",
+    ]  # fmt: skip
     stages = [
         Stage(
             f"eval/{name}",
             run_dir / "eval" / name,
-            eval_command(model, label, data, run_dir / "eval" / name, args.k, tp),
+            cli_command(
+                "eval", "--model", model, "--label", label, *protocol_args, "--out", str(run_dir / "eval" / name)
+            ),
             checked=f"arguments parsed by eval's parser; {protocol}; {data_note}",
         )
         for name, (model, label) in models.items()

@@ -2,17 +2,11 @@
 
 ``python -m smartthinker_verl.launch.train [--dry-run] [--config-name NAME] [OVERRIDE ...]``
 
-The config is composed and validated by :func:`smartthinker_verl.launch.compose.prepare`, as ``smartthinker-verl
-check-config`` does, so a dry run validates exactly what a real run launches; then verl's ``run_ppo`` trains it.
-``--dry-run`` prints the resolved config as YAML on stdout (logs on stderr); missing data files are warnings there
-and errors in a real run.
-
-A real run whose ``trainer.default_local_dir`` already holds a checkpoint stops (exit 2) unless ``RESUME=1``,
-``RESUME=0`` or an explicit ``trainer.resume_mode=...`` says what to do (:func:`resume_decision`): verl's
-``resume_mode=auto`` would silently continue an old run of the same name.
-
-Not ``@hydra.main``: Hydra's app wrapper would change the working directory, write an ``outputs/`` tree per launch
-and compose the config by a second path.
+The config is composed and validated by :func:`smartthinker_verl.launch.compose.prepare`, as ``check-config`` does,
+so a dry run (the resolved YAML on stdout; missing data files are warnings there, errors in a real run) validates
+exactly what a real run hands to verl's ``run_ppo``. A real run into a folder that already holds a checkpoint stops
+unless told what to do (:func:`resume_decision`). Not ``@hydra.main``: Hydra's app wrapper would change the working
+directory, write an ``outputs/`` tree per launch and compose the config by a second path.
 """
 
 from __future__ import annotations
@@ -26,7 +20,7 @@ from pathlib import Path
 
 from smartthinker_verl.cli import exit_status
 from smartthinker_verl.errors import ResumeError
-from smartthinker_verl.launch.compose import DEFAULT_CONFIG_NAME, prepare, render_yaml
+from smartthinker_verl.launch.compose import add_recipe_arguments, prepare, render_yaml
 
 logger = logging.getLogger("smartthinker_verl.launch.train")
 
@@ -40,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="compose and validate without GPUs, print the resolved config as YAML on stdout, and exit",
     )
-    parser.add_argument("--config-name", default=DEFAULT_CONFIG_NAME, help="recipe yaml (default: %(default)s)")
-    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides (key=value, +key=value)")
+    add_recipe_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     return exit_status("smartthinker_verl.launch.train", lambda: _train(args))
@@ -50,16 +43,12 @@ def main(argv: list[str] | None = None) -> int:
 def resume_decision(
     config, overrides: Sequence[str], environ: Mapping[str, str] | None = None
 ) -> tuple[str | None, str | None]:
-    """Decide how a real run treats an existing checkpoint in ``trainer.default_local_dir``.
+    """How a real run treats an existing checkpoint in ``trainer.default_local_dir``: ``(resume_mode, message)``, the
+    ``trainer.resume_mode`` to set (None: keep the config's) and a line to log first (None: nothing to say).
 
-    Returns ``(resume_mode, message)``: the ``trainer.resume_mode`` to set (None: keep the config's) and a line to
-    log first (None: nothing to say). Rules, in order:
-
-    - an explicit ``trainer.resume_mode=...`` in ``overrides`` is obeyed (with a loud line if it resumes);
-    - ``RESUME=1``: resume (``auto``) from the last checkpoint, loudly; no checkpoint -> a fresh start, said so;
-    - ``RESUME=0``: start from scratch in the same folder (``disable``; verl then overwrites its steps);
-    - otherwise a folder that has a checkpoint stops the run (:class:`ResumeError`, with both fixes); a folder
-      without one starts fresh.
+    An explicit ``trainer.resume_mode=...`` override is obeyed; else ``RESUME=1`` resumes (``auto``), ``RESUME=0``
+    starts over in the same folder (``disable``), and a folder with a checkpoint stops the run (:class:`ResumeError`):
+    verl's ``resume_mode=auto`` would silently continue an old run of the same name.
     """
     environ = os.environ if environ is None else environ
     directory = str(config.trainer.default_local_dir)

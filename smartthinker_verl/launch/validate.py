@@ -78,9 +78,8 @@ def validate_config(config: DictConfig, *, require_files: bool) -> ValidationRep
         return report
     _check_batch_sizes(resolved, report.errors)
     if _check_plugin(report.errors):
-        _check_estimator(resolved, report.errors)
         _check_reward(resolved, report.errors)
-        _check_shaping(resolved, report.errors)
+        _check_estimator(resolved, report.errors)
     _check_verl(resolved, report.errors)
     _check_files(resolved, report, require_files=require_files)
     _check_checkpoint_dir(resolved, report.errors)
@@ -124,18 +123,20 @@ def _check_batch_sizes(config: DictConfig, errors: list[str]) -> None:
             "trainer.nnodes."
         )
     sp = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
-    dp = n_gpus // sp if sp > 0 and n_gpus % sp == 0 else 0
-    if dp == 0:
-        errors.append(
-            f"actor_rollout_ref.actor.ulysses_sequence_parallel_size={sp} does not divide the {n_gpus} GPUs. "
-            "Fix: use a divisor of the GPU count."
-        )
-    elif mini_bs > 0 and (mini_bs * n) % dp != 0:
+    tp = int(rollout.get("tensor_model_parallel_size", 1) or 1)
+    for key, size in (("actor.ulysses_sequence_parallel_size", sp), ("rollout.tensor_model_parallel_size", tp)):
+        if size <= 0 or n_gpus % size != 0:
+            errors.append(
+                f"actor_rollout_ref.{key}={size} does not divide the {n_gpus} GPUs. Fix: use a divisor of the GPU "
+                "count."
+            )
+    dp = n_gpus // sp if sp > 0 and n_gpus % sp == 0 else 0  # 0: reported above
+    if dp and mini_bs > 0 and (mini_bs * n) % dp != 0:
         errors.append(
             f"actor_rollout_ref.actor.ppo_mini_batch_size * rollout.n = {mini_bs * n} responses per mini-batch do "
             f"not split over {dp} data-parallel ranks. Fix: make ppo_mini_batch_size * rollout.n a multiple of {dp}."
         )
-    elif not actor.use_dynamic_bsz and actor.get("ppo_micro_batch_size_per_gpu"):
+    elif dp and not actor.use_dynamic_bsz and actor.get("ppo_micro_batch_size_per_gpu"):
         per_gpu, micro = mini_bs * n // dp, int(actor.ppo_micro_batch_size_per_gpu)
         if per_gpu % micro != 0:
             errors.append(
@@ -143,12 +144,6 @@ def _check_batch_sizes(config: DictConfig, errors: list[str]) -> None:
                 "responses each GPU gets per mini-batch. Fix: choose a divisor, or set "
                 "actor_rollout_ref.actor.use_dynamic_bsz=true."
             )
-    tp = int(rollout.get("tensor_model_parallel_size", 1) or 1)
-    if tp <= 0 or n_gpus % tp != 0:
-        errors.append(
-            f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the {n_gpus} GPUs. "
-            "Fix: use a divisor of the GPU count."
-        )
     if actor.use_dynamic_bsz and int(actor.ppo_max_token_len_per_gpu) < longest:
         errors.append(
             f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={actor.ppo_max_token_len_per_gpu} is below {full}. "
@@ -169,21 +164,6 @@ def _check_plugin(errors: list[str]) -> bool:
         )
         return False
     return True
-
-
-def _check_estimator(config: DictConfig, errors: list[str]) -> None:
-    """The lookup verl's trainer makes at step 1, with the registered names as the fix."""
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
-
-    name = str(config.algorithm.adv_estimator)
-    try:
-        get_adv_estimator_fn(name)
-    except ValueError as exc:
-        errors.append(
-            f"algorithm.adv_estimator={name!r} is not a registered advantage estimator ({exc}). Fix: use one of "
-            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {CONFIG_KEY!r}; the length baselines are "
-            f"{', '.join(sorted(m.name for m in METHODS.values() if m.name != CONFIG_KEY))}; docs/baselines.md)."
-        )
 
 
 def _check_reward(config: DictConfig, errors: list[str]) -> None:
@@ -234,14 +214,25 @@ def _check_reward(config: DictConfig, errors: list[str]) -> None:
             )
 
 
-def _check_shaping(config: DictConfig, errors: list[str]) -> None:
-    """What the active shaping method's estimator checks at step 1, by the functions it calls: options valid,
-    normaliser usable, no other method's block changed; plus KL kept out of the reward and the state callback."""
+def _check_estimator(config: DictConfig, errors: list[str]) -> None:
+    """The lookup verl's trainer makes at step 1 (the registered names as the fix); what the active shaping method's
+    estimator checks at step 1, by the functions it calls: options valid, normaliser usable, no other method's block
+    changed; plus KL kept out of the reward and the state callback."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
+
     from smartthinker_verl.advantage import check_settings
     from smartthinker_verl.run_state import CALLBACK_CLASS
     from smartthinker_verl.shaping import find_method, foreign_option_errors
 
     active = str(config.algorithm.adv_estimator)
+    try:
+        get_adv_estimator_fn(active)
+    except ValueError as exc:
+        errors.append(
+            f"algorithm.adv_estimator={active!r} is not a registered advantage estimator ({exc}). Fix: use one of "
+            f"{sorted(ADV_ESTIMATOR_REGISTRY)} (SmartThinker's is {CONFIG_KEY!r}; the length baselines are "
+            f"{', '.join(sorted(m.name for m in METHODS.values() if m.name != CONFIG_KEY))}; docs/baselines.md)."
+        )
     method = find_method(active)
     if method is None:
         errors.extend(foreign_option_errors(config.algorithm, active))
