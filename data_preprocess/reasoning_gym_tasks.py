@@ -13,11 +13,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.data import write_parquet
 from smartthinker_verl.data.reasoning_gym_rows import parse_settings, task_splits
-from smartthinker_verl.errors import SmartThinkerError
 
 DEFAULT_LEVELS = [f"terms{k}:min_terms={k},max_terms={k}" for k in (2, 3, 4, 5)]
+
+
+def write_tasks(args: argparse.Namespace) -> None:
+    shared = parse_settings(args.set)
+    levels = {}
+    for spec in args.level or DEFAULT_LEVELS:
+        name, _, settings = spec.partition(":")
+        levels[name.strip()] = {**shared, **parse_settings(settings)}
+    train, val = task_splits(args.task, levels, train=args.train, val=args.val, seed=args.seed)
+    for name, rows in (("train", train), ("val", val)):
+        if rows:
+            print(f"{name}: {write_parquet(rows, args.output_dir / f'{name}.parquet')} ({len(rows)} rows)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,20 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", type=Path, default=Path("data/reasoning_gym"))
     args = parser.parse_args(argv)
-    try:
-        shared = parse_settings(args.set)
-        levels = {}
-        for spec in args.level or DEFAULT_LEVELS:
-            name, _, settings = spec.partition(":")
-            levels[name.strip()] = {**shared, **parse_settings(settings)}
-        train, val = task_splits(args.task, levels, train=args.train, val=args.val, seed=args.seed)
-        for name, rows in (("train", train), ("val", val)):
-            if rows:
-                print(f"{name}: {write_parquet(rows, args.output_dir / f'{name}.parquet')} ({len(rows)} rows)")
-    except SmartThinkerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(parser.prog, lambda: write_tasks(args))
 
 
 if __name__ == "__main__":

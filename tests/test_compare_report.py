@@ -137,7 +137,7 @@ def test_cli_writes_the_tables_and_one_plot(runs, tmp_path: Path, capsys) -> Non
 def test_a_file_without_training_steps_is_a_clear_error(tmp_path: Path, capsys) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_text(json.dumps({"step": 0, "data": {"val-core/x/acc/mean@1": 0.1}}) + "\n")
-    assert main(["--run", f"grpo={path}", "--out", str(tmp_path / "o")]) == 1
+    assert main(["--run", f"grpo={path}", "--out", str(tmp_path / "o")]) == 2
     assert "no training step" in capsys.readouterr().err
 
 

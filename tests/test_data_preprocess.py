@@ -216,7 +216,7 @@ def test_script_reads_a_parquet_copy_of_the_dataset(tmp_path, written):
 
 def test_script_with_the_wrong_layout_fails_and_names_the_expected_columns(tmp_path):
     result = run_script("amc23", "--local_dataset_path", FIXTURES / "aime25_test.jsonl", "--output_dir", tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no column(s) ['question']" in result.stderr
     assert "amc23 expects the layout of math-ai/amc23: question, answer, id, url" in result.stderr
     assert not list(tmp_path.iterdir())
@@ -224,7 +224,7 @@ def test_script_with_the_wrong_layout_fails_and_names_the_expected_columns(tmp_p
 
 def test_script_with_a_missing_local_file_fails_clearly(tmp_path):
     result = run_script("math500", "--local_dataset_path", tmp_path / "missing.jsonl", "--output_dir", tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "missing.jsonl does not exist" in result.stderr
 
 
@@ -238,7 +238,7 @@ def test_hub_load_offline_fails_with_a_message_that_points_to_local_dataset_path
     # The real `datasets.load_dataset` call; offline mode makes the unreachable hub fail at once instead of retrying.
     offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     result = run_script("gsm8k", "--output_dir", tmp_path / "out", env=offline)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "could not load 'openai/gsm8k' (config 'main') split 'test' from the Hugging Face hub" in result.stderr
     assert "--local_dataset_path" in result.stderr
     assert not (tmp_path / "out").exists()

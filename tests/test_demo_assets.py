@@ -48,9 +48,9 @@ def test_warm_up_lowers_the_response_loss(tmp_path):
     assert later < first
 
 
-def test_missing_asset_names_the_command_to_run(cache):
-    with pytest.raises(assets.SetupError, match=r"python -m smartthinker_verl.demo.assets prepare smollm2"):
-        assets.require("smollm2")
+def test_missing_asset_names_the_command_to_run(cache, capsys):
+    assert assets.main(["path", "smollm2"]) == 2
+    assert "Run: python -m smartthinker_verl.demo.assets prepare smollm2" in capsys.readouterr().err
     with pytest.raises(assets.SetupError, match="unknown asset"):
         assets.require("gpt5")
 
@@ -123,7 +123,7 @@ def test_arithmetic_rows_are_reproducible_and_correct(difficulty):
 def test_unknown_difficulty_and_empty_sets_are_rejected(tmp_path, capsys):
     with pytest.raises(ConfigError, match="difficulty"):
         demo_data.arithmetic_rows(2, split="train", seed=0, difficulty="olympiad")
-    assert demo_data.main(["--out", str(tmp_path), "--train", "0"]) == 1
+    assert demo_data.main(["--out", str(tmp_path), "--train", "0"]) == 2
     assert "no rows" in capsys.readouterr().err
 
 
@@ -201,7 +201,7 @@ def test_report_compares_first_and_last_values(tmp_path):
 
 
 def test_report_errors_name_the_problem(tmp_path):
-    assert demo_report.main([str(tmp_path / "none.jsonl")]) == 1
+    assert demo_report.main([str(tmp_path / "none.jsonl")]) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     with pytest.raises(ValueError, match="bad.jsonl:1"):

@@ -85,7 +85,7 @@ def test_cli_writes_disjoint_parquet_files(tmp_path):
     assert not {r["extra_info"]["question"] for r in train} & {r["extra_info"]["question"] for r in val}
     assert val[-1]["prompt"][0]["content"].endswith("within \\boxed{}.")
     bad = subprocess.run([*command[:2], "--task", "n_queens", "--output_dir", str(tmp_path)], capture_output=True)
-    assert bad.returncode == 1 and b"eval" in bad.stderr
+    assert bad.returncode == 2 and b"eval" in bad.stderr
 
 
 def _item_for(tokenizer, row: dict, response: str):

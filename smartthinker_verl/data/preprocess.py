@@ -11,11 +11,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.data.answers import is_missing, normalize_answer
 from smartthinker_verl.data.gradable import checked_mark, describe, unparseable
 from smartthinker_verl.data.rows import build_row, write_parquet
 from smartthinker_verl.data.sources import DatasetSpec, load_records
-from smartthinker_verl.errors import SmartThinkerError
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +74,8 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
     """Entry point of a ``data_preprocess/`` script: load, convert, drop the rows whose ground truth the grader
     cannot parse (each named in the log), write and verify one parquet file, print a one-line summary.
 
-    Returns the exit code: 0 on success, 1 when the data could not be loaded or written (the reason on stderr).
+    Returns the exit code: 0 on success, 2 when the data could not be loaded or written (the reason on stderr).
     """
-    from tqdm import tqdm
-
     parser = argparse.ArgumentParser(
         description=spec.description
         or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.hub_id!r}, the paper's prompt).",
@@ -112,30 +110,26 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     output_split = args.output_split or (args.split if args.split != spec.split else spec.output_split)
-    if args.output is not None:
-        output = Path(args.output)
-        if output.suffix != ".parquet":
-            print(f"error: --output {output} must end in .parquet", file=sys.stderr)
-            return 1
-    elif args.output_dir is not None:
-        output = Path(args.output_dir) / f"{output_split}.parquet"
-    else:
-        output = Path("data") / spec.name / f"{output_split}.parquet"
-    try:
-        records = load_records(spec, args.local_dataset_path, args.split)
-        progress = tqdm(records, desc=spec.name, unit="row", file=sys.stderr, disable=None)
-        rows, dropped = convert_records(spec, progress, output_split)
-        bad = set(unparseable([row["reward_model"]["ground_truth"] for row in rows]))
-        for position in sorted(bad):
-            logger.warning("%s: dropped %s", spec.name, describe(rows[position], "a row"))
-        rows = [row for position, row in enumerate(rows) if position not in bad]
-        if bad:
-            dropped[DROP_UNGRADABLE_ANSWER] += len(bad)
-        path = write_parquet(rows, output, metadata=checked_mark())
-    except SmartThinkerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.output is not None and not args.output.endswith(".parquet"):
+        parser.error(f"--output {args.output} must end in .parquet")
+    folder = Path(args.output_dir or Path("data") / spec.name)
+    output = Path(args.output) if args.output else folder / f"{output_split}.parquet"
+    return exit_status(parser.prog, lambda: _preprocess(spec, args, output_split, output))
+
+
+def _preprocess(spec: DatasetSpec, args: argparse.Namespace, output_split: str, output: Path) -> None:
+    from tqdm import tqdm
+
+    records = load_records(spec, args.local_dataset_path, args.split)
+    progress = tqdm(records, desc=spec.name, unit="row", file=sys.stderr, disable=None)
+    rows, dropped = convert_records(spec, progress, output_split)
+    bad = set(unparseable([row["reward_model"]["ground_truth"] for row in rows]))
+    for position in sorted(bad):
+        logger.warning("%s: dropped %s", spec.name, describe(rows[position], "a row"))
+    rows = [row for position, row in enumerate(rows) if position not in bad]
+    if bad:
+        dropped[DROP_UNGRADABLE_ANSWER] += len(bad)
+    path = write_parquet(rows, output, metadata=checked_mark())
     reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(dropped.items()))
     summary = f"{spec.name}: {len(records)} rows in, {len(rows)} rows out, {dropped.total()} dropped"
     print(summary + (f" ({reasons})" if reasons else "") + f" -> {path}")
-    return 0

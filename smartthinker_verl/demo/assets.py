@@ -12,7 +12,7 @@ its builder's version (:data:`ASSET_VERSIONS`, e.g. ``tiny-v2``), so an asset ca
 reused; each is built in a temporary folder and renamed into place, never left half-written.
 
 CLI: ``python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k`` and
-``python -m smartthinker_verl.demo.assets path NAME`` (prints the folder; exit 1 with the fix when it is missing).
+``python -m smartthinker_verl.demo.assets path NAME`` (prints the folder; exit 2 with the fix when it is missing).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.errors import SetupError
 
 logger = logging.getLogger(__name__)
@@ -296,16 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("name", choices=sorted(BUILDERS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+
+    def run() -> None:
         if args.command == "prepare":
             for name in args.names:
                 print(prepare(name, force=args.force))
         else:
             print(require(args.name))
-    except SetupError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+    return exit_status(parser.prog, run)
 
 
 if __name__ == "__main__":

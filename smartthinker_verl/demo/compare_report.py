@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.demo.report import level_name, read_metrics, validation
-from smartthinker_verl.errors import DataError, SmartThinkerError
+from smartthinker_verl.errors import DataError
 from smartthinker_verl.evaluation.report import MISSING, aes_or_none, markdown_table, pyplot, save_figure
 
 TRAIN_ACCURACY = "critic/score/mean"
@@ -186,6 +187,20 @@ def _parse_run(text: str) -> tuple[str, Path]:
     return method, Path(path)
 
 
+def write_comparison(run_paths: Sequence[tuple[str, Path]], out: Path, reference: str) -> None:
+    """Print the tables and write ``out/compare.md`` and ``out/compare.png``."""
+    runs = [load_run(method, path) for method, path in run_paths]
+    rows = level_rows(runs, reference)
+    text = (
+        f"{format_level_table(rows, reference)}\n\n{NOTE}\n\nTraining (mean over seeds):\n\n"
+        f"{format_training_table(runs)}\n"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(text)
+    print(text)
+    print(f"table: {out / 'compare.md'}\nplot: {plot(runs, rows, out / 'compare.png')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m smartthinker_verl.demo.compare_report", description=__doc__.split("\n")[0]
@@ -194,21 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for compare.md and compare.png")
     parser.add_argument("--reference", default="grpo", help="the method AES is measured against (default grpo)")
     args = parser.parse_args(argv)
-    try:
-        runs = [load_run(method, path) for method, path in args.run]
-    except SmartThinkerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    rows = level_rows(runs, args.reference)
-    text = (
-        f"{format_level_table(rows, args.reference)}\n\n{NOTE}\n\nTraining (mean over seeds):\n\n"
-        f"{format_training_table(runs)}\n"
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compare.md").write_text(text)
-    print(text)
-    print(f"table: {args.out / 'compare.md'}\nplot: {plot(runs, rows, args.out / 'compare.png')}")
-    return 0
+    return exit_status(parser.prog, lambda: write_comparison(args.run, args.out, args.reference))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ from typing import Any
 
 import tomllib
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.data import build_row, extract_gsm8k_answer, write_parquet
-from smartthinker_verl.errors import ConfigError, DataError, SmartThinkerError
+from smartthinker_verl.errors import ConfigError, DataError
 
 #: The difficulties that are a + b, with a and b drawn from these ranges.
 ADDITION = {"digits": (0, 4), "single": (2, 9), "easy": (2, 50)}
@@ -86,6 +87,20 @@ def gsm8k_rows(toml_dir: str | Path, limit: int | None = None) -> list[dict[str,
     return rows
 
 
+def write_data(args: argparse.Namespace) -> None:
+    splits = {"train": ("train", args.train), "val": ("test", args.val)}
+    rows = {
+        name: arithmetic_rows(n, split=split, seed=args.seed, difficulty=args.difficulty)
+        for name, (split, n) in splits.items()
+    }
+    if args.gsm8k:
+        from smartthinker_verl.demo.assets import require
+
+        rows["gsm8k"] = gsm8k_rows(require("gsm8k"), limit=args.gsm8k)
+    for name, name_rows in rows.items():
+        print(f"{name}: {write_parquet(name_rows, Path(args.out) / f'{name}.parquet')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo.data", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
@@ -95,23 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gsm8k", type=int, default=0, help="also write this many GSM8K test items (max 100)")
     args = parser.parse_args(argv)
-    splits = (("train", "train", args.train), ("val", "test", args.val))
-    try:
-        rows = {
-            name: arithmetic_rows(n, split=split, seed=args.seed, difficulty=args.difficulty)
-            for name, split, n in splits
-        }
-        if args.gsm8k:
-            from smartthinker_verl.demo.assets import require
-
-            rows["gsm8k"] = gsm8k_rows(require("gsm8k"), limit=args.gsm8k)
-        paths = {name: write_parquet(rows[name], Path(args.out) / f"{name}.parquet") for name in rows}
-    except SmartThinkerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return 0
+    return exit_status(parser.prog, lambda: write_data(args))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.cli import exit_status
 from smartthinker_verl.data import read_jsonl
-from smartthinker_verl.errors import DataError, MissingFileError, SmartThinkerError
+from smartthinker_verl.errors import DataError, MissingFileError
 from smartthinker_verl.evaluation.report import markdown_table, pyplot, save_figure
 
 #: A metric's (step, value) points, in file order.
@@ -131,22 +132,21 @@ def plot(records: list[tuple[int, dict[str, float]]], out: str | Path) -> Path:
     return save_figure(fig, out)
 
 
+def write_report(metrics: Path, out: Path) -> None:
+    """Print the table and write ``out/report.md`` and ``out/metrics.png``."""
+    records = read_metrics(metrics)
+    table = format_table(summarize(records))
+    print(table)
+    (out / "report.md").write_text(table + "\n")
+    print(f"\nplot: {plot(records, out / 'metrics.png')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smartthinker_verl.demo.report", description=__doc__.split("\n")[0])
     parser.add_argument("metrics", type=Path, help="verl file-logger JSONL (VERL_FILE_LOGGER_PATH)")
     parser.add_argument("--out", type=Path, default=None, help="folder for report.md and metrics.png")
     args = parser.parse_args(argv)
-    try:
-        records = read_metrics(args.metrics)
-    except SmartThinkerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    table = format_table(summarize(records))
-    print(table)
-    out = args.out or args.metrics.parent
-    (out / "report.md").write_text(table + "\n")
-    print(f"\nplot: {plot(records, out / 'metrics.png')}")
-    return 0
+    return exit_status(parser.prog, lambda: write_report(args.metrics, args.out or args.metrics.parent))
 
 
 if __name__ == "__main__":
