@@ -21,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-FIX = "fix the answer in the source or drop the row (data_preprocess/ drops such rows)"
 #: Schema metadata key of the parquet files data_preprocess/ wrote after this check; its value: math-verify's version.
 CHECKED_KEY = "smartthinker.ground_truths_parse_with_math_verify"
 PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
@@ -70,7 +69,8 @@ def describe(row: dict[str, Any], where: str) -> str:
     truth = (row.get("reward_model") or {}).get("ground_truth")
     return (
         f"{where} (data_source {row.get('data_source')!r}, extra_info.index {extra.get('index')!r}): ground truth "
-        f"{truth!r} cannot be parsed by math-verify, so every response to it would score 0; {FIX}"
+        f"{truth!r} cannot be parsed by math-verify, so every response to it would score 0; fix the answer in the "
+        "source or drop the row (data_preprocess/ drops such rows)"
     )
 
 

@@ -76,10 +76,7 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
 
     Returns the exit code: 0 on success, 2 when the data could not be loaded or written (the reason on stderr).
     """
-    parser = argparse.ArgumentParser(
-        description=spec.description
-        or f"Write {spec.hub_id} as verl RL parquet (data_source {spec.hub_id!r}, the paper's prompt).",
-    )
+    parser = argparse.ArgumentParser(description=spec.description)
     parser.add_argument(
         "--local_dataset_path",
         "--local-dataset-path",
@@ -101,7 +98,6 @@ def preprocess_main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int
     parser.add_argument(
         "--output_split",
         "--output-split",
-        default=None,
         help=f"extra_info.split and the output file name (default: {spec.output_split}, or --split if given)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (lists every dropped record)")

