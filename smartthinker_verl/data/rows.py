@@ -68,15 +68,11 @@ def validate_row(row: dict[str, Any], position: int | str = "?") -> None:
         raise DataError(f"{where}: data_source must be a non-empty string (it routes scoring)")
     if not isinstance(row["ability"], str):
         raise DataError(f"{where}: ability must be a string (e.g. 'math')")
-    prompt = row["prompt"]
-    if (
-        not isinstance(prompt, Sequence)
-        or isinstance(prompt, str)
-        or not prompt
-        or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt
-        )
-    ):
+    prompt = row["prompt"] if isinstance(row["prompt"], list | tuple) else []
+    chat = all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt
+    )
+    if not prompt or not chat:
         raise DataError(f"{where}: prompt must be a non-empty list of {{'role', 'content'}} chat messages (strings)")
     reward_model = row["reward_model"]
     if not isinstance(reward_model, dict) or not isinstance(reward_model.get("ground_truth"), str):

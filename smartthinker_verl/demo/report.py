@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,24 +54,24 @@ def read_metrics(path: str | Path) -> list[tuple[int, dict[str, float]]]:
 
 
 def points(records: list[tuple[int, dict[str, float]]], key: str) -> Points:
-    """The (step, value) points of metric ``key`` (NaN values skipped); a ``key`` ending in ``/`` stands for its
-    first ``.../mean@N`` metric (verl's ``val-core/<source>/acc/mean@N``)."""
-    found = []
-    for step, values in records:
-        name = min((k for k in values if k.startswith(key) and "/mean@" in k), default=None) if key[-1] == "/" else key
-        if name in values and not math.isnan(values[name]):
-            found.append((step, values[name]))
-    return found
+    """The (step, value) points of metric ``key``, NaN values skipped."""
+    return [(step, values[key]) for step, values in records if key in values and not math.isnan(values[key])]
 
 
 def validation(records: list[tuple[int, dict[str, float]]]) -> dict[str, tuple[Points, Points]]:
-    """Per validated data source (verl logs ``val-core/<source>/acc/mean@N``), in name order: the points of its
-    accuracy and of its mean response tokens (``val-aux/<source>/response_length/mean@N``)."""
-    marker = "/acc/mean@"
-    keys = {key for _, values in records for key in values if key.startswith("val-core/") and marker in key}
-    sources = sorted({key[len("val-core/") : key.rindex(marker)] for key in keys})
+    """Per validated data source, in name order: the points of its accuracy (verl's
+    ``val-core/<source>/acc/mean@N``; the first N by name when there are several) and of its mean response tokens
+    (``val-aux/<source>/response_length/mean@N``)."""
+    means: dict[str, str] = {}
+    for key in sorted({key for _, values in records for key in values}):
+        if match := re.fullmatch(r"val-core/(.+)/acc/(mean@\d+)", key):
+            means.setdefault(match[1], match[2])
     return {
-        s: (points(records, f"val-core/{s}/acc/"), points(records, f"val-aux/{s}/response_length/")) for s in sources
+        source: (
+            points(records, f"val-core/{source}/acc/{mean}"),
+            points(records, f"val-aux/{source}/response_length/{mean}"),
+        )
+        for source, mean in sorted(means.items())
     }
 
 
