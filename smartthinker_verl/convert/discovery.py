@@ -57,8 +57,6 @@ def locate_checkpoint(path: str | Path, step: int | str | None = None) -> Checkp
         wanted = None if latest else int(step)
     except (TypeError, ValueError):
         raise CheckpointNotFoundError(f"--step must be a step number or 'latest', got {step!r}") from None
-    if wanted is not None and wanted < 0:
-        raise CheckpointNotFoundError(f"--step must be >= 0, got {wanted}")
     if not path.is_dir():
         problem = "does not exist" if not path.exists() else "is a file"
         raise CheckpointNotFoundError(
