@@ -1,8 +1,5 @@
 """``smartthinker-verl arena``: run the length arena and write ``arena.json``, ``arena.md`` and ``arena.png``.
 
-    smartthinker-verl arena [--methods grpo smartthinker ...] [--seeds 5] [--steps 300] [--curves FILE |
-        --overthinking] [--out DIR] [OVERRIDE ...]
-
 OVERRIDE: Hydra overrides of the recipe config applied to every method, e.g. ``+algorithm.shorter_better.beta=0.002``.
 """
 
@@ -37,8 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     for name in ("seeds", "steps", "prompts_per_level", "group_size", "workers"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1. Fix: pass a positive number")
@@ -57,11 +52,7 @@ def run(args: argparse.Namespace) -> int:
     methods = args.methods or estimators.available_methods()
     start = time.perf_counter()
     configs = {m: estimators.method_config(m, spec.max_length, spec.group_size, args.overrides) for m in methods}
-
-    def progress(results, total):
-        return tqdm(results, total=total, desc="arena (method x seed)", unit="run")
-
-    trajectories = loop.run_arena(spec, configs, range(args.seeds), workers=args.workers, progress=progress)
+    trajectories = loop.run_arena(spec, configs, range(args.seeds), workers=args.workers, progress=True)
     summary = report.summarise(spec, trajectories, wall_time_s=time.perf_counter() - start)
     for path in report.write(summary, args.out, with_plot=not args.no_plot):
         print(path)

@@ -15,15 +15,17 @@ A seed fixes every random draw, the same for every method (common random numbers
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from smartthinker_verl.arena import estimators
 from smartthinker_verl.arena.curves import DEFAULT_LEVELS, DEFAULT_MAX_LENGTH, Level
@@ -144,17 +146,17 @@ def run_arena(
     configs: dict[str, DictConfig],
     seeds: Sequence[int],
     workers: int = 1,
-    progress: Callable[[Iterator[Trajectory], int], Iterator[Trajectory]] | None = None,
+    progress: bool = False,
 ) -> list[Trajectory]:
     """Every (method, seed) of ``configs`` x ``seeds``, on ``workers`` processes (1: in this process), ordered by
-    method then seed; ``progress(iterator, total)`` wraps the results as they arrive (e.g. a tqdm bar)."""
+    method then seed; ``progress``: a tqdm bar over the runs as they finish."""
     jobs = [(spec, config, seed) for config in configs.values() for seed in seeds]
-    wrap = progress or (lambda iterator, total: iterator)
+    bar = functools.partial(tqdm, total=len(jobs), desc="arena (method x seed)", unit="run", disable=not progress)
     if workers <= 1:
-        results = list(wrap(map(_run_job, jobs), len(jobs)))
+        results = list(bar(map(_run_job, jobs)))
     else:
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         with context.Pool(workers) as pool:
-            results = list(wrap(pool.imap_unordered(_run_job, jobs), len(jobs)))
+            results = list(bar(pool.imap_unordered(_run_job, jobs)))
     order = {(str(c.algorithm.adv_estimator), s): i for i, (_, c, s) in enumerate(jobs)}
     return sorted(results, key=lambda t: order[(t.method, t.seed)])

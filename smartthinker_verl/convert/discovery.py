@@ -17,16 +17,20 @@ STEP_DIR_RE = re.compile(r"^global_step_(\d+)$")
 
 @dataclass(frozen=True)
 class CheckpointLocation:
-    """Where one step's checkpoint lives; ``run_dir`` is None when the step folder is not inside a run directory."""
+    """Where one step's checkpoint lives."""
 
     step: int
     step_dir: Path
     actor_dir: Path
-    run_dir: Path | None
+
+    @property
+    def run_dir(self) -> Path:
+        """RUN_DIR: the folder holding ``global_step_N``."""
+        return self.step_dir.parent
 
     def default_output(self) -> Path:
-        """``RUN_DIR/hf/global_step_N`` (RUN_DIR = the folder holding ``global_step_N``)."""
-        return (self.run_dir or self.step_dir.parent) / "hf" / self.step_dir.name
+        """``RUN_DIR/hf/global_step_N``."""
+        return self.run_dir / "hf" / self.step_dir.name
 
 
 def _is_actor_dir(path: Path) -> bool:
@@ -76,9 +80,7 @@ def locate_checkpoint(path: str | Path, step: int | str | None = None) -> Checkp
                 f"--step {wanted} contradicts the checkpoint given ({step_dir.name}); pass the run directory to "
                 "choose a step, or drop --step"
             )
-        run_dir = step_dir.parent
-        run_dir = run_dir if (run_dir / TRACKER_FILE).exists() or available_steps(run_dir) else None
-        return CheckpointLocation(int(match.group(1)), step_dir, actor, run_dir)
+        return CheckpointLocation(int(match.group(1)), step_dir, actor)
 
     steps, tracker = available_steps(path), path / TRACKER_FILE
     if not steps:
@@ -102,4 +104,4 @@ def locate_checkpoint(path: str | Path, step: int | str | None = None) -> Checkp
         raise CheckpointNotFoundError(
             f"{step_dir} does not exist{source}; available steps: {', '.join(map(str, steps))}; pass one with --step"
         )
-    return CheckpointLocation(wanted, step_dir, _actor_of(step_dir), path)
+    return CheckpointLocation(wanted, step_dir, _actor_of(step_dir))

@@ -70,7 +70,7 @@ def _find(explicit: str | None, flag: str, candidates: list[Path]) -> Path | Non
 
 def read_run_info(location: CheckpointLocation, config_path: str | None, metrics_path: str | None) -> RunInfo:
     """Load the run config and the metrics of ``location.step`` (later lines of a step win)."""
-    roots = [p for p in (location.run_dir, location.step_dir) if p is not None]
+    roots = [location.run_dir, location.step_dir]
     env_metrics = [Path(p).expanduser() for p in [os.environ.get("VERL_FILE_LOGGER_PATH")] if p]
     info = RunInfo(config_path=_find(config_path, "--run-config", [r / n for r in roots for n in CONFIG_CANDIDATES]))
     metrics = _find(metrics_path, "--metrics", [root / "metrics.jsonl" for root in roots] + env_metrics)
