@@ -45,12 +45,6 @@ def _actor_of(step_dir: Path) -> Path:
     return step_dir / "actor"
 
 
-def available_steps(run_dir: Path) -> list[int]:
-    """Steps that have a ``global_step_N`` folder under ``run_dir``, ascending."""
-    matches = [STEP_DIR_RE.match(child.name) for child in run_dir.iterdir() if child.is_dir()]
-    return sorted(int(match.group(1)) for match in matches if match)
-
-
 def locate_checkpoint(path: str | Path, step: int | str | None = None) -> CheckpointLocation:
     """Resolve ``path`` and ``step`` to one checkpoint. For a run dir, ``None``/``"latest"`` reads the tracker file
     (without one: the highest ``global_step_N``, with a warning). ``CheckpointNotFoundError`` names the steps that
@@ -82,7 +76,8 @@ def locate_checkpoint(path: str | Path, step: int | str | None = None) -> Checkp
             )
         return CheckpointLocation(int(match.group(1)), step_dir, actor)
 
-    steps, tracker = available_steps(path), path / TRACKER_FILE
+    matches = [STEP_DIR_RE.match(child.name) for child in path.iterdir() if child.is_dir()]
+    steps, tracker = sorted(int(match.group(1)) for match in matches if match), path / TRACKER_FILE
     if not steps:
         raise CheckpointNotFoundError(
             f"{path} holds no global_step_N folder and no {TRACKER_FILE}: is it the trainer's default_local_dir? "

@@ -1,6 +1,6 @@
 """A verl platform for CPU-only machines: device ``cpu``, gloo collectives, host-memory answers to device queries.
 
-Only :func:`activate` touches verl. verl's resource pools always ask Ray for "GPU" resources, so the CPU config
+Only :func:`activate` changes verl. verl's resource pools always ask Ray for "GPU" resources, so the CPU config
 (``+platform=cpu``) starts Ray with one logical GPU; nothing runs on a GPU.
 """
 
@@ -15,8 +15,9 @@ from typing import Any
 
 import psutil
 import torch
+from verl.plugin.platform.platform_base import PlatformBase
 
-from smartthinker_verl.platforms.cpu import cpu_platform_selected
+from smartthinker_verl.platforms.cpu import cpu_platform_selected, vllm_cpu_env
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ DEVICE_MODULE.current_stream = lambda device=None: _CPUStream()
 DEVICE_MODULE.stream = lambda stream=None: contextlib.nullcontext()
 
 
-class _PlatformCPUMethods:
-    """The CPU answers to verl's ``PlatformBase``, apart from it so that importing this module does not import verl."""
+class PlatformCPU(PlatformBase):
+    """verl platform for CPU-only hosts: device ``cpu``, gloo collectives, Ray's logical GPU for scheduling."""
 
     device_name = vendor_name = property(lambda self: "cpu")
     device_module = property(lambda self: DEVICE_MODULE)
@@ -118,27 +119,6 @@ class _PlatformCPUMethods:
         return {"VERL_PLATFORM": os.environ.get("VERL_PLATFORM", PLATFORM_NAME), **vllm_cpu_env()}
 
 
-def _platform_class() -> type:
-    from verl.plugin.platform.platform_base import PlatformBase
-
-    class PlatformCPU(_PlatformCPUMethods, PlatformBase):
-        """verl platform for CPU-only hosts: device ``cpu``, gloo collectives, Ray's logical GPU for scheduling."""
-
-    return PlatformCPU
-
-
-def vllm_cpu_env() -> dict[str, str]:
-    """vLLM CPU settings, the environment's winning. vLLM binds its worker to all cores but one, kept for its
-    scheduler; the default here gives the worker every core this process may use and reserves none (docs/cpu.md)."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    defaults = {
-        "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB: vLLM's CPU build sizes its KV cache from this, not gpu_memory_utilization
-        "VLLM_CPU_OMP_THREADS_BIND": ",".join(str(core) for core in cores),
-        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-    }
-    return {key: os.environ.get(key, value) for key, value in defaults.items()}
-
-
 def _patch_process_group_init() -> None:
     """verl builds ``f"cpu:gloo,{device}:{backend}"``; with device ``cpu`` torch rejects the duplicate entry."""
     import sys
@@ -172,7 +152,7 @@ def activate() -> None:
     from verl.plugin.platform.platform_manager import PlatformRegistry
 
     if PlatformRegistry.get(PLATFORM_NAME) is None:
-        PlatformRegistry.register(platform=PLATFORM_NAME)(_platform_class())
+        PlatformRegistry.register(platform=PLATFORM_NAME)(PlatformCPU)
     os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
     _patch_process_group_init()
     from smartthinker_verl.platforms.cpu import vllm_patches
