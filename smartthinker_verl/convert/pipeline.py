@@ -263,11 +263,9 @@ def convert_checkpoint(
     except ValueError as exc:
         raise ConversionError(f"--max-shard-size: {exc} (write e.g. 5GB or 500MB)") from None
     if not options.progress:
-        from huggingface_hub.utils import disable_progress_bars
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        disable_progress_bars()
+        hf_logging.disable_progress_bar()  # huggingface_hub's bars too
     hf_dir = location.actor_dir / "huggingface"
     if not (hf_dir / "config.json").exists():
         raise ShardError(f"{hf_dir / 'config.json'} is missing: the trainer writes the model config there; re-copy it")
