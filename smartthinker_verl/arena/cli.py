@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from smartthinker_verl.arena import curves, estimators, loop, policy, report
+from smartthinker_verl.arena import curves, estimators, loop, report
 from smartthinker_verl.errors import ConfigError
 
 
@@ -22,9 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts-per-level", type=int, default=8, help="default: %(default)s")
     parser.add_argument("--group-size", type=int, default=8, help="samples per prompt per step (default: %(default)s)")
     parser.add_argument("--max-length", type=int, default=curves.DEFAULT_MAX_LENGTH, help="default: %(default)s")
-    parser.add_argument(
-        "--learning-rate", type=float, default=policy.DEFAULT_LEARNING_RATE, help="default: %(default)s"
-    )
+    parser.add_argument("--learning-rate", type=float, default=loop.DEFAULT_LEARNING_RATE, help="default: %(default)s")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--curves", type=Path, help="JSON or YAML file of levels (docs/arena.md)")
     which.add_argument("--overthinking", action="store_true", help="the default levels, declining past their peak")
@@ -37,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("seeds", "steps", "prompts_per_level", "group_size", "workers"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1. Fix: pass a positive number")
-    if args.group_size < 2 or args.max_length < 2 * policy.MIN_LENGTH:
-        raise ConfigError(f"--group-size must be >= 2 and --max-length >= {2 * policy.MIN_LENGTH}. Fix: raise them")
+    if args.group_size < 2 or args.max_length < 2 * loop.MIN_LENGTH:
+        raise ConfigError(f"--group-size must be >= 2 and --max-length >= {2 * loop.MIN_LENGTH}. Fix: raise them")
     levels = curves.load_levels(args.curves) if args.curves else curves.DEFAULT_LEVELS
     levels = curves.overthinking(levels) if args.overthinking else levels
     spec = loop.ArenaSpec(

@@ -22,11 +22,11 @@ logger = logging.getLogger(__name__)
 WRITTEN_FOR = "0.24.0"
 
 
-def _fail(patch: str, what: str) -> SetupError:
+def _fail(what: str) -> SetupError:
     return SetupError(
-        f"smartthinker-verl's vLLM CPU patch {patch!r} (written for vLLM {WRITTEN_FOR}) cannot be applied: {what}. "
-        f"Install the pinned vLLM ({WRITTEN_FOR}: `make install`), or check whether the installed vLLM still needs "
-        "the patch and update smartthinker_verl/platforms/cpu/vllm_patches.py"
+        f"smartthinker-verl's vLLM CPU patch 'keep_linear_weights' (written for vLLM {WRITTEN_FOR}) cannot be "
+        f"applied: {what}. Install the pinned vLLM ({WRITTEN_FOR}: `make install`), or check whether the installed "
+        "vLLM still needs the patch and update smartthinker_verl/platforms/cpu/vllm_patches.py"
     )
 
 
@@ -45,9 +45,7 @@ def keep_linear_weights(linear: ModuleType) -> None:
     method = getattr(linear, "UnquantizedLinearMethod", None)
     original = getattr(method, "process_weights_after_loading", None)
     if original is None:
-        raise _fail(
-            "keep_linear_weights", f"{_LINEAR_MODULE}.UnquantizedLinearMethod.process_weights_after_loading is gone"
-        )
+        raise _fail(f"{_LINEAR_MODULE}.UnquantizedLinearMethod.process_weights_after_loading is gone")
     if getattr(original, "_smartthinker_cpu", False):
         return
     from vllm.model_executor.layers import utils as layer_utils
@@ -55,15 +53,13 @@ def keep_linear_weights(linear: ModuleType) -> None:
 
     dispatch = getattr(layer_utils, "dispatch_cpu_unquantized_gemm", None)
     if dispatch is None or "remove_weight" not in inspect.signature(dispatch).parameters:
-        raise _fail("keep_linear_weights", "vllm.model_executor.layers.utils.dispatch_cpu_unquantized_gemm changed")
+        raise _fail("vllm.model_executor.layers.utils.dispatch_cpu_unquantized_gemm changed")
     try:
         source = inspect.getsource(original)
     except (OSError, TypeError) as error:
-        raise _fail(
-            "keep_linear_weights", f"the source of process_weights_after_loading is unreadable ({error})"
-        ) from error
+        raise _fail(f"the source of process_weights_after_loading is unreadable ({error})") from error
     if _UPSTREAM_CALL not in source:
-        raise _fail("keep_linear_weights", f"process_weights_after_loading no longer calls {_UPSTREAM_CALL}")
+        raise _fail(f"process_weights_after_loading no longer calls {_UPSTREAM_CALL}")
 
     def process_weights_after_loading(self, layer) -> None:
         if current_platform.is_cpu():
