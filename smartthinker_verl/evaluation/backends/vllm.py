@@ -104,7 +104,7 @@ class VLLMBackend(GenerationBackend):
 
         super().__init__(model_path, settings, chat_template, trust_remote_code)
         if current_platform.is_cpu():  # the project's KV cache size and thread binding unless the environment's
-            from smartthinker_verl.platforms.cpu.platform import vllm_cpu_env
+            from smartthinker_verl.platforms.cpu import vllm_cpu_env
 
             for key, value in vllm_cpu_env().items():
                 os.environ.setdefault(key, value)
