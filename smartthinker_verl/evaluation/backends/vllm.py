@@ -2,7 +2,7 @@
 
 GPU machines get vLLM with the ``gpu`` extra, the CPU environment vLLM's CPU build (``make install``), whose KV cache
 is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from the machine's
-memory). Prompts are rendered by :func:`render_prompt`, as for ``hf``, and passed as token ids.
+memory). Prompts are rendered by :meth:`GenerationBackend.encode`, as for ``hf``, and passed as token ids.
 """
 
 from __future__ import annotations
