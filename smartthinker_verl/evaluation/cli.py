@@ -98,9 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="engines, one process each with a share of the samples (default: vllm, visible GPUs / tensor parallel "
         "size; hf, 1)",
     )
-    gen.add_argument(
-        "--max-num-seqs", type=positive, help="vllm: sequences an engine runs at once (default: all that fit)"
-    )
+    gen.add_argument("--max-num-seqs", type=positive, help="vllm: sequences per engine at once (default: all that fit)")
     gen.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm")
     gen.add_argument(
         "--max-model-len",

@@ -71,10 +71,8 @@ def engine_limits(
 class VLLMBackend(GenerationBackend):
     """Samples with one vLLM engine, all prompts submitted at once, completions handed back as each finishes.
 
-    The engine is seeded once with ``settings.seed`` and no request carries its own seed (vLLM then samples the
-    whole batch in one kernel instead of one request at a time); prefix caching shares a problem's prompt. The
-    keyword arguments are the ``eval`` flags of the same names; ``max_model_len`` and ``max_num_seqs`` default to
-    :func:`engine_limits`.
+    Prefix caching shares a problem's prompt. The keyword arguments are the ``eval`` flags of the same names;
+    ``max_model_len`` and ``max_num_seqs`` default to :func:`engine_limits`.
     """
 
     def __init__(
