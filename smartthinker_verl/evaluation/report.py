@@ -139,18 +139,15 @@ def markdown_tables(
             cells.append(MISSING if comp is None else f"{comp:.1f}%")
             cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
         main.append(cells)
-    lines = [
-        "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
-        + (
+    caption = "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
+    if baseline is not None:
+        caption += (
             "; Compression = 1 - tokens / baseline tokens, averaged over benchmarks; AES = the paper's "
             "accuracy-efficiency score of the averages against the baseline (dL + 3 dA, or dL - 5 |dA| when "
-            "accuracy drops)."
-            if baseline
-            else "."
-        ),
-        "",
-        *markdown_table(header + (["Compression", "AES"] if baseline is not None else []), main),
-    ]
+            "accuracy drops)"
+        )
+    main_header = header + (["Compression", "AES"] if baseline is not None else [])
+    lines = [caption + ".", "", *markdown_table(main_header, main)]
     if baseline is None or not models:
         return "\n".join(lines) + "\n"
     changes, scores = [], []

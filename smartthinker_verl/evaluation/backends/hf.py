@@ -53,8 +53,7 @@ class HFBackend(GenerationBackend):
         self.device = torch.device(device)
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
-        ).to(self.device)
-        self.model.eval()
+        ).to(self.device)  # from_pretrained returns the model in eval mode
         # Every token id that ends a response: the tokenizer's EOS and the model's generation-config EOS ids.
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         eos = {configured} if isinstance(configured, int) else set(configured or ())
