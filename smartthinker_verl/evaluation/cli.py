@@ -10,8 +10,6 @@ writes ``evals/base/generations/<benchmark>.jsonl`` (one line per sample; rerun 
 generations::
 
     smartthinker-verl eval --generations evals/base/generations/aime25.jsonl --k 1 4 --out aime25_res.json
-
-``--k`` lists the k of pass@k to report; when generating, the largest k is the number of samples per problem.
 """
 
 from __future__ import annotations

@@ -28,13 +28,7 @@ AVERAGED = ("pass@1", "mean_response_tokens", "mean_response_tokens_correct", "m
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)`` (exact integer binomials; ``C(n-c, k) = 0``
-    when ``k > n-c``)."""
-    if n < 1:
-        raise DataError(f"pass@k needs at least one sample per problem, got n={n}")
-    if not 0 <= c <= n:
-        raise DataError(f"number of correct samples c={c} must lie in 0..n={n}")
-    if not 1 <= k <= n:
-        raise DataError(f"pass@{k} needs at least {k} samples per problem but a problem has n={n}")
+    when ``k > n-c``), for ``0 <= c <= n`` and ``1 <= k <= n`` (:func:`compute_metrics` refuses a larger k)."""
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
