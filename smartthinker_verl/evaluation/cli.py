@@ -126,8 +126,7 @@ def _grade_and_write(
     args: argparse.Namespace, groups: dict[str, list[dict[str, Any]]], settings: dict[str, Any] | None
 ) -> int:
     """Grade every group's records in one parallel pass, write ``res.json`` (``settings``: the run's
-    ``eval_config.json``, None if unknown) and ``res.graded.jsonl`` and print one line per benchmark and overall:
-    problems, samples, pass@1 (± stderr), pass@k_max, tokens, truncated."""
+    ``eval_config.json``, None if unknown) and ``res.graded.jsonl`` and print a summary table."""
     import pandas as pd
     from tqdm.auto import tqdm
 

@@ -26,8 +26,7 @@ class HFBackend(GenerationBackend):
     """Samples with ``model.generate``: ``batch_size`` sequences at a time, each one independent sample.
 
     transformers draws one random stream per batch; batch ``b`` of a call is seeded from ``settings.seed`` and ``b``,
-    so the same prompts in the same order give the same responses. The keyword arguments are the ``eval`` flags of
-    the same names; ``device`` ``auto`` is CUDA when available, ``dtype`` ``auto`` bfloat16 on CUDA, else float32.
+    so the same prompts in the same order give the same responses. Keyword arguments: the ``eval`` flags so named.
     """
 
     def __init__(

@@ -52,8 +52,7 @@ def engine_limits(
         return max_model_len, max_num_seqs
     from vllm.platforms import current_platform
 
-    # The KV cache per GPU: VLLM_CPU_KVCACHE_SPACE on vLLM's CPU build; on a GPU utilization x memory -
-    # weights / TP - RESERVE_GIB (weights: the folder's safetensors).
+    # The KV cache per GPU (weights: the folder's safetensors).
     weights = sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors"))
     if current_platform.is_cpu():
         cache = float(os.environ["VLLM_CPU_KVCACHE_SPACE"]) * GiB
