@@ -43,8 +43,8 @@ import sys
 import verl  # noqa: F401  (registers the plugin's estimators)
 import smartthinker_verl.advantage  # noqa: F401
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
-from smartthinker_verl.shaping import primary_methods
-known = ["grpo", *(m.name for m in primary_methods())]
+from smartthinker_verl.shaping import METHODS
+known = ["grpo", *(m.name for m in METHODS.values())]
 bad = [m for m in sys.argv[1:] if m != "grpo" and m not in ADV_ESTIMATOR_REGISTRY]
 if bad:
     sys.exit(f"compare_cpu.sh: unknown method(s) {', '.join(bad)}. Fix: choose from {' '.join(known)}")

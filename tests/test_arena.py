@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from smartthinker_verl.arena import curves, estimators, loop
-from smartthinker_verl.arena.policy import INITIAL_MEDIAN, INITIAL_SPREAD, MIN_LENGTH
+from smartthinker_verl.arena.loop import INITIAL_MEDIAN, INITIAL_SPREAD, MIN_LENGTH
 from smartthinker_verl.cli import main
 from smartthinker_verl.errors import ConfigError
 from smartthinker_verl.options import MethodOptions

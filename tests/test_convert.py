@@ -32,7 +32,7 @@ from smartthinker_verl.convert import (  # noqa: E402
     convert_checkpoint,
     locate_checkpoint,
 )
-from smartthinker_verl.convert.verify import same_bits, verify_model  # noqa: E402
+from smartthinker_verl.convert.pipeline import same_bits, verify_model  # noqa: E402
 
 QUIET = {"progress": False}
 TRAIN_METRICS = {"critic/score/mean": 0.25, "response_length/mean": 812.0, "actor/pg_loss": 0.1}

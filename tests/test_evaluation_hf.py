@@ -17,7 +17,7 @@ import pytest
 from smartthinker_verl.cli import main
 from smartthinker_verl.data import build_row, write_parquet
 from smartthinker_verl.errors import SetupError
-from smartthinker_verl.evaluation.backends import SamplingSettings, render_prompt
+from smartthinker_verl.evaluation.backends import SamplingSettings
 from smartthinker_verl.evaluation.backends.hf import HFBackend
 from smartthinker_verl.evaluation.records import read_records
 
@@ -320,16 +320,15 @@ def test_sampling_ignores_the_models_own_generation_defaults(tiny_model: Path, t
 
 
 def test_a_tokenizer_without_chat_template_is_refused(tiny_model: Path, tmp_path: Path) -> None:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
-    tokenizer.chat_template = None
+    backend = HFBackend(str(tiny_model), SamplingSettings(), device="cpu")
+    backend.tokenizer.chat_template = None
     with pytest.raises(SetupError, match="--chat-template"):
-        render_prompt(tokenizer, [{"role": "user", "content": "hi"}])
+        backend.encode([{"role": "user", "content": "hi"}])
     template = tmp_path / "plain.jinja"
     template.write_text("{% for m in messages %}Q: {{ m['content'] }}\n{% endfor %}A:")
-    ids = render_prompt(tokenizer, [{"role": "user", "content": "hi"}], template.read_text())
-    assert tokenizer.decode(ids) == "Q: hi\nA:"
+    backend = HFBackend(str(tiny_model), SamplingSettings(), device="cpu", chat_template=str(template))
+    backend.tokenizer.chat_template = None
+    assert backend.tokenizer.decode(backend.encode([{"role": "user", "content": "hi"}])) == "Q: hi\nA:"
 
 
 def test_vllm_backend_without_vllm_names_the_install_command(tiny_model: Path) -> None:

@@ -133,8 +133,9 @@ def test_aes_formula_on_hand_computed_values() -> None:
     assert aes(600, 50, 1000, 50) == pytest.approx(0.4)
     assert aes(1200, 50, 1000, 50) == pytest.approx(-0.2)
     assert aes(600, 0.55, 1000, 0.50) == pytest.approx(0.7)  # the unit of accuracy cancels
+    assert aes(600, 55, 0, 50) is None and aes(None, 55, 1000, 50) is None  # a missing number: no score
     with pytest.raises(ValueError, match="positive baseline"):
-        aes(600, 55, 0, 50)
+        aes(600, 55, -1000, 50)
 
 
 def test_aes_reproduces_the_papers_smartthinker_1_5b_row() -> None:

@@ -13,7 +13,6 @@ from smartthinker_verl.errors import DataError
 from smartthinker_verl.evaluation.statistics import (
     compression,
     compute_metrics,
-    default_ks,
     pass_at_k,
     standard_error,
 )
@@ -41,12 +40,6 @@ def test_pass_at_k_is_exact_for_large_sample_counts() -> None:
     # 1 - C(60, 32) / C(64, 32), computed with exact integers.
     expected = 1 - math.comb(60, 32) / math.comb(64, 32)
     assert pass_at_k(64, 4, 32) == pytest.approx(expected, rel=1e-12)
-
-
-@pytest.mark.parametrize(("n", "c", "k"), [(4, 1, 5), (4, 1, 0), (0, 0, 1), (4, 5, 1), (4, -1, 1)])
-def test_pass_at_k_refuses_impossible_arguments(n: int, c: int, k: int) -> None:
-    with pytest.raises(DataError):
-        pass_at_k(n, c, k)
 
 
 def _graded(pid: str, sample: int, correct: bool, tokens: int, reason: str | None = None) -> dict:
@@ -87,11 +80,14 @@ def test_k_larger_than_a_problems_sample_count_is_refused_naming_the_problem() -
 
 
 def test_default_ks_are_powers_of_two_up_to_the_smallest_sample_count() -> None:
-    assert default_ks(1) == [1]
-    assert default_ks(16) == [1, 2, 4, 8, 16]
-    assert default_ks(6) == [1, 2, 4]
-    metrics = compute_metrics(_samples({"a": [True] * 5, "b": [False] * 4}), ks=None)
-    assert [k for k in metrics if k.startswith("pass@") and not k.endswith("stderr")] == ["pass@1", "pass@2", "pass@4"]
+    def default_ks(counts: dict[str, list[bool]]) -> list[str]:
+        metrics = compute_metrics(_samples(counts), ks=None)
+        return [k for k in metrics if k.startswith("pass@") and not k.endswith("stderr")]
+
+    assert default_ks({"a": [True]}) == ["pass@1"]
+    assert default_ks({"a": [True] * 16}) == ["pass@1", "pass@2", "pass@4", "pass@8", "pass@16"]
+    assert default_ks({"a": [True] * 6}) == ["pass@1", "pass@2", "pass@4"]
+    assert default_ks({"a": [True] * 5, "b": [False] * 4}) == ["pass@1", "pass@2", "pass@4"]
 
 
 def test_lengths_split_by_correctness_and_truncation_rate_count_samples() -> None:

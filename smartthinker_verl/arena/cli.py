@@ -1,8 +1,5 @@
 """``smartthinker-verl arena``: run the length arena and write ``arena.json``, ``arena.md`` and ``arena.png``.
 
-    smartthinker-verl arena [--methods grpo smartthinker ...] [--seeds 5] [--steps 300] [--curves FILE |
-        --overthinking] [--out DIR] [OVERRIDE ...]
-
 OVERRIDE: Hydra overrides of the recipe config applied to every method, e.g. ``+algorithm.shorter_better.beta=0.002``.
 """
 
@@ -13,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from smartthinker_verl.arena import curves, estimators, loop, policy, report
+from smartthinker_verl.arena import curves, estimators, loop, report
 from smartthinker_verl.errors import ConfigError
 
 
@@ -25,9 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts-per-level", type=int, default=8, help="default: %(default)s")
     parser.add_argument("--group-size", type=int, default=8, help="samples per prompt per step (default: %(default)s)")
     parser.add_argument("--max-length", type=int, default=curves.DEFAULT_MAX_LENGTH, help="default: %(default)s")
-    parser.add_argument(
-        "--learning-rate", type=float, default=policy.DEFAULT_LEARNING_RATE, help="default: %(default)s"
-    )
+    parser.add_argument("--learning-rate", type=float, default=loop.DEFAULT_LEARNING_RATE, help="default: %(default)s")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--curves", type=Path, help="JSON or YAML file of levels (docs/arena.md)")
     which.add_argument("--overthinking", action="store_true", help="the default levels, declining past their peak")
@@ -37,13 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     for name in ("seeds", "steps", "prompts_per_level", "group_size", "workers"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1. Fix: pass a positive number")
-    if args.group_size < 2 or args.max_length < 2 * policy.MIN_LENGTH:
-        raise ConfigError(f"--group-size must be >= 2 and --max-length >= {2 * policy.MIN_LENGTH}. Fix: raise them")
+    if args.group_size < 2 or args.max_length < 2 * loop.MIN_LENGTH:
+        raise ConfigError(f"--group-size must be >= 2 and --max-length >= {2 * loop.MIN_LENGTH}. Fix: raise them")
     levels = curves.load_levels(args.curves) if args.curves else curves.DEFAULT_LEVELS
     levels = curves.overthinking(levels) if args.overthinking else levels
     spec = loop.ArenaSpec(
@@ -57,11 +50,7 @@ def run(args: argparse.Namespace) -> int:
     methods = args.methods or estimators.available_methods()
     start = time.perf_counter()
     configs = {m: estimators.method_config(m, spec.max_length, spec.group_size, args.overrides) for m in methods}
-
-    def progress(results, total):
-        return tqdm(results, total=total, desc="arena (method x seed)", unit="run")
-
-    trajectories = loop.run_arena(spec, configs, range(args.seeds), workers=args.workers, progress=progress)
+    trajectories = loop.run_arena(spec, configs, range(args.seeds), workers=args.workers, progress=True)
     summary = report.summarise(spec, trajectories, wall_time_s=time.perf_counter() - start)
     for path in report.write(summary, args.out, with_plot=not args.no_plot):
         print(path)

@@ -50,14 +50,10 @@ def method_config(method: str, max_length: int, group_size: int, overrides: Sequ
 def compute_advantages(
     config: DictConfig, token_level_rewards: torch.Tensor, response_mask: torch.Tensor, uid: np.ndarray
 ) -> torch.Tensor:
-    """``[B, L]`` advantages from verl's ``compute_advantage``, called as verl's trainer calls it.
-
-    Args:
-        config: the full composed config (its ``algorithm`` node is handed to the estimator).
-        token_level_rewards: ``[B, L]`` the outcome score on each response's last valid token.
-        response_mask: ``[B, L]`` 1 on response tokens.
-        uid: ``[B]`` object array, the group (prompt) of each response.
-    """
+    """``[B, L]`` advantages from verl's ``compute_advantage``, called as verl's trainer calls it with the full
+    composed ``config`` (its ``algorithm`` node goes to the estimator), ``token_level_rewards`` ``[B, L]`` (the outcome
+    score on each response's last valid token), ``response_mask`` ``[B, L]`` (1 on response tokens) and ``uid`` ``[B]``
+    (object array: the group, i.e. prompt, of each response)."""
     algorithm = config.algorithm
     data = DataProto.from_dict(
         tensors={"token_level_rewards": token_level_rewards, "response_mask": response_mask},

@@ -17,16 +17,20 @@ STEP_DIR_RE = re.compile(r"^global_step_(\d+)$")
 
 @dataclass(frozen=True)
 class CheckpointLocation:
-    """Where one step's checkpoint lives; ``run_dir`` is None when the step folder is not inside a run directory."""
+    """Where one step's checkpoint lives."""
 
     step: int
     step_dir: Path
     actor_dir: Path
-    run_dir: Path | None
+
+    @property
+    def run_dir(self) -> Path:
+        """RUN_DIR: the folder holding ``global_step_N``."""
+        return self.step_dir.parent
 
     def default_output(self) -> Path:
-        """``RUN_DIR/hf/global_step_N`` (RUN_DIR = the folder holding ``global_step_N``)."""
-        return (self.run_dir or self.step_dir.parent) / "hf" / self.step_dir.name
+        """``RUN_DIR/hf/global_step_N``."""
+        return self.run_dir / "hf" / self.step_dir.name
 
 
 def _is_actor_dir(path: Path) -> bool:
@@ -41,12 +45,6 @@ def _actor_of(step_dir: Path) -> Path:
     return step_dir / "actor"
 
 
-def available_steps(run_dir: Path) -> list[int]:
-    """Steps that have a ``global_step_N`` folder under ``run_dir``, ascending."""
-    matches = [STEP_DIR_RE.match(child.name) for child in run_dir.iterdir() if child.is_dir()]
-    return sorted(int(match.group(1)) for match in matches if match)
-
-
 def locate_checkpoint(path: str | Path, step: int | str | None = None) -> CheckpointLocation:
     """Resolve ``path`` and ``step`` to one checkpoint. For a run dir, ``None``/``"latest"`` reads the tracker file
     (without one: the highest ``global_step_N``, with a warning). ``CheckpointNotFoundError`` names the steps that
@@ -57,8 +55,6 @@ def locate_checkpoint(path: str | Path, step: int | str | None = None) -> Checkp
         wanted = None if latest else int(step)
     except (TypeError, ValueError):
         raise CheckpointNotFoundError(f"--step must be a step number or 'latest', got {step!r}") from None
-    if wanted is not None and wanted < 0:
-        raise CheckpointNotFoundError(f"--step must be >= 0, got {wanted}")
     if not path.is_dir():
         problem = "does not exist" if not path.exists() else "is a file"
         raise CheckpointNotFoundError(
@@ -78,11 +74,10 @@ def locate_checkpoint(path: str | Path, step: int | str | None = None) -> Checkp
                 f"--step {wanted} contradicts the checkpoint given ({step_dir.name}); pass the run directory to "
                 "choose a step, or drop --step"
             )
-        run_dir = step_dir.parent
-        run_dir = run_dir if (run_dir / TRACKER_FILE).exists() or available_steps(run_dir) else None
-        return CheckpointLocation(int(match.group(1)), step_dir, actor, run_dir)
+        return CheckpointLocation(int(match.group(1)), step_dir, actor)
 
-    steps, tracker = available_steps(path), path / TRACKER_FILE
+    matches = [STEP_DIR_RE.match(child.name) for child in path.iterdir() if child.is_dir()]
+    steps, tracker = sorted(int(match.group(1)) for match in matches if match), path / TRACKER_FILE
     if not steps:
         raise CheckpointNotFoundError(
             f"{path} holds no global_step_N folder and no {TRACKER_FILE}: is it the trainer's default_local_dir? "
@@ -104,4 +99,4 @@ def locate_checkpoint(path: str | Path, step: int | str | None = None) -> Checkp
         raise CheckpointNotFoundError(
             f"{step_dir} does not exist{source}; available steps: {', '.join(map(str, steps))}; pass one with --step"
         )
-    return CheckpointLocation(wanted, step_dir, _actor_of(step_dir), path)
+    return CheckpointLocation(wanted, step_dir, _actor_of(step_dir))

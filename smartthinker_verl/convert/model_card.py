@@ -53,6 +53,10 @@ class RunInfo:
             node = node.get(part) if isinstance(node, dict) else None
         return node
 
+    @property
+    def base_model(self) -> str | None:
+        return str(self.get("actor_rollout_ref.model.path") or "") or None
+
 
 def _find(explicit: str | None, flag: str, candidates: list[Path]) -> Path | None:
     """``explicit`` (which must exist), else the first candidate that exists."""
@@ -66,10 +70,8 @@ def _find(explicit: str | None, flag: str, candidates: list[Path]) -> Path | Non
 
 def read_run_info(location: CheckpointLocation, config_path: str | None, metrics_path: str | None) -> RunInfo:
     """Load the run config and the metrics of ``location.step`` (later lines of a step win)."""
-    roots = [p for p in (location.run_dir, location.step_dir) if p is not None]
-    env_metrics = (
-        [Path(os.environ["VERL_FILE_LOGGER_PATH"]).expanduser()] if os.environ.get("VERL_FILE_LOGGER_PATH") else []
-    )
+    roots = [location.run_dir, location.step_dir]
+    env_metrics = [Path(p).expanduser() for p in [os.environ.get("VERL_FILE_LOGGER_PATH")] if p]
     info = RunInfo(config_path=_find(config_path, "--run-config", [r / n for r in roots for n in CONFIG_CANDIDATES]))
     metrics = _find(metrics_path, "--metrics", [root / "metrics.jsonl" for root in roots] + env_metrics)
     if info.config_path:
@@ -96,11 +98,9 @@ def _files_list(value) -> str:
     return ", ".join(f"`{item}`" for item in items) if value is not None else "not recorded"
 
 
-def render_card(
-    location: CheckpointLocation, info: RunInfo, dtype: str, lora: str | None, base_model: str | None, out_name: str
-) -> ModelCard:
-    """The card: the metadata the Hugging Face hub reads (``ModelCardData``) and a Markdown body. ``dtype`` names
-    the weights' dtype and where it came from."""
+def write_card(out_dir: Path, out_name: str, location: CheckpointLocation, info: RunInfo, weights: str) -> None:
+    """``README.md``: the metadata the Hugging Face hub reads (``ModelCardData``) and a Markdown body (``weights``:
+    their dtype, where it came from, the LoRA note); plus a copy of the run config."""
     algorithm = info.get("algorithm.adv_estimator")
     if algorithm:
         algorithm = f"`{algorithm}`"
@@ -116,10 +116,10 @@ def render_card(
         "",
         "| | |",
         "|---|---|",
-        f"| Base model | {f'`{base_model}`' if base_model else 'not recorded'} |",
+        f"| Base model | {f'`{info.base_model}`' if info.base_model else 'not recorded'} |",
         f"| Training step | {location.step} |",
         f"| Algorithm | {algorithm} |",
-        f"| Weights | {dtype}{'; ' + lora if lora else ''} |",
+        f"| Weights | {weights} |",
         f"| Training data | {_files_list(info.get('data.train_files'))} |",
         f"| Validation data | {_files_list(info.get('data.val_files'))} |",
     ]
@@ -145,14 +145,8 @@ def render_card(
     ]
     if info.config_path:
         lines += ["", f"The run's full config is kept in `{CONFIG_COPY_NAME}`."]
-    data = ModelCardData(
-        base_model=base_model, library_name="transformers", tags=["verl", "smartthinker", "reasoning", "grpo"]
-    )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
-
-
-def write_card(out_dir: Path, card: ModelCard, info: RunInfo) -> None:
-    """``README.md`` plus a copy of the run config."""
-    card.save(out_dir / "README.md")
-    if info.config_path:
         shutil.copy2(info.config_path, out_dir / CONFIG_COPY_NAME)
+    data = ModelCardData(
+        base_model=info.base_model, library_name="transformers", tags=["verl", "smartthinker", "reasoning", "grpo"]
+    )
+    ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n").save(out_dir / "README.md")

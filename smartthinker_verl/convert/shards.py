@@ -26,24 +26,19 @@ SHARD_RE = re.compile(r"^model_world_size_(\d+)_rank_(\d+)\.pt$")
 SUPPORTED_MESHES = (("fsdp",), ("ddp", "fsdp"))
 
 
-def read_world_size(actor_dir: Path) -> int:
-    """The world size recorded in ``fsdp_config.json``, with errors that name the file."""
-    path = actor_dir / "fsdp_config.json"
-    if not path.exists():
-        raise ShardError(f"{path} is missing: without it the world size of the shards is unknown; re-copy it")
+def shard_files(actor_dir: Path) -> list[Path]:
+    """The rank files of the world size in ``fsdp_config.json``: all present and non-empty, no stray rank beyond."""
+    config = actor_dir / "fsdp_config.json"
+    if not config.exists():
+        raise ShardError(f"{config} is missing: without it the world size of the shards is unknown; re-copy it")
     try:
-        world_size = int(json.loads(path.read_text())["world_size"])
+        world_size = int(json.loads(config.read_text())["world_size"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ShardError(
-            f"{path} is not a valid FSDP config ({exc}); expected {{'FSDP_version': 2, 'world_size': W}}"
+            f"{config} is not a valid FSDP config ({exc}); expected {{'FSDP_version': 2, 'world_size': W}}"
         ) from None
     if world_size < 1:
-        raise ShardError(f"{path} records world_size={world_size}; it must be >= 1")
-    return world_size
-
-
-def shard_files(actor_dir: Path, world_size: int) -> list[Path]:
-    """The rank files of ``world_size``, all present and non-empty, and no stray rank beyond it."""
+        raise ShardError(f"{config} records world_size={world_size}; it must be >= 1")
     expected = [actor_dir / f"model_world_size_{world_size}_rank_{rank}.pt" for rank in range(world_size)]
     for path in expected:
         if not path.exists():
@@ -97,8 +92,11 @@ def load_shard(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _check_same_entries(files: list[Path], states: list[dict], world_size: int) -> None:
-    """Every rank has rank 0's entries, with the same global shape, dtype, placement and mesh size."""
+def load_shards(actor_dir: Path) -> list[dict[str, torch.Tensor]]:
+    """Every rank's memory-mapped state dict, checked: each has rank 0's entries, with the same global shape, dtype,
+    placement and mesh size."""
+    files = shard_files(actor_dir)
+    states = [load_shard(path) for path in files]
     first = states[0]
     for path, state in zip(files, states, strict=True):
         if state.keys() != first.keys():
@@ -116,64 +114,45 @@ def _check_same_entries(files: list[Path], states: list[dict], world_size: int) 
                 )
             if tensor.dtype != ref.dtype or (isinstance(ref, DTensor) and tensor.placements != ref.placements):
                 raise ShardError(f"{path}: {name} differs from rank 0 in dtype or placement")
-            if isinstance(tensor, DTensor) and tensor.device_mesh.size() != world_size:
+            if isinstance(tensor, DTensor) and tensor.device_mesh.size() != len(files):
                 raise ShardError(
                     f"{path}: {name} was saved on {tensor.device_mesh.size()} ranks but fsdp_config.json "
-                    f"records world_size={world_size}; the files come from different runs"
+                    f"records world_size={len(files)}; the files come from different runs"
                 )
+    return states
 
 
-def _replica_size(path: Path, state: dict) -> int:
-    """How many ranks hold one full copy: the size of the mesh's last (``fsdp``) dimension."""
-    dtensor = next((t for t in state.values() if isinstance(t, DTensor)), None)
-    if dtensor is None:  # nothing sharded: every rank holds everything
-        return 1
-    names = tuple(dtensor.device_mesh.mesh_dim_names or ())
-    if names not in SUPPORTED_MESHES:
-        raise ShardError(
-            f"{path}: device mesh {names} is not supported (only FSDP {SUPPORTED_MESHES[0]} or HSDP "
-            f"{SUPPORTED_MESHES[1]}; tensor parallelism is not)"
-        )
-    return dtensor.device_mesh.size(len(names) - 1)
-
-
-class Shards:
-    """The checked, memory-mapped shards of one actor checkpoint; ``ShardError`` names a missing, empty, truncated,
-    stray or inconsistent file."""
-
-    def __init__(self, actor_dir: Path, merger: FSDPModelMerger):
-        self.actor_dir, self.merger = actor_dir, merger
-        self.world_size = read_world_size(actor_dir)
-        files = shard_files(actor_dir, self.world_size)
-        self._states = [load_shard(path) for path in files]
-        _check_same_entries(files, self._states, self.world_size)
-        self.replica_size = _replica_size(files[0], self._states[0])
-        self.names = sorted(self._states[0])
-
-    def state_dict(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-        """The full (unsharded) state dict, floating-point entries cast to ``dtype`` (None: as stored); the pieces
-        are cast before joining (the same bits, element-wise, with less memory)."""
-        joined = {}
-        for name in self.names:
-            pieces = [state[name] for state in self._states[: self.replica_size]]
-            sharded = isinstance(pieces[0], DTensor)
-            locals_ = [p.to_local() if sharded else p for p in pieces]
-            if dtype is not None and pieces[0].dtype.is_floating_point:
-                locals_ = [t.to(dtype) for t in locals_]
-            try:  # unequal plain copies, a Partial placement, pieces that do not join
-                if sharded:  # an HSDP mesh's first dimension is a replica
-                    joined[name] = self.merger._merge_by_placement(locals_, pieces[0].placements[-1])
-                else:
-                    joined[name] = merge_non_dtensor_shards(name, locals_)
-                if joined[name].shape != pieces[0].shape:
-                    raise ValueError(
-                        f"pieces {[tuple(t.shape) for t in locals_]} do not join to {tuple(pieces[0].shape)}"
-                    )
-            except (ValueError, NotImplementedError, RuntimeError) as exc:
-                raise ShardError(f"{self.actor_dir}: {name}: {exc}; a shard is truncated or from another run") from None
-        logger.info("joined %d entries of %s (%d ranks a copy)", len(joined), self.actor_dir, self.replica_size)
-        return joined
-
-    def close(self) -> None:
-        """Drop the memory maps (tensors already joined from them stay valid)."""
-        self._states = []
+def join_shards(
+    actor_dir: Path, states: list[dict[str, torch.Tensor]], merger: FSDPModelMerger, dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """The full (unsharded) state dict, floating-point entries cast to ``dtype`` (None: as stored); the pieces are
+    cast before joining (the same bits, element-wise, with less memory)."""
+    # how many ranks hold one full copy: the size of the mesh's last (``fsdp``) dimension; 1 when nothing is sharded
+    replica_size = 1
+    dtensor = next((t for t in states[0].values() if isinstance(t, DTensor)), None)
+    if dtensor is not None:
+        names = tuple(dtensor.device_mesh.mesh_dim_names or ())
+        if names not in SUPPORTED_MESHES:
+            raise ShardError(
+                f"{actor_dir}: device mesh {names} is not supported (only FSDP {SUPPORTED_MESHES[0]} or HSDP "
+                f"{SUPPORTED_MESHES[1]}; tensor parallelism is not)"
+            )
+        replica_size = dtensor.device_mesh.size(len(names) - 1)
+    joined = {}
+    for name in sorted(states[0]):
+        pieces = [state[name] for state in states[:replica_size]]
+        sharded = isinstance(pieces[0], DTensor)
+        locals_ = [p.to_local() if sharded else p for p in pieces]
+        if dtype is not None and pieces[0].dtype.is_floating_point:
+            locals_ = [t.to(dtype) for t in locals_]
+        try:  # unequal plain copies, a Partial placement, pieces that do not join
+            if sharded:  # an HSDP mesh's first dimension is a replica
+                joined[name] = merger._merge_by_placement(locals_, pieces[0].placements[-1])
+            else:
+                joined[name] = merge_non_dtensor_shards(name, locals_)
+            if joined[name].shape != pieces[0].shape:
+                raise ValueError(f"pieces {[tuple(t.shape) for t in locals_]} do not join to {tuple(pieces[0].shape)}")
+        except (ValueError, NotImplementedError, RuntimeError) as exc:
+            raise ShardError(f"{actor_dir}: {name}: {exc}; a shard is truncated or from another run") from None
+    logger.info("joined %d entries of %s (%d ranks a copy)", len(joined), actor_dir, replica_size)
+    return joined

@@ -30,7 +30,7 @@ from pathlib import Path
 from smartthinker_verl.cli import exit_status
 from smartthinker_verl.demo.report import level_name, read_metrics, validation
 from smartthinker_verl.errors import DataError
-from smartthinker_verl.evaluation.report import MISSING, aes_or_none, markdown_table, pyplot, save_figure
+from smartthinker_verl.evaluation.report import MISSING, accuracy_efficiency_score, markdown_table, pyplot, save_figure
 
 TRAIN_ACCURACY = "critic/score/mean"
 TRAIN_TOKENS = "response_length/mean"
@@ -114,7 +114,7 @@ def level_rows(runs: Sequence[RunMetrics], reference: str = "grpo") -> list[dict
         for method, (acc, tokens, count) in stats.items():
             aes = None
             if ref is not None and method != reference:
-                aes = aes_or_none(tokens[0], acc[0], ref[1][0], ref[0][0])
+                aes = accuracy_efficiency_score(tokens[0], acc[0], ref[1][0], ref[0][0])
             rows.append({"level": level, "method": method, "runs": count, "acc": acc, "tokens": tokens, "aes": aes})
     return rows
 

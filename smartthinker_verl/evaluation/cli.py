@@ -10,8 +10,6 @@ writes ``evals/base/generations/<benchmark>.jsonl`` (one line per sample; rerun 
 generations::
 
     smartthinker-verl eval --generations evals/base/generations/aime25.jsonl --k 1 4 --out aime25_res.json
-
-``--k`` lists the k of pass@k to report; when generating, the largest k is the number of samples per problem.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from smartthinker_verl.errors import ConfigError, DataError, SetupError
 from smartthinker_verl.evaluation import generation
 from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings, make_backend, stable_seed
 from smartthinker_verl.evaluation.grading import count_response_tokens, grade_records
-from smartthinker_verl.evaluation.problems import load_benchmarks
+from smartthinker_verl.evaluation.problems import Problem, load_benchmarks
 from smartthinker_verl.evaluation.records import append_records, number_samples, read_records, validate_for_grading
 from smartthinker_verl.evaluation.statistics import summarize
 
@@ -98,9 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="engines, one process each with a share of the samples (default: vllm, visible GPUs / tensor parallel "
         "size; hf, 1)",
     )
-    gen.add_argument(
-        "--max-num-seqs", type=positive, help="vllm: sequences an engine runs at once (default: all that fit)"
-    )
+    gen.add_argument("--max-num-seqs", type=positive, help="vllm: sequences per engine at once (default: all that fit)")
     gen.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm")
     gen.add_argument(
         "--max-model-len",
@@ -130,8 +126,7 @@ def _grade_and_write(
     args: argparse.Namespace, groups: dict[str, list[dict[str, Any]]], settings: dict[str, Any] | None
 ) -> int:
     """Grade every group's records in one parallel pass, write ``res.json`` (``settings``: the run's
-    ``eval_config.json``, None if unknown) and ``res.graded.jsonl`` and print one line per benchmark and overall:
-    problems, samples, pass@1 (± stderr), pass@k_max, tokens, truncated."""
+    ``eval_config.json``, None if unknown) and ``res.graded.jsonl`` and print a summary table."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -195,7 +190,7 @@ def _engine_devices(args: argparse.Namespace) -> list[list[str] | None]:
 
 
 def _run_engines(
-    args: argparse.Namespace, settings: SamplingSettings, pending: list[Any], out_dir: Path
+    args: argparse.Namespace, settings: SamplingSettings, pending: list[tuple[Problem, int]], out_dir: Path
 ) -> list[int | None]:
     """Sample ``pending`` with one engine here, or with one process per engine; the failed engines' exit codes."""
     import multiprocessing
@@ -249,12 +244,11 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
     out_dir = generation.prepare_out_dir(args.out, config, overwrite=args.overwrite)
 
     # Every benchmark's missing samples in one pass over the engines.
-    paths = {name: generation.generations_path(out_dir, name) for name in benchmarks}
-    pending = [
-        pair
-        for name, problems in benchmarks.items()
-        for pair in generation.resume_pending(problems, samples, paths[name])
-    ]
+    paths: dict[str, Path] = {}
+    pending: list[tuple[Problem, int]] = []
+    for name, problems in benchmarks.items():
+        paths[name] = generation.generations_path(out_dir, name)
+        pending += generation.resume_pending(problems, samples, paths[name])
     failed = _run_engines(args, settings, pending, out_dir) if pending else []
     for path in paths.values():
         generation.merge_parts(path)
@@ -263,11 +257,10 @@ def _generate_and_grade(args: argparse.Namespace) -> int:
             f"{len(failed)} generation engine(s) failed (exit codes {failed}; their errors are above); the samples "
             "they finished are saved: rerun the same command to generate the rest"
         )
-    groups = {
-        name: generation.evaluation_records(paths[name], problems, samples) for name, problems in benchmarks.items()
-    }
-    for name, records in groups.items():
-        logger.info("%s: %d samples in %s", name, len(records), paths[name])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for name, problems in benchmarks.items():
+        groups[name] = generation.evaluation_records(paths[name], problems, samples)
+        logger.info("%s: %d samples in %s", name, len(groups[name]), paths[name])
     if args.generate_only:
         print(f"generations: {out_dir / 'generations'}; grade them with --generations")
         return 0

@@ -5,9 +5,6 @@ samples later add only the missing ones. Every benchmark's missing samples go to
 appended and synced as its response finishes, so an interruption loses only the responses in flight. With several
 engines (data parallel) each gets a :func:`shard` and appends to its own ``<benchmark>.part<i>.jsonl``, which
 :func:`merge_parts` moves into ``<benchmark>.jsonl`` after the engines, or at the start of the next run.
-
-``eval_config.json`` records the model and the sampling protocol; resuming with others is refused, since it would
-mix two evaluations in one file.
 """
 
 from __future__ import annotations
@@ -42,7 +39,8 @@ def generations_path(out_dir: str | Path, benchmark: str) -> Path:
 
 def prepare_out_dir(out_dir: str | Path, run_config: dict[str, Any], *, overwrite: bool = False) -> Path:
     """Create ``out_dir`` (or reuse it for a resume; ``overwrite``: delete its generations first) and write
-    ``eval_config.json``; a folder holding a run with other ``RESUME_KEYS`` is a :class:`ResumeError`."""
+    ``eval_config.json`` (model and sampling protocol); a folder holding a run with other ``RESUME_KEYS`` is a
+    :class:`ResumeError`, since resuming it would mix two evaluations in one file."""
     out_dir = Path(out_dir)
     config_path = out_dir / RUN_CONFIG
     if overwrite:

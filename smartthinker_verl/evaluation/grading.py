@@ -73,10 +73,10 @@ def count_response_tokens(records: Sequence[dict[str, Any]], tokenizer_path: str
     """Fill in ``response_tokens`` (in place) where missing, counting with the tokenizer at ``tokenizer_path``."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
     missing = [r for r in records if r.get("response_tokens") is None]
     if not missing:
         return
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
     encoded = tokenizer([r["response"] or "" for r in missing], add_special_tokens=False)["input_ids"]
     for record, ids in zip(missing, encoded, strict=True):
         record["response_tokens"] = len(ids)

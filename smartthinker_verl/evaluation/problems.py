@@ -2,8 +2,7 @@
 
 A benchmark is named ``NAME`` when given as ``NAME=PATH``; otherwise after its file: ``aime25.parquet`` ->
 ``aime25``, and a file named after a split takes its folder's name (``data/aime25/test.parquet`` -> ``aime25``, the
-layout ``data_preprocess/`` writes). A problem's id is its ``extra_info.index`` (the row position when indices are
-missing or repeated).
+layout ``data_preprocess/`` writes). A problem's id is its ``extra_info.index`` (the row position if one repeats).
 """
 
 from __future__ import annotations
@@ -51,9 +50,9 @@ def parse_data_arg(value: str) -> tuple[str, Path]:
 def load_problems(path: str | Path, *, name: str | None = None, limit: int | None = None) -> list[Problem]:
     """The problems of one benchmark parquet file (validated verl rows), the first ``limit`` only if given."""
     rows, name = read_parquet(path)[:limit], name or benchmark_name(path)
-    ids = [(row.get("extra_info") or {}).get("index") for row in rows]
-    if any(i is None for i in ids) or len({str(i) for i in ids}) != len(ids):
-        logger.warning("%s: extra_info.index is missing or repeated; using row positions as problem ids", path)
+    ids = [row["extra_info"]["index"] for row in rows]  # integers (read_parquet validates the rows)
+    if len(set(ids)) != len(ids):
+        logger.warning("%s: extra_info.index is repeated; using row positions as problem ids", path)
         ids = list(range(len(rows)))
     return [
         Problem(

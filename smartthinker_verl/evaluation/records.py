@@ -77,9 +77,8 @@ def _repair_tail(path: Path) -> None:
 
 
 def read_records(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """The records of a generations JSONL file (blank lines skipped; a malformed line, or one not an object, is a
-    :class:`DataError`). ``repair``: cut a partial last line left by a killed run off the file itself; without it such
-    a line is skipped with a warning."""
+    """The records of a generations JSONL file (:func:`~smartthinker_verl.data.sources.read_jsonl`). ``repair``: cut a
+    partial last line left by a killed run off the file itself; without it such a line is skipped with a warning."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist; pass a generations JSONL written by `smartthinker-verl eval`")

@@ -73,10 +73,15 @@ def _label(model: ModelResult, baseline: ModelResult | None) -> str:
     return model.label + (" (baseline)" if model is baseline else "")
 
 
-def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float, base_accuracy: float) -> float:
+def accuracy_efficiency_score(
+    tokens: float | None, accuracy: float | None, base_tokens: float | None, base_accuracy: float | None
+) -> float | None:
     """The paper's AES (module docstring) of a model (``tokens``, ``accuracy``) against the base model; accuracy
-    in any unit (% or fraction) as long as both use the same one."""
-    if base_tokens <= 0 or base_accuracy <= 0:
+    in any unit (% or fraction) as long as both use the same one. None when a number is missing or the baseline's
+    is zero."""
+    if tokens is None or accuracy is None or not base_tokens or not base_accuracy:
+        return None
+    if base_tokens < 0 or base_accuracy < 0:
         raise DataError(
             f"AES needs a positive baseline length and accuracy, got {base_tokens} tokens and {base_accuracy}: "
             "check the --baseline res.json"
@@ -87,19 +92,10 @@ def accuracy_efficiency_score(tokens: float, accuracy: float, base_tokens: float
     return d_length + 3.0 * d_accuracy if d_accuracy >= 0 else d_length - 5.0 * abs(d_accuracy)
 
 
-def aes_or_none(
-    tokens: float | None, accuracy: float | None, base_tokens: float | None, base_accuracy: float | None
-) -> float | None:
-    """:func:`accuracy_efficiency_score`, or None when a number is missing or the baseline's is zero."""
-    if tokens is None or accuracy is None or not base_tokens or not base_accuracy:
-        return None
-    return accuracy_efficiency_score(tokens, accuracy, base_tokens, base_accuracy)
-
-
 def average_aes(model: ModelResult, baseline: ModelResult, benchmarks: Sequence[str]) -> float | None:
     """AES of the average tokens and average accuracy over ``benchmarks`` (the paper's "Avg" column; one
     benchmark: that benchmark's AES)."""
-    return aes_or_none(*model.point(benchmarks), *baseline.point(benchmarks))
+    return accuracy_efficiency_score(*model.point(benchmarks), *baseline.point(benchmarks))
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -143,18 +139,15 @@ def markdown_tables(
             cells.append(MISSING if comp is None else f"{comp:.1f}%")
             cells.append(MISSING if model is baseline else _score(average_aes(model, baseline, benchmarks)))
         main.append(cells)
-    lines = [
-        "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
-        + (
+    caption = "Mean response tokens / pass@1 (%) per benchmark; Average is the unweighted mean over benchmarks"
+    if baseline is not None:
+        caption += (
             "; Compression = 1 - tokens / baseline tokens, averaged over benchmarks; AES = the paper's "
             "accuracy-efficiency score of the averages against the baseline (dL + 3 dA, or dL - 5 |dA| when "
-            "accuracy drops)."
-            if baseline
-            else "."
-        ),
-        "",
-        *markdown_table(header + (["Compression", "AES"] if baseline is not None else []), main),
-    ]
+            "accuracy drops)"
+        )
+    main_header = header + (["Compression", "AES"] if baseline is not None else [])
+    lines = [caption + ".", "", *markdown_table(main_header, main)]
     if baseline is None or not models:
         return "\n".join(lines) + "\n"
     changes, scores = [], []

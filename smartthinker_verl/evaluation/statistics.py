@@ -28,19 +28,8 @@ AVERAGED = ("pass@1", "mean_response_tokens", "mean_response_tokens_correct", "m
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)`` (exact integer binomials; ``C(n-c, k) = 0``
-    when ``k > n-c``)."""
-    if n < 1:
-        raise DataError(f"pass@k needs at least one sample per problem, got n={n}")
-    if not 0 <= c <= n:
-        raise DataError(f"number of correct samples c={c} must lie in 0..n={n}")
-    if not 1 <= k <= n:
-        raise DataError(f"pass@{k} needs at least {k} samples per problem but a problem has n={n}")
+    when ``k > n-c``), for ``0 <= c <= n`` and ``1 <= k <= n`` (:func:`compute_metrics` refuses a larger k)."""
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-def default_ks(min_samples: int) -> list[int]:
-    """The k values reported when none are asked for: 1 and every power of two up to ``min_samples``."""
-    return [2**i for i in range(max(1, min_samples).bit_length())]
 
 
 def standard_error(values: Sequence[float]) -> float | None:
@@ -63,7 +52,7 @@ def mean_or_none(values: Sequence[float | None]) -> float | None:
 def compute_metrics(graded: Iterable[dict[str, Any]], ks: Sequence[int] | None = None) -> dict[str, Any]:
     """Metrics of one benchmark (or of several pooled) from its graded samples, the lines of ``res.graded.jsonl``,
     one per (``id``, ``sample``): problems may have different sample counts. ``ks``: the k of pass@k besides 1;
-    ``None``: :func:`default_ks` of the smallest sample count."""
+    ``None``: 1 and every power of two up to the smallest sample count."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in graded:
         groups[str(s["id"])].append(s)
@@ -71,7 +60,9 @@ def compute_metrics(graded: Iterable[dict[str, Any]], ks: Sequence[int] | None =
         raise DataError("no samples to compute metrics on (the generations are empty)")
     counts = [len(g) for g in groups.values()]
     n_min = min(counts)
-    ks = sorted({1, *(ks if ks is not None else default_ks(n_min))})
+    if ks is None:
+        ks = [2**i for i in range(n_min.bit_length())]
+    ks = sorted({1, *ks})
     if ks[-1] > n_min:
         short = next(pid for pid, g in groups.items() if len(g) == n_min)
         raise DataError(

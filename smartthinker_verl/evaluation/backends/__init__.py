@@ -1,6 +1,6 @@
 """Generation backends: ``hf`` (transformers; CPU or GPU) and ``vllm`` (GPUs, tensor parallel; or vLLM's CPU build).
 
-Both render prompts with the model's chat template through :func:`render_prompt` and sample with the same
+Both render prompts with the model's chat template through :meth:`GenerationBackend.encode` and sample with the same
 :class:`SamplingSettings`, so a benchmark's prompts and protocol do not depend on the backend.
 """
 
@@ -57,22 +57,6 @@ def stable_seed(base_seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % (2**31 - 1)
 
 
-def render_prompt(tokenizer: Any, messages: list[dict[str, str]], chat_template: str | None = None) -> list[int]:
-    """Apply the chat template (with the generation prompt) and tokenize, exactly once for every backend.
-
-    The template's own special tokens (BOS, role markers) are kept; no extra BOS is added on top.
-    """
-    if chat_template is None and not getattr(tokenizer, "chat_template", None):
-        raise SetupError(
-            f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; pass --chat-template FILE "
-            "(a Jinja template) to evaluate a model without one"
-        )
-    text = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False, chat_template=chat_template
-    )
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 class GenerationBackend:
     """A model that renders chat prompts and samples one completion per prompt with fixed settings.
 
@@ -93,8 +77,17 @@ class GenerationBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
 
     def encode(self, messages: list[dict[str, str]]) -> list[int]:
-        """Token ids of the chat-templated prompt (generation prompt added)."""
-        return render_prompt(self.tokenizer, messages, self.chat_template)
+        """Token ids of the chat-templated prompt (generation prompt added), the same for every backend; the
+        template's own special tokens (BOS, role markers) are kept, no extra BOS is added on top."""
+        if self.chat_template is None and not self.tokenizer.chat_template:
+            raise SetupError(
+                f"tokenizer {self.tokenizer.name_or_path!r} has no chat template; pass --chat-template FILE (a Jinja "
+                "template) to evaluate a model without one"
+            )
+        text = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, chat_template=self.chat_template
+        )
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def generate(self, prompts: Sequence[list[int]]) -> Iterator[list[tuple[int, Completion]]]:
         """Sample one completion per prompt (a repeated prompt: independent samples); yield ``(prompt index,

@@ -26,8 +26,7 @@ class HFBackend(GenerationBackend):
     """Samples with ``model.generate``: ``batch_size`` sequences at a time, each one independent sample.
 
     transformers draws one random stream per batch; batch ``b`` of a call is seeded from ``settings.seed`` and ``b``,
-    so the same prompts in the same order give the same responses. The keyword arguments are the ``eval`` flags of
-    the same names; ``device`` ``auto`` is CUDA when available, ``dtype`` ``auto`` bfloat16 on CUDA, else float32.
+    so the same prompts in the same order give the same responses. Keyword arguments: the ``eval`` flags so named.
     """
 
     def __init__(
@@ -53,8 +52,7 @@ class HFBackend(GenerationBackend):
         self.device = torch.device(device)
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
-        ).to(self.device)
-        self.model.eval()
+        ).to(self.device)  # from_pretrained returns the model in eval mode
         # Every token id that ends a response: the tokenizer's EOS and the model's generation-config EOS ids.
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         eos = {configured} if isinstance(configured, int) else set(configured or ())

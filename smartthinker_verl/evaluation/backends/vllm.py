@@ -2,7 +2,7 @@
 
 GPU machines get vLLM with the ``gpu`` extra, the CPU environment vLLM's CPU build (``make install``), whose KV cache
 is ``VLLM_CPU_KVCACHE_SPACE`` GiB (1 unless the environment sets it: vLLM would otherwise size it from the machine's
-memory). Prompts are rendered by :func:`render_prompt`, as for ``hf``, and passed as token ids.
+memory). Prompts are rendered by :meth:`GenerationBackend.encode`, as for ``hf``, and passed as token ids.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def engine_limits(
         return max_model_len, max_num_seqs
     from vllm.platforms import current_platform
 
-    # The KV cache per GPU: VLLM_CPU_KVCACHE_SPACE on vLLM's CPU build; on a GPU utilization x memory -
-    # weights / TP - RESERVE_GIB (weights: the folder's safetensors).
+    # The KV cache per GPU (weights: the folder's safetensors).
     weights = sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors"))
     if current_platform.is_cpu():
         cache = float(os.environ["VLLM_CPU_KVCACHE_SPACE"]) * GiB
@@ -71,10 +70,8 @@ def engine_limits(
 class VLLMBackend(GenerationBackend):
     """Samples with one vLLM engine, all prompts submitted at once, completions handed back as each finishes.
 
-    The engine is seeded once with ``settings.seed`` and no request carries its own seed (vLLM then samples the
-    whole batch in one kernel instead of one request at a time); prefix caching shares a problem's prompt. The
-    keyword arguments are the ``eval`` flags of the same names; ``max_model_len`` and ``max_num_seqs`` default to
-    :func:`engine_limits`.
+    Prefix caching shares a problem's prompt. The keyword arguments are the ``eval`` flags of the same names;
+    ``max_model_len`` and ``max_num_seqs`` default to :func:`engine_limits`.
     """
 
     def __init__(
@@ -104,7 +101,7 @@ class VLLMBackend(GenerationBackend):
 
         super().__init__(model_path, settings, chat_template, trust_remote_code)
         if current_platform.is_cpu():  # the project's KV cache size and thread binding unless the environment's
-            from smartthinker_verl.platforms.cpu.platform import vllm_cpu_env
+            from smartthinker_verl.platforms.cpu import vllm_cpu_env
 
             for key, value in vllm_cpu_env().items():
                 os.environ.setdefault(key, value)

@@ -1,6 +1,6 @@
 """A verl platform for CPU-only machines: device ``cpu``, gloo collectives, host-memory answers to device queries.
 
-Only :func:`activate` touches verl. verl's resource pools always ask Ray for "GPU" resources, so the CPU config
+Only :func:`activate` changes verl. verl's resource pools always ask Ray for "GPU" resources, so the CPU config
 (``+platform=cpu``) starts Ray with one logical GPU; nothing runs on a GPU.
 """
 
@@ -15,8 +15,9 @@ from typing import Any
 
 import psutil
 import torch
+from verl.plugin.platform.platform_base import PlatformBase
 
-from smartthinker_verl.platforms.cpu import cpu_platform_selected
+from smartthinker_verl.platforms.cpu import cpu_platform_selected, vllm_cpu_env
 
 logger = logging.getLogger(__name__)
 
@@ -33,37 +34,32 @@ class _CPUStream(torch.cpu.Stream):
         return None
 
 
-def build_device_module() -> types.ModuleType:
-    """A ``torch.cuda``-shaped namespace for verl's ``get_torch_device()``; the RNG state is torch's CPU generator's,
-    so verl's checkpoints save and restore it."""
-    module = types.ModuleType("smartthinker_verl_cpu_device")
-    for name in ("set_device", "synchronize", "empty_cache", "ipc_collect", "reset_peak_memory_stats"):
-        setattr(module, name, lambda *args, **kwargs: None)
-    for name in ("memory_allocated", "memory_reserved", "max_memory_allocated", "max_memory_reserved"):
-        setattr(module, name, lambda device=None: 0)
-    module.is_available = lambda: True
-    module.device_count = lambda: 1
-    module.current_device = lambda: "cpu"  # as torch.cpu.current_device(): usable as a device
-    module.get_device_name = lambda device=None: "CPU"
-    module.get_device_capability = lambda device=None: (None, None)
-    module.mem_get_info = lambda device=None: (psutil.virtual_memory().available, psutil.virtual_memory().total)
-    module.set_per_process_memory_fraction = lambda fraction, device=None: None
-    module.get_rng_state = lambda device=None: torch.get_rng_state()
-    module.set_rng_state = lambda state, device=None: torch.set_rng_state(state)
-    module.manual_seed = torch.manual_seed
-    module.manual_seed_all = torch.manual_seed
-    module.Stream = lambda *args, **kwargs: _CPUStream()
-    module.Event = torch.cpu.Event
-    module.current_stream = lambda device=None: _CPUStream()
-    module.stream = lambda stream=None: contextlib.nullcontext()
-    return module
+# A ``torch.cuda``-shaped namespace for verl's ``get_torch_device()``; the RNG state is torch's CPU generator's, so
+# verl's checkpoints save and restore it.
+DEVICE_MODULE = types.ModuleType("smartthinker_verl_cpu_device")
+for _name in ("set_device", "synchronize", "empty_cache", "ipc_collect", "reset_peak_memory_stats"):
+    setattr(DEVICE_MODULE, _name, lambda *args, **kwargs: None)
+for _name in ("memory_allocated", "memory_reserved", "max_memory_allocated", "max_memory_reserved"):
+    setattr(DEVICE_MODULE, _name, lambda device=None: 0)
+DEVICE_MODULE.is_available = lambda: True
+DEVICE_MODULE.device_count = lambda: 1
+DEVICE_MODULE.current_device = lambda: "cpu"  # as torch.cpu.current_device(): usable as a device
+DEVICE_MODULE.get_device_name = lambda device=None: "CPU"
+DEVICE_MODULE.get_device_capability = lambda device=None: (None, None)
+DEVICE_MODULE.mem_get_info = lambda device=None: (psutil.virtual_memory().available, psutil.virtual_memory().total)
+DEVICE_MODULE.set_per_process_memory_fraction = lambda fraction, device=None: None
+DEVICE_MODULE.get_rng_state = lambda device=None: torch.get_rng_state()
+DEVICE_MODULE.set_rng_state = lambda state, device=None: torch.set_rng_state(state)
+DEVICE_MODULE.manual_seed = torch.manual_seed
+DEVICE_MODULE.manual_seed_all = torch.manual_seed
+DEVICE_MODULE.Stream = lambda *args, **kwargs: _CPUStream()
+DEVICE_MODULE.Event = torch.cpu.Event
+DEVICE_MODULE.current_stream = lambda device=None: _CPUStream()
+DEVICE_MODULE.stream = lambda stream=None: contextlib.nullcontext()
 
 
-DEVICE_MODULE = build_device_module()
-
-
-class _PlatformCPUMethods:
-    """The CPU answers to verl's ``PlatformBase``, apart from it so that importing this module does not import verl."""
+class PlatformCPU(PlatformBase):
+    """verl platform for CPU-only hosts: device ``cpu``, gloo collectives, Ray's logical GPU for scheduling."""
 
     device_name = vendor_name = property(lambda self: "cpu")
     device_module = property(lambda self: DEVICE_MODULE)
@@ -118,38 +114,9 @@ class _PlatformCPUMethods:
         return None
 
     def rollout_env_vars(self) -> dict[str, str]:
-        # verl's vLLMReplica passes these to its server actor and so to vLLM's engine processes
-        return rollout_env_vars()
-
-
-def _platform_class() -> type:
-    from verl.plugin.platform.platform_base import PlatformBase
-
-    class PlatformCPU(_PlatformCPUMethods, PlatformBase):
-        """verl platform for CPU-only hosts: device ``cpu``, gloo collectives, Ray's logical GPU for scheduling."""
-
-    return PlatformCPU
-
-
-#: GiB of vLLM's CPU KV cache (its CPU build sizes the cache from VLLM_CPU_KVCACHE_SPACE, not gpu_memory_utilization).
-DEFAULT_KVCACHE_GIB = "1"
-
-
-def vllm_cpu_env() -> dict[str, str]:
-    """vLLM CPU settings, the environment's winning. vLLM binds its worker to all cores but one, kept for its
-    scheduler; the default here gives the worker every core this process may use and reserves none (docs/cpu.md)."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    defaults = {
-        "VLLM_CPU_KVCACHE_SPACE": DEFAULT_KVCACHE_GIB,
-        "VLLM_CPU_OMP_THREADS_BIND": ",".join(str(core) for core in cores),
-        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-    }
-    return {key: os.environ.get(key, value) for key, value in defaults.items()}
-
-
-def rollout_env_vars() -> dict[str, str]:
-    """Environment of verl's vLLM rollout server on CPU: the platform flag plus :func:`vllm_cpu_env`."""
-    return {"VERL_PLATFORM": os.environ.get("VERL_PLATFORM", PLATFORM_NAME), **vllm_cpu_env()}
+        """The platform flag and :func:`vllm_cpu_env`: verl's vLLMReplica passes these to its server actor and so to
+        vLLM's engine processes."""
+        return {"VERL_PLATFORM": os.environ.get("VERL_PLATFORM", PLATFORM_NAME), **vllm_cpu_env()}
 
 
 def _patch_process_group_init() -> None:
@@ -185,7 +152,7 @@ def activate() -> None:
     from verl.plugin.platform.platform_manager import PlatformRegistry
 
     if PlatformRegistry.get(PLATFORM_NAME) is None:
-        PlatformRegistry.register(platform=PLATFORM_NAME)(_platform_class())
+        PlatformRegistry.register(platform=PLATFORM_NAME)(PlatformCPU)
     os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
     _patch_process_group_init()
     from smartthinker_verl.platforms.cpu import vllm_patches

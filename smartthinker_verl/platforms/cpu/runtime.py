@@ -170,17 +170,10 @@ def follow(stream: Iterable[str], log_path: Path, total: int | None, verbose: bo
                 print(line, end="", file=out, flush=True)
 
 
-def _command_line(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return ""
-
-
 def processes_using(marker: str) -> list[int]:
-    """Ids of live processes (not this one) whose command line contains ``marker``."""
-    me = os.getpid()
-    return [p.pid for p in psutil.process_iter() if p.pid != me and marker in _command_line(p)]
+    """Ids of live processes (not this one) whose command line contains ``marker`` (an unreadable one: None)."""
+    processes = psutil.process_iter(["cmdline"])
+    return [p.pid for p in processes if p.pid != os.getpid() and marker in " ".join(p.info["cmdline"] or ())]
 
 
 def cleanup(marker: str, grace_s: float = 5.0) -> int:

@@ -1,8 +1,8 @@
 """The patches vLLM's CPU build needs to serve verl's ``vllm`` rollout; installed only by the CPU platform.
 
-Each patch runs when vLLM imports the module it patches (or at once if it already has), in every process that loads
-a model (vLLM's worker imports verl, and so this plugin, first). Each checks that the upstream code still looks the
-way it assumes and raises :class:`SetupError` naming the vLLM version otherwise, so an upgrade fails at start-up
+A patch runs when vLLM imports the module it patches (or at once if it already has), in every process that loads a
+model (vLLM's worker imports verl, and so this plugin, first). It checks that the upstream code still looks the way
+it assumes and raises :class:`SetupError` naming the vLLM version otherwise, so an upgrade fails at start-up
 rather than mid-training.
 """
 
@@ -12,7 +12,6 @@ import importlib.abc
 import inspect
 import logging
 import sys
-from collections.abc import Callable
 from types import ModuleType
 
 from smartthinker_verl.errors import SetupError
@@ -23,11 +22,11 @@ logger = logging.getLogger(__name__)
 WRITTEN_FOR = "0.24.0"
 
 
-def _fail(patch: str, what: str) -> SetupError:
+def _fail(what: str) -> SetupError:
     return SetupError(
-        f"smartthinker-verl's vLLM CPU patch {patch!r} (written for vLLM {WRITTEN_FOR}) cannot be applied: {what}. "
-        f"Install the pinned vLLM ({WRITTEN_FOR}: `make install`), or check whether the installed vLLM still needs "
-        "the patch and update smartthinker_verl/platforms/cpu/vllm_patches.py"
+        f"smartthinker-verl's vLLM CPU patch 'keep_linear_weights' (written for vLLM {WRITTEN_FOR}) cannot be "
+        f"applied: {what}. Install the pinned vLLM ({WRITTEN_FOR}: `make install`), or check whether the installed "
+        "vLLM still needs the patch and update smartthinker_verl/platforms/cpu/vllm_patches.py"
     )
 
 
@@ -46,9 +45,7 @@ def keep_linear_weights(linear: ModuleType) -> None:
     method = getattr(linear, "UnquantizedLinearMethod", None)
     original = getattr(method, "process_weights_after_loading", None)
     if original is None:
-        raise _fail(
-            "keep_linear_weights", f"{_LINEAR_MODULE}.UnquantizedLinearMethod.process_weights_after_loading is gone"
-        )
+        raise _fail(f"{_LINEAR_MODULE}.UnquantizedLinearMethod.process_weights_after_loading is gone")
     if getattr(original, "_smartthinker_cpu", False):
         return
     from vllm.model_executor.layers import utils as layer_utils
@@ -56,15 +53,13 @@ def keep_linear_weights(linear: ModuleType) -> None:
 
     dispatch = getattr(layer_utils, "dispatch_cpu_unquantized_gemm", None)
     if dispatch is None or "remove_weight" not in inspect.signature(dispatch).parameters:
-        raise _fail("keep_linear_weights", "vllm.model_executor.layers.utils.dispatch_cpu_unquantized_gemm changed")
+        raise _fail("vllm.model_executor.layers.utils.dispatch_cpu_unquantized_gemm changed")
     try:
         source = inspect.getsource(original)
     except (OSError, TypeError) as error:
-        raise _fail(
-            "keep_linear_weights", f"the source of process_weights_after_loading is unreadable ({error})"
-        ) from error
+        raise _fail(f"the source of process_weights_after_loading is unreadable ({error})") from error
     if _UPSTREAM_CALL not in source:
-        raise _fail("keep_linear_weights", f"process_weights_after_loading no longer calls {_UPSTREAM_CALL}")
+        raise _fail(f"process_weights_after_loading no longer calls {_UPSTREAM_CALL}")
 
     def process_weights_after_loading(self, layer) -> None:
         if current_platform.is_cpu():
@@ -78,17 +73,12 @@ def keep_linear_weights(linear: ModuleType) -> None:
     logger.debug("vLLM CPU patch keep_linear_weights applied")
 
 
-#: module vLLM imports -> patch to run on it, in order.
-PATCHES: dict[str, Callable[[ModuleType], None]] = {_LINEAR_MODULE: keep_linear_weights}
-
-
 class _PatchAfterImport(importlib.abc.MetaPathFinder):
-    """Runs a patch right after vLLM executes one of the modules in :data:`PATCHES`: the spec of the finder that
+    """Runs :func:`keep_linear_weights` right after vLLM executes its linear-layer module: the spec of the finder that
     would have found the module, with its (per-module) loader's ``exec_module`` wrapped."""
 
     def find_spec(self, fullname, path, target=None):
-        patch = PATCHES.get(fullname)
-        if patch is None:
+        if fullname != _LINEAR_MODULE:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -98,7 +88,7 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
 
                 def exec_module(module, execute=spec.loader.exec_module) -> None:
                     execute(module)
-                    patch(module)
+                    keep_linear_weights(module)
 
                 spec.loader.exec_module = exec_module
                 return spec
@@ -106,9 +96,8 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Apply every patch now (module already imported) or when vLLM imports it. Idempotent."""
-    for module_name, patch in PATCHES.items():
-        if module_name in sys.modules:
-            patch(sys.modules[module_name])
+    """Apply the patch now (module already imported) or when vLLM imports it. Idempotent."""
+    if _LINEAR_MODULE in sys.modules:
+        keep_linear_weights(sys.modules[_LINEAR_MODULE])
     if not any(isinstance(finder, _PatchAfterImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _PatchAfterImport())
