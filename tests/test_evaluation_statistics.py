@@ -128,3 +128,12 @@ def test_standard_error_and_compression() -> None:
     assert compression(6000, 5000) < 0
     with pytest.raises(DataError, match="positive"):
         compression(10, 0)
+
+
+def test_t_interval_half_width_uses_students_t_then_the_normal_quantile() -> None:
+    from smartthinker_verl.evaluation.statistics import t_interval_half_width
+
+    assert t_interval_half_width([1.0]) is None
+    assert t_interval_half_width([1.0, 2.0, 3.0]) == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    many = [float(i % 2) for i in range(40)]  # 39 degrees of freedom: past the table
+    assert t_interval_half_width(many) == pytest.approx(1.96 * statistics.stdev(many) / math.sqrt(40))

@@ -16,18 +16,14 @@ from smartthinker_verl.arena.curves import CRITICAL_FRACTION
 from smartthinker_verl.arena.estimators import REFERENCE
 from smartthinker_verl.arena.loop import ArenaSpec, Trajectory
 from smartthinker_verl.evaluation.report import markdown_table, pyplot, save_figure
-from smartthinker_verl.evaluation.statistics import compression, standard_error
+from smartthinker_verl.evaluation.statistics import compression, t_interval_half_width
+
 
 #: Two-sided 97.5% quantiles of Student's t by degrees of freedom (1..30); 1.96 beyond.
-_T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
-_T_975 += (2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
 def interval(values: Sequence[float]) -> dict[str, float]:
     """``{"mean", "low", "high"}``: the mean and its 95% t interval (low = high = mean for one value)."""
     mean = float(np.mean(values))
-    error = standard_error([float(v) for v in values]) or 0.0
-    half = error * (_T_975[len(values) - 2] if len(values) - 1 <= len(_T_975) else 1.96)
+    half = t_interval_half_width([float(v) for v in values]) or 0.0
     return {"mean": mean, "low": mean - half, "high": mean + half}
 
 

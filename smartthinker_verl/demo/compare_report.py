@@ -20,7 +20,6 @@ CLI: ``python -m smartthinker_verl.demo.compare_report --run grpo=DIR/metrics.js
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 from collections.abc import Sequence
@@ -31,11 +30,11 @@ from smartthinker_verl.cli import exit_status
 from smartthinker_verl.demo.report import level_name, read_metrics, validation
 from smartthinker_verl.errors import DataError
 from smartthinker_verl.evaluation.report import MISSING, accuracy_efficiency_score, markdown_table, pyplot, save_figure
+from smartthinker_verl.evaluation.statistics import t_interval_half_width
 
 TRAIN_ACCURACY = "critic/score/mean"
 TRAIN_TOKENS = "response_length/mean"
 #: Student's t quantile 0.975 for 1..10 degrees of freedom.
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 ALL_LEVELS = "all levels"
 BASE = "base model (before)"
 NOTE = (
@@ -79,12 +78,8 @@ def load_run(method: str, path: str | Path) -> RunMetrics:
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float | None]:
-    """``(mean, t(0.975, n - 1) * sd / sqrt(n))``: the half-width of the 95% t interval is None for one value."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    t = T_975[len(values) - 2] if len(values) - 1 <= len(T_975) else 1.96
-    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+    """``(mean, half-width of its 95% t interval)``; the half-width is None for one value."""
+    return statistics.fmean(values), t_interval_half_width(values)
 
 
 def _with_all(pairs: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:

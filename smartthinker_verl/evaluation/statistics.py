@@ -37,6 +37,20 @@ def standard_error(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) >= 2 else None
 
 
+#: Student-t 0.975 quantiles for 1 to 30 degrees of freedom (1.96, the normal's, beyond).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
+T_975 += (2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_interval_half_width(values: Sequence[float]) -> float | None:
+    """Half-width of the mean's 95% Student-t interval, ``t(0.975, n - 1) * standard_error``; None for fewer than 2
+    values."""
+    error = standard_error(values)
+    if error is None:
+        return None
+    return error * (T_975[len(values) - 2] if len(values) - 1 <= len(T_975) else 1.96)
+
+
 def compression(length: float, baseline_length: float) -> float:
     """``1 - length / baseline_length``: the fraction of the baseline's tokens saved (negative when longer)."""
     if baseline_length <= 0:
