@@ -92,11 +92,6 @@ class Options:
         return kind(value)
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        """The option keys (the dataclass fields), in declaration order."""
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    @classmethod
     def from_mapping(cls, options: Any) -> Options:
         """Build from a mapping (a dict or an OmegaConf node); None or empty means defaults; None values too."""
         if options is None:
@@ -104,11 +99,11 @@ class Options:
         options = plain(options)
         if not isinstance(options, Mapping):
             raise ConfigError(f"{cls.prefix} must be a mapping of options, got {type(options).__name__}")
-        unknown = sorted(set(options) - set(cls.option_names()))
+        unknown = sorted(set(options) - set(cls.field_types()))
         if unknown:
             raise ConfigError(
                 f"unknown key(s) {', '.join(f'{cls.prefix}.{key}' for key in unknown)}: "
-                f"the options are {', '.join(cls.option_names())}"
+                f"the options are {', '.join(cls.field_types())}"
             )
         return cls(**{key: value for key, value in options.items() if value is not None})
 

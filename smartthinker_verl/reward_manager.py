@@ -4,9 +4,8 @@ It adds ``acc``, ``think_closed``, ``grading_timed_out``, ``response_length``, `
 for every response. ``grading_errors`` is 1 when the row's ground truth is missing or math-verify cannot parse it: the
 response then scores 0 and is counted (:mod:`grading_report`) instead of raising into verl, which would drop it from its
 group without a word; a grading pool that cannot start is reported there too. The scorer is SmartThinker's
-(:func:`scoring.grade`, options under ``reward.smartthinker``, which reach reward
-workers on every node) unless ``reward.custom_reward_function.path`` is set; options the chosen route would ignore
-are errors naming the fix.
+(:func:`scoring.grade`, options under ``reward.smartthinker``) unless ``reward.custom_reward_function.path`` is set;
+options the chosen route would ignore are errors naming the fix.
 """
 
 from __future__ import annotations

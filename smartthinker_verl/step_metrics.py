@@ -26,9 +26,7 @@ METRIC_NAMES: tuple[str, ...] = get_method(CONFIG_KEY).metric_names
 
 def as_floats(statistics: Mapping[str, torch.Tensor], prefix: str = PREFIX) -> dict[str, float]:
     """A method's step statistics (0-d tensors) as ``{prefix + name: float}``, with one device-to-host copy."""
-    names = list(statistics)
-    if not names:
-        return {}
+    names = list(statistics)  # never empty: every method logs the outcome statistics
     scalars = torch.stack([statistics[name].double().reshape(()) for name in names]).tolist()
     return {prefix + name: value for name, value in zip(names, scalars, strict=True)}
 
