@@ -1,19 +1,10 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
 It composes the recipe config as ``python -m smartthinker_verl.launch.train`` would, joins the Ray cluster the run
-would join (``--address``, else what the run's ``ray.init()`` joins; ``local``: a private one) and runs tasks pinned
-to each alive node:
-
-- every node (verl's TaskRunner and reward loop may land on any): the plugin (:mod:`.cluster_check`), a checkpoint
-  folder that is writable and the same everywhere (each node writes a probe file that every node must read), free
-  disk for the checkpoints the run keeps, wandb credentials;
-- nodes with a Ray ``GPU`` resource (they count against ``trainer.nnodes``), in a task holding the GPUs the run holds
-  there: GPU count, torch's view of them, compute capability, vLLM's CUDA build, flash-attn (unless the run trains
-  with ``+attention=sdpa``). Elsewhere these read ``SKIPPED (no GPU)``.
-
-What torch, vLLM or verl report at start-up in the same words is left to them. Each check is a function of plain
-values (testable without Ray or GPUs); a problem is one line with its fix, and exit code 2. A :data:`WARNING` is a
-cost the run will pay; it never fails it.
+would join and runs tasks pinned to each alive node: the every-node checks, and the GPU checks on nodes with a Ray
+``GPU`` resource (docs/gpu.md, section 4, lists them). Each check is a function of plain values (testable without
+Ray or GPUs); a problem is one line with its fix, and exit code 2. A :data:`WARNING` is a cost the run will pay; it
+never fails it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The paper's table in one command: ``bash recipes/reproduce.sh MODEL [METHOD ...] [--dry-run] [-- OVERRIDE ...]``.
 
-Stages (README, `bash recipes/reproduce.sh`), each in its folder of the run folder: ``preflight/METHOD`` (the
-recipe's ``--doctor-only``), ``train/METHOD`` (``RESUME=1``), ``convert/METHOD``, ``eval/base`` and
-``eval/METHOD``, ``report/``. Each folder holds ``stage.log`` and, once the stage succeeded, ``stage.done`` (the
-command, JSON): a rerun skips a stage done with the same command, stops on one done with another (both fixes named),
-and redoes only the report. ``--dry-run`` composes every training config through the recipe's ``--dry-run``, parses
-the other commands with their own parsers, checks the benchmark files and prints the plan; nothing runs.
-
-For tests only: ``SMARTTHINKER_REPRODUCE_RUNNER=EXE`` runs ``EXE STAGE COMMAND...`` instead of each stage's command.
+The stages, their folders and ``stage.done`` markers, reruns and ``--dry-run``: README, "The paper's table in one
+command". For tests only: ``SMARTTHINKER_REPRODUCE_RUNNER=EXE`` runs ``EXE STAGE COMMAND...`` instead of each
+stage's command.
 """
 
 from __future__ import annotations
