@@ -136,10 +136,10 @@ def test_volta_is_refused() -> None:
 
 
 def test_vllm_must_be_the_cuda_build() -> None:
-    assert doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cuda"}).status == OK
-    missing = doctor.check_vllm(req(), {"imported": False, "error": "No module named 'vllm'"})
+    assert doctor.check_vllm(req(), {"version": "0.24.0", "device": "cuda"}).status == OK
+    missing = doctor.check_vllm(req(), {"error": "No module named 'vllm'"})
     assert missing.status == PROBLEM and "pip install" in missing.fix
-    cpu_build = doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cpu"})
+    cpu_build = doctor.check_vllm(req(), {"version": "0.24.0", "device": "cpu"})
     assert cpu_build.status == PROBLEM and "CUDA build" in cpu_build.fix
     assert doctor.check_vllm(req(rollout="sglang"), None).status == NOTE
 
@@ -284,8 +284,8 @@ def test_flash_attn_is_checked_on_gpu_nodes_where_the_config_trains_with_it(monk
     assert doctor.requirements_from_config(compose_config()).flash_attn is True
     assert doctor.requirements_from_config(compose_config(["+attention=sdpa"])).flash_attn is False
     assert doctor.requirements_from_config(compose_config(["+platform=cpu"])).flash_attn is False
-    assert doctor.check_flash_attn(req(), {"imported": True, "version": "2.8.3"}).status == OK
-    missing = doctor.check_flash_attn(req(), {"imported": False, "error": "No module named 'flash_attn'"})
+    assert doctor.check_flash_attn(req(), {"version": "2.8.3"}).status == OK
+    missing = doctor.check_flash_attn(req(), {"error": "No module named 'flash_attn'"})
     assert missing.status == PROBLEM and "No module named 'flash_attn'" in missing.message
     assert "+attention=sdpa" in missing.fix and "docs/gpu.md" in missing.fix
     assert doctor.check_flash_attn(req(flash_attn=False), None).status == NOTE

@@ -207,9 +207,9 @@ def check_vllm(req: Requirements, result: Mapping[str, Any] | None) -> Finding:
     ``result``: what :data:`VLLM_PROBE` printed there, None where the run has no vLLM rollout."""
     if req.rollout != "vllm":
         return Finding("vllm", NOTE, f"not checked: rollout is {req.rollout!r}")
-    if not result.get("imported"):
+    if "error" in result:
         return Finding(
-            "vllm", PROBLEM, f"vLLM does not import ({result.get('error')})",
+            "vllm", PROBLEM, f"vLLM does not import ({result['error']})",
             "pip install -e '.[gpu]' on this node (vllm 0.24.0 with torch 2.11.0, README 'GPU requirements')",
         )  # fmt: skip
     if result.get("device") != "cuda":
@@ -224,9 +224,9 @@ def check_flash_attn(req: Requirements, result: Mapping[str, Any] | None) -> Fin
     """flash-attn on a GPU node, imported there (a build for another torch or CUDA fails at import)."""
     if not req.flash_attn:
         return Finding("flash_attn", NOTE, "not needed: the run trains with sdpa (+attention=sdpa)")
-    if not result.get("imported"):
+    if "error" in result:
         return Finding(
-            "flash_attn", PROBLEM, f"flash-attn does not import ({result.get('error')}), but the "
+            "flash_attn", PROBLEM, f"flash-attn does not import ({result['error']}), but the "
             "run trains with flash_attention_2 and packed sequences",
             "install flash-attn on this node (docs/gpu.md, 'flash-attention'), or train with sdpa: add "
             "+attention=sdpa to the recipe command (docs/gpu.md, 'Without flash-attn')",
@@ -299,22 +299,22 @@ except Exception as e:
 print(json.dumps(facts))"""
 VLLM_PROBE = """import json, vllm
 from vllm.platforms import current_platform
-print(json.dumps({'imported': True, 'version': vllm.__version__, 'device': str(current_platform.device_type)}))"""
-FLASH_ATTN_PROBE = "import json, flash_attn\nprint(json.dumps({'imported': True, 'version': flash_attn.__version__}))"
+print(json.dumps({'version': vllm.__version__, 'device': str(current_platform.device_type)}))"""
+FLASH_ATTN_PROBE = "import json, flash_attn\nprint(json.dumps({'version': flash_attn.__version__}))"
 
 
-def _facts(code: str, **failed: Any) -> dict[str, Any]:
+def _facts(code: str) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter (CUDA, vLLM and flash-attn initialise there, not in Ray's worker): the
-    JSON it prints, else ``failed`` with the ``error``."""
+    JSON it prints, else ``{"error": ...}``."""
     try:
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT_S
         )
     except subprocess.TimeoutExpired:
-        return {**failed, "error": f"timed out after {_SUBPROCESS_TIMEOUT_S} s"}
+        return {"error": f"timed out after {_SUBPROCESS_TIMEOUT_S} s"}
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return {**failed, "error": tail[:300]}
+        return {"error": tail[:300]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -381,13 +381,13 @@ def probe_node(req: Requirements, all_nodes: Sequence[str], write_error: str | N
 
 def probe_gpus(req: Requirements, ray_gpus: float, assigned: int) -> list[Finding]:
     """The GPU checks of a node, run in a task that holds ``assigned`` of its GPUs (Ray's CUDA_VISIBLE_DEVICES)."""
-    torch_info = _facts(TORCH_PROBE, cuda=None, count=0)
+    torch_info = _facts(TORCH_PROBE)
     return [
         check_gpu_count(ray_gpus, req),
         check_torch_cuda(assigned, torch_info),
         check_compute_capability(torch_info.get("capabilities") or []),
-        check_vllm(req, _facts(VLLM_PROBE, imported=False) if req.rollout == "vllm" else None),
-        check_flash_attn(req, _facts(FLASH_ATTN_PROBE, imported=False) if req.flash_attn else None),
+        check_vllm(req, _facts(VLLM_PROBE) if req.rollout == "vllm" else None),
+        check_flash_attn(req, _facts(FLASH_ATTN_PROBE) if req.flash_attn else None),
     ]
 
 

@@ -215,7 +215,7 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
 def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, tp: int) -> list[Stage]:
     """The paper's protocol on the base model and on every converted model, then the report against the base.
     Missing benchmark files are an error, or a warning in a dry run."""
-    data_dir = Path(os.environ.get("DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
+    data_dir = Path(os.environ.get("DATA_DIR") or REPO_ROOT / "data")  # absolute: plan() made it so
     data = {name: data_dir / name / "test.parquet" for name in BENCHMARKS}
     missing = [str(path) for path in data.values() if not path.is_file()]
     data_note = f"{len(missing)} of {len(data)} benchmark files missing" if missing else "benchmark files present"
