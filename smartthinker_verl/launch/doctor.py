@@ -398,13 +398,11 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) ->
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     temp_dir = None
-    init_kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": logging.WARNING}
+    # address None: as verl's run_ppo does: RAY_ADDRESS, else the cluster `ray start` began on this machine, else new
+    init_kwargs: dict[str, Any] = {"address": address, "runtime_env": runtime_env, "logging_level": logging.WARNING}
     if address == "local":  # a private local cluster (own temp dir), never one another user started here
         temp_dir = tempfile.mkdtemp(prefix="stvdoc", dir="/tmp")
-        init_kwargs.update(address="local", _temp_dir=temp_dir, include_dashboard=False)
-    elif address:
-        init_kwargs["address"] = address
-    # else: as verl's run_ppo does: RAY_ADDRESS, else the cluster `ray start` began on this machine, else a new one
+        init_kwargs.update(_temp_dir=temp_dir, include_dashboard=False)
     ray.init(**init_kwargs)
     try:
         alive = [n for n in ray.nodes() if n["Alive"]]
