@@ -190,12 +190,12 @@ def _check_reward(config: DictConfig, errors: list[str]) -> None:
             f"{type(exc).__name__}: {exc}. Fix: point path at a module (pkg://dotted.module or a .py file) "
             "that defines that function; SmartThinker's is pkg://smartthinker_verl.scoring, compute_score."
         )
-    else:
-        if not callable(scorer):
-            errors.append(
-                f"reward.custom_reward_function.name={function.name!r} in {function.path} is not callable. "
-                "Fix: name a function."
-            )
+        return
+    if not callable(scorer):
+        errors.append(
+            f"reward.custom_reward_function.name={function.name!r} in {function.path} is not callable. "
+            "Fix: name a function."
+        )
 
 
 def _check_estimator(config: DictConfig, errors: list[str]) -> None:
