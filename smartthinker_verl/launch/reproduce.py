@@ -25,6 +25,7 @@ from typing import Any
 
 from smartthinker_verl.cli import exit_status
 from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.evaluation.cli import positive
 from smartthinker_verl.options import CONFIG_KEY
 
 logger = logging.getLogger("smartthinker_verl.launch.reproduce")
@@ -100,10 +101,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--dry-run", action="store_true", help="compose and validate every stage, print the plan")
     parser.add_argument("--run-dir", type=Path, help="run folder (default: runs/reproduce-MODEL); shared with NNODES>1")
-    parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"samples per problem (default {DEFAULT_K})")
+    parser.add_argument("--k", type=positive, default=DEFAULT_K, help=f"samples per problem (default {DEFAULT_K})")
     parser.add_argument(
         "--eval-tp",
-        type=int,
+        type=positive,
         help="GPUs per vLLM engine (tensor parallel; default 1, 2 for 7b): one engine per N visible GPUs",
     )
     args = parser.parse_args(argv)
@@ -111,8 +112,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.model not in MODELS:
         raise ConfigError(f"unknown model {args.model!r}. Fix: choose one of {', '.join(MODELS)}")
     args.methods = list(dict.fromkeys(args.methods or DEFAULT_METHODS))
-    if args.k < 1:
-        raise ConfigError(f"--k {args.k}: give a positive number of samples per problem")
     bad = [o for o in overrides if o.startswith("--") or "=" not in o.lstrip("~")]
     if bad:
         raise ConfigError(f"{' '.join(bad)}: after `--` only Hydra overrides (key=value, +key=value, ~key)")
