@@ -112,9 +112,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.model not in MODELS:
         raise ConfigError(f"unknown model {args.model!r}. Fix: choose one of {', '.join(MODELS)}")
     args.methods = list(dict.fromkeys(args.methods or DEFAULT_METHODS))
-    bad = [o for o in overrides if o.startswith("--") or "=" not in o.lstrip("~")]
-    if bad:
-        raise ConfigError(f"{' '.join(bad)}: after `--` only Hydra overrides (key=value, +key=value, ~key)")
     return args
 
 
