@@ -20,7 +20,7 @@ from smartthinker_verl.launch.validate import RecipeConfigError, validate_config
 
 
 def errors_for(*overrides: str, require_files: bool = False) -> list[str]:
-    return validate_config(compose_config(overrides), require_files=require_files).errors
+    return validate_config(compose_config(overrides), require_files=require_files)
 
 
 @pytest.fixture
@@ -87,10 +87,9 @@ def test_laser_de_needs_the_state_saving_checkpoint_callback() -> None:
     assert "trainer.checkpoint_callback_class=smartthinker_verl.shaping_state.ShapingStateCallback" in error
 
 
-def test_default_config_is_valid_and_missing_data_is_only_a_warning() -> None:
-    report = validate_config(compose_config(), require_files=False)
-    assert report.errors == []
-    assert any("data.train_files" in w and "does not exist" in w for w in report.warnings)
+def test_default_config_is_valid_and_missing_data_is_only_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    assert validate_config(compose_config(), require_files=False) == []
+    assert any("data.train_files" in w and "does not exist" in w for w in caplog.messages)
 
 
 def test_missing_data_is_an_error_for_a_real_run() -> None:
@@ -98,14 +97,14 @@ def test_missing_data_is_an_error_for_a_real_run() -> None:
     assert any(e.startswith("data.train_files: /nowhere/train.parquet does not exist") and "Fix" in e for e in errors)
 
 
-def test_existing_data_gives_no_warning(data_dir: Path) -> None:
-    report = validate_config(compose_config(data_overrides(data_dir)), require_files=True)
-    assert report.errors == [] and report.warnings == []
+def test_existing_data_gives_no_warning(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert validate_config(compose_config(data_overrides(data_dir)), require_files=True) == []
+    assert not [r for r in caplog.records if r.name == validate.__name__]
 
 
-def test_missing_local_model_directory_is_reported() -> None:
-    report = validate_config(compose_config(["actor_rollout_ref.model.path=/no/such/model"]), require_files=False)
-    assert any("actor_rollout_ref.model.path: /no/such/model does not exist" in w for w in report.warnings)
+def test_missing_local_model_directory_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    assert validate_config(compose_config(["actor_rollout_ref.model.path=/no/such/model"]), require_files=False) == []
+    assert any("actor_rollout_ref.model.path: /no/such/model does not exist" in w for w in caplog.messages)
 
 
 def test_kl_in_reward_is_refused() -> None:
@@ -146,7 +145,7 @@ def test_invalid_smartthinker_values_are_refused(override: str, message: str) ->
 def test_fixed_coefficient_ablation_is_valid_and_named() -> None:
     overrides = ["+algorithm.smartthinker.coefficient=fixed", "+algorithm.smartthinker.fixed_coefficient=1e-4"]
     config = compose_config(overrides)
-    assert validate_config(config, require_files=False).errors == []
+    assert validate_config(config, require_files=False) == []
     assert "-coef-fixed0.0001-" in config.trainer.experiment_name
 
 

@@ -12,7 +12,7 @@ def test_dry_run_names_rows_whose_ground_truth_cannot_be_parsed(tmp_path):
     ]
     train = write_parquet(rows, tmp_path / "train.parquet")
     config = compose_config([f"data.train_files='{train}'", f"data.val_files=['{train}']"])
-    errors = validate_config(config, require_files=False).errors
+    errors = validate_config(config, require_files=False)
     named = [
         error for error in errors if f"{train} row 1 (data_source 's', extra_info.index 1): ground truth '}}'" in error
     ]

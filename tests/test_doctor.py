@@ -136,10 +136,10 @@ def test_volta_is_refused() -> None:
 
 
 def test_vllm_must_be_the_cuda_build() -> None:
-    assert doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cuda"}).status == OK
-    missing = doctor.check_vllm(req(), {"imported": False, "error": "No module named 'vllm'"})
+    assert doctor.check_vllm(req(), {"version": "0.24.0", "device": "cuda"}).status == OK
+    missing = doctor.check_vllm(req(), {"error": "No module named 'vllm'"})
     assert missing.status == PROBLEM and "pip install" in missing.fix
-    cpu_build = doctor.check_vllm(req(), {"imported": True, "version": "0.24.0", "device": "cpu"})
+    cpu_build = doctor.check_vllm(req(), {"version": "0.24.0", "device": "cpu"})
     assert cpu_build.status == PROBLEM and "CUDA build" in cpu_build.fix
     assert doctor.check_vllm(req(rollout="sglang"), None).status == NOTE
 
@@ -165,14 +165,17 @@ def test_wandb_credentials_or_offline() -> None:
 
 
 def test_shared_checkpoint_folder_needs_every_nodes_probe(tmp_path: Path) -> None:
-    r = req(checkpoint_dir=str(tmp_path / "ck" / "run"))
-    assert doctor.write_probe(r, "10.0.0.1/abc") is None and doctor.write_probe(r, "10.0.0.2/def") is None
-    seen = doctor.read_probes(r)
-    assert doctor.check_shared_dir("n1", seen, ["10.0.0.1/abc", "10.0.0.2/def"], None).status == OK
-    alone = doctor.check_shared_dir("n1", ["10.0.0.1/abc"], ["10.0.0.1/abc", "10.0.0.2/def"], None)
+    """The real probe every node runs (no Ray), once every node wrote its probe file: no GPU check in it."""
+    r = req(checkpoint_dir=str(tmp_path / "ck" / "run"), wandb=False)
+    nodes = ["10.0.0.1/abc", "10.0.0.2/def"]
+    assert doctor.write_probe(r, nodes[0]) is None and doctor.write_probe(r, nodes[1]) is None
+    findings = {f.check: f for f in doctor.probe_node(r, nodes, None)}
+    assert list(findings) == ["checkpoint_dir", "plugin", "disk", "wandb"]
+    assert findings["checkpoint_dir"].status == OK and findings["plugin"].status == OK
+    alone = doctor.check_shared_dir(["10.0.0.1/abc"], nodes, None)
     assert alone.status == PROBLEM and "10.0.0.2/def" in alone.message and "shared filesystem" in alone.fix
-    doctor.remove_probe(r, "10.0.0.1/abc")
-    doctor.remove_probe(r, "10.0.0.2/def")
+    doctor.remove_probe(r, nodes[0])
+    doctor.remove_probe(r, nodes[1])
     assert list((tmp_path / "ck" / "run").iterdir()) == []
     (tmp_path / "ro").mkdir()
     (tmp_path / "ro").chmod(0o500)
@@ -180,6 +183,7 @@ def test_shared_checkpoint_folder_needs_every_nodes_probe(tmp_path: Path) -> Non
         error = doctor.write_probe(req(checkpoint_dir=str(tmp_path / "ro" / "x")), "n")
         if os.geteuid() != 0:  # root writes anyway
             assert error and "PermissionError" in error
+            assert "must be a folder this node can create" in doctor.check_shared_dir([], ["n"], error).fix
     finally:
         (tmp_path / "ro").chmod(0o700)
 
@@ -187,15 +191,6 @@ def test_shared_checkpoint_folder_needs_every_nodes_probe(tmp_path: Path) -> Non
 def test_every_line_names_the_node_and_a_problem_names_its_fix() -> None:
     line = doctor.Finding("disk", PROBLEM, "full", "free disk", node="10.0.0.1/ab").line()
     assert line == "[PROBLEM] 10.0.0.1/ab disk: full. Fix: free disk"
-
-
-def test_every_node_probe_checks_plugin_disk_and_wandb_only(tmp_path: Path) -> None:
-    """The real probe every node runs (no Ray): no GPU check in it, whatever the node has."""
-    r = req(checkpoint_dir=str(tmp_path / "ck"), wandb=False)
-    findings = {f["check"]: f for f in doctor.probe_node(r, "n")}
-    assert set(findings) == {"plugin", "disk", "wandb"}
-    assert findings["plugin"]["status"] == OK
-    assert all(f["node"] == "n" for f in findings.values())
 
 
 def test_the_plugin_check_fails_where_verl_does_not_load_the_plugin(tmp_path: Path) -> None:
@@ -223,14 +218,14 @@ def test_gpu_probe_on_this_gpu_less_machine_reports_the_missing_gpu(monkeypatch:
     if os.path.exists("/dev/nvidia0"):
         pytest.skip("this machine has a GPU")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    findings = {f["check"]: f for f in doctor.probe_gpus(req(gpus_per_node=1, rollout="sglang"), "n", 1.0, 1)}
+    findings = {f.check: f for f in doctor.probe_gpus(req(gpus_per_node=1, rollout="sglang"), 1.0, 1)}
     assert list(findings) == list(doctor.GPU_CHECKS)
-    assert findings["gpus"]["status"] == OK  # Ray offers what the run asks
-    assert findings["torch_cuda"]["status"] == PROBLEM and "torch sees 0" in findings["torch_cuda"]["message"]
-    assert "CUDA_VISIBLE_DEVICES='0'" in findings["torch_cuda"]["message"]
-    assert findings["compute_capability"]["status"] == NOTE
+    assert findings["gpus"].status == OK  # Ray offers what the run asks
+    assert findings["torch_cuda"].status == PROBLEM and "torch sees 0" in findings["torch_cuda"].message
+    assert "CUDA_VISIBLE_DEVICES='0'" in findings["torch_cuda"].message
+    assert findings["compute_capability"].status == NOTE
     # No flash-attn on this machine: imported in the probe, it fails, and the fix names the switch.
-    assert findings["flash_attn"]["status"] == PROBLEM and "+attention=sdpa" in findings["flash_attn"]["fix"]
+    assert findings["flash_attn"].status == PROBLEM and "+attention=sdpa" in findings["flash_attn"].fix
 
 
 def test_recipe_environment_ignored_by_the_plain_cli_is_a_warning() -> None:
@@ -289,8 +284,8 @@ def test_flash_attn_is_checked_on_gpu_nodes_where_the_config_trains_with_it(monk
     assert doctor.requirements_from_config(compose_config()).flash_attn is True
     assert doctor.requirements_from_config(compose_config(["+attention=sdpa"])).flash_attn is False
     assert doctor.requirements_from_config(compose_config(["+platform=cpu"])).flash_attn is False
-    assert doctor.check_flash_attn(req(), {"imported": True, "version": "2.8.3"}).status == OK
-    missing = doctor.check_flash_attn(req(), {"imported": False, "error": "No module named 'flash_attn'"})
+    assert doctor.check_flash_attn(req(), {"version": "2.8.3"}).status == OK
+    missing = doctor.check_flash_attn(req(), {"error": "No module named 'flash_attn'"})
     assert missing.status == PROBLEM and "No module named 'flash_attn'" in missing.message
     assert "+attention=sdpa" in missing.fix and "docs/gpu.md" in missing.fix
     assert doctor.check_flash_attn(req(flash_attn=False), None).status == NOTE

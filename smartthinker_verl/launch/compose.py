@@ -166,7 +166,9 @@ def prepare(overrides: Sequence[str], *, config_name: str, require_files: bool) 
     ``convert`` look in the launch folder.)"""
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the YAML
         config = compose_config(overrides, config_name=config_name)
-        validate_config(config, require_files=require_files).raise_if_errors()
+        errors = validate_config(config, require_files=require_files)
+    if errors:
+        raise RecipeConfigError(errors)
     directory, raw = str(config.trainer.default_local_dir), config.trainer._get_node("default_local_dir")._value()
     if directory.startswith("~"):
         config.trainer.default_local_dir = str(Path(directory).expanduser())

@@ -1,19 +1,10 @@
 """Preflight of a training run on its Ray cluster: ``smartthinker-verl doctor [--address A] [OVERRIDE ...]``.
 
 It composes the recipe config as ``python -m smartthinker_verl.launch.train`` would, joins the Ray cluster the run
-would join (``--address``, else what the run's ``ray.init()`` joins; ``local``: a private one) and runs tasks pinned
-to each alive node:
-
-- every node (verl's TaskRunner and reward loop may land on any): the plugin (:mod:`.cluster_check`), a checkpoint
-  folder that is writable and the same everywhere (each node writes a probe file that every node must read), free
-  disk for the checkpoints the run keeps, wandb credentials;
-- nodes with a Ray ``GPU`` resource (they count against ``trainer.nnodes``), in a task holding the GPUs the run holds
-  there: GPU count, torch's view of them, compute capability, vLLM's CUDA build, flash-attn (unless the run trains
-  with ``+attention=sdpa``). Elsewhere these read ``SKIPPED (no GPU)``.
-
-What torch, vLLM or verl report at start-up in the same words is left to them. Each check is a function of plain
-values (testable without Ray or GPUs); a problem is one line with its fix, and exit code 2. A :data:`WARNING` is a
-cost the run will pay; it never fails it.
+would join and runs tasks pinned to each alive node: the every-node checks, and the GPU checks on nodes with a Ray
+``GPU`` resource (docs/gpu.md, section 4, lists them). Each check is a function of plain values (testable without
+Ray or GPUs); a problem is one line with its fix, and exit code 2. A :data:`WARNING` is a cost the run will pay; it
+never fails it.
 """
 
 from __future__ import annotations
@@ -212,13 +203,13 @@ def check_compute_capability(capabilities: Sequence[Sequence[int]]) -> Finding:
 
 
 def check_vllm(req: Requirements, result: Mapping[str, Any] | None) -> Finding:
-    """The CUDA build of vLLM on a GPU node (the CPU build imports as well and only fails deep in the rollout)."""
+    """The CUDA build of vLLM on a GPU node (the CPU build imports as well and only fails deep in the rollout);
+    ``result``: what :data:`VLLM_PROBE` printed there, None where the run has no vLLM rollout."""
     if req.rollout != "vllm":
         return Finding("vllm", NOTE, f"not checked: rollout is {req.rollout!r}")
-    if result is None or not result.get("imported"):
-        error = (result or {}).get("error", "not run")
+    if "error" in result:
         return Finding(
-            "vllm", PROBLEM, f"vLLM does not import ({error})",
+            "vllm", PROBLEM, f"vLLM does not import ({result['error']})",
             "pip install -e '.[gpu]' on this node (vllm 0.24.0 with torch 2.11.0, README 'GPU requirements')",
         )  # fmt: skip
     if result.get("device") != "cuda":
@@ -233,9 +224,9 @@ def check_flash_attn(req: Requirements, result: Mapping[str, Any] | None) -> Fin
     """flash-attn on a GPU node, imported there (a build for another torch or CUDA fails at import)."""
     if not req.flash_attn:
         return Finding("flash_attn", NOTE, "not needed: the run trains with sdpa (+attention=sdpa)")
-    if result is None or not result.get("imported"):
+    if "error" in result:
         return Finding(
-            "flash_attn", PROBLEM, f"flash-attn does not import ({(result or {}).get('error', 'not run')}), but the "
+            "flash_attn", PROBLEM, f"flash-attn does not import ({result['error']}), but the "
             "run trains with flash_attention_2 and packed sequences",
             "install flash-attn on this node (docs/gpu.md, 'flash-attention'), or train with sdpa: add "
             "+attention=sdpa to the recipe command (docs/gpu.md, 'Without flash-attn')",
@@ -279,22 +270,20 @@ def check_wandb(req: Requirements, environ: Mapping[str, str], netrc_has_wandb: 
     )  # fmt: skip
 
 
-def check_shared_dir(node: str, seen_tokens: Sequence[str], all_nodes: Sequence[str], error: str | None) -> Finding:
+def check_shared_dir(seen_tokens: Sequence[str], all_nodes: Sequence[str], error: str | None) -> Finding:
     """Each node wrote a probe named after itself; a shared folder shows every node's probe to every node."""
     if error:
         return Finding(
             "checkpoint_dir", PROBLEM, f"not writable: {error}",
             "CHECKPOINT_DIR (or trainer.default_local_dir) must be a folder this node can create and write",
-            node,
         )  # fmt: skip
     missing = sorted(set(all_nodes) - set(seen_tokens))
     if missing:
         return Finding(
             "checkpoint_dir", PROBLEM, f"not the same folder on every node: the probe files of {missing} are "
             "not visible here", "use a shared filesystem mounted at the same path on every node (CHECKPOINT_DIR)",
-            node,
         )  # fmt: skip
-    return Finding("checkpoint_dir", OK, f"writable and shared by {len(all_nodes)} node(s)", node=node)
+    return Finding("checkpoint_dir", OK, f"writable and shared by {len(all_nodes)} node(s)")
 
 
 #: Run in a fresh interpreter by :func:`probe_gpus`; each prints one JSON line.
@@ -310,22 +299,22 @@ except Exception as e:
 print(json.dumps(facts))"""
 VLLM_PROBE = """import json, vllm
 from vllm.platforms import current_platform
-print(json.dumps({'imported': True, 'version': vllm.__version__, 'device': str(current_platform.device_type)}))"""
-FLASH_ATTN_PROBE = "import json, flash_attn\nprint(json.dumps({'imported': True, 'version': flash_attn.__version__}))"
+print(json.dumps({'version': vllm.__version__, 'device': str(current_platform.device_type)}))"""
+FLASH_ATTN_PROBE = "import json, flash_attn\nprint(json.dumps({'version': flash_attn.__version__}))"
 
 
-def _facts(code: str, **failed: Any) -> dict[str, Any]:
+def _facts(code: str) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter (CUDA, vLLM and flash-attn initialise there, not in Ray's worker): the
-    JSON it prints, else ``failed`` with the ``error``."""
+    JSON it prints, else ``{"error": ...}``."""
     try:
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT_S
         )
     except subprocess.TimeoutExpired:
-        return {**failed, "error": f"timed out after {_SUBPROCESS_TIMEOUT_S} s"}
+        return {"error": f"timed out after {_SUBPROCESS_TIMEOUT_S} s"}
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return {**failed, "error": tail[:300]}
+        return {"error": tail[:300]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -342,13 +331,6 @@ def write_probe(req: Requirements, node: str) -> str | None:
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
-
-
-def read_probes(req: Requirements) -> list[str]:
-    try:
-        return [p.read_text() for p in Path(req.checkpoint_dir).glob(f"{_PROBE_PREFIX}{req.token}-*")]
-    except OSError:
-        return []
 
 
 def remove_probe(req: Requirements, node: str) -> None:
@@ -373,9 +355,13 @@ def check_plugin(estimator: str) -> Finding:
     return Finding("plugin", OK, f"verl loads SmartThinker; {estimator} and the scorer pass the worked example")
 
 
-def probe_node(req: Requirements, node: str) -> list[dict[str, Any]]:
-    """The checks of every node except the shared folder (needs all probes first); findings as dicts."""
+def probe_node(req: Requirements, all_nodes: Sequence[str], write_error: str | None) -> list[Finding]:
+    """The checks of every node, run once every node wrote its probe file: shared folder, plugin, disk, wandb."""
     directory = Path(req.checkpoint_dir)
+    try:
+        seen = [p.read_text() for p in directory.glob(f"{_PROBE_PREFIX}{req.token}-*")]
+    except OSError:
+        seen = []
     existing = next((p for p in (directory, *directory.parents) if p.exists()), directory)
     try:
         free: int | None = int(shutil.disk_usage(existing).free)
@@ -385,21 +371,24 @@ def probe_node(req: Requirements, node: str) -> list[dict[str, Any]]:
         netrc_has_wandb = "api.wandb.ai" in (Path.home() / ".netrc").read_text()
     except OSError:
         netrc_has_wandb = False
-    findings = [check_plugin(req.estimator), check_disk(free, req), check_wandb(req, os.environ, netrc_has_wandb)]
-    return [asdict(replace(f, node=node)) for f in findings]
+    return [
+        check_shared_dir(seen, all_nodes, write_error),
+        check_plugin(req.estimator),
+        check_disk(free, req),
+        check_wandb(req, os.environ, netrc_has_wandb),
+    ]
 
 
-def probe_gpus(req: Requirements, node: str, ray_gpus: float, assigned: int) -> list[dict[str, Any]]:
+def probe_gpus(req: Requirements, ray_gpus: float, assigned: int) -> list[Finding]:
     """The GPU checks of a node, run in a task that holds ``assigned`` of its GPUs (Ray's CUDA_VISIBLE_DEVICES)."""
-    torch_info = _facts(TORCH_PROBE, cuda=None, count=0)
-    findings = [
+    torch_info = _facts(TORCH_PROBE)
+    return [
         check_gpu_count(ray_gpus, req),
         check_torch_cuda(assigned, torch_info),
         check_compute_capability(torch_info.get("capabilities") or []),
-        check_vllm(req, _facts(VLLM_PROBE, imported=False) if req.rollout == "vllm" else None),
-        check_flash_attn(req, _facts(FLASH_ATTN_PROBE, imported=False) if req.flash_attn else None),
+        check_vllm(req, _facts(VLLM_PROBE) if req.rollout == "vllm" else None),
+        check_flash_attn(req, _facts(FLASH_ATTN_PROBE) if req.flash_attn else None),
     ]
-    return [asdict(replace(f, node=node)) for f in findings]
 
 
 def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) -> list[Finding]:
@@ -409,13 +398,11 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) ->
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     temp_dir = None
-    init_kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": logging.WARNING}
+    # address None: as verl's run_ppo does: RAY_ADDRESS, else the cluster `ray start` began on this machine, else new
+    init_kwargs: dict[str, Any] = {"address": address, "runtime_env": runtime_env, "logging_level": logging.WARNING}
     if address == "local":  # a private local cluster (own temp dir), never one another user started here
         temp_dir = tempfile.mkdtemp(prefix="stvdoc", dir="/tmp")
-        init_kwargs.update(address="local", _temp_dir=temp_dir, include_dashboard=False)
-    elif address:
-        init_kwargs["address"] = address
-    # else: as verl's run_ppo does: RAY_ADDRESS, else the cluster `ray start` began on this machine, else a new one
+        init_kwargs.update(_temp_dir=temp_dir, include_dashboard=False)
     ray.init(**init_kwargs)
     try:
         alive = [n for n in ray.nodes() if n["Alive"]]
@@ -432,33 +419,31 @@ def run_on_cluster(req: Requirements, address: str | None, runtime_env: dict) ->
 
         names = [n["name"] for n in nodes.values()]
         writes = ray.get([on(nid, write_probe).remote(req, n["name"]) for nid, n in nodes.items()])
-        seen = ray.get([on(nid, read_probes).remote(req) for nid in nodes])
-        common = ray.get([on(nid, probe_node).remote(req, n["name"]) for nid, n in nodes.items()])
+        tasks = [on(nid, probe_node).remote(req, names, error) for nid, error in zip(nodes, writes, strict=True)]
+        common = ray.get(tasks)
         gpu_tasks = {}
         for nid, node in nodes.items():
             if req.needs_gpu and node["gpus"] > 0:
                 assigned = min(node["gpus"], req.gpus_per_node)
                 assigned = int(assigned) if assigned >= 1 else assigned
                 task = on(nid, probe_gpus, num_gpus=assigned)
-                gpu_tasks[nid] = task.remote(req, node["name"], node["gpus"], math.ceil(assigned))
+                gpu_tasks[nid] = task.remote(req, node["gpus"], math.ceil(assigned))
         ready, _ = ray.wait(list(gpu_tasks.values()), num_returns=len(gpu_tasks), timeout=GPU_GRANT_TIMEOUT_S)
-        for (nid, node), error, tokens, node_findings in zip(nodes.items(), writes, seen, common, strict=True):
-            findings.append(check_shared_dir(node["name"], tokens, names, error))
-            findings += [Finding(**f) for f in node_findings]
+        for (nid, node), found in zip(nodes.items(), common, strict=True):
             if not req.needs_gpu:
-                gpu_findings = skipped_gpu_checks("trainer.device=cpu")
+                found += skipped_gpu_checks("trainer.device=cpu")
             elif nid not in gpu_tasks:
-                gpu_findings = skipped_gpu_checks("no Ray GPU resource on this node; the run places no GPU worker here")
+                found += skipped_gpu_checks("no Ray GPU resource on this node; the run places no GPU worker here")
             elif gpu_tasks[nid] in ready:
-                gpu_findings = [Finding(**f) for f in ray.get(gpu_tasks[nid])]
+                found += ray.get(gpu_tasks[nid])
             else:
                 ray.cancel(gpu_tasks[nid], force=True)
-                gpu_findings = [Finding(
+                found.append(Finding(
                     "gpus", PROBLEM, f"Ray did not grant this node's GPUs within {GPU_GRANT_TIMEOUT_S} s: another job "
                     "or actor holds them, and the run would wait for them too",
                     "stop what holds them (`ray list actors`, `ray job list`) and run the doctor again",
-                )]  # fmt: skip
-            findings += [replace(f, node=node["name"]) for f in gpu_findings]
+                ))  # fmt: skip
+            findings += [replace(f, node=node["name"]) for f in found]
         ray.get([on(nid, remove_probe).remote(req, n["name"]) for nid, n in nodes.items()])
         return findings
     finally:

@@ -1,13 +1,8 @@
 """The paper's table in one command: ``bash recipes/reproduce.sh MODEL [METHOD ...] [--dry-run] [-- OVERRIDE ...]``.
 
-Stages (README, `bash recipes/reproduce.sh`), each in its folder of the run folder: ``preflight/METHOD`` (the
-recipe's ``--doctor-only``), ``train/METHOD`` (``RESUME=1``), ``convert/METHOD``, ``eval/base`` and
-``eval/METHOD``, ``report/``. Each folder holds ``stage.log`` and, once the stage succeeded, ``stage.done`` (the
-command, JSON): a rerun skips a stage done with the same command, stops on one done with another (both fixes named),
-and redoes only the report. ``--dry-run`` composes every training config through the recipe's ``--dry-run``, parses
-the other commands with their own parsers, checks the benchmark files and prints the plan; nothing runs.
-
-For tests only: ``SMARTTHINKER_REPRODUCE_RUNNER=EXE`` runs ``EXE STAGE COMMAND...`` instead of each stage's command.
+The stages, their folders and ``stage.done`` markers, reruns and ``--dry-run``: README, "The paper's table in one
+command". For tests only: ``SMARTTHINKER_REPRODUCE_RUNNER=EXE`` runs ``EXE STAGE COMMAND...`` instead of each
+stage's command.
 """
 
 from __future__ import annotations
@@ -30,6 +25,7 @@ from typing import Any
 
 from smartthinker_verl.cli import exit_status
 from smartthinker_verl.errors import ConfigError
+from smartthinker_verl.evaluation.cli import positive
 from smartthinker_verl.options import CONFIG_KEY
 
 logger = logging.getLogger("smartthinker_verl.launch.reproduce")
@@ -58,18 +54,20 @@ RUNNER_ENV = "SMARTTHINKER_REPRODUCE_RUNNER"
 
 @dataclass
 class Stage:
-    """One step of the run: its command, where it writes, and whether it still has to run."""
+    """One step of the run: its command, its folder ``run_dir/name``, and whether it still has to run."""
 
     name: str
-    directory: Path
+    run_dir: Path
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     #: Why it does not run (set while planning), else None.
     skip: str | None = None
-    #: True where a changed command just means "run again" (the report: cheap, derived from the others).
-    rerun_when_changed: bool = False
     #: What --dry-run checked (one line).
     checked: str = ""
+
+    @property
+    def directory(self) -> Path:
+        return self.run_dir / self.name
 
     @property
     def marker(self) -> Path:
@@ -103,10 +101,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--dry-run", action="store_true", help="compose and validate every stage, print the plan")
     parser.add_argument("--run-dir", type=Path, help="run folder (default: runs/reproduce-MODEL); shared with NNODES>1")
-    parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"samples per problem (default {DEFAULT_K})")
+    parser.add_argument("--k", type=positive, default=DEFAULT_K, help=f"samples per problem (default {DEFAULT_K})")
     parser.add_argument(
         "--eval-tp",
-        type=int,
+        type=positive,
         help="GPUs per vLLM engine (tensor parallel; default 1, 2 for 7b): one engine per N visible GPUs",
     )
     args = parser.parse_args(argv)
@@ -114,11 +112,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.model not in MODELS:
         raise ConfigError(f"unknown model {args.model!r}. Fix: choose one of {', '.join(MODELS)}")
     args.methods = list(dict.fromkeys(args.methods or DEFAULT_METHODS))
-    if args.k < 1:
-        raise ConfigError(f"--k {args.k}: give a positive number of samples per problem")
-    bad = [o for o in overrides if o.startswith("--") or "=" not in o.lstrip("~")]
-    if bad:
-        raise ConfigError(f"{' '.join(bad)}: after `--` only Hydra overrides (key=value, +key=value, ~key)")
     return args
 
 
@@ -154,20 +147,16 @@ def compose_training(recipe: Path, overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def cli_command(subcommand: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "smartthinker_verl.cli", subcommand, *args]
-
-
-def parse_cli(command: Sequence[str]) -> argparse.Namespace:
-    """Parse a ``smartthinker-verl`` command's arguments with that subcommand's own parser (no side effects)."""
+    """A ``smartthinker-verl`` command, its arguments parsed by that subcommand's own parser (no side effects)."""
     from smartthinker_verl.cli import SUBCOMMANDS
 
-    subcommand, args = command[3], list(command[4:])
     parser = argparse.ArgumentParser(prog=f"smartthinker-verl {subcommand}", exit_on_error=False)
     importlib.import_module(SUBCOMMANDS[subcommand][0]).add_arguments(parser)
     try:
-        return parser.parse_args(args)
+        parser.parse_args(args)
     except (argparse.ArgumentError, SystemExit) as error:
         raise ConfigError(f"smartthinker-verl {subcommand} refuses {shlex.join(args)}: {error}") from error
+    return [sys.executable, "-m", "smartthinker_verl.cli", subcommand, *args]
 
 
 def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tuple[list[Stage], str]:
@@ -194,7 +183,7 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
             )
         preflight = Stage(
             f"preflight/{method}",
-            run_dir / "preflight" / method,
+            run_dir,
             ["bash", str(recipe), "--doctor-only", *overrides[method]],
             checked="the training stage's config (composed below)",
         )
@@ -202,7 +191,7 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
             preflight.skip, preflight.checked = "SMARTTHINKER_SKIP_DOCTOR=1", "skipped by SMARTTHINKER_SKIP_DOCTOR=1"
         train = Stage(
             f"train/{method}",
-            run_dir / "train" / method,
+            run_dir,
             ["bash", str(recipe), "--skip-doctor", *overrides[method]],
             env={"RESUME": "1"},
             checked=f"composed by {recipe.name} --dry-run: adv_estimator={method}, "
@@ -211,7 +200,7 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
         model = run_dir / "convert" / method / "model"
         convert = Stage(
             f"convert/{method}",
-            run_dir / "convert" / method,
+            run_dir,
             cli_command("convert", str(checkpoints), "--step", "latest", "--out", str(model), "--force"),
             checked="arguments parsed by convert's parser; reads the training config's default_local_dir",
         )
@@ -222,7 +211,7 @@ def training_stages(args: argparse.Namespace, recipe: Path, run_dir: Path) -> tu
 def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, tp: int) -> list[Stage]:
     """The paper's protocol on the base model and on every converted model, then the report against the base.
     Missing benchmark files are an error, or a warning in a dry run."""
-    data_dir = Path(os.environ.get("DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
+    data_dir = Path(os.environ.get("DATA_DIR") or REPO_ROOT / "data")  # absolute: plan() made it so
     data = {name: data_dir / name / "test.parquet" for name in BENCHMARKS}
     missing = [str(path) for path in data.values() if not path.is_file()]
     data_note = f"{len(missing)} of {len(data)} benchmark files missing" if missing else "benchmark files present"
@@ -246,10 +235,8 @@ def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, 
     stages = [
         Stage(
             f"eval/{name}",
-            run_dir / "eval" / name,
-            cli_command(
-                "eval", "--model", model, "--label", label, *protocol_args, "--out", str(run_dir / "eval" / name)
-            ),
+            run_dir,
+            cli_command("eval", "--model", model, "--label", label, *protocol_args, "--out", f"{run_dir}/eval/{name}"),
             checked=f"arguments parsed by eval's parser; {protocol}; {data_note}",
         )
         for name, (model, label) in models.items()
@@ -257,18 +244,12 @@ def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, 
     report_dir = run_dir / "report"
     results = [str(run_dir / "eval" / m / "res.json") for m in args.methods]
     plot = ["--plot", str(report_dir / "report.png")] if importlib.util.find_spec("matplotlib") else ["--no-plot"]
-    command = cli_command("report", *results, "--baseline", str(run_dir / "eval" / "base" / "res.json"))
-    stages.append(
-        Stage(
-            "report",
-            report_dir,
-            [*command, "--out", str(report_dir / "report.md"), *plot],
-            rerun_when_changed=True,
-            checked="arguments parsed by report's parser; AES against eval/base"
-            + ("" if plot[0] == "--plot" else "; no plot (matplotlib is not installed: pip install -e .[plot])"),
-        )
-    )
-    return stages
+    baseline = str(run_dir / "eval" / "base" / "res.json")
+    command = cli_command("report", *results, "--baseline", baseline, "--out", str(report_dir / "report.md"), *plot)
+    checked = "arguments parsed by report's parser; AES against eval/base"
+    if plot[0] == "--no-plot":
+        checked += "; no plot (matplotlib is not installed: pip install -e .[plot])"
+    return [*stages, Stage("report", run_dir, command, checked=checked)]
 
 
 def plan(args: argparse.Namespace) -> list[Stage]:
@@ -284,11 +265,7 @@ def plan(args: argparse.Namespace) -> list[Stage]:
     recipe_name, default_tp = MODELS[args.model]
     run_dir = (args.run_dir or Path("runs") / f"reproduce-{args.model}").expanduser().resolve()
     stages, base_model = training_stages(args, RECIPES / recipe_name, run_dir)
-    stages += evaluation_stages(args, run_dir, base_model, args.eval_tp or default_tp)
-    for stage in stages:
-        if stage.command[:3] == [sys.executable, "-m", "smartthinker_verl.cli"]:
-            parse_cli(stage.command)
-    return stages
+    return stages + evaluation_stages(args, run_dir, base_model, args.eval_tp or default_tp)
 
 
 def finished(stage: Stage) -> str | None:
@@ -299,7 +276,7 @@ def finished(stage: Stage) -> str | None:
         return None
     if record.get("command") == stage.recorded():
         return f"finished {record.get('finished', '?')} ({stage.marker})"
-    if stage.rerun_when_changed:
+    if stage.name == "report":  # cheap, derived from the others: a changed command just means "run again"
         logger.info("%s: its inputs changed since it finished; running it again", stage.name)
         return None
     raise ConfigError(

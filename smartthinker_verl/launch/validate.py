@@ -16,7 +16,6 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -44,48 +43,33 @@ class RecipeConfigError(ConfigError):
         super().__init__(f"invalid recipe config ({len(self.problems)} problem(s)):\n{lines}")
 
 
-@dataclass
-class ValidationReport:
-    """Outcome of :func:`validate_config`: ``errors`` make the config unusable, ``warnings`` do not."""
-
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def raise_if_errors(self) -> None:
-        if self.errors:
-            raise RecipeConfigError(self.errors)
-
-
 def one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def validate_config(config: DictConfig, *, require_files: bool) -> ValidationReport:
-    """Run verl's ``validate_config`` and the checks verl leaves to the GPU run on a copy of ``config``; collect
-    every problem. With ``require_files`` (a real run) missing data files and a missing local model folder are
-    errors, else warnings (a dry run on a machine without the data)."""
+def validate_config(config: DictConfig, *, require_files: bool) -> list[str]:
+    """Run verl's ``validate_config`` and the checks verl leaves to the GPU run on a copy of ``config``; return every
+    problem. With ``require_files`` (a real run) missing data files and a missing local model folder are problems,
+    else logged warnings (a dry run on a machine without the data)."""
     from omegaconf.errors import OmegaConfBaseException
 
-    report = ValidationReport()
+    errors: list[str] = []
     resolved = copy.deepcopy(config)
     try:
         OmegaConf.resolve(resolved)
     except OmegaConfBaseException as exc:
-        report.errors.append(
+        return [
             f"{getattr(exc, 'full_key', '?')}: interpolation does not resolve ({one_line(exc)}). "
             "Fix: set the referenced key, or replace the ${...} value."
-        )
-        return report
-    _check_batch_sizes(resolved, report.errors)
-    if _check_plugin(report.errors):
-        _check_reward(resolved, report.errors)
-        _check_estimator(resolved, report.errors)
-    _check_verl(resolved, report.errors)
-    _check_files(resolved, report, require_files=require_files)
-    _check_checkpoint_dir(resolved, report.errors)
-    for warning in report.warnings:
-        logger.warning("%s", warning)
-    return report
+        ]
+    _check_batch_sizes(resolved, errors)
+    if _check_plugin(errors):
+        _check_reward(resolved, errors)
+        _check_estimator(resolved, errors)
+    _check_verl(resolved, errors)
+    _check_files(resolved, errors, require_files=require_files)
+    _check_checkpoint_dir(resolved, errors)
+    return errors
 
 
 def _check_batch_sizes(config: DictConfig, errors: list[str]) -> None:
@@ -206,12 +190,12 @@ def _check_reward(config: DictConfig, errors: list[str]) -> None:
             f"{type(exc).__name__}: {exc}. Fix: point path at a module (pkg://dotted.module or a .py file) "
             "that defines that function; SmartThinker's is pkg://smartthinker_verl.scoring, compute_score."
         )
-    else:
-        if not callable(scorer):
-            errors.append(
-                f"reward.custom_reward_function.name={function.name!r} in {function.path} is not callable. "
-                "Fix: name a function."
-            )
+        return
+    if not callable(scorer):
+        errors.append(
+            f"reward.custom_reward_function.name={function.name!r} in {function.path} is not callable. "
+            "Fix: name a function."
+        )
 
 
 def _check_estimator(config: DictConfig, errors: list[str]) -> None:
@@ -264,19 +248,20 @@ def _check_verl(config: DictConfig, errors: list[str]) -> None:
         )
 
 
-def _check_files(config: DictConfig, report: ValidationReport, *, require_files: bool) -> None:
+def _check_files(config: DictConfig, errors: list[str], *, require_files: bool) -> None:
     """The data files and a local model folder exist; every ground truth of the local data files parses with the
     grader (a row math-verify cannot parse would score 0 for every response); files written by data_preprocess/
     carry a mark and are not read again."""
     from smartthinker_verl.data import ground_truth_problems
 
-    target = report.errors if require_files else report.warnings
+    warnings: list[str] = []
+    target = errors if require_files else warnings
     local = []
     for key in ("data.train_files", "data.val_files"):
         value = OmegaConf.select(config, key)
         files = list(value) if isinstance(value, ListConfig | list) else [] if value is None else [value]
         if not files:
-            report.errors.append(f"{key} is empty. Fix: point it at the parquet files of data_preprocess/.")
+            errors.append(f"{key} is empty. Fix: point it at the parquet files of data_preprocess/.")
         for name in [str(f) for f in files if not str(f).startswith(REMOTE_PREFIXES)]:
             path = Path(name).expanduser()
             if not path.is_file():
@@ -292,10 +277,12 @@ def _check_files(config: DictConfig, report: ValidationReport, *, require_files:
             f"actor_rollout_ref.model.path: {model} does not exist. Fix: set MODEL_PATH (recipes) to a local "
             "checkpoint directory or a Hugging Face model id."
         )
+    for warning in warnings:
+        logger.warning("%s", warning)
     problems = ground_truth_problems(local) if local else []
-    report.errors.extend(problems[:20])
+    errors.extend(problems[:20])
     if len(problems) > 20:
-        report.errors.append(f"... and {len(problems) - 20} more rows whose ground truth math-verify cannot parse")
+        errors.append(f"... and {len(problems) - 20} more rows whose ground truth math-verify cannot parse")
 
 
 def _check_checkpoint_dir(config: DictConfig, errors: list[str]) -> None:
