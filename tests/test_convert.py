@@ -23,16 +23,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import fsdp_checkpoint as fc  # noqa: E402
 
 from smartthinker_verl.cli import main as cli_main  # noqa: E402
-from smartthinker_verl.convert import (  # noqa: E402
+from smartthinker_verl.convert.discovery import locate_checkpoint  # noqa: E402
+from smartthinker_verl.convert.errors import (  # noqa: E402
     CheckpointNotFoundError,
-    ConvertOptions,
     OutputExistsError,
     ShardError,
     VerificationError,
-    convert_checkpoint,
-    locate_checkpoint,
 )
-from smartthinker_verl.convert.pipeline import same_bits, verify_model  # noqa: E402
+from smartthinker_verl.convert.pipeline import ConvertOptions, convert_checkpoint, same_bits, verify_model  # noqa: E402
 
 QUIET = {"progress": False}
 TRAIN_METRICS = {"critic/score/mean": 0.25, "response_length/mean": 812.0, "actor/pg_loss": 0.1}

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from smartthinker_verl.errors import ConfigError, MissingFileError
@@ -48,12 +49,8 @@ class Level:
         """``[N]`` P(correct) of responses of ``lengths`` ``[N]`` tokens (float64)."""
         lengths = lengths.to(torch.float64)
         if self.points:
-            xs = torch.tensor([p[0] for p in self.points], dtype=torch.float64)
-            ys = torch.tensor([p[1] for p in self.points], dtype=torch.float64)
-            position = torch.searchsorted(xs, lengths.clamp(xs[0], xs[-1]), right=True).clamp(1, len(xs) - 1)
-            x0, x1, y0, y1 = xs[position - 1], xs[position], ys[position - 1], ys[position]
-            weight = ((lengths.clamp(xs[0], xs[-1]) - x0) / (x1 - x0)).clamp(0, 1)
-            return y0 + weight * (y1 - y0)
+            xs, ys = zip(*self.points, strict=True)
+            return torch.from_numpy(np.interp(lengths.numpy(), xs, ys))
         rise = self.best * (1 - torch.exp(-((lengths / self.scale) ** self.shape)))
         onset = self.onset if self.onset is not None else self.rise_critical_length()
         return rise * (1 - self.decline * (lengths - onset).clamp(min=0) / 1000).clamp(min=0)
@@ -82,20 +79,16 @@ DEFAULT_LEVELS: tuple[Level, ...] = (
 )
 
 
-def overthinking(levels: tuple[Level, ...], decline: float = OVERTHINKING_DECLINE) -> tuple[Level, ...]:
-    """The same levels, each declining by ``decline`` per 1,000 tokens past its rising part's critical length."""
-    return tuple(dataclasses.replace(level, decline=decline, onset=None) for level in levels)
+def overthinking(levels: tuple[Level, ...]) -> tuple[Level, ...]:
+    """The same levels, each declining by OVERTHINKING_DECLINE per 1,000 tokens past its rise's critical length."""
+    return tuple(dataclasses.replace(level, decline=OVERTHINKING_DECLINE, onset=None) for level in levels)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Level)}
 
 
 def load_levels(path: str | Path) -> tuple[Level, ...]:
-    """Levels from a JSON or YAML file ``{"levels": [{"name": ..., <curve fields>}, ...]}`` (docs/arena.md).
-
-    Raises:
-        MissingFileError: no such file. ConfigError: the content is not a valid curve, with the fix.
-    """
+    """Levels from a JSON or YAML file ``{"levels": [{"name": ..., <curve fields>}, ...]}`` (docs/arena.md)."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"curve file {path} does not exist. Fix: pass a JSON or YAML file (docs/arena.md)")

@@ -142,9 +142,8 @@ def run_one(spec: ArenaSpec, config: DictConfig, seed: int) -> Trajectory:
         advantages = estimators.compute_advantages(config, rewards, mask, uid)[rows, last].double()
         rewards[rows, last] = 0.0
         policy.update(eps, advantages.view_as(eps), spec.learning_rate)
-        per_level = lengths.double().mean(dim=1), correct.double().mean(dim=1)
-        lengths_per_step[step] = _level_means(per_level[0], level, len(spec.levels))
-        accuracy_per_step[step] = _level_means(per_level[1], level, len(spec.levels))
+        lengths_per_step[step] = _level_means(lengths.double().mean(dim=1), level, len(spec.levels))
+        accuracy_per_step[step] = _level_means(correct.double().mean(dim=1), level, len(spec.levels))
         if bool(correct.any()):
             min_correct[step] = float(advantages[correct.flatten()].min())
     final_length, final_accuracy = expected_outcome(policy, accuracy_table, level, spec.max_length)

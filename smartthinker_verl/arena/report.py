@@ -19,7 +19,6 @@ from smartthinker_verl.evaluation.report import markdown_table, pyplot, save_fig
 from smartthinker_verl.evaluation.statistics import compression, t_interval_half_width
 
 
-#: Two-sided 97.5% quantiles of Student's t by degrees of freedom (1..30); 1.96 beyond.
 def interval(values: Sequence[float]) -> dict[str, float]:
     """``{"mean", "low", "high"}``: the mean and its 95% t interval (low = high = mean for one value)."""
     mean = float(np.mean(values))

@@ -9,24 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .discovery import CheckpointLocation, locate_checkpoint
-from .errors import CheckpointNotFoundError, ConversionError, OutputExistsError, ShardError, VerificationError
-from .pipeline import ConversionResult, ConvertOptions, convert_checkpoint
-
-__all__ = [
-    "CheckpointLocation",
-    "CheckpointNotFoundError",
-    "ConversionError",
-    "ConversionResult",
-    "ConvertOptions",
-    "OutputExistsError",
-    "ShardError",
-    "VerificationError",
-    "add_arguments",
-    "convert_checkpoint",
-    "locate_checkpoint",
-    "run",
-]
+from .discovery import locate_checkpoint
+from .pipeline import ConvertOptions, convert_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
