@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     return exit_status(f"smartthinker-verl {args.command}", lambda: args._module.run(args))
 
 
+def positive(text: str) -> int:
+    """argparse type of the CLIs' counts: an integer >= 1 (argparse names the flag and exits 2 otherwise)."""
+    if int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return int(text)
+
+
 def exit_status(program: str, call: Callable[[], int | None]) -> int:
     """Run ``call`` and return its exit status; a :class:`SmartThinkerError` (bad input or configuration) becomes
     one line with the fix and exit 2, the one place that does so. Any other exception is a bug (traceback)."""

@@ -11,30 +11,30 @@ import time
 from pathlib import Path
 
 from smartthinker_verl.arena import curves, estimators, loop, report
+from smartthinker_verl.cli import positive
 from smartthinker_verl.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides for every method's config")
     parser.add_argument("--methods", nargs="+", help="estimator names (default: grpo and every registered method)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per method (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=300, help="policy steps (default: %(default)s)")
-    parser.add_argument("--prompts-per-level", type=int, default=8, help="default: %(default)s")
-    parser.add_argument("--group-size", type=int, default=8, help="samples per prompt per step (default: %(default)s)")
+    parser.add_argument("--seeds", type=positive, default=5, help="seeds 0..N-1 per method (default: %(default)s)")
+    parser.add_argument("--steps", type=positive, default=300, help="policy steps (default: %(default)s)")
+    parser.add_argument("--prompts-per-level", type=positive, default=8, help="default: %(default)s")
+    parser.add_argument(
+        "--group-size", type=positive, default=8, help="samples per prompt per step (default: %(default)s)"
+    )
     parser.add_argument("--max-length", type=int, default=curves.DEFAULT_MAX_LENGTH, help="default: %(default)s")
     parser.add_argument("--learning-rate", type=float, default=loop.DEFAULT_LEARNING_RATE, help="default: %(default)s")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--curves", type=Path, help="JSON or YAML file of levels (docs/arena.md)")
     which.add_argument("--overthinking", action="store_true", help="the default levels, declining past their peak")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (%(default)s)")
+    parser.add_argument("--workers", type=positive, default=min(2, os.cpu_count() or 1), help="processes (%(default)s)")
     parser.add_argument("--out", type=Path, default=Path("outputs/arena"), help="folder (default: %(default)s)")
     parser.add_argument("--no-plot", action="store_true", help="skip arena.png (no matplotlib needed)")
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("seeds", "steps", "prompts_per_level", "group_size", "workers"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1. Fix: pass a positive number")
     if args.group_size < 2 or args.max_length < 2 * loop.MIN_LENGTH:
         raise ConfigError(f"--group-size must be >= 2 and --max-length >= {2 * loop.MIN_LENGTH}. Fix: raise them")
     levels = curves.load_levels(args.curves) if args.curves else curves.DEFAULT_LEVELS

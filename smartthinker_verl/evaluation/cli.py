@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from smartthinker_verl.cli import positive
 from smartthinker_verl.errors import ConfigError, DataError, SetupError
 from smartthinker_verl.evaluation import generation
 from smartthinker_verl.evaluation.backends import BACKENDS, SamplingSettings, make_backend, stable_seed
@@ -38,13 +39,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SAMPLES = 4
 #: The flags (argparse names) that go to the vllm backend alone; hf takes --device and --batch-size.
 VLLM_OPTIONS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager")
-
-
-def positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    if int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,9 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from smartthinker_verl.cli import exit_status
+from smartthinker_verl.cli import exit_status, positive
 from smartthinker_verl.errors import ConfigError
-from smartthinker_verl.evaluation.cli import positive
 from smartthinker_verl.options import CONFIG_KEY
 
 logger = logging.getLogger("smartthinker_verl.launch.reproduce")
