@@ -160,7 +160,7 @@ def test_a_failed_stage_stops_the_run_and_a_rerun_skips_the_finished_stages(tmp_
 
 
 def test_report_reruns_when_its_inputs_change_other_stages_refuse(tmp_path: Path) -> None:
-    report = reproduce.Stage("report", tmp_path, ["python", "report", "a.json"])
+    report = reproduce.Stage("report", tmp_path, ["python", "report", "a.json"], rerun_when_changed=True)
     train = reproduce.Stage("train/grpo", tmp_path, ["bash", "run_1.5b.sh", "x=1"])
     for stage in (report, train):
         stage.directory.mkdir(parents=True)

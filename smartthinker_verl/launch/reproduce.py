@@ -61,6 +61,8 @@ class Stage:
     env: dict[str, str] = field(default_factory=dict)
     #: Why it does not run (set while planning), else None.
     skip: str | None = None
+    #: True where a changed command just means "run again" (the report: cheap, derived from the others).
+    rerun_when_changed: bool = False
     #: What --dry-run checked (one line).
     checked: str = ""
 
@@ -248,7 +250,7 @@ def evaluation_stages(args: argparse.Namespace, run_dir: Path, base_model: str, 
     checked = "arguments parsed by report's parser; AES against eval/base"
     if plot[0] == "--no-plot":
         checked += "; no plot (matplotlib is not installed: pip install -e .[plot])"
-    return [*stages, Stage("report", run_dir, command, checked=checked)]
+    return [*stages, Stage("report", run_dir, command, rerun_when_changed=True, checked=checked)]
 
 
 def plan(args: argparse.Namespace) -> list[Stage]:
@@ -275,7 +277,7 @@ def finished(stage: Stage) -> str | None:
         return None
     if record.get("command") == stage.recorded():
         return f"finished {record.get('finished', '?')} ({stage.marker})"
-    if stage.name == "report":  # cheap, derived from the others: a changed command just means "run again"
+    if stage.rerun_when_changed:
         logger.info("%s: its inputs changed since it finished; running it again", stage.name)
         return None
     raise ConfigError(
